@@ -1,0 +1,66 @@
+"""Changes pulled from a CRM or delivered by its webhooks."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from crmhost.models._base import CanonicalStruct
+from crmhost.models.records import ObjectType
+
+__all__ = ["Change", "ChangeOp", "ChangePage"]
+
+
+class ChangeOp(enum.StrEnum):
+    """What happened to a CRM record."""
+
+    UPSERT = "upsert"
+    DELETE = "delete"
+    MERGE = "merge"
+
+
+class Change(CanonicalStruct, frozen=True):
+    """One CRM-side change.
+
+    Attributes:
+        object: the kind of record.
+        remote_id: the CRM's id of the record.
+        op: upsert, delete, or merge (``remote_id`` was merged into ``merged_into``).
+        fields: changed values under the CRM's API names (the host maps them back); empty for
+            deletes and for "pull now" hints.
+        key: the natural key (email) when the CRM sent it.
+        modified_at: when the CRM says it changed.
+        field_modified_at: per-field change times where the CRM keeps them.
+        account_id: the CRM account it belongs to; set by plugins whose webhooks serve all
+            accounts of an app, so the host can route it.
+        event_id: the CRM's event or notification id, for de-duplication.
+        partial: true when ``fields`` holds only what changed (webhooks) rather than the record.
+        merged_into: for merges, the surviving record's id.
+    """
+
+    object: ObjectType
+    remote_id: str
+    op: ChangeOp = ChangeOp.UPSERT
+    fields: dict[str, Any] = {}
+    key: str | None = None
+    modified_at: datetime | None = None
+    field_modified_at: dict[str, datetime] = {}
+    account_id: str | None = None
+    event_id: str | None = None
+    partial: bool = False
+    merged_into: str | None = None
+
+
+class ChangePage(CanonicalStruct, frozen=True):
+    """One page of ``pull_changes``.
+
+    Attributes:
+        changes: the changes, oldest first where the CRM orders them.
+        next_cursor: the opaque cursor to resume from; the host stores it with the changes.
+        has_more: whether another page is ready now; false ends this pull.
+    """
+
+    changes: list[Change]
+    next_cursor: str | None
+    has_more: bool

@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy models, engine, tenant scoping and migrations."""

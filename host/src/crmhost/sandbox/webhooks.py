@@ -1,0 +1,155 @@
+"""Delivering a sandbox's webhooks: signed, retried with backoff, every attempt recorded."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import httpx
+
+__all__ = ["Delivery", "DeliveryAttempt", "Signer", "WebhookSender"]
+
+log = logging.getLogger(__name__)
+
+#: Signs one delivery: ``(method, url, body, timestamp_ms) -> headers`` to add.
+Signer = Callable[[str, str, bytes, int], Mapping[str, str]]
+
+
+@dataclass
+class DeliveryAttempt:
+    """One try at delivering a webhook."""
+
+    delivery_id: int
+    attempt: int
+    url: str
+    status: int | None
+    error: str | None
+    at: float
+
+
+@dataclass
+class Delivery:
+    """A webhook payload waiting to be delivered, and what became of it."""
+
+    id: int
+    body: bytes
+    content_type: str
+    attempts: list[DeliveryAttempt] = field(default_factory=list)
+    delivered: bool = False
+    given_up: bool = False
+    settled: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+
+    async def wait(self) -> None:
+        """Wait until it was delivered or given up (call from the sandbox's loop)."""
+        await self.settled.wait()
+
+
+class WebhookSender:
+    """Posts payloads to the configured URL from a task in the sandbox's event loop.
+
+    A delivery is retried on connection errors, on timeouts and on any non-2xx answer, after
+    ``backoff_s * 2**attempt`` seconds, at most ``max_attempts`` times; CRMs retry over hours,
+    a sandbox over seconds. Each attempt is re-signed with a fresh timestamp, as CRMs do.
+
+    Args:
+        sign: the CRM's signing scheme.
+        max_attempts: tries per delivery (the first included).
+        backoff_s: the first retry delay.
+        timeout_s: how long one attempt may take (HubSpot: 5 s).
+    """
+
+    def __init__(
+        self, sign: Signer, *, max_attempts: int = 5, backoff_s: float = 0.2, timeout_s: float = 5.0
+    ) -> None:
+        self.sign = sign
+        self.url: str | None = None
+        self.max_attempts = max_attempts
+        self.backoff_s = backoff_s
+        self.timeout_s = timeout_s
+        self.deliveries: list[Delivery] = []
+        self._ids = itertools.count(1)
+        self._queue: asyncio.Queue[Delivery] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._pending: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        """Start the delivery task in the running loop (the sandbox's startup)."""
+        self._queue = asyncio.Queue()
+        self._task = asyncio.create_task(self._run(), name="sandbox-webhooks")
+
+    async def stop(self) -> None:
+        """Cancel delivery (the sandbox's shutdown); undelivered payloads stay recorded."""
+        tasks = [t for t in (self._task, *self._pending) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._task = None
+
+    def send(self, body: bytes, content_type: str = "application/json") -> Delivery:
+        """Queue ``body`` for delivery to the configured URL; without a URL it is only recorded."""
+        delivery = Delivery(id=next(self._ids), body=body, content_type=content_type)
+        self.deliveries.append(delivery)
+        if self.url is not None and self._queue is not None:
+            self._queue.put_nowait(delivery)
+        return delivery
+
+    def reset(self) -> None:
+        """Forget recorded deliveries."""
+        self.deliveries.clear()
+
+    def snapshot(self) -> list[dict[str, object]]:
+        """Deliveries and their attempts, for ``GET /_sandbox/webhooks``."""
+        return [
+            {
+                "id": d.id,
+                "delivered": d.delivered,
+                "given_up": d.given_up,
+                "attempts": [
+                    {"attempt": a.attempt, "url": a.url, "status": a.status, "error": a.error}
+                    for a in d.attempts
+                ],
+            }
+            for d in self.deliveries
+        ]
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        async with httpx.AsyncClient(timeout=self.timeout_s) as client:
+            while True:
+                delivery = await self._queue.get()
+                # each delivery retries on its own so one dead receiver does not stall the rest
+                task = asyncio.create_task(self._deliver(client, delivery))
+                self._pending.add(task)
+                task.add_done_callback(self._pending.discard)
+
+    async def _deliver(self, client: httpx.AsyncClient, delivery: Delivery) -> None:
+        for attempt in range(self.max_attempts):
+            url = self.url
+            if url is None:
+                return
+            timestamp_ms = int(time.time() * 1000)
+            headers = {
+                "Content-Type": delivery.content_type,
+                **self.sign("POST", url, delivery.body, timestamp_ms),
+            }
+            status: int | None = None
+            error: str | None = None
+            try:
+                response = await client.post(url, content=delivery.body, headers=headers)
+                status = response.status_code
+            except httpx.HTTPError as exc:
+                error = f"{type(exc).__name__}: {exc}"
+            delivery.attempts.append(DeliveryAttempt(delivery.id, attempt, url, status, error, time.time()))
+            if status is not None and 200 <= status < 300:
+                delivery.delivered = True
+                delivery.settled.set()
+                return
+            log.info("webhook %s attempt %s failed: %s", delivery.id, attempt, error or status)
+            if attempt + 1 < self.max_attempts:
+                await asyncio.sleep(self.backoff_s * 2**attempt)
+        delivery.given_up = True
+        delivery.settled.set()

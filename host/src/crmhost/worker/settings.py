@@ -1,0 +1,42 @@
+"""arq's ``WorkerSettings`` for ``crmhost worker`` (or ``arq crmhost.worker.settings.WorkerSettings``)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar
+
+from arq.connections import RedisSettings
+
+from crmhost.worker import lifecycle
+from crmhost.worker.codec import deserialize, serialize
+from crmhost.worker.registry import CRON_JOBS, FUNCTIONS
+
+__all__ = ["WorkerSettings", "redis_settings_for"]
+
+
+def redis_settings_for(url: str | None = None) -> RedisSettings:
+    """The arq connection settings for ``url`` (``CRMHOST_REDIS_URL`` by default)."""
+    url = url or os.environ.get("CRMHOST_REDIS_URL") or ""
+    return RedisSettings.from_dsn(url) if url else RedisSettings()
+
+
+class WorkerSettings:
+    """What arq's worker runs and how."""
+
+    functions: ClassVar[list[Any]] = FUNCTIONS
+    cron_jobs: ClassVar[list[Any]] = CRON_JOBS
+    on_startup = lifecycle.startup
+    on_shutdown = lifecycle.shutdown
+    redis_settings = redis_settings_for()
+    job_serializer = serialize
+    job_deserializer = deserialize
+    # jobs mostly wait on CRM HTTP calls and the per-account rate limiter, not on the CPU;
+    # 20 keeps a 2-core worker busy without opening more DB connections than the pool's 20
+    max_jobs = 20
+    # an upper bound for any job; each function sets its own tighter timeout in the registry
+    job_timeout = 3600
+    # arq retries only on Retry(...) or a worker shutdown mid-job; the registry sets per-job tries
+    max_tries = 5
+    # a kept result also holds its _job_id, refusing the same id (e.g. refresh:<id>) until it
+    # expires; one minute lets a caller read the outcome but never blocks the next periodic job
+    keep_result = 60

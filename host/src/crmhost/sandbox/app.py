@@ -115,7 +115,7 @@ class Sandbox:
         self.limiter = ServerRateLimiter(tiers, real=real)
         self.stats = CallStats()
         self.oauth = self.create_oauth_server()
-        self.webhooks = WebhookSender(self.sign_webhook)
+        self.webhooks = self.create_webhook_sender()
         self.app = Litestar(
             route_handlers=[*self._admin_routes(), *self._consent_routes(), *self.routes()],
             middleware=[self._middleware],
@@ -141,6 +141,10 @@ class Sandbox:
     def new_client_secret(self) -> str:
         """A fresh client secret."""
         return secrets.token_urlsafe(32)
+
+    def create_webhook_sender(self) -> WebhookSender:
+        """The webhook sender (override for retry policy or an acknowledgement check)."""
+        return WebhookSender(self.sign_webhook)
 
     def create_oauth_server(self) -> OAuthServer:
         """The authorization server (override to set lifetimes or refresh-token rotation)."""

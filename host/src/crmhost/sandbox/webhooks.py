@@ -11,12 +11,18 @@ from dataclasses import dataclass, field
 
 import httpx
 
-__all__ = ["Delivery", "DeliveryAttempt", "Signer", "WebhookSender"]
+__all__ = ["Acknowledged", "Delivery", "DeliveryAttempt", "Signer", "WebhookSender"]
 
 log = logging.getLogger(__name__)
 
 #: Signs one delivery: ``(method, url, body, timestamp_ms) -> headers`` to add.
 Signer = Callable[[str, str, bytes, int], Mapping[str, str]]
+#: Decides from the receiver's answer whether a delivery is done (default: any 2xx).
+Acknowledged = Callable[[httpx.Response], bool]
+
+
+def _any_2xx(response: httpx.Response) -> bool:
+    return 200 <= response.status_code < 300
 
 
 @dataclass
@@ -60,16 +66,25 @@ class WebhookSender:
         max_attempts: tries per delivery (the first included).
         backoff_s: the first retry delay.
         timeout_s: how long one attempt may take (HubSpot: 5 s).
+        acknowledged: whether an answer settles the delivery; CRMs that want more than a 2xx
+            (Salesforce Outbound Messages need a SOAP ``Ack``) pass their own check.
     """
 
     def __init__(
-        self, sign: Signer, *, max_attempts: int = 5, backoff_s: float = 0.2, timeout_s: float = 5.0
+        self,
+        sign: Signer,
+        *,
+        max_attempts: int = 5,
+        backoff_s: float = 0.2,
+        timeout_s: float = 5.0,
+        acknowledged: Acknowledged = _any_2xx,
     ) -> None:
         self.sign = sign
         self.url: str | None = None
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
         self.timeout_s = timeout_s
+        self.acknowledged = acknowledged
         self.deliveries: list[Delivery] = []
         self._ids = itertools.count(1)
         self._queue: asyncio.Queue[Delivery] | None = None
@@ -138,13 +153,15 @@ class WebhookSender:
             }
             status: int | None = None
             error: str | None = None
+            acked = False
             try:
                 response = await client.post(url, content=delivery.body, headers=headers)
                 status = response.status_code
+                acked = self.acknowledged(response)
             except httpx.HTTPError as exc:
                 error = f"{type(exc).__name__}: {exc}"
             delivery.attempts.append(DeliveryAttempt(delivery.id, attempt, url, status, error, time.time()))
-            if status is not None and 200 <= status < 300:
+            if acked:
                 delivery.delivered = True
                 delivery.settled.set()
                 return

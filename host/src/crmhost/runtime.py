@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -51,6 +52,9 @@ class Host:
     http: httpx.AsyncClient
     limiters: LimiterRegistry = field(default_factory=LimiterRegistry)
     queue: JobQueue | None = None
+    # per-integration locks: one refresh at a time within this process (PostgreSQL row locks
+    # extend that across processes)
+    refresh_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 
     @property
     def dispatcher(self) -> Dispatcher:

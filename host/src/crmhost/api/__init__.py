@@ -1,0 +1,1 @@
+"""The platform API (Litestar): thin controllers over :mod:`crmhost.services`."""

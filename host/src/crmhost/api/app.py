@@ -1,0 +1,60 @@
+"""The app factory and the one core plugin that wires crmhost into Litestar."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.config.app import AppConfig
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.plugins import InitPluginProtocol
+
+from crmhost import __version__
+from crmhost.api.deps import provide_host
+from crmhost.api.errors import EXCEPTION_HANDLERS
+from crmhost.api.integrations import IntegrationController
+from crmhost.api.oauth import OAuthController
+from crmhost.api.system import HealthController, PluginController
+from crmhost.plugins import Plugins
+from crmhost.runtime import open_host
+from crmhost.settings import Settings
+
+__all__ = ["CrmHostCore", "create_app"]
+
+log = logging.getLogger(__name__)
+
+
+class CrmHostCore(InitPluginProtocol):
+    """Opens the :class:`~crmhost.runtime.Host` for the app's lifetime and registers the API."""
+
+    def __init__(self, settings: Settings | None = None, plugins: Plugins | None = None) -> None:
+        self._settings = settings
+        self._plugins = plugins
+
+    @asynccontextmanager
+    async def _lifespan(self, app: Litestar) -> AsyncIterator[None]:
+        async with open_host(self._settings, plugins=self._plugins) as host:
+            app.state.host = host
+            log.info("crmhost ready: plugins %s", ", ".join(host.plugins.loaded()) or "none")
+            yield
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        """Add routes, dependencies, error handlers and the host's lifespan."""
+        app_config.route_handlers.extend(
+            [HealthController, PluginController, IntegrationController, OAuthController]
+        )
+        app_config.dependencies["host"] = Provide(provide_host, sync_to_thread=False)
+        app_config.exception_handlers.update(EXCEPTION_HANDLERS)
+        app_config.lifespan.append(self._lifespan)
+        return app_config
+
+
+def create_app(settings: Settings | None = None, plugins: Plugins | None = None) -> Litestar:
+    """The platform API. Plugins are loaded when the app starts, not at import."""
+    return Litestar(
+        plugins=[CrmHostCore(settings, plugins)],
+        openapi_config=OpenAPIConfig(title="crmhost platform API", version=__version__, path="/schema"),
+    )

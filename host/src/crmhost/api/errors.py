@@ -1,0 +1,80 @@
+"""One JSON error shape for every failure: what is wrong and where.
+
+``{"status_code": 400, "detail": "unknown provider 'x'; loaded plugins: hubspot",
+"extra": [{"key": "body.provider", "message": "..."}]}``, the same shape Litestar uses for
+its own validation errors, so clients parse one thing. 5xx answers never carry internals.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException
+
+from crmhost.services.credentials import NoCredentials
+from crmhost.services.errors import ServiceError
+
+__all__ = ["EXCEPTION_HANDLERS"]
+
+log = logging.getLogger(__name__)
+
+
+def _json(status: int, detail: str, where: str | None = None) -> Response[dict[str, object]]:
+    body: dict[str, object] = {"status_code": status, "detail": detail}
+    if where:
+        body["extra"] = [{"key": where, "message": detail}]
+    return Response(body, status_code=status, media_type=MediaType.JSON)
+
+
+def service_error(_: Request[Any, Any, Any], exc: ServiceError) -> Response[dict[str, object]]:
+    """4xx from a service, naming the offending input."""
+    return _json(exc.status, exc.message, exc.where)
+
+
+def no_credentials(_: Request[Any, Any, Any], exc: NoCredentials) -> Response[dict[str, object]]:
+    """An operation that needs a connected integration on one that is not."""
+    return _json(409, f"{exc}; connect it first", "path.integration_id")
+
+
+_AT = re.compile(r"at `\$\.?([^`]*)`")
+_FIELD = re.compile(r"(?:missing required field|unknown field) `([^`]+)`")
+
+
+def _where(entry: object) -> object:
+    """Point a body validation error at the field: ``body.provider`` rather than ``data``."""
+    if not isinstance(entry, dict) or entry.get("key") != "data" or entry.get("source") != "body":
+        return entry
+    message = str(entry.get("message", ""))
+    path = ""
+    if at := _AT.search(message):
+        path = at.group(1)
+    if field := _FIELD.search(message):
+        path = f"{path}.{field.group(1)}" if path else field.group(1)
+    return {**entry, "key": f"body.{path}" if path else "body"}
+
+
+def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, object]]:
+    """Litestar's own errors (validation, 401, 404, 405) in the shared shape."""
+    body: dict[str, object] = {"status_code": exc.status_code, "detail": exc.detail}
+    if exc.extra:
+        body["extra"] = [_where(e) for e in exc.extra] if isinstance(exc.extra, list) else exc.extra
+    headers = dict(exc.headers or {})
+    return Response(body, status_code=exc.status_code, media_type=MediaType.JSON, headers=headers)
+
+
+def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, object]]:
+    """Anything unexpected: logged with its traceback, answered without internals."""
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return _json(500, "internal error; it has been logged")
+
+
+EXCEPTION_HANDLERS: dict[int | type[Exception], Callable[[Request[Any, Any, Any], Any], Response[Any]]] = {
+    ServiceError: service_error,
+    NoCredentials: no_credentials,
+    HTTPException: http_error,
+    Exception: internal_error,
+}

@@ -1,0 +1,151 @@
+"""Request and response bodies of the platform API (snake_case JSON, strict on input)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+
+from crmhost.db.models import CredentialRow, Integration
+
+__all__ = [
+    "Authorize",
+    "CreateIntegration",
+    "CreatedIntegration",
+    "CredentialInfo",
+    "IntegrationOut",
+    "PluginOut",
+    "UpdateIntegration",
+]
+
+
+class _In(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Input bodies reject unknown fields, so a typo is a 400 rather than silently ignored."""
+
+
+class CreateIntegration(_In):
+    """``POST /v1/integrations``.
+
+    Attributes:
+        provider: a loaded plugin's slug.
+        name: a label for the dashboard.
+        settings: the plugin's per-integration settings.
+        redirect_to: where to send the browser after the OAuth callback.
+        api_key: connect with an API key instead of OAuth (Pipedrive token, HubSpot
+            private-app token).
+        api_base: the account's API base, for CRMs whose API-key accounts need one.
+    """
+
+    provider: str
+    name: str = ""
+    settings: dict[str, Any] = {}
+    redirect_to: str | None = None
+    api_key: str | None = None
+    api_base: str | None = None
+
+
+class UpdateIntegration(_In):
+    """``PATCH /v1/integrations/{id}``: only the fields given change."""
+
+    name: str | msgspec.UnsetType = msgspec.UNSET
+    enabled: bool | msgspec.UnsetType = msgspec.UNSET
+    sync_frequency: Literal["hourly", "daily"] | msgspec.UnsetType = msgspec.UNSET
+    direction: Literal["both", "to_crm", "from_crm"] | msgspec.UnsetType = msgspec.UNSET
+    conflict_strategy: (
+        Literal["crm_wins", "local_wins", "newest_wins", "fill_if_blank", "manual", "field_level"]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
+    settings: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+
+    def changes(self) -> dict[str, Any]:
+        """The fields that were given."""
+        return {f: getattr(self, f) for f in self.__struct_fields__ if getattr(self, f) is not msgspec.UNSET}
+
+
+class Authorize(_In):
+    """``POST /v1/integrations/{id}/authorize``: start (again) the OAuth flow."""
+
+    redirect_to: str | None = None
+
+
+class CredentialInfo(msgspec.Struct, kw_only=True):
+    """What the API shows of credentials: never a token."""
+
+    kind: str
+    expires_at: datetime | None
+    scopes: list[str]
+    api_base: str | None
+    updated_at: datetime
+
+
+class IntegrationOut(msgspec.Struct, kw_only=True):
+    """An integration as the API shows it (secret settings by name only)."""
+
+    id: str
+    provider: str
+    name: str
+    status: str
+    status_reason: str | None
+    auth_kind: str
+    enabled: bool
+    sync_frequency: str
+    direction: str
+    conflict_strategy: str
+    settings: dict[str, Any]
+    account_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    connected_at: datetime | None
+    credentials: CredentialInfo | None = None
+
+    @classmethod
+    def of(cls, row: Integration, creds: CredentialRow | None = None) -> IntegrationOut:
+        """Build from the rows."""
+        return cls(
+            id=row.id,
+            provider=row.provider,
+            name=row.name,
+            status=row.status,
+            status_reason=row.status_reason,
+            auth_kind=row.auth_kind,
+            enabled=row.enabled,
+            sync_frequency=row.sync_frequency,
+            direction=row.direction,
+            conflict_strategy=row.conflict_strategy,
+            settings=dict(row.settings or {}),
+            account_id=row.account_id,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            connected_at=row.connected_at,
+            credentials=None
+            if creds is None
+            else CredentialInfo(
+                kind=creds.kind,
+                expires_at=creds.expires_at,
+                scopes=list(creds.scopes or []),
+                api_base=creds.api_base,
+                updated_at=creds.updated_at,
+            ),
+        )
+
+
+class CreatedIntegration(msgspec.Struct, kw_only=True):
+    """``POST /v1/integrations`` answer: the integration and, for OAuth, where to send the user."""
+
+    integration: IntegrationOut
+    authorize_url: str | None = None
+
+
+class PluginOut(msgspec.Struct, kw_only=True):
+    """One plugin as ``GET /v1/plugins`` lists it."""
+
+    name: str
+    version: str
+    loaded: bool
+    error: str | None
+    title: str | None
+    auth_kinds: list[str]
+    objects: list[str]
+    capabilities: list[str]
+    hooks: list[str]

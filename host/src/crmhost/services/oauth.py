@@ -1,0 +1,218 @@
+"""The OAuth connect flow: authorize URLs with bound, single-use state, and the callback.
+
+authlib builds the authorize URL and the PKCE challenge; the code exchange itself goes through
+the plugin's ``authenticate`` hook, because every CRM's token response differs (Salesforce's
+``instance_url`` and signature, HubSpot's ``hub_id``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from authlib.integrations.httpx_client import AsyncOAuth2Client
+from sqlalchemy import update
+
+from crmhost.context import utcnow
+from crmhost.db.models import CredentialRow, Integration, IntegrationStatus, OAuthState
+from crmhost.db.tenancy import ALL_TENANTS
+from crmhost.errors import CrmError
+from crmhost.models import AuthorizationCodeGrant, Credentials
+from crmhost.runtime import Host
+from crmhost.services.audit import audit
+from crmhost.services.context import build_context
+from crmhost.services.errors import InvalidInput
+from crmhost.services.vault import store_credentials
+
+__all__ = [
+    "STATE_TTL",
+    "CallbackOutcome",
+    "activate",
+    "begin_authorization",
+    "complete_authorization",
+]
+
+STATE_TTL = timedelta(minutes=10)
+
+
+def _hash_state(state: str) -> str:
+    return hashlib.sha256(state.encode()).hexdigest()
+
+
+async def begin_authorization(host: Host, integration: Integration, redirect_to: str | None) -> str:
+    """Create a pending authorization for ``integration``; return the CRM's authorize URL.
+
+    The state is 256 random bits, stored hashed, bound to tenant and integration, single-use
+    and valid for ten minutes. The PKCE verifier (when the CRM supports PKCE) is stored
+    encrypted and never leaves the host.
+    """
+    info = host.plugins.info(integration.provider)
+    if info.oauth is None:
+        raise InvalidInput(f"provider {integration.provider!r} does not support OAuth", where="body.provider")
+    app = host.settings.provider(integration.provider)
+    if not app.client_id:
+        raise InvalidInput(
+            f"no OAuth app configured for {integration.provider!r}: set "
+            f"CRMHOST_{integration.provider.upper()}_CLIENT_ID and _CLIENT_SECRET",
+            where="body.provider",
+        )
+    state = secrets.token_urlsafe(32)
+    verifier = secrets.token_urlsafe(64) if info.oauth.pkce else None
+    client = AsyncOAuth2Client(
+        client_id=app.client_id,
+        redirect_uri=app.redirect_uri,
+        scope=info.oauth.scope_separator.join(info.oauth.scopes),
+        code_challenge_method="S256" if verifier else None,
+    )
+    params = dict(info.oauth.extra_authorize_params)
+    if info.oauth.optional_scopes:
+        params["optional_scope"] = info.oauth.scope_separator.join(info.oauth.optional_scopes)
+    url, _ = client.create_authorization_url(
+        app.rebase(info.oauth.authorize_url), state=state, code_verifier=verifier, **params
+    )
+    state_hash = _hash_state(state)
+    now = build_context(host, integration, None).now()
+    async with host.db.transaction(integration.tenant_id) as session:
+        session.add(
+            OAuthState(
+                tenant_id=integration.tenant_id,
+                state_hash=state_hash,
+                integration_id=integration.id,
+                code_verifier=host.cipher.encrypt(verifier, associated=state_hash) if verifier else None,
+                redirect_to=redirect_to,
+                expires_at=now + STATE_TTL,
+            )
+        )
+    return str(url)
+
+
+@dataclass(frozen=True)
+class CallbackOutcome:
+    """What the callback did, for the API to answer with."""
+
+    tenant_id: str
+    integration_id: str
+    connected: bool
+    redirect_to: str | None
+    error: str | None = None
+
+
+async def _claim_state(host: Host, state: str) -> OAuthState:
+    """Mark the state used, atomically; only the first claim of a live state succeeds."""
+    state_hash = _hash_state(state)
+    async with host.db.transaction(ALL_TENANTS) as session:
+        row = await session.get(OAuthState, state_hash)
+        if row is None:
+            raise InvalidInput("unknown OAuth state: start the connection again", where="query.state")
+        now = utcnow()
+        if row.used_at is not None:
+            raise InvalidInput(
+                "this OAuth state was already used: start the connection again", where="query.state"
+            )
+        if row.expires_at <= now:
+            raise InvalidInput(
+                "this OAuth state expired (10 minutes): start the connection again", where="query.state"
+            )
+        claimed = await session.execute(
+            update(OAuthState)
+            .where(OAuthState.state_hash == state_hash, OAuthState.used_at.is_(None))
+            .values(used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(claimed, "rowcount", 0) != 1:
+            raise InvalidInput(
+                "this OAuth state was already used: start the connection again", where="query.state"
+            )
+        return row
+
+
+async def _failed(
+    host: Host, claimed: OAuthState, reason: str, *, actor: str, action: str
+) -> CallbackOutcome:
+    """Keep the integration pending with ``reason`` and audit the failure."""
+    async with host.db.transaction(claimed.tenant_id) as session:
+        integration = await session.get(Integration, claimed.integration_id)
+        if integration is not None:
+            integration.status_reason = reason
+        audit(
+            session,
+            tenant_id=claimed.tenant_id,
+            integration_id=claimed.integration_id,
+            actor=actor,
+            action=action,
+            reason=reason,
+        )
+    return CallbackOutcome(claimed.tenant_id, claimed.integration_id, False, claimed.redirect_to, reason)
+
+
+async def complete_authorization(
+    host: Host, *, state: str | None, code: str | None, error: str | None, error_description: str | None
+) -> CallbackOutcome:
+    """Handle ``GET /v1/oauth/callback``.
+
+    Raises:
+        InvalidInput: the state is missing, unknown, expired or already used; nothing is stored.
+    """
+    if not state:
+        raise InvalidInput("the callback has no state parameter", where="query.state")
+    claimed = await _claim_state(host, state)
+    tenant_id, integration_id = claimed.tenant_id, claimed.integration_id
+    if error or not code:
+        reason = error or "no authorization code in the callback"
+        if error_description:
+            reason = f"{reason}: {error_description}"
+        action = "oauth.denied" if error == "access_denied" else "oauth.failed"
+        return await _failed(host, claimed, reason, actor="user", action=action)
+    verifier = (
+        host.cipher.decrypt(claimed.code_verifier, associated=claimed.state_hash)
+        if claimed.code_verifier
+        else None
+    )
+    async with host.db.session(tenant_id) as session:
+        integration = await session.get(Integration, integration_id)
+    if integration is None:
+        raise InvalidInput("the integration of this OAuth state was deleted", where="query.state")
+    app = host.settings.provider(integration.provider)
+    grant = AuthorizationCodeGrant(code=code, redirect_uri=app.redirect_uri, code_verifier=verifier)
+    try:
+        creds: Credentials = await host.dispatcher.acall(
+            integration.provider, "authenticate", ctx=build_context(host, integration, None), grant=grant
+        )
+    except CrmError as exc:
+        reason = f"code exchange failed: {exc.message}"
+        return await _failed(host, claimed, reason, actor="system", action="oauth.failed")
+    await activate(host, integration, creds, actor="user", action="oauth.connected")
+    return CallbackOutcome(tenant_id, integration_id, True, claimed.redirect_to)
+
+
+async def activate(
+    host: Host, integration: Integration, creds: Credentials, *, actor: str, action: str
+) -> None:
+    """Store ``creds`` encrypted and mark the integration active, in one transaction."""
+    async with host.db.transaction(integration.tenant_id) as session:
+        row = await session.get(Integration, integration.id)
+        if row is None:
+            raise InvalidInput("the integration was deleted", where="integration_id")
+        existing = await session.get(CredentialRow, integration.id)
+        store_credentials(
+            session,
+            host.cipher,
+            tenant_id=row.tenant_id,
+            integration_id=row.id,
+            credentials=creds,
+            row=existing,
+        )
+        row.status = IntegrationStatus.ACTIVE.value
+        row.status_reason = None
+        row.account_id = creds.account_id
+        row.connected_at = utcnow()
+        audit(
+            session,
+            tenant_id=row.tenant_id,
+            integration_id=row.id,
+            actor=actor,
+            action=action,
+            account_id=creds.account_id,
+        )

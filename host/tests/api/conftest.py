@@ -1,0 +1,95 @@
+"""A running host (real HTTP on 127.0.0.1) with the test plugin and the test OAuth server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from crmhost.api.app import create_app
+from crmhost.context import ProviderApp
+from crmhost.db.migrate import upgrade
+from crmhost.plugins import Plugins
+from crmhost.runtime import Host, open_host
+from crmhost.sandbox.serve import running
+from crmhost.security.tokens import generate_key_spec
+from crmhost.services.tenants import create_tenant
+from crmhost.settings import Settings
+
+from ..support import testcrm
+from ..support.oauth_server import OAuthServerState, create_oauth_server
+
+
+@dataclass
+class Stack:
+    """What a test drives: the host's URL, a host of its own on the same database, the OAuth server."""
+
+    url: str
+    host: Host  # same database and keys as the served host; lives in the test's event loop
+    oauth: OAuthServerState
+    oauth_url: str
+    settings: Settings
+
+    def client(self, api_key: str | None = None) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=30)
+
+
+@pytest.fixture(name="oauth_server")
+def fx_oauth_server() -> Iterator[tuple[OAuthServerState, str]]:
+    state = OAuthServerState()
+    with running(create_oauth_server(state)) as url:
+        yield state, url
+
+
+def _plugins() -> Plugins:
+    plugins = Plugins()
+    status = plugins.register(testcrm, "testcrm")
+    assert status.loaded, status.error
+    return plugins
+
+
+@pytest.fixture(name="stack")
+async def fx_stack(
+    database_url: str, tmp_path: Path, oauth_server: tuple[OAuthServerState, str]
+) -> AsyncIterator[Stack]:
+    state, oauth_url = oauth_server
+    await upgrade(database_url)
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=database_url,
+        encryption_keys=generate_key_spec("k1"),
+    )
+    app = create_app(settings, _plugins())
+    with running(app) as url:
+        # the callback URL is only known once the server listens
+        settings.providers["testcrm"] = ProviderApp(
+            client_id=state.client_id,
+            client_secret=state.client_secret,
+            redirect_uri=f"{url}/v1/oauth/callback",
+            base_url=oauth_url,
+        )
+        async with open_host(settings, plugins=_plugins(), with_queue=False, migrate=False) as host:
+            yield Stack(url=url, host=host, oauth=state, oauth_url=oauth_url, settings=settings)
+
+
+@pytest.fixture(name="tenant")
+async def fx_tenant(stack: Stack) -> tuple[str, str]:
+    """``(tenant_id, api_key)`` of a fresh tenant."""
+    return await create_tenant(stack.host, "Acme")
+
+
+async def connect_oauth(stack: Stack, api_key: str) -> str:
+    """Run the whole OAuth connect flow; returns the active integration's id."""
+    async with stack.client(api_key) as c:
+        r = await c.post("/v1/integrations", json={"provider": "testcrm"})
+        assert r.status_code == 201, r.text
+        body = r.json()
+    async with httpx.AsyncClient() as c:
+        consent = await c.get(body["authorize_url"])
+        done = await c.get(consent.headers["location"])
+    assert done.status_code == 200, done.text
+    return str(body["integration"]["id"])

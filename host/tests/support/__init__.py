@@ -1,0 +1,1 @@
+"""Test support: a small OAuth server and a test CRM plugin, registered per test (not installed)."""

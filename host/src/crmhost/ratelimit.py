@@ -62,7 +62,8 @@ class SlidingWindowLimiter:
     Args:
         policy: the CRM's published limits.
         clock: a monotonic clock in seconds (injectable for tests).
-        exclusive: buckets whose requests do not count towards ``default``.
+        exclusive: buckets whose requests do not count towards ``default``, in addition to
+            the policy's ``exclusive_buckets``.
     """
 
     def __init__(
@@ -76,7 +77,7 @@ class SlidingWindowLimiter:
         self._windows: dict[str, _Window] = {"default": _Window(policy.requests, policy.per_seconds)}
         for name, (limit, window_s) in policy.buckets.items():
             self._windows[name] = _Window(limit, window_s)
-        self._exclusive = exclusive
+        self._exclusive = exclusive | frozenset(policy.exclusive_buckets)
         self._paused_until: dict[str | None, float] = {}
         self._lock = asyncio.Lock()
         self._waited = 0.0

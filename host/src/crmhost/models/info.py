@@ -76,12 +76,15 @@ class RateLimitPolicy(CanonicalStruct, frozen=True):
         per_seconds: the window length.
         daily: requests per rolling day, if the CRM has a daily budget.
         buckets: other named limits as ``{name: (requests, per_seconds)}``, e.g. ``search``.
+        exclusive_buckets: buckets whose requests do not count towards the burst limit
+            (HubSpot's search has its own 5/s and is exempt from the ten-secondly limit).
     """
 
     requests: int
     per_seconds: float
     daily: int | None = None
     buckets: dict[str, tuple[int, float]] = {}
+    exclusive_buckets: list[str] = []
 
 
 class SettingSpec(CanonicalStruct, frozen=True):

@@ -19,7 +19,7 @@ import msgspec
 from litestar import Litestar, Request, Response, get, post, put
 from litestar.enums import ScopeType
 from litestar.handlers import BaseRouteHandler
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, ExceptionHandler, Message, Receive, Scope, Send
 
 from crmhost.sandbox.faults import Fault, FaultInjector, FaultSwitches
 from crmhost.sandbox.limits import RateDecision, RateTier, ServerRateLimiter, Window
@@ -122,7 +122,7 @@ class Sandbox:
             on_startup=[self.webhooks.start],
             on_shutdown=[self.webhooks.stop],
             openapi_config=None,
-            exception_handlers={SandboxInputError: self._input_error},
+            exception_handlers=self._exception_handlers(),
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -160,6 +160,16 @@ class Sandbox:
         """The CRM's named tiers and the name of the real (default) one."""
         tier = RateTier(name="default", buckets={"default": (Window(limit=100, seconds=10.0),)})
         return {"default": tier}, "default"
+
+    def _exception_handlers(self) -> dict[int | type[Exception], ExceptionHandler[Any]]:
+        handlers: dict[int | type[Exception], ExceptionHandler[Any]] = {SandboxInputError: self._input_error}
+        for kind, handler in self.exception_handlers().items():
+            handlers[kind] = handler
+        return handlers
+
+    def exception_handlers(self) -> dict[type[Exception], ExceptionHandler[Any]]:
+        """Handlers turning the CRM routes' own exceptions into the CRM's error bodies."""
+        return {}
 
     def token_response(self, tokens: IssuedTokens) -> dict[str, Any]:
         """The CRM's token-endpoint body for ``tokens``."""

@@ -1,0 +1,35 @@
+# What CI runs (.ci/run calls `make test`) and what developers run locally.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := test
+
+# only the test folders that exist: plugins come and go
+TEST_PATHS := $(wildcard host/tests plugins/*/tests tests)
+SRC_PATHS := host/src $(wildcard plugins/*/src)
+
+.PHONY: test lint serve sync uv pytest
+
+uv:
+	@command -v uv >/dev/null 2>&1 || python3 -m pip install uv \
+		|| python3 -m pip install --break-system-packages uv
+
+sync: uv
+	uv sync --all-packages
+
+# pytest exits 5 when it collected nothing: a broken collection must not look like a pass
+pytest: sync
+	@status=0; uv run pytest $(TEST_PATHS) || status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; \
+	exit $$status
+
+test: pytest
+	uv run ruff check
+	uv run mypy $(SRC_PATHS)
+
+lint: sync
+	uv run ruff check
+	uv run ruff format --check
+	uv run mypy $(SRC_PATHS)
+
+serve: sync
+	uv run crmhost serve

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import logging.config
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from arq import Retry, create_pool
 from arq.connections import ArqRedis
+from arq.logs import default_log_config
 from arq.worker import Function
 from arq.worker import run_worker as arq_run_worker
 
@@ -180,4 +182,6 @@ def run_worker() -> None:
             "CRMHOST_REDIS_URL is not set: `crmhost worker` needs Redis. Without Redis, jobs run "
             "inside `crmhost serve` itself."
         )
+    if not logging.getLogger().handlers:  # the CLI may have set up logging already
+        logging.config.dictConfig(default_log_config(verbose=False))
     arq_run_worker(WorkerSettings, redis_settings=redis_settings_for(url))  # type: ignore[arg-type]

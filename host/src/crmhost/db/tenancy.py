@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from sqlalchemy import event
+from sqlalchemy import FromClause, event
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+from sqlalchemy.sql.util import find_tables
 
-from crmhost.db.base import TenantScoped
+from crmhost.db.base import Base, TenantScoped
 
 __all__ = ["ALL_TENANTS", "TENANT_KEY", "TenantScopeError", "install_tenant_scoping", "tenant_info"]
 
@@ -31,11 +32,31 @@ def tenant_info(tenant_id: str) -> dict[str, Any]:
     return {TENANT_KEY: tenant_id}
 
 
-def _touches_tenant_data(state: ORMExecuteState) -> bool:
-    for mapper in state.all_mappers:
+def _tenant_tables() -> dict[str, FromClause]:
+    tables: dict[str, FromClause] = {}
+    for mapper in Base.registry.mappers:
         if issubclass(mapper.class_, TenantScoped):
-            return True
-    return False
+            for table in mapper.tables:
+                tables[table.name] = table
+    return tables
+
+
+def _direct_tenant_tables(statement: Any) -> list[FromClause]:
+    """Tenant tables named in the statement's own FROM (``select_from`` included)."""
+    tenant = _tenant_tables()
+    found: list[FromClause] = []
+    for from_ in statement.get_final_froms():
+        for table in find_tables(from_, include_joins=False, include_aliases=False):
+            canonical = tenant.get(getattr(table, "name", ""))
+            if canonical is not None and canonical not in found:
+                found.append(canonical)
+    return found
+
+
+def _touches_tenant_data(state: ORMExecuteState, direct: list[FromClause]) -> bool:
+    if direct:
+        return True
+    return any(issubclass(mapper.class_, TenantScoped) for mapper in state.all_mappers)
 
 
 def _on_execute(state: ORMExecuteState) -> None:
@@ -43,16 +64,22 @@ def _on_execute(state: ORMExecuteState) -> None:
         return
     if state.is_column_load or state.is_relationship_load:
         return
-    if not _touches_tenant_data(state):
+    direct = _direct_tenant_tables(state.statement) if state.is_select else []
+    if not _touches_tenant_data(state, direct):
         return
     tenant = state.session.info.get(TENANT_KEY)
     if tenant is None:
         raise TenantScopeError("query on tenant data from a session without a tenant scope")
     if tenant == ALL_TENANTS:
         return
-    state.statement = state.statement.options(
+    statement: Any = state.statement.options(
         with_loader_criteria(TenantScoped, lambda cls: cls.tenant_id == tenant, include_aliases=True)
     )
+    # loader criteria only reach ORM entities; a table named in select_from() (a count, a
+    # core-style select) gets its filter here
+    for table in direct:
+        statement = statement.where(table.c.tenant_id == tenant)
+    state.statement = statement
 
 
 def _on_flush(session: Session, _ctx: Any, _instances: Any) -> None:

@@ -59,8 +59,14 @@ class ChangePage(CanonicalStruct, frozen=True):
         changes: the changes, oldest first where the CRM orders them.
         next_cursor: the opaque cursor to resume from; the host stores it with the changes.
         has_more: whether another page is ready now; false ends this pull.
+        snapshot: set when the page belongs to a full listing of the object (a reconciliation,
+            because the CRM can no longer tell which records were deleted since the cursor,
+            e.g. Salesforce's delete log was purged). The records named by every page carrying
+            the same ``snapshot`` id, up to the one with ``has_more`` false, are all the live
+            records; the host soft-deletes the integration's others of that object.
     """
 
     changes: list[Change]
     next_cursor: str | None
     has_more: bool
+    snapshot: str | None = None

@@ -1,0 +1,88 @@
+"""Field discovery through ``describe``: which fields the connected org really has.
+
+Orgs differ: the ``PenguinMails_*__c`` fields exist only once the admin created them, and an
+external-id field for upserts may or may not be there. Describe answers are cached per org and
+object for a while, so a sync spends one call on them, not one per batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from crmhost_salesforce.client import SalesforceClient
+
+__all__ = ["DESCRIBE_TTL", "FieldInfo", "ObjectSchema", "describe", "forget"]
+
+#: how long a describe answer is trusted
+DESCRIBE_TTL = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    """What the plugin needs to know about one field."""
+
+    name: str
+    type: str
+    external_id: bool
+    createable: bool
+    updateable: bool
+
+
+@dataclass(frozen=True)
+class ObjectSchema:
+    """One object's fields in the connected org."""
+
+    sobject: str
+    fields: dict[str, FieldInfo] = field(default_factory=dict)
+    fetched_at: datetime | None = None
+
+    def has(self, name: str) -> bool:
+        """Whether the org has the field."""
+        return name in self.fields
+
+    def writable(self, name: str) -> bool:
+        """Whether the field may be written."""
+        info = self.fields.get(name)
+        return info is not None and (info.createable or info.updateable)
+
+    def external_id(self, name: str) -> bool:
+        """Whether ``name`` exists and is an external-id field (usable for upserts)."""
+        info = self.fields.get(name)
+        return info is not None and info.external_id
+
+
+_CACHE: dict[tuple[str, str, str], ObjectSchema] = {}
+
+
+def _parse(sobject: str, body: Any, now: datetime) -> ObjectSchema:
+    fields = {}
+    for item in body.get("fields", []) if isinstance(body, dict) else []:
+        fields[item["name"]] = FieldInfo(
+            name=item["name"],
+            type=str(item.get("type", "string")),
+            external_id=bool(item.get("externalId")),
+            createable=bool(item.get("createable")),
+            updateable=bool(item.get("updateable")),
+        )
+    return ObjectSchema(sobject, fields, now)
+
+
+async def describe(client: SalesforceClient, sobject: str) -> ObjectSchema:
+    """The org's fields of ``sobject`` (cached for :data:`DESCRIBE_TTL`)."""
+    key = (client.instance_url, client.org_id, sobject)
+    now = client.ctx.now()
+    cached = _CACHE.get(key)
+    if cached is not None and cached.fetched_at is not None and now - cached.fetched_at < DESCRIBE_TTL:
+        return cached
+    body = await client.request("GET", f"/sobjects/{sobject}/describe")
+    schema = _parse(sobject, body, now)
+    _CACHE[key] = schema
+    return schema
+
+
+def forget(instance_url: str) -> None:
+    """Drop cached schemas of an org (after its admin changed fields, or on disconnect)."""
+    for key in [k for k in _CACHE if k[0] == instance_url]:
+        del _CACHE[key]

@@ -15,17 +15,24 @@ from arq import Retry, func
 from arq.worker import Function, Worker
 from sqlalchemy import select
 
+from crmhost.context import ProviderApp
 from crmhost.db.models import AuditEntry, CredentialRow, Integration, IntegrationStatus, Tenant
 from crmhost.db.tenancy import ALL_TENANTS
+from crmhost.models import AuthKind, Credentials
 from crmhost.plugins import Plugins
 from crmhost.runtime import Host, open_host
+from crmhost.sandbox.serve import running
 from crmhost.security.tokens import generate_key_spec
+from crmhost.services.vault import decrypt_credentials, store_credentials
 from crmhost.settings import Settings
 from crmhost.worker import lifecycle
 from crmhost.worker.codec import deserialize, serialize
 from crmhost.worker.queue import ArqQueue, InProcessQueue, UnknownJob, create_queue
 from crmhost.worker.registry import CRON_JOBS, FUNCTIONS
 from crmhost.worker.settings import WorkerSettings, redis_settings_for
+
+from ..support import testcrm
+from ..support.oauth_server import OAuthServerState, create_oauth_server
 
 # arq's Worker.close() calls redis-py's deprecated close(); not ours to fix
 pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning")
@@ -336,3 +343,70 @@ async def test_drain_waits_for_jobs_enqueued_by_jobs(local_host: Host) -> None:
     assert not queue._tasks
     ran = sorted(job_id for name, job_id, _ in queue.failures if name == "refresh_token")
     assert ran == sorted(f"refresh:{ids[k]}" for k in ("due", "expired"))
+
+
+async def test_the_refresh_cron_refreshes_through_the_plugin(tmp_path: Path) -> None:
+    """Cron, fan-out and refresh jobs in-process against a real OAuth server over HTTP."""
+    oauth = OAuthServerState()
+    plugins = Plugins()
+    assert plugins.register(testcrm, "testcrm").loaded
+    with running(create_oauth_server(oauth)) as oauth_url:
+        settings = Settings(
+            data_dir=tmp_path,
+            database_url=f"sqlite+aiosqlite:///{tmp_path / 'crmhost.db'}",
+            encryption_keys=KEY_A,
+            providers={
+                "testcrm": ProviderApp(
+                    client_id=oauth.client_id,
+                    client_secret=oauth.client_secret,
+                    redirect_uri="http://127.0.0.1/v1/oauth/callback",
+                    base_url=oauth_url,
+                )
+            },
+        )
+        async with open_host(settings, plugins=plugins, migrate=True) as host:
+            tenant = await _tenant(host)
+            soon = datetime.now(UTC) + timedelta(seconds=30)
+            tokens = {label: oauth.mint() for label in ("valid", "revoked", "fresh")}
+            oauth.refresh[str(tokens["revoked"]["refresh_token"])] = False
+            ids = {}
+            async with host.db.transaction(tenant) as session:
+                for label, body in tokens.items():
+                    integration = Integration(
+                        tenant_id=tenant, provider="testcrm", auth_kind="oauth2", status="active"
+                    )
+                    session.add(integration)
+                    await session.flush()
+                    ids[label] = integration.id
+                    store_credentials(
+                        session,
+                        host.cipher,
+                        tenant_id=tenant,
+                        integration_id=integration.id,
+                        credentials=Credentials(
+                            kind=AuthKind.OAUTH2,
+                            access_token=str(body["access_token"]),
+                            refresh_token=str(body["refresh_token"]),
+                            expires_at=soon if label != "fresh" else soon + timedelta(hours=1),
+                        ),
+                    )
+
+            queue = host.job_queue()
+            assert isinstance(queue, InProcessQueue)
+            assert await queue.enqueue("refresh_due_tokens")
+            await queue.drain()
+
+            assert queue.failures == []
+            assert oauth.token_calls["refresh_token"] == 2  # valid and revoked; fresh was left alone
+            async with host.db.session(tenant) as session:
+                rows = {r.integration_id: r for r in (await session.execute(select(CredentialRow))).scalars()}
+                states = {i.id: i.status for i in (await session.execute(select(Integration))).scalars()}
+            refreshed = decrypt_credentials(host.cipher, rows[ids["valid"]])
+            assert refreshed.access_token != tokens["valid"]["access_token"]
+            assert refreshed.expires_at is not None and refreshed.expires_at > soon
+            assert states[ids["valid"]] == "active"
+            assert states[ids["revoked"]] == "needs_reauth"
+            assert (
+                decrypt_credentials(host.cipher, rows[ids["fresh"]]).access_token
+                == (tokens["fresh"]["access_token"])
+            )

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -34,10 +32,8 @@ async def refresh_token(ctx: dict[str, Any], *, tenant_id: str, integration_id: 
         ``"refreshed"`` (or still fresh), ``"needs_reauth"`` or ``"gone"``; a failure of the CRM's
         token endpoint is retried with backoff instead.
     """
-    # resolved at run time so that loading the job registry never pulls in the service layer
-    services = importlib.import_module("crmhost.services.credentials")
-    refresh_credentials: Callable[[Any, str, str], Awaitable[Any]] = services.refresh_credentials
-    no_credentials: type[Exception] = services.NoCredentials
+    # imported here so that loading the job registry never pulls in the service layer
+    from crmhost.services.credentials import NoCredentials, refresh_credentials
 
     host = ctx["host"]
     try:
@@ -49,7 +45,7 @@ async def refresh_token(ctx: dict[str, Any], *, tenant_id: str, integration_id: 
     except ReauthRequired as exc:
         log.warning("integration %s needs re-authorization: %s", integration_id, exc.message)
         return "needs_reauth"
-    except no_credentials:
+    except NoCredentials:
         log.info("integration %s has no credentials any more; nothing to refresh", integration_id)
         return "gone"
     return "refreshed"

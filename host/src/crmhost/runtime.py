@@ -94,6 +94,7 @@ async def open_host(
         migrate: run migrations first; by default only on the embedded default (SQLite).
     """
     settings = settings or load_settings()
+    settings.prepare()
     cipher, created = load_cipher(settings.encryption_keys, settings.data_dir)
     if created:
         log.warning(

@@ -49,6 +49,11 @@ class Settings:
         """Whether this is the embedded default (SQLite)."""
         return self.database_url.startswith("sqlite")
 
+    def prepare(self) -> None:
+        """Create the data directory the embedded default keeps its files in."""
+        if self.embedded:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+
     @property
     def redirect_uri(self) -> str:
         """The OAuth callback URL registered with every CRM."""

@@ -1,0 +1,5 @@
+"""``python -m crmhost``: the same as the ``crmhost`` command."""
+
+from crmhost.cli import main
+
+main()

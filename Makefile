@@ -6,6 +6,8 @@ SHELL := /bin/bash
 # only the test folders that exist: plugins come and go
 TEST_PATHS := $(wildcard host/tests plugins/*/tests tests)
 SRC_PATHS := host/src $(wildcard plugins/*/src)
+# each plugin's src/ is an import root like host/src, else mypy sees its files under two names
+export MYPYPATH := $(shell ls -d plugins/*/src 2>/dev/null | paste -sd: -)
 
 .PHONY: test lint serve sync uv pytest
 

@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from litestar import Litestar, Request, Response, post
+
+from crmhost.context import IntegrationContext, ProviderApp
+from crmhost.models import AuthKind, Credentials, RefreshGrant
+from crmhost.ratelimit import SlidingWindowLimiter
+from crmhost.sandbox import running
+from crmhost_hubspot import plugin
+from crmhost_hubspot.sandbox import HubSpotSandbox
+
+REDIRECT = "http://127.0.0.1:1/v1/oauth/callback"
+
+
+@pytest.fixture(name="sandbox")
+def fx_sandbox() -> HubSpotSandbox:
+    return HubSpotSandbox()
+
+
+@pytest.fixture(name="base_url")
+def fx_base_url(sandbox: HubSpotSandbox) -> Iterator[str]:
+    with running(sandbox) as url:
+        yield url
+
+
+@pytest.fixture(name="admin_sync")
+def fx_admin_sync(base_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=base_url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(name="admin")
+async def fx_admin(base_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(name="http")
+async def fx_http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=10) as client:
+        yield client
+
+
+MakeCtx = Callable[..., IntegrationContext]
+
+
+@pytest.fixture(name="make_ctx")
+def fx_make_ctx(sandbox: HubSpotSandbox, base_url: str, http: httpx.AsyncClient) -> MakeCtx:
+    def make(
+        credentials: Credentials | None = None, *, paced: bool = True, **settings: Any
+    ) -> IntegrationContext:
+        limiter = SlidingWindowLimiter(plugin.RATE_LIMIT)
+        limiter.enabled = paced
+        app = ProviderApp(
+            client_id=sandbox.client_id,
+            client_secret=sandbox.client_secret,
+            redirect_uri=REDIRECT,
+            base_url=base_url,
+        )
+        return IntegrationContext(
+            provider="hubspot",
+            app=app,
+            http=http,
+            limiter=limiter,
+            credentials=credentials,
+            settings=settings,
+            integration_id="int-1",
+        )
+
+    return make
+
+
+@pytest.fixture(name="creds")
+async def fx_creds(admin: httpx.AsyncClient, make_ctx: MakeCtx) -> Credentials:
+    minted = (await admin.post("/_sandbox/token", json={"scopes": ["crm.objects.contacts.write"]})).json()
+    stale = Credentials(kind=AuthKind.OAUTH2, access_token="expired", refresh_token=minted["refresh_token"])
+    # every test starts from a real refresh through the plugin
+    return await plugin.authenticate(make_ctx(), RefreshGrant(credentials=stale))
+
+
+@pytest.fixture(name="ctx")
+def fx_ctx(make_ctx: MakeCtx, creds: Credentials) -> IntegrationContext:
+    return make_ctx(creds)
+
+
+class Receiver:
+    """A webhook endpoint on 127.0.0.1 that keeps what it received."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, dict[str, str], bytes]] = []
+        self.arrived = threading.Event()
+        self.url = ""
+        self.fail_first = 0
+
+    def app(self) -> Litestar:
+        @post("/v1/webhooks/hubspot", status_code=200)
+        async def hook(request: Request[Any, Any, Any]) -> Response[str]:
+            if self.fail_first > 0:
+                self.fail_first -= 1
+                return Response("busy", status_code=503)
+            self.requests.append((str(request.url), dict(request.headers), await request.body()))
+            self.arrived.set()
+            return Response("")
+
+        return Litestar([hook])
+
+
+@pytest.fixture(name="receiver")
+def fx_receiver(admin_sync: httpx.Client) -> Iterator[Receiver]:
+    receiver = Receiver()
+    with running(receiver.app()) as url:
+        receiver.url = f"{url}/v1/webhooks/hubspot"
+        admin_sync.put("/_sandbox/webhooks", json={"url": receiver.url})
+        yield receiver

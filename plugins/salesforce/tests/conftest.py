@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -91,7 +92,9 @@ class Contexts:
         )
 
 
+@contextmanager
 def start_org(**kwargs: Any) -> Iterator[Org]:
+    """A sandbox (``create_sandbox(**kwargs)``) served on a free loopback port."""
     sandbox = create_sandbox(**kwargs)
     with running(sandbox) as base_url, httpx.Client(base_url=base_url, timeout=30.0) as admin:
         yield Org(sandbox, base_url, admin)
@@ -99,15 +102,40 @@ def start_org(**kwargs: Any) -> Iterator[Org]:
 
 @pytest.fixture(name="org")
 def fx_org() -> Iterator[Org]:
-    yield from start_org()
+    with start_org() as org:
+        yield org
+
+
+@pytest.fixture(name="other_org")
+def fx_other_org() -> Callable[..., Org]:
+    """``other_org(**kwargs)``: another sandbox, e.g. one lacking fields; stopped after the test."""
+    with ExitStack() as stack:
+
+        def start(**kwargs: Any) -> Org:
+            return stack.enter_context(start_org(**kwargs))
+
+        yield start  # type: ignore[misc]
+
+
+@pytest.fixture(name="contexts_for")
+async def fx_contexts_for() -> AsyncIterator[Callable[[Org], Contexts]]:
+    """``contexts_for(org)``: a context builder for ``org``; its HTTP clients close after the test."""
+    made: list[Contexts] = []
+
+    def build(org: Org) -> Contexts:
+        made.append(Contexts(org))
+        return made[-1]
+
+    yield build
+    for contexts in made:
+        for client in contexts.clients:
+            await client.aclose()
 
 
 @pytest.fixture(name="contexts")
-async def fx_contexts(org: Org) -> AsyncIterator[Contexts]:
-    contexts = Contexts(org)
-    yield contexts
-    for client in contexts.clients:
-        await client.aclose()
+def fx_contexts(org: Org, contexts_for: Callable[[Org], Contexts]) -> Contexts:
+    """Contexts connected to ``org``."""
+    return contexts_for(org)
 
 
 @pytest.fixture(name="dispatcher")

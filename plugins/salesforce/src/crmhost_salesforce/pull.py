@@ -102,7 +102,8 @@ async def _deletes(
     start = _parse(state.deleted_since)
     if start < now - timedelta(days=DELETE_LOG_DAYS):
         return [], None
-    if now <= start:
+    if _parse(_iso(now)) <= start:
+        # no whole millisecond has passed: Salesforce would refuse an empty window
         return [], state.deleted_since
     body = await client.request(
         "GET", f"/sobjects/{sobject}/deleted/", params={"start": _iso(start), "end": _iso(now)}

@@ -219,7 +219,11 @@ class _Parser:
 
     def error(self, what: str) -> SoqlError:
         tok = self.peek()
-        where = f"unexpected token: '{tok[1]}' at position {tok[2]}" if tok else "unexpected end of query"
+        where = (
+            f"unexpected token: '{tok[1]}' at position {tok[2]}"
+            if tok
+            else f"unexpected end of query at position {len(self.text.rstrip())}"
+        )
         return SoqlError(f"{what}: {where}")
 
     def name(self) -> str:

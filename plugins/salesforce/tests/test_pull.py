@@ -1,0 +1,128 @@
+"""pull_changes against the sandbox: paging, incremental pulls, deletes and reconciliation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from crmhost.models import ChangeOp, ChangePage, ObjectType
+
+QUERY = "GET /services/data/{version}/query"
+MORE = "GET /services/data/{version}/query/{locator}"
+DELETED = "GET /services/data/{version}/sobjects/{sobject}/deleted"
+DESCRIBE = "GET /services/data/{version}/sobjects/{sobject}/describe"
+
+
+async def _pull(dispatcher: Any, ctx: Any, cursor: str | None) -> tuple[list[ChangePage], str | None]:
+    pages = []
+    while True:
+        page = await dispatcher.acall(
+            "salesforce", "pull_changes", ctx=ctx, object=ObjectType.CONTACT, cursor=cursor
+        )
+        pages.append(page)
+        cursor = page.next_cursor
+        if not page.has_more:
+            return pages, cursor
+
+
+async def test_a_pull_of_twelve_thousand_across_pages(
+    org: Any, contexts: Any, dispatcher: Any, make_contacts: Any
+) -> None:
+    org.seed("Contact", make_contacts(12_000))
+    ctx = contexts()
+    org.reset_stats()
+    pages, _ = await _pull(dispatcher, ctx, None)
+    changes = [c for p in pages for c in p.changes]
+    assert len(pages) == 6 and all(len(p.changes) == 2000 for p in pages)
+    assert len({c.remote_id for c in changes}) == 12_000
+    assert {c.key for c in changes} == {f"person{i}@example.com" for i in range(12_000)}
+    assert all(c.op is ChangeOp.UPSERT and c.modified_at is not None for c in changes)
+    assert changes[0].fields["LastName"] == "Last0"
+    # one query, five nextRecordsUrl pages, and getDeleted for deletes made during the backfill
+    assert org.stats()["calls"] == {DESCRIBE: 1, QUERY: 1, MORE: 5, DELETED: 1}
+
+
+async def test_incremental_pull_sees_updates_and_deletes(
+    org: Any, contexts: Any, dispatcher: Any, make_contacts: Any
+) -> None:
+    old = org.seed("Contact", make_contacts(30))
+    org.sandbox.clock_offset += 5
+    recent = org.seed("Contact", make_contacts(10, start=30))
+    _, cursor = await _pull(dispatcher, contexts(now=_later(5)), None)
+    org.sandbox.clock_offset += 5  # later writes get later SystemModstamps
+    org.sandbox.org.update("Contact", old[3], {"Title": "CEO"})
+    org.sandbox.org.delete(old[7])
+    org.sandbox.org.delete(recent[8])
+
+    pages, cursor = await _pull(dispatcher, contexts(now=_later(10)), cursor)
+    changes = [c for p in pages for c in p.changes]
+    upserts = {c.remote_id: c for c in changes if c.op is ChangeOp.UPSERT}
+    deletes = {c.remote_id for c in changes if c.op is ChangeOp.DELETE}
+    assert upserts[old[3]].fields["Title"] == "CEO"
+    assert deletes == {old[7], recent[8]}
+    # the watermark moved: contacts older than it are not pulled again (those on it are:
+    # SOQL compares whole seconds, and a change seen twice is fine)
+    assert not {old[i] for i in range(30) if i != 3} & set(upserts)
+    assert set(upserts) <= {old[3], *recent}
+    assert all(p.snapshot is None for p in pages)
+
+
+async def test_deletes_after_a_purge_window_reconcile_with_a_full_listing(
+    org: Any, contexts: Any, dispatcher: Any, make_contacts: Any
+) -> None:
+    ids = org.seed("Contact", make_contacts(4100))
+    ctx = contexts()
+    pages, cursor = await _pull(dispatcher, ctx, None)
+    known = {c.remote_id for p in pages for c in p.changes}
+    org.sandbox.clock_offset += 2
+    gone = {ids[5], ids[4000]}
+    for record_id in gone:
+        org.sandbox.org.delete(record_id)
+    # Salesforce's purge job empties the delete log early: getDeleted can no longer tell
+    assert org.admin.post("/_sandbox/salesforce/purge-deleted").json() == {"purged": 2}
+
+    pages, cursor = await _pull(dispatcher, contexts(now=_later(3)), cursor)
+    assert not any(c.op is ChangeOp.DELETE for p in pages for c in p.changes)
+    listing = [p for p in pages if p.snapshot is not None]
+    assert len({p.snapshot for p in listing}) == 1
+    assert listing[-1] is pages[-1] and not pages[-1].has_more
+    listed = {c.remote_id for p in listing for c in p.changes}
+    # what the host soft-deletes: known but not in the listing
+    assert known - listed == gone
+    assert len(listed) == 4098
+
+    # afterwards the delete log is trusted again
+    org.sandbox.clock_offset += 2
+    org.sandbox.org.delete(ids[6])
+    pages, _ = await _pull(dispatcher, contexts(now=_later(5)), cursor)
+    assert {c.remote_id for p in pages for c in p.changes if c.op is ChangeOp.DELETE} == {ids[6]}
+    assert all(p.snapshot is None for p in pages)
+
+
+async def test_a_cursor_older_than_the_delete_log_reconciles(
+    org: Any, contexts: Any, dispatcher: Any, make_contacts: Any
+) -> None:
+    org.seed("Contact", make_contacts(10))
+    _, cursor = await _pull(dispatcher, contexts(), None)
+    org.sandbox.clock_offset += 16 * 86_400
+    pages, _ = await _pull(dispatcher, contexts(now=_later(16 * 86_400 + 1)), cursor)
+    assert pages[-1].snapshot is not None
+    assert len({c.remote_id for p in pages if p.snapshot for c in p.changes}) == 10
+
+
+async def test_a_bad_cursor_is_a_clear_error(contexts: Any, dispatcher: Any) -> None:
+    from crmhost.errors import PermanentError
+
+    with pytest.raises(PermanentError, match="not a Salesforce pull cursor"):
+        await dispatcher.acall(
+            "salesforce", "pull_changes", ctx=contexts(), object=ObjectType.CONTACT, cursor="{]"
+        )
+
+
+def _later(seconds: float) -> Any:
+    from datetime import timedelta
+
+    from crmhost.context import utcnow
+
+    return lambda: utcnow() + timedelta(seconds=seconds)

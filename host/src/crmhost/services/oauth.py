@@ -1,6 +1,7 @@
 """The OAuth connect flow: authorize URLs with bound, single-use state, and the callback.
 
-authlib builds the authorize URL and the PKCE challenge; the code exchange itself goes through
+authlib builds the authorize URL and the PKCE challenge (its grant-URI helpers, not its httpx
+client, which this host does not need); the code exchange itself goes through
 the plugin's ``authenticate`` hook, because every CRM's token response differs (Salesforce's
 ``instance_url`` and signature, HubSpot's ``hub_id``).
 """
@@ -12,7 +13,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from authlib.integrations.httpx_client import AsyncOAuth2Client
+from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from sqlalchemy import update
 
 from crmhost.context import utcnow
@@ -60,17 +62,20 @@ async def begin_authorization(host: Host, integration: Integration, redirect_to:
         )
     state = secrets.token_urlsafe(32)
     verifier = secrets.token_urlsafe(64) if info.oauth.pkce else None
-    client = AsyncOAuth2Client(
-        client_id=app.client_id,
-        redirect_uri=app.redirect_uri,
-        scope=info.oauth.scope_separator.join(info.oauth.scopes),
-        code_challenge_method="S256" if verifier else None,
-    )
     params = dict(info.oauth.extra_authorize_params)
     if info.oauth.optional_scopes:
         params["optional_scope"] = info.oauth.scope_separator.join(info.oauth.optional_scopes)
-    url, _ = client.create_authorization_url(
-        app.rebase(info.oauth.authorize_url), state=state, code_verifier=verifier, **params
+    if verifier:
+        params["code_challenge"] = create_s256_code_challenge(verifier)
+        params["code_challenge_method"] = "S256"
+    url = prepare_grant_uri(
+        app.rebase(info.oauth.authorize_url),
+        client_id=app.client_id,
+        response_type="code",
+        redirect_uri=app.redirect_uri,
+        scope=info.oauth.scope_separator.join(info.oauth.scopes),
+        state=state,
+        **params,
     )
     state_hash = _hash_state(state)
     now = build_context(host, integration, None).now()

@@ -17,7 +17,7 @@ from crmhost.models import Credentials
 from crmhost.plugins import Dispatcher, Plugins
 from crmhost.ratelimit import SlidingWindowLimiter
 from crmhost.sandbox import running
-from crmhost_salesforce.auth import _credentials
+from crmhost_salesforce.auth import credentials_from_token
 from crmhost_salesforce.info import INFO
 from crmhost_salesforce.sandbox import SalesforceSandbox, create_sandbox
 
@@ -79,7 +79,7 @@ class Contexts:
             now=now,
         )
         if credentials is None:
-            credentials = _credentials(ctx, self.org.token(), None)
+            credentials = credentials_from_token(ctx, self.org.token(), None)
         return IntegrationContext(
             provider=ctx.provider,
             app=app,

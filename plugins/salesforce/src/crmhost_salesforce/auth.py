@@ -33,7 +33,14 @@ from crmhost.models import (
 )
 from crmhost_salesforce.ids import to_18
 
-__all__ = ["DEFAULT_LOGIN_HOST", "authenticate", "login_base", "revoke", "verify_signature"]
+__all__ = [
+    "DEFAULT_LOGIN_HOST",
+    "authenticate",
+    "credentials_from_token",
+    "login_base",
+    "revoke",
+    "verify_signature",
+]
 
 DEFAULT_LOGIN_HOST = "login.salesforce.com"
 #: the session timeout Salesforce orgs default to
@@ -76,7 +83,10 @@ async def _token_call(ctx: IntegrationContext, form: dict[str, str]) -> dict[str
     return body
 
 
-def _credentials(ctx: IntegrationContext, body: Mapping[str, Any], old_refresh: str | None) -> Credentials:
+def credentials_from_token(
+    ctx: IntegrationContext, body: Mapping[str, Any], old_refresh: str | None
+) -> Credentials:
+    """Credentials from a (verified) token response; ``old_refresh`` stays when none is sent."""
     instance_url = body.get("instance_url")
     if not isinstance(instance_url, str) or urlsplit(instance_url).scheme not in ("http", "https"):
         raise ReauthRequired("Salesforce's token response has no usable instance_url")
@@ -110,7 +120,7 @@ async def authenticate(ctx: IntegrationContext, grant: Grant) -> Credentials:
         }
         if grant.code_verifier:
             form["code_verifier"] = grant.code_verifier
-        return _credentials(ctx, await _token_call(ctx, form), None)
+        return credentials_from_token(ctx, await _token_call(ctx, form), None)
     if isinstance(grant, RefreshGrant):
         refresh_token = grant.credentials.refresh_token
         if not refresh_token:
@@ -122,7 +132,7 @@ async def authenticate(ctx: IntegrationContext, grant: Grant) -> Credentials:
             "client_secret": app.client_secret,
         }
         # without rotation Salesforce answers no refresh_token: the stored one stays valid
-        return _credentials(ctx, await _token_call(ctx, form), refresh_token)
+        return credentials_from_token(ctx, await _token_call(ctx, form), refresh_token)
     if isinstance(grant, ApiKeyGrant):
         raise Unsupported("Salesforce connects with OAuth only, not an API key")
     raise Unsupported(f"unknown grant {type(grant).__name__}")

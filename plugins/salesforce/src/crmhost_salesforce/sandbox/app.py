@@ -18,6 +18,7 @@ from litestar.types import Receive, Scope, Send
 from crmhost.sandbox import (
     IssuedTokens,
     OAuthError,
+    OAuthServer,
     RateDecision,
     RateTier,
     Sandbox,
@@ -123,10 +124,8 @@ class SalesforceSandbox(Sandbox):
 
     # ---------------------------------------------------------------- toolkit hooks
 
-    def create_oauth_server(self) -> Any:
+    def create_oauth_server(self) -> OAuthServer:
         """Codes, tokens and the refresh-token policy of the org's external client app."""
-        from crmhost.sandbox import OAuthServer
-
         return OAuthServer(
             client_id=self.client_id,
             client_secret=self.client_secret,

@@ -13,7 +13,7 @@ from alembic import context
 from alembic.autogenerate.api import AutogenContext
 from sqlalchemy import Connection
 
-import crmhost.db.models  # noqa: F401  (registers every table on Base.metadata)
+import crmhost.db.tables  # noqa: F401  (registers every table on Base.metadata)
 from crmhost.db.base import Base, UTCDateTime
 from crmhost.db.engine import create_engine
 

@@ -95,6 +95,8 @@ class Receiver:
     def __init__(self) -> None:
         self.requests: list[tuple[str, dict[str, str], bytes]] = []
         self.arrived = threading.Event()
+        self._got = threading.Semaphore(0)
+        self._taken = 0
         self.url = ""
         self.fail_first = 0
 
@@ -106,9 +108,18 @@ class Receiver:
                 return Response("busy", status_code=503)
             self.requests.append((str(request.url), dict(request.headers), await request.body()))
             self.arrived.set()
+            self._got.release()
             return Response("")
 
         return Litestar([hook])
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> bool:
+        """Block until ``count`` deliveries were accepted in total."""
+        while self._taken < count:
+            if not self._got.acquire(timeout=timeout):
+                return False
+            self._taken += 1
+        return True
 
 
 @pytest.fixture(name="receiver")

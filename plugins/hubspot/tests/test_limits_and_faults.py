@@ -37,7 +37,7 @@ async def test_forced_429s_are_paced_not_failed(ctx: IntegrationContext, admin: 
     stats = (await admin.get("/_sandbox/stats")).json()
     assert stats["rate_limited"] > 0
     assert stats["calls"]["POST /crm/v3/objects/{object_type}/batch/upsert"] == 5 + stats["rate_limited"]
-    assert ctx.limiter.waited_s >= stats["rate_limited"] * 0.9  # each 429 paused the account
+    assert ctx.limiter.waited_s >= stats["rate_limited"] * 0.09  # each 429 paused the account a slot
 
 
 async def test_429_bodies_and_headers_match_hubspot(

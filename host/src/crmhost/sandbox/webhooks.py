@@ -104,6 +104,13 @@ class WebhookSender:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._task = None
 
+    async def settled(self, delivery: Delivery) -> None:
+        """Wait, from any event loop, until ``delivery`` was delivered or given up."""
+        if self._task is None:
+            raise RuntimeError("the webhook sender is not running")
+        loop = self._task.get_loop()
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(delivery.wait(), loop))
+
     def send(self, body: bytes, content_type: str = "application/json") -> Delivery:
         """Queue ``body`` for delivery to the configured URL; without a URL it is only recorded."""
         delivery = Delivery(id=next(self._ids), body=body, content_type=content_type)

@@ -18,11 +18,13 @@ import msgspec
 from crmhost.context import IntegrationContext
 from crmhost.errors import AuthExpired, PermanentError, RateLimited, TransientError
 
-__all__ = ["API", "HubSpotClient", "error_message"]
+__all__ = ["API", "WINDOW_MARGIN_S", "HubSpotClient", "error_message", "headers_int"]
 
 API = "https://api.hubapi.com"
 #: 429s retried here before the host is asked to defer the job
 MAX_429_RETRIES = 8
+#: added to every rate-limit window: the time between our send and HubSpot's count
+WINDOW_MARGIN_S = 0.05
 
 
 def error_message(response: httpx.Response) -> tuple[str, str]:
@@ -36,6 +38,12 @@ def error_message(response: httpx.Response) -> tuple[str, str]:
     return str(body.get("message") or body.get("error_description") or body), str(
         body.get("category") or body.get("errorType") or body.get("error") or ""
     )
+
+
+def headers_int(response: httpx.Response, name: str) -> int | None:
+    """An integer header, or ``None`` when absent or malformed."""
+    value = response.headers.get(name, "")
+    return int(value) if value.isdigit() else None
 
 
 class HubSpotClient:
@@ -102,7 +110,8 @@ class HubSpotClient:
         if limit and interval and limit.isdigit() and interval.isdigit() and bucket == "default":
             # "remaining" is not fed back: our own window already counts every request, and a
             # pause for a whole window on "0 left" would wait longer than the window needs
-            self.ctx.limiter.update("default", limit=int(limit), window_s=int(interval) / 1000)
+            window_s = int(interval) / 1000 + WINDOW_MARGIN_S
+            self.ctx.limiter.update("default", limit=int(limit), window_s=window_s)
 
     def _pause_for(self, response: httpx.Response, bucket: str) -> tuple[float, str]:
         try:
@@ -115,12 +124,17 @@ class HubSpotClient:
             now = self.ctx.now()
             midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), UTC)
             return (midnight - now).total_seconds(), "daily"
+        scope = "search" if bucket == "search" or policy == "SECONDLY" else "burst"
         if retry_after and retry_after.replace(".", "", 1).isdigit():
             wait = float(retry_after)
         else:
-            # the window frees a slot as soon as its oldest request ages out: a short wait
-            wait = 1.0
-        scope = "search" if bucket == "search" or policy == "SECONDLY" else "burst"
+            # HubSpot sends no Retry-After: our own window already holds the next request until
+            # its oldest one ages out, so a 429 here means we were a hair early; wait one slot
+            limit = headers_int(response, "x-hubspot-ratelimit-max") or (5 if scope == "search" else 110)
+            interval = headers_int(response, "x-hubspot-ratelimit-interval-milliseconds") or (
+                1000 if scope == "search" else 10_000
+            )
+            wait = max(0.1, interval / 1000 / limit)
         self.ctx.limiter.pause(wait, "search" if scope == "search" else None)
         return wait, scope
 

@@ -71,7 +71,9 @@ async def _batch(
     raise PermanentError(f"HubSpot rejected the batch {path}: {message}", code=code)
 
 
-async def _upsert_contacts(client: HubSpotClient, records: list[Record]) -> dict[str, RecordResult]:
+async def _upsert_contacts(
+    client: HubSpotClient, records: list[Record], *, _retried: bool = False
+) -> dict[str, RecordResult]:
     wanted = {
         n: t for n, t in CUSTOM_PROPERTIES[ObjectType.CONTACT].items() if any(n in r.fields for r in records)
     }
@@ -90,9 +92,15 @@ async def _upsert_contacts(client: HubSpotClient, records: list[Record]) -> dict
         for trace, key in traces.items()
     ]
     done = await _batch(client, "/crm/v3/objects/contacts/batch/upsert", inputs, traces, upsert=True)
-    for result in done.values():
-        if result.error_code == "PROPERTY_DOESNT_EXIST" and result.field in wanted:
-            forget_property(client, "contacts", result.field)
+    vanished = {
+        r.field for r in done.values() if r.error_code == "PROPERTY_DOESNT_EXIST" and r.field in wanted
+    }
+    if vanished and not _retried:
+        # a property we created earlier was deleted in HubSpot since: create it again, retry those
+        for name in vanished:
+            forget_property(client, "contacts", str(name))
+        again = [latest[r.key] for r in done.values() if r.error_code == "PROPERTY_DOESNT_EXIST"]
+        done.update(await _upsert_contacts(client, again, _retried=True))
     return done
 
 

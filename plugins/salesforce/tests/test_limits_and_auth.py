@@ -91,6 +91,13 @@ async def test_server_errors_are_transient_and_expired_sessions_are_auth_expired
     with pytest.raises(RateLimited) as busy:
         await dispatcher.acall("salesforce", "push_records", ctx=ctx, batch=_batch(1))
     assert busy.value.scope == "concurrency"
+    org.admin.post(
+        "/_sandbox/faults", json={"rate_limit_share": 0.0, "timeout_share": 1.0, "timeout_hold_s": 1.0}
+    )
+    impatient = contexts()
+    impatient.http.timeout = httpx.Timeout(0.2)
+    with pytest.raises(TransientError, match="in time"):
+        await dispatcher.acall("salesforce", "push_records", ctx=impatient, batch=_batch(1))
     org.admin.post("/_sandbox/reset")
     org.sandbox.oauth.expire_all()
     with pytest.raises(AuthExpired):

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from crmhost.context import IntegrationContext
-from crmhost.errors import AuthExpired, PermanentError, RateLimited, TransientError
+from crmhost.errors import AuthExpired, PermanentError, RateLimited, ReauthRequired, TransientError
 
 __all__ = [
     "API_VERSION",
@@ -106,7 +106,7 @@ class SalesforceClient:
     def __init__(self, ctx: IntegrationContext) -> None:
         creds = ctx.require_credentials()
         if not creds.api_base:
-            raise AuthExpired("the credentials carry no instance_url; reconnect the integration")
+            raise ReauthRequired("the credentials carry no instance_url; reconnect the integration")
         self.ctx = ctx
         self.token = creds.access_token
         self.instance_url = creds.api_base.rstrip("/")
@@ -143,7 +143,6 @@ class SalesforceClient:
         *,
         params: Mapping[str, str] | None = None,
         json: Any = None,
-        ok: tuple[int, ...] = (),
     ) -> Any:
         """Send one API call; returns the decoded JSON body (``None`` for 204).
 
@@ -153,7 +152,6 @@ class SalesforceClient:
                 ``nextRecordsUrl``).
             params: query parameters.
             json: the JSON body.
-            ok: error statuses the caller handles itself (e.g. 404, 300); their body is returned.
 
         Raises:
             AuthExpired: 401 ``INVALID_SESSION_ID``.
@@ -184,7 +182,7 @@ class SalesforceClient:
             body = response.json() if response.content else None
         except ValueError:
             body = response.text
-        if status < 300 or status in ok:
+        if status < 300:
             return body
         self._raise(method, path, status, body, now)
 

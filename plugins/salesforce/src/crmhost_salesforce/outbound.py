@@ -34,7 +34,7 @@ ACK = (
     b"<Ack>true</Ack></notificationsResponse></soapenv:Body></soapenv:Envelope>"
 )
 #: notification ids remembered per integration to drop redeliveries
-SEEN_PER_INTEGRATION = 20_000
+SEEN_PER_INTEGRATION = 5_000
 _SEEN: dict[str, OrderedDict[str, None]] = {}
 
 

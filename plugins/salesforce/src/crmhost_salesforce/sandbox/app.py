@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import secrets
+import string
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -46,8 +48,10 @@ DAILY_POLICY = "DailyApiRequests"
 _INVALID_SESSION = [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
 
 
-def _org_id(seed: str) -> str:
-    id15 = ("00D5g" + seed).ljust(15, "0")[:15]
+def _new_org_id() -> str:
+    # every sandbox is its own org, as every customer's org has its own id
+    alphabet = string.ascii_letters + string.digits
+    id15 = "00D5g" + "".join(secrets.choice(alphabet) for _ in range(10))
     return id15 + checksum(id15)
 
 
@@ -66,7 +70,7 @@ class SalesforceSandbox(Sandbox):
     Args:
         client_id: the external client app's consumer key (generated when omitted).
         client_secret: its consumer secret (generated when omitted).
-        org_id: the org's id (a fixed 18-character ``00D`` id when omitted).
+        org_id: the org's 18-character ``00D`` id (a new random one when omitted).
         daily_api_requests: the daily API allocation of the ``real`` tier.
         omit_fields: fields the org lacks, ``{"Contact": ["PenguinMails_Email_Key__c"]}``.
         rotate_refresh_tokens: the app's refresh-token rotation policy.
@@ -94,7 +98,7 @@ class SalesforceSandbox(Sandbox):
         self.session_timeout_s = session_timeout_s
         self.outbound_attempts = outbound_attempts
         self._omit = {k: list(v) for k, v in (omit_fields or {}).items()}
-        org = org_id or _org_id("PenguinSbx")
+        org = org_id or _new_org_id()
         self.user_id = "0055g0000PenUsr"
         self.user_id += checksum(self.user_id)
         #: seconds added to the org's clock (``POST /_sandbox/salesforce/clock``)

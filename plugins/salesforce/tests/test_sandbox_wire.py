@@ -151,3 +151,16 @@ def test_soql_subset() -> None:
     with pytest.raises(SoqlError) as unknown:
         parse("SELECT Nope FROM Contact").resolve(["Id"], "Contact")
     assert unknown.value.code == "INVALID_FIELD"
+
+
+def test_admin_seed_and_reset(org: Any, api: httpx.Client, make_contacts: Any) -> None:
+    unknown = org.admin.post("/_sandbox/seed/Opportunity", json=[{"Name": "x"}])
+    assert unknown.status_code == 404
+    bad = org.admin.post("/_sandbox/seed/Contact", json=[{"FirstName": "no last name"}])
+    assert bad.status_code == 400 and "seed/Contact[0]" in bad.json()["error"]
+    org.seed("Contact", make_contacts(3))
+    api.get(f"{V}/limits")
+    assert org.stats()["total"] == 1
+    assert org.admin.post("/_sandbox/reset", params={"data": "true"}).status_code == 200
+    assert org.stats()["total"] == 0
+    assert api.get(f"{V}/query", params={"q": "SELECT Id FROM Contact"}).json()["totalSize"] == 0

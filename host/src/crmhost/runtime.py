@@ -83,6 +83,7 @@ async def open_host(
     *,
     plugins: Plugins | None = None,
     with_queue: bool = True,
+    run_cron: bool = False,
     migrate: bool | None = None,
 ) -> AsyncIterator[Host]:
     """Build a :class:`Host` and tear it down after.
@@ -91,6 +92,7 @@ async def open_host(
         settings: defaults to :func:`load_settings`.
         plugins: already-registered plugins (tests); by default the installed ones.
         with_queue: start the job queue (arq client or in-process runner).
+        run_cron: without Redis, also run the cron jobs in this process (the server does).
         migrate: run migrations first; by default only on the embedded default (SQLite).
     """
     settings = settings or load_settings()
@@ -119,7 +121,7 @@ async def open_host(
         if with_queue:
             from crmhost.worker.queue import create_queue
 
-            host.queue = await create_queue(host)
+            host.queue = await create_queue(host, run_cron=run_cron)
         yield host
     finally:
         if host.queue is not None:

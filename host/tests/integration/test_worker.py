@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from arq import Retry, func
+from arq import Retry, cron, func
 from arq.worker import Function, Worker
 from sqlalchemy import select
 
@@ -410,3 +410,22 @@ async def test_the_refresh_cron_refreshes_through_the_plugin(tmp_path: Path) -> 
                 decrypt_credentials(host.cipher, rows[ids["fresh"]]).access_token
                 == (tokens["fresh"]["access_token"])
             )
+
+
+async def test_in_process_cron_runs_at_startup_and_on_schedule(local_host: Host) -> None:
+    fired: list[str] = []
+
+    async def tick(ctx: dict[str, Any]) -> None:
+        fired.append(ctx["job_id"])
+
+    queue = InProcessQueue(local_host, functions=[])
+    queue.start_cron([cron(tick, name="tick", second=set(range(60)), run_at_startup=True)])
+    try:
+        for _ in range(100):  # up to 10 s: the startup run, then at least one scheduled second
+            if len(fired) >= 2:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await queue.close()
+    assert fired[0] == "tick:startup"
+    assert len(fired) >= 2 and fired[1].startswith("tick:") and fired[1] != fired[0]

@@ -36,7 +36,7 @@ class CrmHostCore(InitPluginProtocol):
 
     @asynccontextmanager
     async def _lifespan(self, app: Litestar) -> AsyncIterator[None]:
-        async with open_host(self._settings, plugins=self._plugins) as host:
+        async with open_host(self._settings, plugins=self._plugins, run_cron=True) as host:
             app.state.host = host
             log.info("crmhost ready: plugins %s", ", ".join(host.plugins.loaded()) or "none")
             yield

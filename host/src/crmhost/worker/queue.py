@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from arq import Retry, create_pool
+from arq import Retry, create_pool, func
 from arq.connections import ArqRedis
+from arq.cron import CronJob
 from arq.logs import default_log_config
 from arq.worker import Function
 from arq.worker import run_worker as arq_run_worker
@@ -24,7 +25,7 @@ from arq.worker import run_worker as arq_run_worker
 from crmhost.errors import ConfigurationError
 from crmhost.settings import load_settings
 from crmhost.worker.codec import deserialize, serialize
-from crmhost.worker.registry import by_name
+from crmhost.worker.registry import CRON_JOBS, by_name
 from crmhost.worker.settings import WorkerSettings, redis_settings_for
 
 if TYPE_CHECKING:
@@ -100,6 +101,7 @@ class InProcessQueue:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._counter = 0
         self.failures: list[tuple[str, str, BaseException]] = []
+        self._cron_task: asyncio.Task[None] | None = None
 
     async def enqueue(
         self, function: str, *, job_id: str | None = None, defer_s: float = 0.0, **kwargs: Any
@@ -150,6 +152,39 @@ class InProcessQueue:
         self.failures.append((job.function.name, job.job_id, exc))
         log.error("job %s %s failed: %s: %s", job.function.name, job.job_id, type(exc).__name__, exc)
 
+    def start_cron(self, cron_jobs: list[CronJob]) -> None:
+        """Run ``cron_jobs`` on their schedules inside this process (what arq's worker does).
+
+        Only the embedded server does this; with Redis, ``crmhost worker`` runs the crons. Each
+        firing is an ordinary job with a per-firing job id, so a slow run is not doubled.
+        """
+        for cron_job in cron_jobs:
+            self._functions[cron_job.name] = func(
+                cron_job.coroutine,
+                name=cron_job.name,
+                max_tries=cron_job.max_tries or 1,
+                timeout=cron_job.timeout_s,
+            )
+        self._cron_task = asyncio.create_task(self._cron_loop(cron_jobs), name="in-process cron")
+
+    async def _cron_loop(self, cron_jobs: list[CronJob]) -> None:
+        now = datetime.now(UTC)
+        due: dict[str, datetime] = {}
+        for cron_job in cron_jobs:
+            if cron_job.run_at_startup:
+                await self.enqueue(cron_job.name, job_id=f"{cron_job.name}:startup")
+            cron_job.calculate_next(now)
+            assert cron_job.next_run is not None
+            due[cron_job.name] = cron_job.next_run
+        while True:
+            name = min(due, key=due.__getitem__)
+            await asyncio.sleep(max(0.0, (due[name] - datetime.now(UTC)).total_seconds()))
+            cron_job = next(c for c in cron_jobs if c.name == name)
+            await self.enqueue(name, job_id=f"{name}:{due[name].isoformat()}")
+            cron_job.calculate_next(due[name])
+            assert cron_job.next_run is not None
+            due[name] = cron_job.next_run
+
     async def drain(self) -> None:
         """Wait until every job, including ones enqueued meanwhile, has finished."""
         while self._tasks:
@@ -158,16 +193,27 @@ class InProcessQueue:
     async def close(self) -> None:
         """Cancel whatever is still queued or running."""
         tasks = list(self._tasks.values())
+        if self._cron_task is not None:
+            tasks.append(self._cron_task)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def create_queue(host: Host, functions: list[Function] | None = None) -> JobQueue:
-    """The queue for ``host``: arq on ``settings.redis_url`` when set, else in-process."""
+async def create_queue(
+    host: Host, functions: list[Function] | None = None, *, run_cron: bool = False
+) -> JobQueue:
+    """The queue for ``host``: arq on ``settings.redis_url`` when set, else in-process.
+
+    ``run_cron`` (the embedded server) also runs the cron jobs in-process when there is no
+    Redis, since no ``crmhost worker`` will.
+    """
     if host.settings.redis_url:
         return await ArqQueue.connect(host.settings.redis_url, functions)
-    return InProcessQueue(host, functions)
+    queue = InProcessQueue(host, functions)
+    if run_cron:
+        queue.start_cron(CRON_JOBS)
+    return queue
 
 
 def run_worker() -> None:

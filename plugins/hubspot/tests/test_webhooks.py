@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -80,6 +81,10 @@ async def test_failed_deliveries_are_retried(
     await sandbox.webhooks.settled(sandbox.webhooks.deliveries[0])
     deliveries = (await admin.get("/_sandbox/webhooks")).json()["deliveries"]
     assert [a["status"] for a in deliveries[0]["attempts"]] == [503, 503, 200]
+    # the third attempt says so, and is signed afresh
+    accepted = request_of(*receiver.requests[0])
+    assert [e["attemptNumber"] for e in json.loads(accepted.body)] == [2]
+    assert len((await plugin.handle_webhook(ctx, accepted)).changes) == 1
 
 
 def signed(secret: str, body: bytes, url: str, stamp_ms: int) -> dict[str, str]:

@@ -80,6 +80,8 @@ class WebhookSender:
         acknowledged: Acknowledged = _any_2xx,
     ) -> None:
         self.sign = sign
+        #: rewrites a payload for its n-th attempt (HubSpot's ``attemptNumber``); ``None`` resends as is
+        self.prepare: Callable[[bytes, int], bytes] | None = None
         self.url: str | None = None
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
@@ -154,15 +156,16 @@ class WebhookSender:
             if url is None:
                 return
             timestamp_ms = int(time.time() * 1000)
+            body = delivery.body if self.prepare is None else self.prepare(delivery.body, attempt)
             headers = {
                 "Content-Type": delivery.content_type,
-                **self.sign("POST", url, delivery.body, timestamp_ms),
+                **self.sign("POST", url, body, timestamp_ms),
             }
             status: int | None = None
             error: str | None = None
             acked = False
             try:
-                response = await client.post(url, content=delivery.body, headers=headers)
+                response = await client.post(url, content=body, headers=headers)
                 status = response.status_code
                 acked = self.acknowledged(response)
             except httpx.HTTPError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import secrets
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -66,6 +67,22 @@ def error_body(message: str, category: str, sub: str | None = None, **extra: Any
     return body
 
 
+#: the app's subscriptions, one id per event type (as HubSpot's settings page lists them)
+_SUBSCRIPTIONS = {
+    f"{obj}.{kind}": 1000 + 10 * i + j
+    for i, obj in enumerate(("contact", "company"))
+    for j, kind in enumerate(("creation", "propertyChange", "deletion", "privacyDeletion", "merge"))
+}
+
+
+def _with_attempt(body: bytes, attempt: int) -> bytes:
+    """The payload with each event's ``attemptNumber`` set, as HubSpot's retries carry it."""
+    events = msgspec.json.decode(body)
+    for event in events:
+        event["attemptNumber"] = attempt
+    return msgspec.json.encode(events)
+
+
 class HubSpotSandbox(Sandbox):
     """HubSpot on the wire, in memory.
 
@@ -101,9 +118,11 @@ class HubSpotSandbox(Sandbox):
                 {"name": n, "type": "string"} for n in ("action", "campaign_name", "subject_line", "url")
             ],
         }
-        self._event_ids = itertools.count(1)
+        # event ids are unique across HubSpot, so across sandboxes too (receivers de-duplicate on them)
+        self._event_ids = itertools.count(secrets.randbelow(10**9) * 1000 + 1)
         self._pending_events: list[dict[str, Any]] = []
         super().__init__(client_id=client_id, client_secret=client_secret, account_id=str(portal_id))
+        self.webhooks.prepare = _with_attempt
 
     def new_client_id(self) -> str:
         """HubSpot client ids are UUIDs."""
@@ -316,7 +335,7 @@ class HubSpotSandbox(Sandbox):
             return
         event: dict[str, Any] = {
             "eventId": next(self._event_ids),
-            "subscriptionId": 1000 + hash(kind) % 1000,
+            "subscriptionId": _SUBSCRIPTIONS.get(f"{singular}.{kind}", 1999),
             "portalId": self.portal_id,
             "appId": self.app_id,
             "occurredAt": int(time.time() * 1000),

@@ -11,6 +11,7 @@ from litestar import Request, Response, delete, get, patch, post
 from litestar.handlers import BaseRouteHandler
 
 from crmhost.sandbox import json_response
+from crmhost_hubspot.sandbox.search import search as search_objects
 from crmhost_hubspot.sandbox.store import HubObject, InputError, ObjectStore, iso
 
 if TYPE_CHECKING:
@@ -282,7 +283,7 @@ def object_routes(sandbox: HubSpotSandbox) -> list[BaseRouteHandler]:
         body = await read_json(request)
         if not isinstance(body, dict):
             raise InputError("Invalid input: expected a search request object")
-        page, total, nxt = store.search(body)
+        page, total, nxt = search_objects(store, body)
         answer: dict[str, Any] = {
             "total": total,
             "results": [to_wire(store, r, body.get("properties") or None) for r in page],

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import bisect
-import functools
 import itertools
 import re
 from collections.abc import Callable, Iterable
@@ -12,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 __all__ = [
-    "SEARCH_CAP",
     "HubObject",
     "InputError",
     "ObjectStore",
@@ -22,8 +20,6 @@ __all__ = [
     "parse_time",
 ]
 
-#: HubSpot's search returns at most this many results per query; paging beyond is a 400
-SEARCH_CAP = 10_000
 _TYPES = {"string", "number", "datetime", "date", "bool", "enumeration"}
 
 
@@ -163,7 +159,7 @@ class ObjectStore:
         self._order: list[int] | None = None
         #: bumped on every write; cached search results are only valid for one version
         self.version = 0
-        self._search_cache: tuple[tuple[int, str], list[HubObject]] | None = None
+        self.search_cache: tuple[tuple[int, str], list[HubObject]] | None = None
         self.properties: dict[str, PropertyDef] = {}
         for name, label, type_ in _BUILTIN[object_type]:
             unique = object_type == "contacts" and name == "email"
@@ -389,127 +385,6 @@ class ObjectStore:
             value = record.properties.get(name)
             if value and index.get(value) == record.id:
                 del index[value]
-
-    # ------------------------------------------------------------------ search
-
-    def search(self, body: dict[str, Any]) -> tuple[list[HubObject], int, int | None]:
-        """Filter, sort and page like ``POST /crm/v3/objects/{type}/search``.
-
-        Returns:
-            The page, the total number of matches, and the next ``after`` (``None`` at the end).
-        """
-        groups = body.get("filterGroups") or []
-        if len(groups) > 5:
-            raise InputError("Too many filter groups: at most 5 are allowed")
-        if sum(len(g.get("filters") or []) for g in groups) > 18 or any(
-            len(g.get("filters") or []) > 6 for g in groups
-        ):
-            raise InputError("Too many filters: at most 6 per group and 18 in total are allowed")
-        limit = int(body.get("limit", 10))
-        if not 0 < limit <= 200:
-            raise InputError(f"limit must be between 1 and 200, got {limit}")
-        after = int(body.get("after") or 0)
-        if after + limit > SEARCH_CAP:
-            raise InputError(
-                f"Paging beyond {SEARCH_CAP} results is not supported (after={after}, limit={limit})",
-                sub="SEARCH_RESULT_LIMIT",
-            )
-        sorts = body.get("sorts") or []
-        if len(sorts) > 1:
-            raise InputError("Only one sort rule is supported")
-        query = str(body.get("query") or "").lower()
-        # paging through one query re-runs it per page: keep its result until the data changes
-        key = (self.version, repr((groups, sorts, query)))
-        if self._search_cache is None or self._search_cache[0] != key:
-            self._search_cache = (key, self._run_search(groups, sorts, query))
-        matches = self._search_cache[1]
-        page = matches[after : after + limit]
-        nxt = after + limit if after + limit < len(matches) else None
-        return page, len(matches), nxt
-
-    def _run_search(self, groups: list[Any], sorts: list[Any], query: str) -> list[HubObject]:
-        matches = [r for r in self.live() if (not groups or any(self._matches(r, g) for g in groups))]
-        if query:
-            matches = [r for r in matches if any(query in v.lower() for v in r.properties.values())]
-        if sorts:
-            rule = sorts[0]
-            name, desc = (
-                (rule, False)
-                if isinstance(rule, str)
-                else (rule.get("propertyName"), rule.get("direction") == "DESCENDING")
-            )
-            prop = self.properties.get(str(name))
-            if prop is None:
-                raise InputError(f'Property "{name}" does not exist', sub="PROPERTY_DOESNT_EXIST")
-            # ties keep id order, as HubSpot's do in practice
-            matches.sort(key=lambda r: _sort_key(prop, r.properties.get(prop.name, "")), reverse=desc)
-        else:
-            matches.sort(key=lambda r: int(r.id))
-        return matches
-
-    def _matches(self, record: HubObject, group: dict[str, Any]) -> bool:
-        return all(self._test(record, f) for f in group.get("filters") or [])
-
-    def _test(self, record: HubObject, flt: dict[str, Any]) -> bool:
-        name = str(flt.get("propertyName"))
-        op = str(flt.get("operator", "EQ"))
-        prop = self.properties.get(name)
-        if prop is None:
-            raise InputError(f'Property "{name}" does not exist', sub="PROPERTY_DOESNT_EXIST")
-        raw = record.properties.get(name, "")
-        if op == "HAS_PROPERTY":
-            return raw != ""
-        if op == "NOT_HAS_PROPERTY":
-            return raw == ""
-        if op in ("IN", "NOT_IN"):
-            values = {_norm(prop, v) for v in flt.get("values") or []}
-            inside = raw != "" and _norm(prop, raw) in values
-            return inside if op == "IN" else not inside
-        if op in ("CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN"):
-            pattern = re.escape(str(flt.get("value", "")).lower()).replace(r"\*", ".*")
-            found = re.search(rf"(^|\W){pattern}($|\W)", raw.lower()) is not None
-            return found if op == "CONTAINS_TOKEN" else not found
-        if "value" not in flt:
-            raise InputError(f"Filter on {name} with {op} needs a value")
-        if raw == "":
-            return op == "NEQ"
-        left, right = _norm(prop, raw), _norm(prop, flt["value"])
-        if op == "BETWEEN":
-            return bool(right <= left <= _norm(prop, flt.get("highValue")))
-        compare = {
-            "EQ": left == right,
-            "NEQ": left != right,
-            "LT": left < right,
-            "LTE": left <= right,
-            "GT": left > right,
-            "GTE": left >= right,
-        }
-        if op not in compare:
-            raise InputError(f"Unknown filter operator {op}")
-        return bool(compare[op])
-
-
-def _norm(prop: PropertyDef, value: Any) -> Any:
-    try:
-        return _norm_cached(prop.type, str(value))
-    except (TypeError, ValueError):
-        raise InputError(f"{value!r} is not a valid {prop.type} value for {prop.name}") from None
-
-
-@functools.lru_cache(maxsize=500_000)
-def _norm_cached(kind: str, value: str) -> Any:
-    # searches compare every record's value on every call: parse each value once
-    if kind in ("datetime", "date"):
-        return parse_time(value).timestamp()
-    if kind == "number":
-        return float(value)
-    return value.lower()
-
-
-def _sort_key(prop: PropertyDef, value: str) -> tuple[int, Any]:
-    if value == "":
-        return (1, 0)
-    return (0, _norm(prop, value))
 
 
 class Store:

@@ -1,0 +1,104 @@
+"""Deletes on every side: on the platform through its API, in each CRM as a CRM user would.
+
+A CRM user's delete goes through the CRM's own API with a token the sandbox mints (HubSpot's
+batch archive, Salesforce's composite delete); the host learns of it on its next pull, which
+the harness asks for at once instead of waiting for the hourly schedule. A contact deleted
+anywhere must end deleted everywhere: soft-deleted on the platform, deleted in every CRM.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from crmhost.demo import hoststate
+from crmhost.demo.progress import say
+from crmhost.demo.scenario import Scenario
+from crmhost.demo.stack import Stack, StackError
+from crmhost.demo.steps import Target, settle
+
+__all__ = ["apply_deletes", "delete_in_crm", "delete_on_platform", "pick_deletes"]
+
+_SALESFORCE_VERSION = "v60.0"
+
+
+def pick_deletes(scenario: Scenario, n: int) -> dict[str, list[str]]:
+    """Where each delete happens -> emails: ``n`` each on the platform and in every CRM, disjoint."""
+    overlap = {p.email for plan in scenario.crms.values() for p in plan.overlap}
+    mine = [p.email for p in scenario.platform if p.email not in overlap]
+    out = {"platform": mine[-n:] if n else []}
+    for slug, plan in scenario.crms.items():
+        out[slug] = [p.email for p in plan.only[-n:]] if n else []
+    return out
+
+
+def _remote_ids(stack: Stack, slug: str, emails: list[str]) -> list[str]:
+    wanted = set(emails)
+    s: Any = stack.sandboxes[slug]
+    if slug == "hubspot":
+        records = list(s.store.objects["contacts"].records.values())
+        return [r.id for r in records if not r.archived and r.properties.get("email", "").lower() in wanted]
+    records = list(s.org.records.get("Contact", {}).values())
+    return [r["Id"] for r in records if str(r.get("Email") or "").lower() in wanted]
+
+
+async def delete_in_crm(stack: Stack, slug: str, emails: list[str]) -> int:
+    """Delete the contacts with ``emails`` in ``slug`` through its API; returns how many."""
+    ids = _remote_ids(stack, slug, emails)
+    if len(ids) != len(emails):
+        raise StackError(f"{slug}: {len(emails) - len(ids)} of the contacts to delete are not in the CRM")
+    base = stack.sandbox_urls[slug]
+    if slug == "hubspot":
+        token = await stack.crm_token(slug, ["crm.objects.contacts.write"])
+        path, chunk = "/crm/v3/objects/contacts/batch/archive", 100
+    else:
+        token = await stack.crm_token(slug, ["api"])
+        path, chunk = f"/services/data/{_SALESFORCE_VERSION}/composite/sobjects", 200
+    async with httpx.AsyncClient(
+        base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60
+    ) as c:
+        for start in range(0, len(ids), chunk):
+            part = ids[start : start + chunk]
+            if slug == "hubspot":
+                r = await c.post(path, json={"inputs": [{"id": i} for i in part]})
+            else:
+                r = await c.delete(path, params={"ids": ",".join(part), "allOrNone": "false"})
+            if r.status_code >= 400:
+                raise StackError(f"{slug}: deleting contacts answered {r.status_code}: {r.text[:300]}")
+    return len(ids)
+
+
+async def delete_on_platform(stack: Stack, emails: list[str]) -> None:
+    """Delete contacts through the platform API (``DELETE /v1/contacts/{email}``)."""
+    for email in emails:
+        await stack.api("DELETE", f"/v1/contacts/{email}")
+
+
+async def apply_deletes(
+    stack: Stack, scenario: Scenario, n: int, *, timeout_s: float
+) -> dict[str, list[str]]:
+    """Delete ``n`` contacts on each side, pull, and wait until every side dropped all of them."""
+    picked = pick_deletes(scenario, n)
+    if not n:
+        return picked
+    await delete_on_platform(stack, picked["platform"])
+    for slug in scenario.crms:
+        await delete_in_crm(stack, slug, picked[slug])
+        await stack.pull(slug)
+    total = sum(len(v) for v in picked.values())
+    say(f"  deleted {n} contacts on the platform and {n} in each CRM; pulling")
+
+    def platform(c: hoststate.StoreCounts) -> tuple[int, int]:
+        return c.deleted, total
+
+    targets: dict[str, Target] = {"platform soft-deletes": platform}
+    for slug in scenario.crms:
+
+        def in_crm(_c: hoststate.StoreCounts, slug: str = slug) -> tuple[int, int]:
+            live = len(_remote_ids(stack, slug, [e for v in picked.values() for e in v]))
+            return total - live, total
+
+        targets[f"{slug} deletes"] = in_crm
+    await settle(stack, targets, timeout_s=timeout_s)
+    return picked

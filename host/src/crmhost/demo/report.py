@@ -1,0 +1,124 @@
+"""The demo's report: per CRM what the sync did, the API calls it used against the floor, wall time.
+
+Floors come from each plugin's ``CrmInfo`` (batch sizes, rate limit) and the scenario, so the
+report holds for any size the demo is run at.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from crmhost.demo.crmstate import CrmSnapshot
+from crmhost.demo.hoststate import StoreCounts
+from crmhost.demo.scenario import Scenario
+from crmhost.models import CrmInfo
+
+__all__ = ["CrmFigures", "api_calls", "format_report", "initial_floor", "rate_limit_floor_s"]
+
+
+def api_calls(stats: dict[str, Any]) -> int:
+    """API calls in a sandbox's stats, OAuth endpoints (consent, token, revoke) left out."""
+    return sum(n for endpoint, n in stats.get("calls", {}).items() if "oauth" not in endpoint.lower())
+
+
+def initial_floor(info: CrmInfo, crm_records: int, pushed: int) -> int:
+    """The fewest calls an initial two-way sync can make: read every page, write every batch."""
+    page = info.batch_sizes.get("pull", 100)
+    batch = info.batch_sizes.get("push_records", 1)
+    return math.ceil(crm_records / page) + math.ceil(pushed / batch)
+
+
+def events_floor(info: CrmInfo, activities: int, changed_contacts: int, enrollments: int) -> int:
+    """The fewest calls to log ``activities``, push ``changed_contacts`` and enroll contacts."""
+    return (
+        math.ceil(activities / info.batch_sizes.get("push_activity", 1))
+        + math.ceil(changed_contacts / info.batch_sizes.get("push_records", 1))
+        + enrollments
+    )
+
+
+def rate_limit_floor_s(info: CrmInfo, calls: int) -> float:
+    """The shortest time ``calls`` can take under the CRM's burst limit (the first window is free)."""
+    limit = info.rate_limit
+    if calls <= limit.requests:
+        return 0.0
+    return (math.ceil(calls / limit.requests) - 1) * limit.per_seconds
+
+
+@dataclass
+class CrmFigures:
+    """Everything the report says about one CRM."""
+
+    slug: str
+    title: str
+    strategy: str
+    integration_id: str
+    initial_calls: int
+    initial_floor: int
+    initial_wall_s: float
+    events_calls: int
+    events_floor: int
+    events_wall_s: float
+    rate_limited: int
+    snapshot: CrmSnapshot
+    deletes_to_crm: int
+    deletes_from_crm: int
+
+
+def _outcomes(c: StoreCounts, iid: str, direction: str) -> str:
+    got = Counter({o: n for (i, d, o), n in c.record_log.items() if i == iid and d == direction})
+    return ", ".join(f"{o} {n:,}" for o, n in sorted(got.items())) or "none"
+
+
+def _conflicts(c: StoreCounts, iid: str) -> str:
+    got: Counter[str] = Counter()
+    for (i, strategy, status), n in c.conflicts.items():
+        if i == iid:
+            got[strategy if status != "open" else f"{strategy} (open)"] += n
+    return ", ".join(f"{s} {n:,}" for s, n in sorted(got.items())) or "none recorded"
+
+
+def _ratio(calls: int, floor: int) -> str:
+    if floor == 0:
+        return f"{calls:,} (floor 0)"
+    return f"{calls:,} (floor {floor:,}, {100 * (calls - floor) / floor:+.1f}%)"
+
+
+def format_report(
+    scenario: Scenario, figures: list[CrmFigures], store: StoreCounts, platform_contacts: int, wall_s: float
+) -> str:
+    """The report as text."""
+    lines = [
+        "",
+        "crmhost demo report",
+        "===================",
+        f"scenario seed {scenario.seed}: {len(scenario.platform):,} platform contacts, "
+        f"{sum(p.size for p in scenario.crms.values()):,} CRM contacts, "
+        f"{len(scenario.events):,} email events",
+        f"platform: {platform_contacts:,} live contacts (union expected {scenario.union_size():,}), "
+        f"{store.deleted:,} soft-deleted",
+    ]
+    for f in figures:
+        expected = scenario.expected_conflicts(f.slug)
+        lines += [
+            "",
+            f"{f.title} ({f.strategy})",
+            f"  contacts in CRM            {len(f.snapshot.contacts):,}",
+            f"  pushed to CRM              {_outcomes(store, f.integration_id, 'push')}",
+            f"  pulled from CRM            {_outcomes(store, f.integration_id, 'pull')}",
+            f"  conflicts                  {_conflicts(store, f.integration_id)}",
+            "  conflicts in the scenario  " + ", ".join(f"{s} {n:,}" for s, n in sorted(expected.items())),
+            f"  activities logged          {len(f.snapshot.activities):,}",
+            f"  workflow enrollments       {sum(f.snapshot.enrollments.values()):,}",
+            f"  deletes                    to CRM {f.deletes_to_crm:,}, from CRM {f.deletes_from_crm:,}",
+            f"  API calls, initial sync    {_ratio(f.initial_calls, f.initial_floor)}",
+            f"  API calls, events          {_ratio(f.events_calls, f.events_floor)}",
+            f"  answered 429               {f.rate_limited:,}",
+            f"  wall time                  initial sync {f.initial_wall_s:.1f} s, "
+            f"events {f.events_wall_s:.1f} s",
+        ]
+    lines += ["", f"total wall time {wall_s:.1f} s", ""]
+    return "\n".join(lines)

@@ -1,0 +1,307 @@
+"""The demo's deterministic scenario: who exists where, which edits conflict, which events happen.
+
+Everything the demo checks at the end is computed here from the same inputs (sizes and a
+seed), never typed in as numbers: the union of contacts every side must end with, the value
+each conflicting field must settle on under the integration's strategy, and the counters,
+flags and activities the email events must produce.
+
+Sets of contacts (by email, canonical field names):
+
+- ``platform``: the platform's own contacts.
+- ``overlap[crm]``: platform contacts the CRM also has, with conflicting edits. The first
+  half was edited in the CRM *before* the platform's write (``old``: the platform is newer),
+  the second half *after* it (``new``: the CRM is newer), so ``newest_wins`` goes both ways.
+- ``shared``: contacts both CRMs have and the platform does not, with identical values.
+- ``only[crm]``: contacts only that CRM has.
+
+After the initial two-way sync every side holds the union, with the values below.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+__all__ = [
+    "CONFLICT_FIELDS",
+    "EVENT_KINDS",
+    "CrmPlan",
+    "Event",
+    "Person",
+    "Scenario",
+    "build",
+    "winner",
+]
+
+#: the share of events of each kind (sent, opened, clicked, replied, bounced, unsubscribed)
+EVENT_KINDS: tuple[tuple[str, float], ...] = (
+    ("sent", 0.45),
+    ("opened", 0.30),
+    ("clicked", 0.15),
+    ("replied", 0.05),
+    ("bounced", 0.03),
+    ("unsubscribed", 0.02),
+)
+
+#: which fields each CRM's overlapping records disagree on, and the strategy deciding each one
+#: (the roadmap's field_level example: names crm_wins, company newest_wins; Salesforce's
+#: Contact has no company field, so its overlaps disagree on the job title instead)
+CONFLICT_FIELDS: dict[str, dict[str, str]] = {
+    "hubspot": {"first_name": "crm_wins", "company": "newest_wins"},
+    "salesforce": {"first_name": "newest_wins", "job_title": "newest_wins"},
+}
+
+#: the canonical fields each CRM syncs both ways with its default mapping
+TWO_WAY_FIELDS: dict[str, tuple[str, ...]] = {
+    "hubspot": ("email", "first_name", "last_name", "company", "phone", "job_title", "city"),
+    "salesforce": ("email", "first_name", "last_name", "phone", "job_title", "city"),
+}
+
+#: each CRM's integration-level strategy in the demo
+STRATEGIES: dict[str, str] = {"hubspot": "field_level", "salesforce": "newest_wins"}
+
+
+@dataclass(frozen=True)
+class Person:
+    """A contact's canonical values (only the fields the scenario uses)."""
+
+    email: str
+    first_name: str
+    last_name: str
+    company: str | None = None
+    job_title: str | None = None
+    city: str | None = None
+    phone: str | None = None
+
+    def values(self) -> dict[str, Any]:
+        """The canonical field values, ``None`` left out."""
+        out = {
+            "email": self.email,
+            "first_name": self.first_name,
+            "last_name": self.last_name,
+            "company": self.company,
+            "job_title": self.job_title,
+            "city": self.city,
+            "phone": self.phone,
+        }
+        return {k: v for k, v in out.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class Event:
+    """One email event the platform reports."""
+
+    id: str
+    email: str
+    kind: str
+    occurred_at: datetime
+    campaign_id: str
+    campaign_name: str
+    subject: str
+    url: str | None = None
+
+    def to_api(self) -> dict[str, Any]:
+        """The event as ``POST /v1/events`` takes it."""
+        body: dict[str, Any] = {
+            "id": self.id,
+            "email": self.email,
+            "kind": self.kind,
+            "occurred_at": self.occurred_at.isoformat(),
+            "campaign_id": self.campaign_id,
+            "campaign_name": self.campaign_name,
+            "subject": self.subject,
+        }
+        if self.url is not None:
+            body["url"] = self.url
+        return body
+
+
+@dataclass
+class CrmPlan:
+    """What one CRM holds before the sync."""
+
+    slug: str
+    strategy: str
+    old: list[Person] = field(default_factory=list)  # overlaps edited before the platform's write
+    new: list[Person] = field(default_factory=list)  # overlaps edited after it
+    shared: list[Person] = field(default_factory=list)
+    only: list[Person] = field(default_factory=list)
+
+    @property
+    def overlap(self) -> list[Person]:
+        """Records the platform also has."""
+        return self.old + self.new
+
+    @property
+    def seeded_first(self) -> list[Person]:
+        """Seeded before the platform's contacts arrive."""
+        return self.old + self.shared + self.only
+
+    @property
+    def size(self) -> int:
+        """Records seeded in this CRM."""
+        return len(self.old) + len(self.new) + len(self.shared) + len(self.only)
+
+
+@dataclass
+class Scenario:
+    """Inputs and expected outcomes of one demo run."""
+
+    seed: int
+    platform: list[Person]
+    crms: dict[str, CrmPlan]
+    events: list[Event]
+
+    # ------------------------------------------------------------------ expected outcomes
+
+    def expected_people(self) -> dict[str, dict[str, Any]]:
+        """Email -> the canonical values every side must end with (two-way fields)."""
+        out: dict[str, dict[str, Any]] = {p.email: p.values() for p in self.platform}
+        by_email = {p.email: p for p in self.platform}
+        for plan in self.crms.values():
+            for person in plan.shared + plan.only:
+                out.setdefault(person.email, person.values())
+            for newer, group in (("platform", plan.old), ("crm", plan.new)):
+                for person in group:
+                    mine = by_email[person.email]
+                    for name, strategy in CONFLICT_FIELDS[plan.slug].items():
+                        strategy = strategy if plan.strategy == "field_level" else plan.strategy
+                        out[person.email][name] = winner(
+                            strategy, getattr(mine, name), getattr(person, name), newer=newer
+                        )
+        return out
+
+    def union_size(self) -> int:
+        """How many contacts every side holds after the sync."""
+        return len(self.expected_people())
+
+    def expected_conflicts(self, slug: str) -> Counter[str]:
+        """Strategy -> number of field conflicts the CRM's overlaps cause."""
+        plan = self.crms[slug]
+        counts: Counter[str] = Counter()
+        for strategy in CONFLICT_FIELDS[slug].values():
+            counts[strategy if plan.strategy == "field_level" else plan.strategy] += len(plan.overlap)
+        return counts
+
+    def expected_engagement(self) -> dict[str, dict[str, Any]]:
+        """Email -> total_opens, total_clicks, unsubscribed, last_email_opened, sent (activities)."""
+        out: dict[str, dict[str, Any]] = {}
+        for event in self.events:
+            e = out.setdefault(
+                event.email,
+                {
+                    "total_opens": 0,
+                    "total_clicks": 0,
+                    "unsubscribed": False,
+                    "last_email_opened": None,
+                    "sent": 0,
+                },
+            )
+            if event.kind == "opened":
+                e["total_opens"] += 1
+                if e["last_email_opened"] is None or event.occurred_at > e["last_email_opened"]:
+                    e["last_email_opened"] = event.occurred_at
+            elif event.kind == "clicked":
+                e["total_clicks"] += 1
+            elif event.kind == "unsubscribed":
+                e["unsubscribed"] = True
+            elif event.kind == "sent":
+                e["sent"] += 1
+        return out
+
+    def expected_activities(self) -> int:
+        """Activities each CRM must log: one per ``sent`` event (the default rule)."""
+        return sum(1 for e in self.events if e.kind == "sent")
+
+
+def winner(strategy: str, local: Any, remote: Any, *, newer: str) -> Any:
+    """The value a conflict settles on; ``newer`` is ``platform`` or ``crm``."""
+    if strategy == "crm_wins":
+        return remote
+    if strategy == "local_wins":
+        return local
+    if strategy == "fill_if_blank":
+        return local if local not in (None, "") else remote
+    if strategy == "newest_wins":
+        return local if newer == "platform" else remote
+    raise ValueError(f"the demo cannot predict strategy {strategy!r}")
+
+
+def _person(email: str, i: int, rng: random.Random, *, who: str, company: bool = True) -> Person:
+    cities = ("Lisbon", "Austin", "Osaka", "Nairobi", "Bergen", "Quito", "Perth", "Dublin")
+    titles = ("Analyst", "Engineer", "Director", "Buyer", "Founder", "Designer")
+    return Person(
+        email=email,
+        first_name=f"{who}{i}",
+        last_name=f"Surname{i}",
+        company=f"{who}Co {rng.randrange(1, 500)}" if company else None,
+        job_title=rng.choice(titles),
+        city=rng.choice(cities),
+        phone=f"+1555{i:07d}" if who != "Pat" else None,
+    )
+
+
+def _conflicting(mine: Person, slug: str) -> Person:
+    """The CRM's version of a platform contact: the conflict fields differ."""
+    changes: dict[str, Any] = {}
+    for name in CONFLICT_FIELDS[slug]:
+        changes[name] = f"{getattr(mine, name) or ''} ({slug} edit)".strip()
+    return Person(**{**mine.__dict__, **changes})
+
+
+def build(
+    *, contacts: int = 10_000, crm_contacts: int = 10_000, events: int = 50_000, seed: int = 7
+) -> Scenario:
+    """A scenario of ``contacts`` platform contacts, ``crm_contacts`` split between the two CRMs.
+
+    A fifth of each CRM's records overlap the platform (disjoint sets, so each conflict has one
+    deciding strategy), a tenth are shared by both CRMs, the rest are the CRM's alone. Events
+    pick contacts from the union at random (seeded) over the last 30 days.
+    """
+    rng = random.Random(seed)  # noqa: S311 (test data, reproducible on purpose)
+    platform = [_person(f"p{i:06d}@platform.demo", i, rng, who="Pat") for i in range(contacts)]
+    sizes = {"hubspot": crm_contacts // 2, "salesforce": crm_contacts - crm_contacts // 2}
+    shared_n = min(sizes.values()) // 10
+    # no company on records Salesforce holds: its Contact has none, so it cannot agree on one
+    shared = [_person(f"s{i:06d}@shared.demo", i, rng, who="Sam", company=False) for i in range(shared_n)]
+    crms: dict[str, CrmPlan] = {}
+    start = 0
+    for slug, size in sizes.items():
+        plan = CrmPlan(slug=slug, strategy=STRATEGIES[slug], shared=list(shared))
+        overlap_n = min(size // 5, max(0, (contacts - start)))
+        mine = platform[start : start + overlap_n]
+        start += overlap_n
+        half = overlap_n // 2
+        plan.old = [_conflicting(p, slug) for p in mine[:half]]
+        plan.new = [_conflicting(p, slug) for p in mine[half:]]
+        only_n = size - overlap_n - shared_n
+        prefix = slug[0]
+        plan.only = [
+            _person(f"{prefix}{i:06d}@{slug}.demo", i, rng, who=slug.title(), company=slug == "hubspot")
+            for i in range(only_n)
+        ]
+        crms[slug] = plan
+    scenario = Scenario(seed=seed, platform=platform, crms=crms, events=[])
+    emails = sorted(scenario.expected_people())
+    now = datetime.now(UTC).replace(microsecond=0)
+    kinds = [k for k, _ in EVENT_KINDS]
+    weights = [w for _, w in EVENT_KINDS]
+    for i in range(events):
+        kind = rng.choices(kinds, weights)[0]
+        campaign = rng.randrange(1, 21)
+        scenario.events.append(
+            Event(
+                id=f"demo-{seed}-{i}",
+                email=rng.choice(emails),
+                kind=kind,
+                occurred_at=now - timedelta(seconds=rng.randrange(0, 30 * 86_400)),
+                campaign_id=f"cmp-{campaign}",
+                campaign_name=f"Campaign {campaign}",
+                subject=f"News #{campaign}",
+                url=f"https://example.com/c/{campaign}" if kind == "clicked" else None,
+            )
+        )
+    return scenario

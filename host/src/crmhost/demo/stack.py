@@ -1,0 +1,374 @@
+"""A whole crmhost on 127.0.0.1: the host API, the CRM sandboxes, optionally arq worker processes.
+
+Used by ``make demo``, ``bench/run.py`` and the end-to-end sync tests, so all three drive the
+product the same way a customer would: over HTTP, through the real OAuth consent pages.
+
+The API server runs in a background thread of this process (uvicorn on a socket bound before
+the settings are built, so ``public_url`` is right from the start). With no Redis its jobs run
+in-process (the embedded default); with ``redis_url`` they go to Redis and ``crmhost worker``
+subprocesses run them, configured only through ``CRMHOST_*`` environment variables like
+production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import AsyncExitStack, ExitStack, asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import uvicorn
+
+from crmhost.api.app import create_app
+from crmhost.context import ProviderApp
+from crmhost.db.migrate import upgrade
+from crmhost.plugins import Plugins, load_plugins
+from crmhost.runtime import Host, open_host
+from crmhost.sandbox import Sandbox, running
+from crmhost.sandbox.cli import create as create_sandbox
+from crmhost.security.tokens import generate_key_spec
+from crmhost.services.tenants import create_tenant
+from crmhost.settings import Settings
+from crmhost.testing.browser import consent
+
+__all__ = ["Stack", "StackConfig", "StackError", "open_stack"]
+
+CRMS: tuple[str, ...] = ("hubspot", "salesforce")
+
+
+class StackError(RuntimeError):
+    """Something the stack drives answered unexpectedly; the message says what and where."""
+
+
+@dataclass
+class StackConfig:
+    """What to start.
+
+    Attributes:
+        data_dir: the host's data directory (SQLite file, logs of worker processes).
+        database_url: defaults to SQLite in ``data_dir`` (the embedded default).
+        redis_url: arq's Redis; unset runs jobs in the API process.
+        workers: ``crmhost worker`` processes to start (needs ``redis_url``).
+        crms: which CRM sandboxes to start and connect.
+        limits: the sandboxes' rate-limit tier: ``real`` or ``off``.
+        api_process: serve the API as a ``crmhost serve`` subprocess (its memory measured apart
+            from the sandboxes') instead of a thread of this process.
+    """
+
+    data_dir: Path
+    database_url: str | None = None
+    redis_url: str | None = None
+    workers: int = 0
+    crms: Sequence[str] = CRMS
+    limits: str = "real"
+    api_process: bool = False
+
+
+@dataclass
+class Stack:
+    """The running pieces and the calls a platform (and a CRM admin) would make."""
+
+    config: StackConfig
+    settings: Settings
+    url: str
+    host: Host  # a second Host on the same database: tenant setup and reading the store
+    sandboxes: dict[str, Sandbox]
+    sandbox_urls: dict[str, str]
+    tenant_id: str = ""
+    api_key: str = ""
+    integrations: dict[str, str] = field(default_factory=dict)  # slug -> integration id
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    api_proc: subprocess.Popen[bytes] | None = None
+    _http: httpx.AsyncClient | None = None
+    _worker_env: dict[str, str] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ HTTP helpers
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """A client for the host's API with the tenant's bearer key."""
+        if self._http is None:
+            self._http = httpx.AsyncClient(
+                base_url=self.url,
+                headers={"Authorization": f"Bearer {self.api_key}"},
+                timeout=httpx.Timeout(300.0, connect=10.0),
+            )
+        return self._http
+
+    async def api(self, method: str, path: str, *, ok: Sequence[int] = (200, 201, 204), **kw: Any) -> Any:
+        """Call the host's API; raises :class:`StackError` unless the status is in ``ok``."""
+        r = await self.http.request(method, path, **kw)
+        if r.status_code not in ok:
+            raise StackError(f"{method} {path} answered {r.status_code}: {r.text[:500]}")
+        return r.json() if r.content else None
+
+    async def sandbox_call(self, slug: str, method: str, path: str, **kw: Any) -> Any:
+        """Call a sandbox's admin endpoint (``/_sandbox/...``)."""
+        async with httpx.AsyncClient(base_url=self.sandbox_urls[slug], timeout=60) as c:
+            r = await c.request(method, path, **kw)
+        if r.status_code >= 400:
+            raise StackError(f"{slug} sandbox {method} {path} answered {r.status_code}: {r.text[:300]}")
+        return r.json()
+
+    async def stats(self, slug: str) -> dict[str, Any]:
+        """The sandbox's call counts since its last reset."""
+        got: dict[str, Any] = await self.sandbox_call(slug, "GET", "/_sandbox/stats")
+        return got
+
+    async def reset_stats(self, slug: str) -> None:
+        """Start counting a sandbox's calls (and rate-limit windows) afresh."""
+        await self.sandbox_call(slug, "POST", "/_sandbox/reset")
+        await self.set_limits(slug, self.config.limits)
+
+    async def set_limits(self, slug: str, tier: str) -> None:
+        """``real`` (the CRM's default tier) or ``off``."""
+        await self.sandbox_call(slug, "PUT", "/_sandbox/rate-limits", json={"tier": tier})
+
+    async def seed(
+        self, slug: str, object_name: str, records: list[dict[str, Any]], chunk: int = 2000
+    ) -> None:
+        """Put records straight into a sandbox (as if they had always been in the CRM)."""
+        for start in range(0, len(records), chunk):
+            await self.sandbox_call(
+                slug, "POST", f"/_sandbox/seed/{object_name}", json=records[start : start + chunk]
+            )
+
+    # ------------------------------------------------------------------ connecting
+
+    async def connect(
+        self, slug: str, *, conflict_strategy: str | None = None, settings: dict[str, Any] | None = None
+    ) -> str:
+        """Connect ``slug`` through its consent page; returns the integration id once active."""
+        body: dict[str, Any] = {"provider": slug, "redirect_to": "https://app.example/crm"}
+        if settings:
+            body["settings"] = settings
+        started = await self.api("POST", "/v1/integrations", json=body)
+        iid: str = started["integration"]["id"]
+        if conflict_strategy:
+            await self.api("PATCH", f"/v1/integrations/{iid}", json={"conflict_strategy": conflict_strategy})
+        async with httpx.AsyncClient(timeout=60) as browser:
+            callback = await consent(browser, started["authorize_url"])
+            done = await browser.get(callback)
+        status = parse_qs(urlsplit(done.headers.get("location", "")).query).get("status")
+        if done.status_code != 302 or status != ["connected"]:
+            raise StackError(
+                f"connecting {slug}: the callback answered {done.status_code} {status}: {done.text[:300]}"
+            )
+        got = await self.api("GET", f"/v1/integrations/{iid}")
+        if got["status"] != "active":
+            raise StackError(f"connecting {slug}: integration is {got['status']}: {got.get('status_reason')}")
+        self.integrations[slug] = iid
+        return iid
+
+    async def pull(self, slug: str) -> None:
+        """Enqueue a pull of ``slug``'s integration now (what the hourly schedule would do)."""
+        iid = self.integrations[slug]
+        await self.host.job_queue().enqueue(
+            "pull_integration", job_id=f"pull:{iid}", tenant_id=self.tenant_id, integration_id=iid
+        )
+
+    async def crm_token(self, slug: str, scopes: Sequence[str]) -> str:
+        """An access token for acting as a CRM user (edits made "in the CRM")."""
+        got = await self.sandbox_call(slug, "POST", "/_sandbox/token", json={"scopes": list(scopes)})
+        return str(got["access_token"])
+
+    # ------------------------------------------------------------------ worker processes
+
+    def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        log = (self.config.data_dir / f"{name}.log").open("ab")
+        try:
+            return subprocess.Popen(  # noqa: S603 (this interpreter, our own module and arguments)
+                [sys.executable, "-m", "crmhost", *args],
+                env=self._worker_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.config.data_dir,
+            )
+        finally:
+            log.close()
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        """Start one ``crmhost worker`` process (arq) against the stack's Redis and database."""
+        if not self.config.redis_url:
+            raise StackError("worker processes need redis_url")
+        proc = self._spawn(f"worker-{len(self.workers)}", "worker")
+        self.workers.append(proc)
+        return proc
+
+    def worker_log(self, n: int = 0) -> str:
+        """The end of worker ``n``'s log (for failure messages)."""
+        path = self.config.data_dir / f"worker-{n}.log"
+        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
+    def kill_worker(self, proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to one worker and reap it."""
+        proc.send_signal(sig)
+        proc.wait(timeout=30)
+
+    def stop_workers(self) -> None:
+        """Stop every worker still running (SIGTERM, then SIGKILL after 10 s)."""
+        for proc in self.workers:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.workers:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+# ---------------------------------------------------------------------- serving the API
+
+
+@contextmanager
+def _serve_api(make_app: Any, sock: socket.socket) -> Iterator[None]:
+    config = uvicorn.Config(
+        make_app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=2
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="crmhost-api", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise StackError("the host API failed to start (see the log above)")
+            time.sleep(0.02)
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+
+
+@asynccontextmanager
+async def _api_process(stack: Stack, port: int) -> AsyncIterator[None]:
+    proc = stack._spawn("api", "serve", "--host", "127.0.0.1", "--port", str(port))
+    stack.api_proc = proc
+    try:
+        async with httpx.AsyncClient(timeout=2) as c:
+            deadline = time.monotonic() + 120
+            while True:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log = (stack.config.data_dir / "api.log").read_text(errors="replace")[-2000:]
+                    raise StackError(f"crmhost serve did not become ready; its log ends with:\n{log}")
+                try:
+                    if (await c.get(f"{stack.url}/readyz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+        yield
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _plugins(crms: Sequence[str]) -> Plugins:
+    plugins = load_plugins(allow=set(crms))
+    for slug in crms:
+        status = plugins.status.get(slug)
+        if status is None or not status.loaded:
+            raise StackError(
+                f"the {slug} plugin is not loaded: {status.error if status else 'not installed'}"
+            )
+    return plugins
+
+
+def _env(settings: Settings, crms: Sequence[str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRMHOST_")}
+    env.update(
+        {
+            "CRMHOST_DATA_DIR": str(settings.data_dir),
+            "CRMHOST_DATABASE_URL": settings.database_url,
+            "CRMHOST_REDIS_URL": settings.redis_url or "",
+            "CRMHOST_ENCRYPTION_KEYS": settings.encryption_keys or "",
+            "CRMHOST_PUBLIC_URL": settings.public_url,
+            "CRMHOST_PLUGINS": ",".join(crms),
+        }
+    )
+    for slug in crms:
+        app = settings.providers[slug]
+        upper = slug.upper()
+        env[f"CRMHOST_{upper}_CLIENT_ID"] = app.client_id
+        env[f"CRMHOST_{upper}_CLIENT_SECRET"] = app.client_secret
+        env[f"CRMHOST_{upper}_REDIRECT_URI"] = app.redirect_uri
+        env[f"CRMHOST_{upper}_BASE_URL"] = app.base_url or ""
+    return env
+
+
+@asynccontextmanager
+async def open_stack(config: StackConfig) -> AsyncIterator[Stack]:
+    """Start sandboxes, migrate, serve the API, create a tenant; tear everything down after."""
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    database_url = config.database_url or f"sqlite+aiosqlite:///{config.data_dir / 'crmhost.db'}"
+    await upgrade(database_url)
+    with ExitStack() as stack:
+        sandboxes = {slug: create_sandbox(slug) for slug in config.crms}
+        urls = {slug: stack.enter_context(running(sb)) for slug, sb in sandboxes.items()}
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        providers = {
+            slug: ProviderApp(
+                client_id=sb.client_id,
+                client_secret=sb.client_secret,
+                redirect_uri=f"{url}/v1/oauth/callback",
+                base_url=urls[slug],
+            )
+            for slug, sb in sandboxes.items()
+        }
+        settings = Settings(
+            data_dir=config.data_dir,
+            database_url=database_url,
+            redis_url=config.redis_url,
+            encryption_keys=generate_key_spec("demo1"),
+            public_url=url,
+            providers=providers,
+        )
+        if not config.api_process:
+            stack.enter_context(_serve_api(create_app(settings, _plugins(config.crms)), sock))
+        else:
+            sock.close()  # the subprocess binds it; nothing else on loopback takes it meanwhile
+        # this Host's queue runs jobs the harness enqueues (a pull after CRM-side edits): in this
+        # process without Redis, on the worker processes with it
+        async with AsyncExitStack() as async_stack:
+            host = await async_stack.enter_async_context(
+                open_host(settings, plugins=_plugins(config.crms), migrate=False)
+            )
+            env = Stack(
+                config=config, settings=settings, url=url, host=host, sandboxes=sandboxes, sandbox_urls=urls
+            )
+            env._worker_env = _env(settings, config.crms)
+            if config.api_process:
+                await async_stack.enter_async_context(_api_process(env, int(url.rsplit(":", 1)[1])))
+            env.tenant_id, env.api_key = await create_tenant(host, "Demo Co")
+            for slug in config.crms:
+                await env.set_limits(slug, config.limits)
+            for _ in range(config.workers):
+                env.start_worker()
+            try:
+                yield env
+            finally:
+                env.stop_workers()
+                if env._http is not None:
+                    await env._http.aclose()
+                await asyncio.sleep(0)

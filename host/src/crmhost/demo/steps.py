@@ -1,0 +1,212 @@
+"""The demo's steps, shared with the benchmark and the end-to-end tests: seed, ingest, wait, count."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from crmhost.demo import crmstate, hoststate
+from crmhost.demo.progress import Progress, say
+from crmhost.demo.scenario import Person, Scenario
+from crmhost.demo.stack import Stack, StackError
+
+__all__ = [
+    "DemoFailed",
+    "Phase",
+    "Run",
+    "Target",
+    "fail_on_error",
+    "hubspot_record",
+    "ingest_events",
+    "put_contacts",
+    "salesforce_record",
+    "seed_scenario",
+    "settle",
+    "snapshot_calls",
+]
+
+#: the HubSpot sandbox's timeline event template: email events land as timeline events
+HUBSPOT_SETTINGS = {"timeline_event_template_id": "1001"}
+THRESHOLD_WORKFLOW = "sales_qualified_lead"
+
+
+class DemoFailed(RuntimeError):
+    """The run did not end in the state the scenario expects; the message is the one-line reason."""
+
+
+@dataclass
+class Phase:
+    """One timed step and the API calls each CRM served during it."""
+
+    name: str
+    wall_s: float = 0.0
+    calls: dict[str, dict[str, Any]] = field(default_factory=dict)  # slug -> sandbox stats
+
+
+@dataclass
+class Run:
+    """What a demo run did, for the report."""
+
+    scenario: Scenario
+    phases: list[Phase] = field(default_factory=list)
+    deleted: dict[str, list[str]] = field(default_factory=dict)  # where deleted -> emails
+    started: float = field(default_factory=time.monotonic)
+
+
+def hubspot_record(p: Person) -> dict[str, Any]:
+    """A scenario person in HubSpot's seed shape."""
+    props = {
+        "email": p.email,
+        "firstname": p.first_name,
+        "lastname": p.last_name,
+        "company": p.company,
+        "jobtitle": p.job_title,
+        "city": p.city,
+        "phone": p.phone,
+    }
+    return {"properties": {k: v for k, v in props.items() if v is not None}}
+
+
+def salesforce_record(p: Person) -> dict[str, Any]:
+    """A scenario person as a Salesforce Contact."""
+    fields = {
+        "Email": p.email,
+        "FirstName": p.first_name,
+        "LastName": p.last_name,
+        "Title": p.job_title,
+        "MailingCity": p.city,
+        "Phone": p.phone,
+    }
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+_SHAPES: dict[str, tuple[str, Callable[[Person], dict[str, Any]]]] = {
+    "hubspot": ("contacts", hubspot_record),
+    "salesforce": ("Contact", salesforce_record),
+}
+
+
+async def put_contacts(stack: Stack, people: list[Person], *, chunk: int = 5000, label: str = "") -> None:
+    """``PUT /v1/contacts:bulk`` in chunks; every row must be accepted."""
+    bar = Progress(label or "platform contacts uploaded", len(people))
+    for start in range(0, len(people), chunk):
+        rows = [p.values() for p in people[start : start + chunk]]
+        got = await stack.api("PUT", "/v1/contacts:bulk", json={"contacts": rows})
+        errors = got.get("errors") if isinstance(got, dict) else None
+        if errors:
+            raise DemoFailed(f"PUT /v1/contacts:bulk refused {len(errors)} rows, e.g. {errors[0]}")
+        bar.update(min(start + chunk, len(people)))
+    bar.close()
+
+
+async def seed_scenario(stack: Stack, scenario: Scenario) -> None:
+    """CRM records edited before the platform's, the platform's contacts, then the newer CRM edits.
+
+    The pauses make the three writes land at clearly different times, so ``newest_wins`` has a
+    definite answer for every overlapping field.
+    """
+    if "hubspot" in stack.sandboxes:
+        await stack.seed("hubspot", "workflows", [{"id": THRESHOLD_WORKFLOW, "name": "Sales qualified lead"}])
+    for slug, plan in scenario.crms.items():
+        obj, shape = _SHAPES[slug]
+        bar = Progress(f"{slug} records seeded", plan.size)
+        await stack.seed(slug, obj, [shape(p) for p in plan.seeded_first])
+        bar.update(len(plan.seeded_first))
+        bar.close()
+    await asyncio.sleep(1.1)
+    await put_contacts(stack, scenario.platform)
+    await asyncio.sleep(1.1)
+    for slug, plan in scenario.crms.items():
+        obj, shape = _SHAPES[slug]
+        await stack.seed(slug, obj, [shape(p) for p in plan.new])
+    edited = sum(len(p.new) for p in scenario.crms.values())
+    say(f"  edited {edited:,} overlapping CRM records after the platform's write")
+
+
+async def ingest_events(stack: Stack, scenario: Scenario, *, chunk: int = 1000) -> None:
+    """``POST /v1/events`` in chunks of ``chunk``."""
+    bar = Progress("email events ingested", len(scenario.events))
+    for start in range(0, len(scenario.events), chunk):
+        rows = [e.to_api() for e in scenario.events[start : start + chunk]]
+        got = await stack.api("POST", "/v1/events", json={"events": rows})
+        errors = got.get("errors") if isinstance(got, dict) else None
+        if errors:
+            raise DemoFailed(f"POST /v1/events refused {len(errors)} events, e.g. {errors[0]}")
+        bar.update(min(start + chunk, len(scenario.events)))
+    bar.close()
+
+
+Target = Callable[[hoststate.StoreCounts], tuple[int, int]]
+
+
+async def settle(
+    stack: Stack,
+    targets: dict[str, Target],
+    *,
+    timeout_s: float,
+    idle_s: float = 2.0,
+    stuck_s: float = 30.0,
+    poll_s: float = 0.5,
+) -> hoststate.StoreCounts:
+    """Wait until every target is reached and the store is quiet; bars show each target.
+
+    Quiet means: no outbox row pending, no sync run open, and nothing moved for ``idle_s``.
+
+    Raises:
+        DemoFailed: the timeout passed, or nothing moved for ``stuck_s`` with a target unmet.
+    """
+    bars = {label: Progress(label, 0) for label in targets}
+    deadline = time.monotonic() + timeout_s
+    last_fp: tuple[Any, ...] | None = None
+    quiet_since = time.monotonic()
+    try:
+        while True:
+            c = await hoststate.counts(stack.host, stack.tenant_id)
+            met = True
+            status = []
+            for label, target in targets.items():
+                done, total = target(c)
+                bars[label].total = total
+                bars[label].update(done)
+                met = met and done >= total
+                status.append(f"{label} {done:,}/{total:,}")
+            fp = (c.fingerprint(), tuple(crmstate.counts(s, sb) for s, sb in stack.sandboxes.items()))
+            now = time.monotonic()
+            if fp != last_fp:
+                last_fp, quiet_since = fp, now
+            pending = c.outbox_in("pending")
+            quiet = pending == 0 and c.running == 0 and now - quiet_since >= idle_s
+            if met and quiet:
+                return c
+            if not met and now - quiet_since >= stuck_s:
+                raise DemoFailed(
+                    f"nothing moved for {stuck_s:.0f} s with work left: {'; '.join(status)}; "
+                    f"outbox pending {pending}, dead {c.outbox_in('dead')}, open runs {c.running}"
+                )
+            if now > deadline:
+                raise DemoFailed(
+                    f"not settled after {timeout_s:.0f} s: {'; '.join(status)}; "
+                    f"outbox pending {pending}, dead {c.outbox_in('dead')}, open runs {c.running}"
+                )
+            await asyncio.sleep(poll_s)
+    finally:
+        for bar in bars.values():
+            bar.close()
+
+
+async def snapshot_calls(stack: Stack, phase: Phase) -> None:
+    """Record each CRM's call counts for ``phase`` and start counting afresh."""
+    for slug in stack.sandboxes:
+        phase.calls[slug] = await stack.stats(slug)
+        await stack.reset_stats(slug)
+
+
+async def fail_on_error(stack: Stack, coro: Any) -> Any:
+    """Await ``coro``; a :class:`StackError` becomes :class:`DemoFailed`."""
+    try:
+        return await coro
+    except StackError as exc:
+        raise DemoFailed(str(exc)) from exc

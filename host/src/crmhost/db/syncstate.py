@@ -100,6 +100,9 @@ class RemoteLink(TenantScoped, Base):
     contact_id: Mapped[str] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
     remote_id: Mapped[str] = mapped_column(String(128))
     linked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # the last reconciliation listing (ChangePage.snapshot) that named this record; when the
+    # listing ends, linked records it did not name were deleted in the CRM
+    seen_in: Mapped[str | None] = mapped_column(String(200), default=None)
 
 
 class WriteLedger(TenantScoped, Base):

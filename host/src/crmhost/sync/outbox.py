@@ -8,12 +8,16 @@ commits, :func:`kick` enqueues one push job per touched integration.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crmhost.db.base import Base, utcnow
 from crmhost.db.models import Integration, IntegrationStatus
 from crmhost.db.syncstate import OutboxRow
 from crmhost.runtime import Host
@@ -21,7 +25,9 @@ from crmhost.runtime import Host
 __all__ = [
     "PUSH_DIRECTIONS",
     "add_row",
+    "add_rows",
     "enqueue_record",
+    "insert_ignore",
     "kick",
     "push_job_id",
     "pushing_integrations",
@@ -85,6 +91,60 @@ async def add_row(
         )
     )
     return True
+
+
+#: Rows per INSERT statement: well under SQLite's 32,766 bound parameters for any of our tables.
+_INSERT_CHUNK = 500
+
+
+async def insert_ignore(session: AsyncSession, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
+    """Insert ``rows`` into ``model``'s table, skipping any that violate a unique constraint.
+
+    One multi-row ``INSERT ... ON CONFLICT DO NOTHING`` per chunk, on SQLite and PostgreSQL:
+    the set-based form of "add unless already there", safe against a concurrent writer adding
+    the same key. Rows bypass the ORM flush, so each must carry its ``tenant_id`` and every
+    column whose default matters.
+    """
+    insert: Any = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    for start in range(0, len(rows), _INSERT_CHUNK):
+        chunk = rows[start : start + _INSERT_CHUNK]
+        await session.execute(insert(model).values(list(chunk)).on_conflict_do_nothing())
+
+
+async def add_rows(
+    session: AsyncSession,
+    *,
+    tenant_id: str,
+    rows: Sequence[dict[str, Any]],
+    at: datetime | None = None,
+) -> set[str]:
+    """Many :func:`add_row` at once, set-based.
+
+    ``rows`` hold ``integration_id``, ``kind``, ``dedupe_key`` and optionally ``contact_id``,
+    ``payload``, ``origin``. A row whose ``(integration_id, dedupe_key)`` is already in the
+    outbox is skipped, as :func:`add_row` does, but with one statement per few hundred rows
+    instead of a look-up per row. Returns the integration ids the rows were for (to
+    :func:`kick` after commit).
+    """
+    now = at or utcnow()
+    full = [
+        {
+            "tenant_id": tenant_id,
+            "integration_id": r["integration_id"],
+            "kind": r["kind"],
+            "dedupe_key": r.get("dedupe_key"),
+            "contact_id": r.get("contact_id"),
+            "payload": r.get("payload") or {},
+            "origin": r.get("origin"),
+            "state": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        for r in rows
+    ]
+    await insert_ignore(session, OutboxRow, full)
+    return {r["integration_id"] for r in full}
 
 
 async def enqueue_record(

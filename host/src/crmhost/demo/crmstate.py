@@ -20,7 +20,7 @@ from typing import Any
 from crmhost.models import FieldMapping, ObjectType
 from crmhost.sandbox import Sandbox
 
-__all__ = ["CrmSnapshot", "counts", "snapshot"]
+__all__ = ["CrmSnapshot", "counts", "mappings_for", "snapshot"]
 
 
 @dataclass
@@ -40,6 +40,11 @@ class CrmSnapshot:
     activities: Counter[str] = field(default_factory=Counter)
     duplicate_emails: set[str] = field(default_factory=set)
     enrollments: dict[str, int] = field(default_factory=dict)
+
+
+def mappings_for(slug: str) -> list[FieldMapping]:
+    """The plugin's default contact mapping (every direction)."""
+    return _decoder(slug)[0]
 
 
 def _decoder(slug: str) -> tuple[list[FieldMapping], Callable[[Any, str], Any]]:

@@ -8,19 +8,14 @@ anywhere must end deleted everywhere: soft-deleted on the platform, deleted in e
 
 from __future__ import annotations
 
-from typing import Any
-
-import httpx
-
 from crmhost.demo import hoststate
+from crmhost.demo.crmuser import delete_in_crm, remote_ids
 from crmhost.demo.progress import say
 from crmhost.demo.scenario import Scenario
-from crmhost.demo.stack import Stack, StackError
+from crmhost.demo.stack import Stack
 from crmhost.demo.steps import Target, settle
 
-__all__ = ["apply_deletes", "delete_in_crm", "delete_on_platform", "pick_deletes"]
-
-_SALESFORCE_VERSION = "v60.0"
+__all__ = ["apply_deletes", "delete_on_platform", "pick_deletes"]
 
 
 def pick_deletes(scenario: Scenario, n: int) -> dict[str, list[str]]:
@@ -31,42 +26,6 @@ def pick_deletes(scenario: Scenario, n: int) -> dict[str, list[str]]:
     for slug, plan in scenario.crms.items():
         out[slug] = [p.email for p in plan.only[-n:]] if n else []
     return out
-
-
-def _remote_ids(stack: Stack, slug: str, emails: list[str]) -> list[str]:
-    wanted = set(emails)
-    s: Any = stack.sandboxes[slug]
-    if slug == "hubspot":
-        records = list(s.store.objects["contacts"].records.values())
-        return [r.id for r in records if not r.archived and r.properties.get("email", "").lower() in wanted]
-    records = list(s.org.records.get("Contact", {}).values())
-    return [r["Id"] for r in records if str(r.get("Email") or "").lower() in wanted]
-
-
-async def delete_in_crm(stack: Stack, slug: str, emails: list[str]) -> int:
-    """Delete the contacts with ``emails`` in ``slug`` through its API; returns how many."""
-    ids = _remote_ids(stack, slug, emails)
-    if len(ids) != len(emails):
-        raise StackError(f"{slug}: {len(emails) - len(ids)} of the contacts to delete are not in the CRM")
-    base = stack.sandbox_urls[slug]
-    if slug == "hubspot":
-        token = await stack.crm_token(slug, ["crm.objects.contacts.write"])
-        path, chunk = "/crm/v3/objects/contacts/batch/archive", 100
-    else:
-        token = await stack.crm_token(slug, ["api"])
-        path, chunk = f"/services/data/{_SALESFORCE_VERSION}/composite/sobjects", 200
-    async with httpx.AsyncClient(
-        base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60
-    ) as c:
-        for start in range(0, len(ids), chunk):
-            part = ids[start : start + chunk]
-            if slug == "hubspot":
-                r = await c.post(path, json={"inputs": [{"id": i} for i in part]})
-            else:
-                r = await c.delete(path, params={"ids": ",".join(part), "allOrNone": "false"})
-            if r.status_code >= 400:
-                raise StackError(f"{slug}: deleting contacts answered {r.status_code}: {r.text[:300]}")
-    return len(ids)
 
 
 async def delete_on_platform(stack: Stack, emails: list[str]) -> None:
@@ -96,7 +55,7 @@ async def apply_deletes(
     for slug in scenario.crms:
 
         def in_crm(_c: hoststate.StoreCounts, slug: str = slug) -> tuple[int, int]:
-            live = len(_remote_ids(stack, slug, [e for v in picked.values() for e in v]))
+            live = len(remote_ids(stack, slug, [e for v in picked.values() for e in v]))
             return total - live, total
 
         targets[f"{slug} deletes"] = in_crm

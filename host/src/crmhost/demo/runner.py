@@ -117,6 +117,7 @@ async def run_demo(opts: Options) -> tuple[str, list[str]]:
         data_dir = opts.data_dir or Path(tmp)
         say(f"crmhost demo: host on SQLite in {data_dir}, in-process jobs; sandboxes on 127.0.0.1")
         async with open_stack(StackConfig(data_dir=data_dir, limits=opts.limits)) as stack:
+            quiet_logs()  # the host's startup may have configured logging afresh
             say(f"  host API {stack.url}; " + ", ".join(f"{s} {u}" for s, u in stack.sandbox_urls.items()))
             say("seeding both sides (overlapping contacts with conflicting edits)")
             await seed_scenario(stack, scenario)
@@ -164,6 +165,12 @@ async def run_demo(opts: Options) -> tuple[str, list[str]]:
     return report, problems
 
 
+def quiet_logs() -> None:
+    """Keep stderr for progress: request logs and migrations only when they go wrong."""
+    for name in ("httpx", "alembic", "crmhost", "arq", "uvicorn"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def _parse(argv: Sequence[str] | None) -> Options:
     p = argparse.ArgumentParser(prog="python -m crmhost.demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--contacts", type=int, default=10_000, help="platform contacts (default 10,000)")
@@ -193,6 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo; the exit status says whether the final states match the scenario."""
     opts = _parse(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    quiet_logs()
     try:
         report, problems = asyncio.run(run_demo(opts))
     except (DemoFailed, StackError) as exc:

@@ -29,6 +29,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import uvicorn
+from arq.constants import default_queue_name
 
 from crmhost.api.app import create_app
 from crmhost.context import ProviderApp
@@ -41,6 +42,7 @@ from crmhost.security.tokens import generate_key_spec
 from crmhost.services.tenants import create_tenant
 from crmhost.settings import Settings
 from crmhost.testing.browser import consent
+from crmhost.worker.queue import ArqQueue
 
 __all__ = ["Stack", "StackConfig", "StackError", "open_stack"]
 
@@ -92,6 +94,7 @@ class Stack:
     api_proc: subprocess.Popen[bytes] | None = None
     _http: httpx.AsyncClient | None = None
     _worker_env: dict[str, str] = field(default_factory=dict)
+    _tokens: dict[str, str] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ HTTP helpers
 
@@ -144,6 +147,26 @@ class Stack:
                 slug, "POST", f"/_sandbox/seed/{object_name}", json=records[start : start + chunk]
             )
 
+    async def new_tenant(self, name: str) -> None:
+        """Start afresh on the same servers with a new tenant.
+
+        The current tenant's CRMs are disconnected (their tokens revoked, so nothing of theirs
+        writes to the sandboxes again) and the sandboxes emptied: records, stats, faults and
+        webhook targets.
+        """
+        for iid in self.integrations.values():
+            await self.api("POST", f"/v1/integrations/{iid}/disconnect")
+        for slug in self.sandboxes:
+            await self.sandbox_call(slug, "PUT", "/_sandbox/webhooks", json={"url": None})
+            await self.sandbox_call(slug, "POST", "/_sandbox/reset", params={"data": "true"})
+            await self.set_limits(slug, self.config.limits)
+        self.integrations.clear()
+        self._tokens.clear()
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+        self.tenant_id, self.api_key = await create_tenant(self.host, name)
+
     # ------------------------------------------------------------------ connecting
 
     async def connect(
@@ -171,6 +194,17 @@ class Stack:
         self.integrations[slug] = iid
         return iid
 
+    async def queued_jobs(self) -> int:
+        """Jobs queued, deferred or running in Redis.
+
+        Always 0 without Redis: in-process jobs run in the API's thread, invisible from here;
+        the store shows their effects instead.
+        """
+        queue = self.host.queue
+        if not isinstance(queue, ArqQueue):
+            return 0
+        return int(await queue.pool.zcard(default_queue_name))
+
     async def pull(self, slug: str) -> None:
         """Enqueue a pull of ``slug``'s integration now (what the hourly schedule would do)."""
         iid = self.integrations[slug]
@@ -179,9 +213,12 @@ class Stack:
         )
 
     async def crm_token(self, slug: str, scopes: Sequence[str]) -> str:
-        """An access token for acting as a CRM user (edits made "in the CRM")."""
-        got = await self.sandbox_call(slug, "POST", "/_sandbox/token", json={"scopes": list(scopes)})
-        return str(got["access_token"])
+        """An access token for acting as a CRM user (edits made "in the CRM"), minted once."""
+        key = f"{slug}:{' '.join(scopes)}"
+        if key not in self._tokens:
+            got = await self.sandbox_call(slug, "POST", "/_sandbox/token", json={"scopes": list(scopes)})
+            self._tokens[key] = str(got["access_token"])
+        return self._tokens[key]
 
     # ------------------------------------------------------------------ worker processes
 

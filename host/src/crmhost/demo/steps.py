@@ -112,10 +112,11 @@ async def seed_scenario(stack: Stack, scenario: Scenario) -> None:
         await stack.seed("hubspot", "workflows", [{"id": THRESHOLD_WORKFLOW, "name": "Sales qualified lead"}])
     for slug, plan in scenario.crms.items():
         obj, shape = _SHAPES[slug]
-        bar = Progress(f"{slug} records seeded", plan.size)
         await stack.seed(slug, obj, [shape(p) for p in plan.seeded_first])
-        bar.update(len(plan.seeded_first))
-        bar.close()
+        say(
+            f"  {slug}: {len(plan.seeded_first):,} records seeded ({len(plan.old):,} overlapping the "
+            f"platform's, {len(plan.shared):,} shared with the other CRM, {len(plan.only):,} its own)"
+        )
     await asyncio.sleep(1.1)
     await put_contacts(stack, scenario.platform)
     await asyncio.sleep(1.1)
@@ -178,18 +179,21 @@ async def settle(
             if fp != last_fp:
                 last_fp, quiet_since = fp, now
             pending = c.outbox_in("pending")
-            quiet = pending == 0 and c.running == 0 and now - quiet_since >= idle_s
+            jobs = await stack.queued_jobs()
+            quiet = pending == 0 and c.running == 0 and jobs == 0 and now - quiet_since >= idle_s
             if met and quiet:
                 return c
             if not met and now - quiet_since >= stuck_s:
                 raise DemoFailed(
                     f"nothing moved for {stuck_s:.0f} s with work left: {'; '.join(status)}; "
-                    f"outbox pending {pending}, dead {c.outbox_in('dead')}, open runs {c.running}"
+                    f"outbox pending {pending}, dead {c.outbox_in('dead')}, open runs {c.running}, "
+                    f"queued jobs {jobs}"
                 )
             if now > deadline:
                 raise DemoFailed(
                     f"not settled after {timeout_s:.0f} s: {'; '.join(status)}; "
-                    f"outbox pending {pending}, dead {c.outbox_in('dead')}, open runs {c.running}"
+                    f"outbox pending {pending}, dead {c.outbox_in('dead')}, open runs {c.running}, "
+                    f"queued jobs {jobs}"
                 )
             await asyncio.sleep(poll_s)
     finally:

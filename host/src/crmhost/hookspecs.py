@@ -1,6 +1,6 @@
 """The plugin contract: the hooks a CRM plugin implements.
 
-Discovery (``crm_info``) is an ordinary pluggy fan-out: every plugin answers. The seven
+Discovery (``crm_info``) is an ordinary pluggy fan-out: every plugin answers. The
 operations are *single-owner*: the host's :class:`crmhost.plugins.Dispatcher` calls the
 implementation of the plugin whose slug owns the integration, and awaits it where it is
 ``async``. They are never fanned out and never ``firstresult`` (pluggy has no async support,
@@ -30,6 +30,7 @@ from crmhost.models import (
     Record,
     RecordBatch,
     RecordResult,
+    RemoteField,
     WebhookRequest,
     WebhookResult,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "OPERATION_HOOKS",
     "authenticate",
     "crm_info",
+    "discover_fields",
     "handle_webhook",
     "map_fields",
     "pull_changes",
@@ -56,6 +58,7 @@ OPERATION_HOOKS = (
     "push_activity",
     "pull_changes",
     "handle_webhook",
+    "discover_fields",
 )
 #: The hooks whose implementations must be ``async def``.
 ASYNC_HOOKS = frozenset(OPERATION_HOOKS) - {"map_fields"}
@@ -152,6 +155,29 @@ def map_fields(  # type: ignore[empty-body]
 
     Called by the host's push job for every outgoing record and by the pull/webhook path for
     every incoming change. Synchronous and pure: it must not do I/O.
+    """
+
+
+@hookspec
+async def discover_fields(ctx: IntegrationContext, object: ObjectType) -> list[RemoteField]:  # type: ignore[empty-body]
+    """List the fields the connected CRM account has for ``object`` (optional hook).
+
+    Args:
+        ctx: the integration with valid credentials (settings such as the Salesforce object).
+        object: the record kind whose fields to list.
+
+    Returns:
+        Every field of that object in this account: API name, label, the CRM's type, and
+        whether a sync may write it. Plugins may cache the answer for a while.
+
+    Raises:
+        AuthExpired, RateLimited, TransientError: as for :func:`push_records`.
+        Unsupported: the CRM cannot list fields of this object.
+
+    Called by the host's ``PUT /v1/integrations/{id}/mappings`` to check mapped remote fields
+    exist before they are saved, when the plugin implements it (and declares
+    ``Capability.FIELD_DISCOVERY``). Without it, mapped fields are checked by the CRM on the
+    first push instead.
     """
 
 

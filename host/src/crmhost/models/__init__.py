@@ -24,7 +24,13 @@ from crmhost.models.info import (
     SettingSpec,
     WebhookRouting,
 )
-from crmhost.models.mapping import FieldDirection, FieldMapping, MappingDirection, MappingType
+from crmhost.models.mapping import (
+    FieldDirection,
+    FieldMapping,
+    MappingDirection,
+    MappingType,
+    RemoteField,
+)
 from crmhost.models.records import (
     CONTACT_FIELDS,
     Company,
@@ -67,6 +73,7 @@ __all__ = [
     "RecordOp",
     "RecordResult",
     "RefreshGrant",
+    "RemoteField",
     "SettingSpec",
     "WebhookReply",
     "WebhookRequest",

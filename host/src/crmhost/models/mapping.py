@@ -7,7 +7,7 @@ import enum
 from crmhost.models._base import CanonicalStruct
 from crmhost.models.records import ObjectType
 
-__all__ = ["FieldDirection", "FieldMapping", "MappingDirection", "MappingType"]
+__all__ = ["FieldDirection", "FieldMapping", "MappingDirection", "MappingType", "RemoteField"]
 
 
 class MappingType(enum.StrEnum):
@@ -58,3 +58,20 @@ class FieldMapping(CanonicalStruct, frozen=True):
     direction: FieldDirection = FieldDirection.BOTH
     remote_type: str = "string"
     create_if_missing: bool = False
+
+
+class RemoteField(CanonicalStruct, frozen=True):
+    """A field the connected CRM account really has (``discover_fields``).
+
+    Attributes:
+        name: the CRM's API name (``firstname``, ``PenguinMails_Lead_Score__c``).
+        label: its display label.
+        type: the CRM's own type name (HubSpot ``string``/``number``/``datetime``..., Salesforce
+            ``string``/``double``/``boolean``...).
+        writable: whether a sync may write it (false for read-only and system fields).
+    """
+
+    name: str
+    label: str = ""
+    type: str = "string"
+    writable: bool = True

@@ -25,12 +25,13 @@ from crmhost.models import (
     Record,
     RecordBatch,
     RecordResult,
+    RemoteField,
     SettingSpec,
     WebhookRequest,
     WebhookResult,
     WebhookRouting,
 )
-from crmhost_hubspot import activity, auth, pull, records
+from crmhost_hubspot import activity, auth, properties, pull, records
 from crmhost_hubspot.client import WINDOW_MARGIN_S, HubSpotClient
 from crmhost_hubspot.mapping import DEFAULT_MAPPING, map_record
 from crmhost_hubspot.webhooks import EventDeduplicator, parse_events, verify
@@ -38,6 +39,7 @@ from crmhost_hubspot.webhooks import EventDeduplicator, parse_events, verify
 __all__ = [
     "authenticate",
     "crm_info",
+    "discover_fields",
     "handle_webhook",
     "map_fields",
     "pull_changes",
@@ -78,6 +80,7 @@ _INFO = CrmInfo(
         Capability.WORKFLOW_TRIGGERS,
         Capability.DELETES,
         Capability.REVOKE,
+        Capability.FIELD_DISCOVERY,
     ],
     settings=[
         SettingSpec(
@@ -118,6 +121,12 @@ def map_fields(
 ) -> Record:
     """Canonical names and values to HubSpot properties and back."""
     return map_record(record, direction, mapping)
+
+
+@hookimpl
+async def discover_fields(ctx: IntegrationContext, object: ObjectType) -> list[RemoteField]:
+    """The account's properties of the object."""
+    return await properties.discover_fields(HubSpotClient(ctx), object)
 
 
 @hookimpl

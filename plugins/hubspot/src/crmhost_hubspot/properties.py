@@ -6,9 +6,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from crmhost.errors import PermanentError
+from crmhost.models import ObjectType, RemoteField
 from crmhost_hubspot.client import HubSpotClient, error_message
 
-__all__ = ["ensure_properties", "forget_property", "property_definition"]
+__all__ = ["discover_fields", "ensure_properties", "forget_property", "property_definition"]
+
+_OBJECT_PATHS = {ObjectType.CONTACT: "contacts", ObjectType.LEAD: "contacts", ObjectType.COMPANY: "companies"}
 
 # per (API base, account, object type): property names known to exist, so each process asks once
 _KNOWN: dict[tuple[str, str, str], set[str]] = {}
@@ -76,3 +79,26 @@ async def ensure_properties(
                 f"could not create HubSpot property: {error.get('message')}", code=error.get("category", "")
             )
     known.update(missing)
+
+
+async def discover_fields(client: HubSpotClient, object: ObjectType) -> list[RemoteField]:
+    """The account's properties of ``object`` (``GET /crm/v3/properties/{object}``).
+
+    Calculated properties and those HubSpot marks read-only are not writable. The names also
+    prime the known-properties cache, so the next push does not ask again.
+    """
+    object_type = _OBJECT_PATHS[object]
+    body = await client.json("GET", f"/crm/v3/properties/{object_type}")
+    fields = []
+    for prop in body.get("results", []) if isinstance(body, dict) else []:
+        read_only = bool((prop.get("modificationMetadata") or {}).get("readOnlyValue"))
+        fields.append(
+            RemoteField(
+                name=str(prop["name"]),
+                label=str(prop.get("label") or prop["name"]),
+                type=str(prop.get("type") or "string"),
+                writable=not (read_only or prop.get("calculated")),
+            )
+        )
+    _KNOWN.setdefault(_key(client, object_type), set()).update(f.name for f in fields)
+    return fields

@@ -11,9 +11,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from crmhost.context import IntegrationContext
+from crmhost.models import ObjectType, RemoteField
 from crmhost_salesforce.client import SalesforceClient
+from crmhost_salesforce.mapping import sobject_for
 
-__all__ = ["DESCRIBE_TTL", "FieldInfo", "ObjectSchema", "describe", "forget"]
+__all__ = ["DESCRIBE_TTL", "FieldInfo", "ObjectSchema", "describe", "discover_fields", "forget"]
 
 #: how long a describe answer is trusted
 DESCRIBE_TTL = timedelta(minutes=15)
@@ -28,6 +31,7 @@ class FieldInfo:
     external_id: bool
     createable: bool
     updateable: bool
+    label: str = ""
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,7 @@ def _parse(sobject: str, body: Any, now: datetime) -> ObjectSchema:
             external_id=bool(item.get("externalId")),
             createable=bool(item.get("createable")),
             updateable=bool(item.get("updateable")),
+            label=str(item.get("label") or ""),
         )
     return ObjectSchema(sobject, fields, now)
 
@@ -86,3 +91,17 @@ def forget(instance_url: str) -> None:
     """Drop cached schemas of an org (after its admin changed fields, or on disconnect)."""
     for key in [k for k in _CACHE if k[0] == instance_url]:
         del _CACHE[key]
+
+
+async def discover_fields(ctx: IntegrationContext, object: ObjectType) -> list[RemoteField]:
+    """The fields of the sObject ``object`` syncs to (``person_object`` for contacts)."""
+    schema = await describe(SalesforceClient(ctx), sobject_for(object, ctx.settings))
+    return [
+        RemoteField(
+            name=f.name,
+            label=f.label or f.name,
+            type=f.type,
+            writable=schema.writable(f.name),
+        )
+        for f in schema.fields.values()
+    ]

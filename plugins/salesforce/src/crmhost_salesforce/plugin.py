@@ -19,16 +19,18 @@ from crmhost.models import (
     Record,
     RecordBatch,
     RecordResult,
+    RemoteField,
     WebhookRequest,
     WebhookResult,
 )
-from crmhost_salesforce import activity, auth, outbound, pull, records
+from crmhost_salesforce import activity, auth, discovery, outbound, pull, records
 from crmhost_salesforce.info import INFO
 from crmhost_salesforce.mapping import map_record
 
 __all__ = [
     "authenticate",
     "crm_info",
+    "discover_fields",
     "handle_webhook",
     "map_fields",
     "pull_changes",
@@ -62,6 +64,12 @@ def map_fields(
 ) -> Record:
     """Canonical names and values to Salesforce API names and back."""
     return map_record(record, direction, mapping)
+
+
+@hookimpl
+async def discover_fields(ctx: IntegrationContext, object: ObjectType) -> list[RemoteField]:
+    """The org's fields of the sObject the object syncs to (``describe``, cached)."""
+    return await discovery.discover_fields(ctx, object)
 
 
 @hookimpl

@@ -167,3 +167,30 @@ def test_map_fields_says_which_value_cannot_be_encoded(contexts: Any, dispatcher
     with pytest.raises(PermanentError) as error:
         _map(dispatcher, contexts(), record, MappingDirection.TO_CRM)
     assert error.value.field == "lead_score" and "lots" in error.value.message
+
+
+async def test_a_linked_record_without_our_key_is_updated_by_id_not_duplicated(
+    org: Any, contexts: Any, dispatcher: Any
+) -> None:
+    # a Contact made in Salesforce before we connected: no PenguinMails_Email_Key__c; the host
+    # linked it by email and knows its id
+    [existing] = org.seed("Contact", [{"Email": "old@example.com", "LastName": "Old"}])
+    record = Record(
+        object=ObjectType.CONTACT,
+        key="old@example.com",
+        remote_id=existing,
+        fields={"Email": "old@example.com", "LastName": "Renamed"},
+    )
+    batch = RecordBatch(
+        object=ObjectType.CONTACT, op=RecordOp.UPSERT, records=[record, *_batch(0, 2).records]
+    )
+    org.reset_stats()
+    results = await dispatcher.acall("salesforce", "push_records", ctx=contexts(), batch=batch)
+    assert all(r.ok for r in results), results
+    assert results[0].remote_id == existing and not results[0].created
+    assert [r.created for r in results[1:]] == [True, True]
+    contacts = org.sandbox.org.records["Contact"]
+    assert len(contacts) == 3  # updated in place, not a duplicate beside it
+    assert contacts[existing]["LastName"] == "Renamed"
+    assert contacts[existing]["PenguinMails_Email_Key__c"] == "old@example.com"
+    assert org.stats()["calls"] == {COMPOSITE: 1, DESCRIBE: 1}  # both collections in one call

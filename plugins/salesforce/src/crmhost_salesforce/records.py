@@ -127,14 +127,26 @@ async def push_records(ctx: IntegrationContext, batch: RecordBatch) -> list[Reco
     base = client.data_path
     ext = str(ctx.settings.get("external_id_field") or DEFAULT_EXTERNAL_ID)
     if schema.external_id(ext):
-        parts = list(chunks(range(len(records)), COLLECTION_SIZE))
+        # a record we already linked is updated by its id: it may predate our external-id key
+        # (created in the CRM, linked by email), and an upsert on the key would create a duplicate
+        known = [i for i, r in enumerate(records) if r.remote_id]
+        fresh = [i for i, r in enumerate(records) if not r.remote_id]
         url = f"{base}/composite/sobjects/{sobject}/{ext}"
-        upserts = [
-            collection("PATCH", url, [{**bodies[i], ext: records[i].key} for i in part], f"u{n}")
-            for n, part in enumerate(parts)
+        calls: list[dict[str, Any]] = []
+        parts: list[Sequence[int]] = []
+        for part in chunks(fresh, COLLECTION_SIZE):
+            rows = [{**bodies[i], ext: records[i].key} for i in part]
+            calls.append(collection("PATCH", url, rows, f"u{len(parts)}"))
+            parts.append(part)
+        for part in chunks(known, COLLECTION_SIZE):
+            rows = [{**bodies[i], ext: records[i].key, "id": to_18(records[i].remote_id or "")} for i in part]
+            calls.append(collection("PATCH", f"{base}/composite/sobjects", rows, f"k{len(parts)}"))
+            parts.append(part)
+        saved = await run_collections(client, calls, parts)
+        return [
+            _result(r.key, saved.get(i), missing[i], created=False if r.remote_id else None)
+            for i, r in enumerate(records)
         ]
-        saved = await run_collections(client, upserts, parts)
-        return [_result(r.key, saved.get(i), missing[i]) for i, r in enumerate(records)]
     ids = await _existing(client, sobject, records, match)
     creates = [i for i in range(len(records)) if i not in ids]
     updates = [i for i in range(len(records)) if i in ids]

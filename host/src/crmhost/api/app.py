@@ -13,11 +13,13 @@ from litestar.openapi import OpenAPIConfig
 from litestar.plugins import InitPluginProtocol
 
 from crmhost import __version__
+from crmhost.api.conflicts import ConflictController
 from crmhost.api.deps import provide_host
 from crmhost.api.errors import EXCEPTION_HANDLERS
 from crmhost.api.integrations import IntegrationController
 from crmhost.api.oauth import OAuthController
 from crmhost.api.system import HealthController, PluginController
+from crmhost.api.webhooks import WebhookController
 from crmhost.plugins import Plugins
 from crmhost.runtime import open_host
 from crmhost.settings import Settings
@@ -46,6 +48,8 @@ class CrmHostCore(InitPluginProtocol):
         app_config.route_handlers.extend(
             [HealthController, PluginController, IntegrationController, OAuthController]
         )
+        # the CRM side: webhook deliveries and the conflict review queue
+        app_config.route_handlers.extend([WebhookController, ConflictController])
         app_config.dependencies["host"] = Provide(provide_host, sync_to_thread=False)
         app_config.exception_handlers.update(EXCEPTION_HANDLERS)
         app_config.lifespan.append(self._lifespan)

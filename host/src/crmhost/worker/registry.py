@@ -12,6 +12,8 @@ from arq.cron import CronJob
 from arq.worker import Function
 
 from crmhost.worker.jobs.keys import rotate_keys
+from crmhost.worker.jobs.notify import deliver_due_notifications, deliver_notifications
+from crmhost.worker.jobs.sync import initial_sync, pull_integration, schedule_pulls
 from crmhost.worker.jobs.tokens import refresh_due_tokens, refresh_token
 
 __all__ = ["CRON_JOBS", "FUNCTIONS", "by_name"]
@@ -22,11 +24,25 @@ FUNCTIONS: list[Function] = [
     # re-encrypting is local work, but large tables take a while; a rerun resumes where it stopped
     func(rotate_keys, max_tries=3, timeout=3600),
     func(refresh_due_tokens, max_tries=1, timeout=120),
+    # a pull commits page by page and resumes from its cursor, so tries are cheap; rate-limit
+    # pauses and outages retry through Retry (10 tries ride out a CRM hour); 100,000 records
+    # page through well within the hour; keep_result=0 frees pull:<id> for the next webhook
+    func(pull_integration, max_tries=10, timeout=3600, keep_result=0),
+    func(schedule_pulls, max_tries=1, timeout=120),
+    # the backfill is a pull (resumable) plus streamed outbox inserts (idempotent by dedupe key)
+    func(initial_sync, max_tries=10, timeout=3600, keep_result=0),
+    # failures reschedule rows with backoff (never Retry); a round is at most 100 POSTs of 10 s
+    func(deliver_notifications, max_tries=1, timeout=1200, keep_result=0),
+    func(deliver_due_notifications, max_tries=1, timeout=120),
 ]
 
 CRON_JOBS: list[CronJob] = [
     # every 5 minutes, well inside the default 300 s refresh margin and HubSpot's 30-minute tokens
     cron(refresh_due_tokens, minute=set(range(0, 60, 5)), unique=True, run_at_startup=True),
+    # hourly is the finest sync_frequency (the fallback to webhooks); daily ones are skipped until due
+    cron(schedule_pulls, minute=0, second=0, unique=True),
+    # every minute: a notification's first retry waits 30 s, so a minute bounds the extra wait
+    cron(deliver_due_notifications, second=30, unique=True),
 ]
 
 

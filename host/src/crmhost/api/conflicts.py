@@ -1,0 +1,132 @@
+"""``/v1/conflicts``: the manual-review queue of fields both sides changed, and resolving them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from litestar import Controller, get, post
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromQuery, JSONBody
+from sqlalchemy import select
+
+from crmhost.api.deps import provide_tenant_id
+from crmhost.db.platform import ContactRow
+from crmhost.db.syncstate import ConflictRow
+from crmhost.runtime import Host
+from crmhost.services.errors import InvalidInput
+from crmhost.sync.conflicts import resolve
+
+__all__ = ["ConflictController", "ConflictOut", "ConflictPage", "Resolve"]
+
+MAX_LIMIT = 500
+STATUSES = ("open", "resolved")
+
+
+class ConflictOut(msgspec.Struct, kw_only=True):
+    """One conflict with both sides' values (``before`` = the platform's, ``after`` = the CRM's)."""
+
+    id: str
+    integration_id: str
+    contact_id: str
+    email: str | None
+    field: str
+    local_value: Any
+    remote_value: Any
+    local_modified_at: datetime | None
+    remote_modified_at: datetime | None
+    strategy: str
+    status: str
+    resolution: str | None
+    resolved_value: Any
+    created_at: datetime
+    resolved_at: datetime | None
+
+    @classmethod
+    def of(cls, row: ConflictRow, email: str | None) -> ConflictOut:
+        """From a stored row (values are stored as ``{"value": ...}``)."""
+        return cls(
+            id=row.id,
+            integration_id=row.integration_id,
+            contact_id=row.contact_id,
+            email=email,
+            field=row.field,
+            local_value=(row.local_value or {}).get("value"),
+            remote_value=(row.remote_value or {}).get("value"),
+            local_modified_at=row.local_modified_at,
+            remote_modified_at=row.remote_modified_at,
+            strategy=row.strategy,
+            status=row.status,
+            resolution=row.resolution,
+            resolved_value=(row.resolved_value or {}).get("value"),
+            created_at=row.created_at,
+            resolved_at=row.resolved_at,
+        )
+
+
+class ConflictPage(msgspec.Struct, kw_only=True):
+    """A page of conflicts, oldest first; ``next_offset`` is null on the last page."""
+
+    items: list[ConflictOut]
+    next_offset: int | None
+
+
+class Resolve(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """``local`` keeps the platform's value, ``remote`` takes the CRM's, ``value`` sets ``value``."""
+
+    resolution: str
+    value: Any = msgspec.UNSET
+
+
+class ConflictController(Controller):
+    """The tenant's sync conflicts."""
+
+    path = "/v1/conflicts"
+    tags = ["conflicts"]
+    dependencies = {"tenant_id": Provide(provide_tenant_id)}
+
+    @get("/")
+    async def list_conflicts(
+        self,
+        host: NamedDependency[Host],
+        tenant_id: NamedDependency[str],
+        status: FromQuery[str | None] = "open",
+        integration_id: FromQuery[str | None] = None,
+        limit: FromQuery[int] = 100,
+        offset: FromQuery[int] = 0,
+    ) -> ConflictPage:
+        """Conflicts by status (``open`` by default) and integration, paged by offset."""
+        if status is not None and status not in STATUSES:
+            raise InvalidInput(f"status must be one of {', '.join(STATUSES)}", where="query.status")
+        if not 1 <= limit <= MAX_LIMIT:
+            raise InvalidInput(f"limit must be 1 to {MAX_LIMIT}", where="query.limit")
+        if offset < 0:
+            raise InvalidInput("offset must not be negative", where="query.offset")
+        stmt = select(ConflictRow, ContactRow.email).join(ContactRow, ContactRow.id == ConflictRow.contact_id)
+        if status is not None:
+            stmt = stmt.where(ConflictRow.status == status)
+        if integration_id is not None:
+            stmt = stmt.where(ConflictRow.integration_id == integration_id)
+        stmt = stmt.order_by(ConflictRow.created_at, ConflictRow.id).offset(offset).limit(limit + 1)
+        async with host.db.session(tenant_id) as session:
+            rows = (await session.execute(stmt)).all()
+        items = [ConflictOut.of(row, email) for row, email in rows[:limit]]
+        return ConflictPage(items=items, next_offset=offset + limit if len(rows) > limit else None)
+
+    @post("/{conflict_id:str}/resolve", status_code=200)
+    async def resolve_conflict(
+        self,
+        host: NamedDependency[Host],
+        tenant_id: NamedDependency[str],
+        conflict_id: str,
+        data: JSONBody[Resolve],
+    ) -> ConflictOut:
+        """Settle a conflict; a second resolve is a 409."""
+        if data.resolution == "value" and data.value is msgspec.UNSET:
+            raise InvalidInput("resolution 'value' needs a value", where="body.value")
+        value = None if data.value is msgspec.UNSET else data.value
+        row = await resolve(host, tenant_id, conflict_id, data.resolution, value)
+        async with host.db.session(tenant_id) as session:
+            email = await session.scalar(select(ContactRow.email).where(ContactRow.id == row.contact_id))
+        return ConflictOut.of(row, email)

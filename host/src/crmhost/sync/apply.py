@@ -1,0 +1,545 @@
+"""Applying CRM changes (a pull page or a webhook's changes) to the contact store, set-based.
+
+For one batch, in the caller's transaction:
+
+1. Changes are collapsed per record (a webhook's partial changes merge, a later delete wins)
+   and mapped to canonical values (:func:`crmhost.sync.mapping.incoming`).
+2. Each record is found by its :class:`RemoteLink`, else by email (and linked), else created
+   (``source`` = the CRM's slug; it joins the segment "<CRM title> Contacts").
+3. Per field: a value whose hash equals the write ledger's is our own echo and is dropped; a
+   value equal to the platform's only refreshes the ledger; a value the platform has not
+   changed since the last sync (or has blank) applies; anything else is a conflict and goes
+   through :mod:`crmhost.sync.conflicts`.
+4. Writes go through :func:`crmhost.sync.contacts.apply_values`; deletes soft-delete; merges
+   relink. Every contact that changed gets a ``record`` (or ``delete``) outbox row for the
+   tenant's *other* pushing integrations (origin = this one, so it never comes back), and a
+   contact whose platform value won gets one for this integration.
+5. The ledger, links, record log, metrics and one platform notification are written in bulk.
+
+Look-ups are one query per few hundred records, never one per record.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crmhost.db.base import new_id, utcnow
+from crmhost.db.models import Integration
+from crmhost.db.platform import ContactRow
+from crmhost.db.syncstate import ConflictRow, FieldMappingRow, RemoteLink
+from crmhost.metrics import SYNC_RECORDS
+from crmhost.models import CONTACT_FIELDS, Change, ChangeOp, FieldMapping, ObjectType
+from crmhost.runtime import Host
+from crmhost.sync import conflicts, echo, notify
+from crmhost.sync.apply_store import (
+    CHUNK,
+    add_members,
+    chunks,
+    insert_ignore,
+    queue_pushes,
+    segment_for,
+    write_record_log,
+)
+from crmhost.sync.contacts import (
+    CUSTOM_PREFIX,
+    apply_values,
+    contact_values,
+    field_modified_at,
+    normalize_email,
+)
+from crmhost.sync.mapping import field_times, incoming
+from crmhost.sync.outbox import PUSH_DIRECTIONS, pushing_integrations
+from crmhost.sync.runs import RunRecorder
+
+__all__ = ["SYNCED_OBJECTS", "ApplyResult", "apply_changes", "canonical_values"]
+
+#: The CRM objects that are platform contacts (Salesforce maps it to Contact or Lead itself).
+SYNCED_OBJECTS = (ObjectType.CONTACT,)
+_OBJECT = ObjectType.CONTACT.value
+
+
+@dataclass
+class ApplyResult:
+    """What a batch did; ``push_to`` are the integrations to kick after commit."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    push_to: set[str] = field(default_factory=set)
+    pull_objects: set[ObjectType] = field(default_factory=set)
+    notified: bool = False
+
+    @property
+    def landed(self) -> int:
+        """How many contacts changed on the platform side."""
+        return len(self.created) + len(self.updated) + len(self.deleted)
+
+
+def _collapse(changes: Iterable[Change]) -> tuple[list[Change], dict[str, Change]]:
+    """Merges in order, and one change per record: partial fields merged, the last delete wins."""
+    merges: list[Change] = []
+    by_id: dict[str, Change] = {}
+    for change in changes:
+        if change.op is ChangeOp.MERGE:
+            merges.append(change)
+            continue
+        old = by_id.get(change.remote_id)
+        if old is None or change.op is ChangeOp.DELETE or old.op is ChangeOp.DELETE or not change.partial:
+            by_id[change.remote_id] = change
+            continue
+        times = [t for t in (old.modified_at, change.modified_at) if t is not None]
+        by_id[change.remote_id] = msgspec.structs.replace(
+            old,
+            fields={**old.fields, **change.fields},
+            field_modified_at={**old.field_modified_at, **change.field_modified_at},
+            modified_at=max(times) if times else None,
+            key=change.key or old.key,
+            partial=old.partial and change.partial,
+            event_id=change.event_id or old.event_id,
+        )
+    return merges, by_id
+
+
+def canonical_values(raw: dict[str, Any]) -> dict[str, Any]:
+    """Canonical names only: contact fields and ``custom.<name>`` (a ``custom`` dict flattened)."""
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        if name == "custom" and isinstance(value, dict):
+            values.update({CUSTOM_PREFIX + str(k): v for k, v in value.items()})
+        elif name in CONTACT_FIELDS or name.startswith(CUSTOM_PREFIX):
+            values[name] = value
+    return values
+
+
+async def _links(session: AsyncSession, integration_id: str, remote_ids: Sequence[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for chunk in chunks(remote_ids, CHUNK):
+        rows = await session.execute(
+            select(RemoteLink.remote_id, RemoteLink.contact_id).where(
+                RemoteLink.integration_id == integration_id,
+                RemoteLink.object == _OBJECT,
+                RemoteLink.remote_id.in_(chunk),
+            )
+        )
+        found.update({r: c for r, c in rows})
+    return found
+
+
+async def _linked_contacts(
+    session: AsyncSession, integration_id: str, contact_ids: Sequence[str]
+) -> set[str]:
+    found: set[str] = set()
+    for chunk in chunks(contact_ids, CHUNK):
+        found.update(
+            await session.scalars(
+                select(RemoteLink.contact_id).where(
+                    RemoteLink.integration_id == integration_id,
+                    RemoteLink.object == _OBJECT,
+                    RemoteLink.contact_id.in_(chunk),
+                )
+            )
+        )
+    return found
+
+
+async def _contacts(
+    session: AsyncSession, *, ids: Sequence[str] = (), emails: Sequence[str] = ()
+) -> list[ContactRow]:
+    rows: list[ContactRow] = []
+    for chunk in chunks(ids, CHUNK):
+        rows.extend(await session.scalars(select(ContactRow).where(ContactRow.id.in_(chunk))))
+    for chunk in chunks(emails, CHUNK):
+        rows.extend(await session.scalars(select(ContactRow).where(ContactRow.email.in_(chunk))))
+    return rows
+
+
+async def _open_conflicts(
+    session: AsyncSession, integration_id: str, contact_ids: Sequence[str]
+) -> dict[tuple[str, str], ConflictRow]:
+    found: dict[tuple[str, str], ConflictRow] = {}
+    for chunk in chunks(contact_ids, CHUNK):
+        rows = await session.scalars(
+            select(ConflictRow).where(
+                ConflictRow.integration_id == integration_id,
+                ConflictRow.status == "open",
+                ConflictRow.contact_id.in_(chunk),
+            )
+        )
+        found.update({(r.contact_id, r.field): r for r in rows})
+    return found
+
+
+async def field_strategies(session: AsyncSession, integration_id: str) -> dict[str, str | None]:
+    """The per-field strategies stored for ``field_level`` (canonical field -> strategy)."""
+    rows = await session.execute(
+        select(FieldMappingRow.local, FieldMappingRow.conflict_strategy).where(
+            FieldMappingRow.integration_id == integration_id, FieldMappingRow.object == _OBJECT
+        )
+    )
+    return {local: strategy for local, strategy in rows if strategy}
+
+
+def _jsonable(value: Any) -> dict[str, Any]:
+    return {"value": msgspec.to_builtins(value)}
+
+
+@dataclass
+class _Batch:
+    """The state of one :func:`apply_changes` call."""
+
+    host: Host
+    session: AsyncSession
+    integration: Integration
+    run: RunRecorder | None
+    at: datetime
+    strategies: dict[str, str | None]
+    result: ApplyResult = field(default_factory=ApplyResult)
+    ledger_rows: list[dict[str, Any]] = field(default_factory=list)
+    log_rows: list[dict[str, Any]] = field(default_factory=list)
+    fan_out: list[str] = field(default_factory=list)  # contacts to push to the other CRMs
+    fan_out_deletes: list[str] = field(default_factory=list)
+    push_back: list[str] = field(default_factory=list)  # contacts whose platform value won
+
+    def log(
+        self, outcome: str, contact_id: str | None, remote_id: str | None, message: str | None = None
+    ) -> None:
+        self.result.counts[outcome] += 1
+        self.log_rows.append(
+            {"outcome": outcome, "contact_id": contact_id, "remote_id": remote_id, "message": message}
+        )
+
+    def synced(self, contact_id: str, values: dict[str, Any]) -> None:
+        for name, value in values.items():
+            self.ledger_rows.append(
+                {
+                    "tenant_id": self.integration.tenant_id,
+                    "integration_id": self.integration.id,
+                    "contact_id": contact_id,
+                    "field": name,
+                    "value_hash": echo.value_hash(value),
+                    "written_at": self.at,
+                }
+            )
+
+
+async def apply_changes(
+    host: Host,
+    session: AsyncSession,
+    integration: Integration,
+    changes: Sequence[Change],
+    *,
+    mappings: Sequence[FieldMapping],
+    run: RunRecorder | None = None,
+    at: datetime | None = None,
+) -> ApplyResult:
+    """Apply ``changes`` from ``integration``'s CRM in ``session`` (the caller commits).
+
+    Call :func:`finish` after the commit to kick the pushes and notifications it queued.
+    """
+    batch = _Batch(
+        host=host,
+        session=session,
+        integration=integration,
+        run=run,
+        at=at or utcnow(),
+        strategies=await field_strategies(session, integration.id),
+    )
+    merges, by_id = _collapse(c for c in changes if c.object in SYNCED_OBJECTS)
+    if merges:
+        await _apply_merges(batch, merges)
+    upserts = [c for c in by_id.values() if c.op is ChangeOp.UPSERT]
+    deletes = [c for c in by_id.values() if c.op is ChangeOp.DELETE]
+    links = await _links(session, integration.id, list(by_id))
+    if upserts:
+        await _apply_upserts(batch, upserts, links, mappings)
+    if deletes:
+        await _apply_deletes(batch, deletes, links)
+    await _flush(batch)
+    return batch.result
+
+
+async def _apply_merges(batch: _Batch, merges: list[Change]) -> None:
+    """A merged-away record's link moves to the survivor, unless the survivor is linked already."""
+    session, iid = batch.session, batch.integration.id
+    ids = [c.remote_id for c in merges] + [c.merged_into for c in merges if c.merged_into]
+    links = await _links(session, iid, ids)
+    for change in merges:
+        loser = links.get(change.remote_id)
+        if loser is None or not change.merged_into:
+            continue
+        link = await session.get(RemoteLink, (iid, _OBJECT, loser))
+        if link is None:
+            continue
+        if change.merged_into in links:
+            # both are platform contacts: the loser is no longer in this CRM; its next change
+            # pushes it as a record of its own
+            await session.delete(link)
+            batch.log("merged", loser, change.remote_id, f"merged into {change.merged_into}; unlinked")
+        else:
+            link.remote_id = change.merged_into
+            links[change.merged_into] = loser
+            batch.log("merged", loser, change.merged_into, f"relinked from {change.remote_id}")
+        links.pop(change.remote_id, None)
+    await session.flush()
+
+
+async def _apply_upserts(
+    batch: _Batch, upserts: list[Change], links: dict[str, str], mappings: Sequence[FieldMapping]
+) -> None:
+    session, integration = batch.session, batch.integration
+    mapped: list[tuple[Change, dict[str, Any], str | None, dict[str, datetime]]] = []
+    for change in upserts:
+        values = canonical_values(incoming(batch.host, integration, change, mappings))
+        raw_email = values.get("email") or change.key
+        email = normalize_email(str(raw_email)) if raw_email else None
+        if email is not None and "email" in values:
+            values["email"] = email
+        mapped.append((change, values, email, field_times(change, mappings)))
+    unlinked_emails = [e for c, _, e, _ in mapped if c.remote_id not in links and e]
+    rows = await _contacts(session, ids=list(set(links.values())), emails=list(set(unlinked_emails)))
+    by_id = {r.id: r for r in rows}
+    by_email = {r.email: r for r in rows}
+    linked_elsewhere = await _linked_contacts(
+        session, integration.id, [by_email[e].id for e in unlinked_emails if e in by_email]
+    )
+    contact_ids = list({*links.values(), *(by_email[e].id for e in unlinked_emails if e in by_email)})
+    ledger = await echo.ledger_hashes(session, integration.id, contact_ids)
+    open_conflicts = await _open_conflicts(session, integration.id, contact_ids)
+    new_links: list[dict[str, Any]] = []
+    created: list[ContactRow] = []
+    for change, values, email, times in mapped:
+        contact_id = links.get(change.remote_id)
+        row = by_id.get(contact_id) if contact_id else None
+        if row is None and email is not None:
+            row = by_email.get(email)
+            if row is not None:
+                if row.id in linked_elsewhere:
+                    batch.log(
+                        "duplicate_remote", row.id, change.remote_id, "email already linked to a record"
+                    )
+                    continue
+                linked_elsewhere.add(row.id)
+                new_links.append(_link_row(integration, row.id, change.remote_id, batch.at))
+        if row is None:
+            if email is None:
+                if change.partial:
+                    batch.result.pull_objects.add(change.object)  # a pull brings the whole record
+                    batch.log("needs_pull", None, change.remote_id)
+                else:
+                    batch.log("skipped", None, change.remote_id, "no email")
+                continue
+            row = _new_contact(batch, email, values)
+            by_email[email] = row
+            linked_elsewhere.add(row.id)
+            created.append(row)
+            new_links.append(_link_row(integration, row.id, change.remote_id, batch.at))
+            continue
+        if row.deleted_at is not None:
+            batch.log("skipped", row.id, change.remote_id, "deleted on the platform")
+            continue
+        _merge_into(batch, row, change, values, times, ledger, open_conflicts)
+    if created:
+        session.add_all(created)
+        await session.flush()
+        segment_id = await segment_for(
+            session, integration, batch.host.plugins.info(integration.provider).title
+        )
+        await add_members(session, integration.tenant_id, segment_id, [r.id for r in created], batch.at)
+    await insert_ignore(session, RemoteLink, new_links)
+
+
+def _link_row(integration: Integration, contact_id: str, remote_id: str, at: datetime) -> dict[str, Any]:
+    return {
+        "tenant_id": integration.tenant_id,
+        "integration_id": integration.id,
+        "object": _OBJECT,
+        "contact_id": contact_id,
+        "remote_id": remote_id,
+        "linked_at": at,
+    }
+
+
+def _new_contact(batch: _Batch, email: str, values: dict[str, Any]) -> ContactRow:
+    integration = batch.integration
+    row = ContactRow(
+        id=new_id(),
+        tenant_id=integration.tenant_id,
+        email=email,
+        custom={},
+        field_modified_at={},
+        source=integration.provider,
+        version=0,
+        created_at=batch.at,
+        updated_at=batch.at,
+    )
+    values = {**values, "email": email}
+    apply_values(row, values, at=batch.at)
+    batch.synced(row.id, values)
+    batch.fan_out.append(row.id)
+    batch.result.created.append(row.id)
+    batch.log("created", row.id, None)
+    return row
+
+
+def _merge_into(
+    batch: _Batch,
+    row: ContactRow,
+    change: Change,
+    values: dict[str, Any],
+    times: dict[str, datetime],
+    ledger: dict[tuple[str, str], str],
+    open_conflicts: dict[tuple[str, str], ConflictRow],
+) -> None:
+    """One CRM record into an existing contact: echo, agreement, plain change, or conflict."""
+    current = contact_values(row)
+    apply_now: dict[str, Any] = {}
+    agreed: dict[str, Any] = {}
+    keep_local = False
+    outcomes: Counter[str] = Counter()
+    for name, remote in values.items():
+        local = current.get(name)
+        remote_hash = echo.value_hash(remote)
+        last = ledger.get((row.id, name))
+        if last == remote_hash:
+            outcomes["echo"] += 1  # our own write coming back
+            continue
+        local_hash = echo.value_hash(local)
+        if local_hash == remote_hash:
+            agreed[name] = remote
+            continue
+        if conflicts.is_blank(local) or last == local_hash:
+            apply_now[name] = remote
+            continue
+        strategy = conflicts.field_strategy(batch.integration.conflict_strategy, name, batch.strategies)
+        remote_at = times.get(name) or change.modified_at
+        decision = conflicts.decide(
+            strategy, local=local, local_at=field_modified_at(row, name), remote_at=remote_at
+        )
+        batch.result.counts[f"conflict:{strategy}"] += 1
+        if decision is conflicts.Decision.REMOTE:
+            apply_now[name] = remote
+        elif decision is conflicts.Decision.LOCAL:
+            keep_local = True
+        else:
+            _review(batch, row, name, (local, remote, remote_at), strategy, open_conflicts)
+            outcomes["conflict"] += 1
+    changed = apply_values(row, apply_now, at=batch.at) if apply_now else []
+    batch.synced(row.id, {**agreed, **apply_now})
+    if changed:
+        batch.fan_out.append(row.id)
+        batch.result.updated.append(row.id)
+        batch.log("updated", row.id, change.remote_id, ", ".join(changed))
+    if keep_local:
+        batch.push_back.append(row.id)
+        batch.log("kept_local", row.id, change.remote_id)
+    if outcomes["conflict"]:
+        batch.log("conflict", row.id, change.remote_id, f"{outcomes['conflict']} field(s) for review")
+    if not (changed or keep_local or outcomes["conflict"]):
+        batch.log("echo" if outcomes["echo"] else "unchanged", row.id, change.remote_id)
+
+
+def _review(
+    batch: _Batch,
+    row: ContactRow,
+    name: str,
+    sides: tuple[Any, Any, datetime | None],
+    strategy: str,
+    open_conflicts: dict[tuple[str, str], ConflictRow],
+) -> None:
+    """Queue a field for review (``sides``: local value, remote value, remote change time)."""
+    local, remote, remote_at = sides
+    existing = open_conflicts.get((row.id, name))
+    if existing is not None:
+        # the same field again: the queue shows the latest of both sides, once
+        existing.remote_value = _jsonable(remote)
+        existing.local_value = _jsonable(local)
+        existing.remote_modified_at = remote_at
+        return
+    conflict = ConflictRow(
+        tenant_id=row.tenant_id,
+        integration_id=batch.integration.id,
+        contact_id=row.id,
+        field=name,
+        local_value=_jsonable(local),
+        remote_value=_jsonable(remote),
+        local_modified_at=field_modified_at(row, name),
+        remote_modified_at=remote_at,
+        strategy=strategy,
+        created_at=batch.at,
+    )
+    batch.session.add(conflict)
+    open_conflicts[(row.id, name)] = conflict
+
+
+async def _apply_deletes(batch: _Batch, deletes: list[Change], links: dict[str, str]) -> None:
+    ids = [links[c.remote_id] for c in deletes if c.remote_id in links]
+    rows = {r.id: r for r in await _contacts(batch.session, ids=ids)}
+    for change in deletes:
+        row = rows.get(links.get(change.remote_id, ""))
+        if row is None or row.deleted_at is not None:
+            batch.log("skipped", row.id if row else None, change.remote_id, "delete of an unknown record")
+            continue
+        row.deleted_at = batch.at
+        row.updated_at = batch.at
+        row.version = (row.version or 0) + 1
+        batch.fan_out_deletes.append(row.id)
+        batch.result.deleted.append(row.id)
+        batch.log("deleted", row.id, change.remote_id)
+
+
+async def _flush(batch: _Batch) -> None:
+    """The batch's bulk writes: ledger, outbox rows, record log, metrics, notification."""
+    session, integration, result = batch.session, batch.integration, batch.result
+    await session.flush()
+    await echo.upsert_hashes(session, batch.ledger_rows)
+    others = await pushing_integrations(session, exclude=integration.id)
+    origin = integration.id
+    result.push_to |= await queue_pushes(
+        session, integration.tenant_id, others, batch.fan_out, "record", origin
+    )
+    result.push_to |= await queue_pushes(
+        session, integration.tenant_id, others, batch.fan_out_deletes, "delete", origin
+    )
+    if batch.push_back and integration.direction in PUSH_DIRECTIONS:
+        result.push_to |= await queue_pushes(
+            session, integration.tenant_id, [integration], batch.push_back, "record"
+        )
+    await write_record_log(session, batch.run, integration, batch.log_rows, batch.at)
+    if batch.run is not None:
+        # conflicts by strategy are counted per field, not per record line
+        batch.run.counts.update({k: v for k, v in result.counts.items() if k.startswith("conflict:")})
+    for outcome, count in result.counts.items():
+        SYNC_RECORDS.labels(integration.provider, "pull", outcome).inc(count)
+    if result.landed:
+        result.notified = await notify.add_notification(
+            session,
+            integration.tenant_id,
+            "contacts.changed",
+            {
+                "integration_id": integration.id,
+                "provider": integration.provider,
+                "created": result.created,
+                "updated": result.updated,
+                "deleted": result.deleted,
+            },
+            at=batch.at,
+        )
+
+
+async def finish(host: Host, tenant_id: str, result: ApplyResult) -> None:
+    """After the commit: kick the pushes and the notification delivery the batch queued."""
+    from crmhost.sync.outbox import kick
+
+    if result.push_to:
+        await kick(host, tenant_id, result.push_to)
+    if result.notified:
+        await notify.kick(host, tenant_id)

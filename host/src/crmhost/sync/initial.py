@@ -1,0 +1,99 @@
+"""The first sync of a newly connected CRM: backfill from the CRM, then push what it lacks.
+
+1. A full pull (the integration has no cursor yet): every CRM record is linked to the platform
+   contact with its email, or creates one; fields both sides hold differently go through
+   conflict resolution; a platform value that won is queued to go back.
+2. A ``record`` outbox row for every live platform contact not linked to that CRM yet, written
+   in chunks of a few thousand (streamed by id, never all in memory), then the push is kicked.
+
+It runs as the ``initial_sync`` job (job id ``initial:<integration>``), enqueued by
+:func:`on_activated` when an integration becomes active. Running it twice is harmless: the
+pull resumes from its cursor, and the outbox keeps one pending row per contact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import exists, select
+
+from crmhost.db.models import Integration
+from crmhost.db.platform import ContactRow
+from crmhost.db.syncstate import RemoteLink
+from crmhost.models import ObjectType
+from crmhost.runtime import Host
+from crmhost.sync.apply_store import queue_pushes
+from crmhost.sync.outbox import PUSH_DIRECTIONS, kick
+from crmhost.sync.pull import PullOutcome, pull_integration
+
+__all__ = ["InitialOutcome", "initial_job_id", "initial_sync", "on_activated", "queue_unlinked"]
+
+#: contacts read per round when queueing the platform's contacts for a new CRM
+STREAM_CHUNK = 5000
+
+
+def initial_job_id(integration_id: str) -> str:
+    """One initial sync per integration queued at a time."""
+    return f"initial:{integration_id}"
+
+
+@dataclass
+class InitialOutcome:
+    """What the initial sync did."""
+
+    pull: PullOutcome
+    queued: int = 0
+
+
+async def queue_unlinked(host: Host, integration: Integration) -> int:
+    """Queue a push of every live platform contact the integration's CRM does not have yet."""
+    linked = exists().where(
+        RemoteLink.integration_id == integration.id,
+        RemoteLink.object == ObjectType.CONTACT.value,
+        RemoteLink.contact_id == ContactRow.id,
+    )
+    queued = 0
+    after = ""
+    while True:
+        async with host.db.transaction(integration.tenant_id) as session:
+            ids = list(
+                await session.scalars(
+                    select(ContactRow.id)
+                    .where(ContactRow.deleted_at.is_(None), ContactRow.id > after, ~linked)
+                    .order_by(ContactRow.id)
+                    .limit(STREAM_CHUNK)
+                )
+            )
+            if not ids:
+                return queued
+            await queue_pushes(session, integration.tenant_id, [integration], ids, "record")
+        queued += len(ids)
+        after = ids[-1]
+
+
+async def initial_sync(host: Host, tenant_id: str, integration_id: str) -> InitialOutcome:
+    """Backfill from the CRM, then queue and kick the push of the platform's other contacts.
+
+    Raises:
+        RateLimited, TransientError: from the pull; the job retries and the pull resumes.
+    """
+    outcome = InitialOutcome(pull=await pull_integration(host, tenant_id, integration_id))
+    if outcome.pull.status in ("needs_reauth", "failed"):
+        return outcome
+    async with host.db.session(tenant_id) as session:
+        integration = await session.get(Integration, integration_id)
+    if integration is None or integration.direction not in PUSH_DIRECTIONS:
+        return outcome
+    outcome.queued = await queue_unlinked(host, integration)
+    await kick(host, tenant_id, [integration_id])
+    return outcome
+
+
+async def on_activated(host: Host, tenant_id: str, integration_id: str) -> None:
+    """Enqueue the initial sync of an integration that just became active."""
+    await host.job_queue().enqueue(
+        "initial_sync",
+        job_id=initial_job_id(integration_id),
+        tenant_id=tenant_id,
+        integration_id=integration_id,
+    )

@@ -1,0 +1,180 @@
+"""A host wired to the HubSpot and Salesforce sandboxes over real HTTP, for the pull-side tests.
+
+Integrations connect through the real OAuth flow (authorize URL -> the sandbox's consent page
+-> the code exchange), the in-process job queue runs the real push, and "CRM users" edit
+records through the CRM's own API with tokens from the sandbox's admin endpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from sqlalchemy import insert, select
+
+from crmhost.context import ProviderApp
+from crmhost.db.migrate import upgrade
+from crmhost.db.models import Integration
+from crmhost.db.platform import ContactRow
+from crmhost.plugins import Plugins, load_plugins
+from crmhost.runtime import Host, open_host
+from crmhost.sandbox import Sandbox, running
+from crmhost.sandbox.cli import create as create_sandbox
+from crmhost.security.tokens import generate_key_spec
+from crmhost.services.integrations import create_integration
+from crmhost.services.oauth import begin_authorization, complete_authorization
+from crmhost.services.tenants import create_tenant
+from crmhost.settings import Settings
+from crmhost.testing.browser import consent
+
+CRMS = ("hubspot", "salesforce")
+SF = "/services/data/v60.0"
+USER_SCOPES = {"hubspot": ["crm.objects.contacts.write"], "salesforce": ["api"]}
+
+
+def plugins() -> Plugins:
+    loaded = load_plugins(allow=set(CRMS))
+    for slug in CRMS:
+        assert loaded.status[slug].loaded, loaded.status[slug].error
+    return loaded
+
+
+@dataclass
+class SyncEnv:
+    host: Host
+    settings: Settings
+    sandboxes: dict[str, Sandbox]
+    urls: dict[str, str]
+    tenant_id: str
+    api_key: str
+
+    # ---------------------------------------------------------------- connecting
+
+    async def connect(self, slug: str, **fields: Any) -> str:
+        """Connect ``slug`` through its consent page; ``fields`` set on the integration after."""
+        integration = await create_integration(self.host, self.tenant_id, provider=slug)
+        url = await begin_authorization(self.host, integration, None)
+        async with httpx.AsyncClient(timeout=30) as browser:
+            location = await consent(browser, url)
+        query = parse_qs(urlsplit(location).query)
+        outcome = await complete_authorization(
+            self.host, state=query["state"][0], code=query["code"][0], error=None, error_description=None
+        )
+        assert outcome.connected, outcome.error
+        await self.drain()  # whatever the connect enqueued (an initial sync, once wired)
+        if fields:
+            await self.update_integration(integration.id, **fields)
+        return integration.id
+
+    async def update_integration(self, integration_id: str, **fields: Any) -> None:
+        async with self.host.db.transaction(self.tenant_id) as session:
+            row = await session.get(Integration, integration_id)
+            assert row is not None
+            for name, value in fields.items():
+                setattr(row, name, value)
+
+    async def drain(self) -> None:
+        await self.host.job_queue().drain()
+
+    # ---------------------------------------------------------------- the CRM side
+
+    def admin(self, slug: str) -> httpx.Client:
+        return httpx.Client(base_url=self.urls[slug], timeout=30)
+
+    def seed(self, slug: str, records: list[dict[str, Any]]) -> list[str]:
+        obj = "contacts" if slug == "hubspot" else "Contact"
+        with self.admin(slug) as c:
+            r = c.post(f"/_sandbox/seed/{obj}", json=records)
+            assert r.status_code == 200, r.text
+            return [str(i) for i in r.json()["ids"]]
+
+    def faults(self, slug: str, **switches: Any) -> None:
+        with self.admin(slug) as c:
+            assert c.post("/_sandbox/faults", json=switches).status_code < 300
+
+    async def user(self, slug: str) -> httpx.AsyncClient:
+        """A CRM user's API client (token from the sandbox's admin endpoint)."""
+        with self.admin(slug) as c:
+            token = c.post("/_sandbox/token", json={"scopes": USER_SCOPES[slug]}).json()["access_token"]
+        return httpx.AsyncClient(
+            base_url=self.urls[slug], headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
+
+    async def crm_edit(self, slug: str, remote_id: str, fields: dict[str, Any]) -> None:
+        async with await self.user(slug) as c:
+            if slug == "hubspot":
+                r = await c.patch(f"/crm/v3/objects/contacts/{remote_id}", json={"properties": fields})
+            else:
+                r = await c.patch(f"{SF}/sobjects/Contact/{remote_id}", json=fields)
+        assert r.status_code < 300, r.text
+
+    async def crm_delete(self, slug: str, remote_id: str) -> None:
+        async with await self.user(slug) as c:
+            if slug == "hubspot":
+                r = await c.delete(f"/crm/v3/objects/contacts/{remote_id}")
+            else:
+                r = await c.delete(f"{SF}/sobjects/Contact/{remote_id}")
+        assert r.status_code < 300, r.text
+
+    async def crm_get(self, slug: str, remote_id: str, fields: list[str]) -> dict[str, Any] | None:
+        """The CRM record's ``fields`` (``None`` when it is gone)."""
+        async with await self.user(slug) as c:
+            if slug == "hubspot":
+                r = await c.get(
+                    f"/crm/v3/objects/contacts/{remote_id}", params={"properties": ",".join(fields)}
+                )
+                return dict(r.json()["properties"]) if r.status_code == 200 else None
+            r = await c.get(f"{SF}/sobjects/Contact/{remote_id}", params={"fields": ",".join(fields)})
+            return dict(r.json()) if r.status_code == 200 else None
+
+    def stats(self, slug: str) -> dict[str, Any]:
+        with self.admin(slug) as c:
+            return dict(c.get("/_sandbox/stats").json())
+
+    # ---------------------------------------------------------------- the platform side
+
+    async def add_contacts(self, *rows: dict[str, Any]) -> list[str]:
+        """Platform contacts written directly (no outbox): the state before a CRM connects."""
+        full = [{"tenant_id": self.tenant_id, "custom": {}, "field_modified_at": {}, **row} for row in rows]
+        async with self.host.db.transaction(self.tenant_id) as session:
+            ids = await session.scalars(insert(ContactRow).returning(ContactRow.id), full)
+            return list(ids)
+
+    async def contact(self, email: str) -> ContactRow:
+        async with self.host.db.session(self.tenant_id) as session:
+            row = await session.scalar(select(ContactRow).where(ContactRow.email == email))
+        assert row is not None, f"no contact {email}"
+        return row
+
+
+@pytest.fixture(name="sandboxes")
+def fx_sandboxes() -> Iterator[tuple[dict[str, Sandbox], dict[str, str]]]:
+    boxes = {slug: create_sandbox(slug) for slug in CRMS}
+    with running(boxes["hubspot"]) as hubspot_url, running(boxes["salesforce"]) as salesforce_url:
+        yield boxes, {"hubspot": hubspot_url, "salesforce": salesforce_url}
+
+
+@pytest.fixture(name="env")
+async def fx_env(
+    database_url: str, tmp_path: Path, sandboxes: tuple[dict[str, Sandbox], dict[str, str]]
+) -> AsyncIterator[SyncEnv]:
+    boxes, urls = sandboxes
+    await upgrade(database_url)
+    settings = Settings(data_dir=tmp_path, database_url=database_url, encryption_keys=generate_key_spec("k1"))
+    for slug, box in boxes.items():
+        settings.providers[slug] = ProviderApp(
+            client_id=box.client_id,
+            client_secret=box.client_secret,
+            redirect_uri="http://127.0.0.1:9/v1/oauth/callback",
+            base_url=urls[slug],
+        )
+    async with open_host(settings, plugins=plugins(), migrate=False) as host:
+        tenant_id, api_key = await create_tenant(host, "Acme")
+        env = SyncEnv(host, settings, boxes, urls, tenant_id, api_key)
+        yield env
+        await env.drain()

@@ -1,0 +1,129 @@
+"""Pulls over real HTTP: backfill, increments, deletes, cursors that survive a crash, multi-CRM."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from crmhost.db.platform import SegmentMember, SegmentRow
+from crmhost.db.syncstate import OutboxRow, RemoteLink, SyncCursor, WriteLedger
+from crmhost.errors import TransientError
+from crmhost.sync.pull import pull_integration
+
+from ..support.syncenv import SyncEnv, fx_env, fx_sandboxes  # noqa: F401
+
+
+def _people(n: int, prefix: str = "p") -> list[dict[str, Any]]:
+    return [
+        {"properties": {"email": f"{prefix}{i}@example.com", "firstname": f"F{i}", "lastname": f"L{i}"}}
+        for i in range(n)
+    ]
+
+
+async def _count(env: SyncEnv, model: Any, *where: Any) -> int:
+    async with env.host.db.session(env.tenant_id) as session:
+        return int(await session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+async def test_backfill_links_creates_and_joins_the_crm_segment(env: SyncEnv) -> None:
+    await env.add_contacts({"email": "p1@example.com", "first_name": "F1", "last_name": "L1"})
+    ids = env.seed("hubspot", _people(3))
+    hubspot = await env.connect("hubspot")
+    outcome = await pull_integration(env.host, env.tenant_id, hubspot)
+    assert outcome.status == "ok", outcome
+    # p1 existed with the same values: linked, not created; p0 and p2 are new
+    assert outcome.counts.get("created") == 2
+    linked = await env.contact("p1@example.com")
+    assert linked.source == "platform"
+    created = await env.contact("p0@example.com")
+    assert (created.source, created.first_name) == ("hubspot", "F0")
+    assert await _count(env, RemoteLink, RemoteLink.integration_id == hubspot) == 3
+    async with env.host.db.session(env.tenant_id) as session:
+        segment = await session.scalar(select(SegmentRow).where(SegmentRow.name == "HubSpot Contacts"))
+        assert segment is not None
+        members = set(
+            await session.scalars(
+                select(SegmentMember.contact_id).where(SegmentMember.segment_id == segment.id)
+            )
+        )
+        link = await session.scalar(select(RemoteLink.remote_id).where(RemoteLink.contact_id == created.id))
+    assert created.id in members and linked.id not in members  # only CRM-created contacts join
+    assert link in ids
+    # a second pull sees nothing new: nothing changes, nothing is created twice
+    again = await pull_integration(env.host, env.tenant_id, hubspot)
+    assert again.status == "ok"
+    assert "created" not in again.counts and "updated" not in again.counts
+    assert await _count(env, RemoteLink, RemoteLink.integration_id == hubspot) == 3
+
+
+async def test_crm_edit_and_delete_land_and_reach_the_other_crm_without_looping(env: SyncEnv) -> None:
+    (remote,) = env.seed("hubspot", _people(1))
+    hubspot = await env.connect("hubspot")
+    salesforce = await env.connect("salesforce")
+    await pull_integration(env.host, env.tenant_id, hubspot)
+    await env.drain()  # the new contact goes on to Salesforce
+    contact = await env.contact("p0@example.com")
+    sf_id = await _remote_id(env, salesforce, contact.id)
+    assert sf_id is not None
+    assert (await env.crm_get("salesforce", sf_id, ["FirstName"]) or {})["FirstName"] == "F0"
+
+    await env.crm_edit("hubspot", remote, {"firstname": "Ada"})
+    outcome = await pull_integration(env.host, env.tenant_id, hubspot)
+    assert outcome.counts.get("updated") == 1
+    assert (await env.contact("p0@example.com")).first_name == "Ada"
+    await env.drain()
+    assert (await env.crm_get("salesforce", sf_id, ["FirstName"]) or {})["FirstName"] == "Ada"
+    # never back to where it came from: no outbox row for HubSpot, ever
+    assert await _count(env, OutboxRow, OutboxRow.integration_id == hubspot) == 0
+    # Salesforce's own pull sees our write as an echo, not a change
+    sf = await pull_integration(env.host, env.tenant_id, salesforce)
+    assert "updated" not in sf.counts and "conflict" not in sf.counts, sf.counts
+    assert await _count(env, OutboxRow, OutboxRow.integration_id == hubspot) == 0
+
+    await env.crm_delete("hubspot", remote)
+    deleted = await pull_integration(env.host, env.tenant_id, hubspot)
+    assert deleted.counts.get("deleted") == 1
+    assert (await env.contact("p0@example.com")).deleted_at is not None
+    await env.drain()
+    assert await env.crm_get("salesforce", sf_id, ["FirstName"]) is None  # the delete went on
+
+
+async def _remote_id(env: SyncEnv, integration_id: str, contact_id: str) -> str | None:
+    async with env.host.db.session(env.tenant_id) as session:
+        return await session.scalar(
+            select(RemoteLink.remote_id).where(
+                RemoteLink.integration_id == integration_id, RemoteLink.contact_id == contact_id
+            )
+        )
+
+
+async def test_cursor_is_saved_with_each_page_and_a_crash_loses_nothing(env: SyncEnv) -> None:
+    env.seed("hubspot", _people(250))  # three list pages of 100
+    hubspot = await env.connect("hubspot")
+    lists: list[str] = []
+
+    async def cut_after_first_page(request: httpx.Request) -> None:
+        if request.method == "GET" and request.url.path == "/crm/v3/objects/contacts":
+            lists.append(str(request.url))
+            if len(lists) == 2:
+                raise httpx.ConnectError("connection lost", request=request)
+
+    env.host.http.event_hooks["request"].append(cut_after_first_page)
+    try:
+        with pytest.raises(TransientError):
+            await pull_integration(env.host, env.tenant_id, hubspot)
+    finally:
+        env.host.http.event_hooks["request"].remove(cut_after_first_page)
+    # the first page and its cursor are committed together
+    assert await _count(env, RemoteLink, RemoteLink.integration_id == hubspot) == 100
+    async with env.host.db.session(env.tenant_id) as session:
+        cursor = await session.scalar(select(SyncCursor.cursor).where(SyncCursor.integration_id == hubspot))
+    assert cursor is not None and '"after"' in cursor
+    outcome = await pull_integration(env.host, env.tenant_id, hubspot)
+    assert outcome.status == "ok"
+    assert await _count(env, RemoteLink, RemoteLink.integration_id == hubspot) == 250
+    assert outcome.counts.get("created") == 150  # resumed after page one: nothing created twice
+    assert await _count(env, WriteLedger, WriteLedger.integration_id == hubspot) == 250 * 3

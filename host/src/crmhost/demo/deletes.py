@@ -37,27 +37,37 @@ async def delete_on_platform(stack: Stack, emails: list[str]) -> None:
 async def apply_deletes(
     stack: Stack, scenario: Scenario, n: int, *, timeout_s: float
 ) -> dict[str, list[str]]:
-    """Delete ``n`` contacts on each side, pull, and wait until every side dropped all of them."""
+    """Delete ``n`` contacts on each side in turn; after each, wait until every side dropped them.
+
+    One side at a time: a delete made in one CRM while another CRM's pull is updating the same
+    contact is a race the product settles by whichever write lands last (see the report), not
+    what this step is here to show.
+    """
     picked = pick_deletes(scenario, n)
     if not n:
         return picked
-    await delete_on_platform(stack, picked["platform"])
-    for slug in scenario.crms:
-        await delete_in_crm(stack, slug, picked[slug])
-        await stack.pull(slug)
-    total = sum(len(v) for v in picked.values())
-    say(f"  deleted {n} contacts on the platform and {n} in each CRM; pulling")
+    done: list[str] = []
+    for where, emails in picked.items():
+        if where == "platform":
+            await delete_on_platform(stack, emails)
+        else:
+            await delete_in_crm(stack, where, emails)
+            await stack.pull(where)
+        done += emails
+        total = len(done)
+        say(f"  deleted {len(emails)} contacts {'on the platform' if where == 'platform' else 'in ' + where}")
 
-    def platform(c: hoststate.StoreCounts) -> tuple[int, int]:
-        return c.deleted, total
+        def platform(c: hoststate.StoreCounts, total: int = total) -> tuple[int, int]:
+            return c.deleted, total
 
-    targets: dict[str, Target] = {"platform soft-deletes": platform}
-    for slug in scenario.crms:
+        targets: dict[str, Target] = {"platform soft-deletes": platform}
+        for slug in scenario.crms:
 
-        def in_crm(_c: hoststate.StoreCounts, slug: str = slug) -> tuple[int, int]:
-            live = len(remote_ids(stack, slug, [e for v in picked.values() for e in v]))
-            return total - live, total
+            def in_crm(
+                _c: hoststate.StoreCounts, slug: str = slug, gone: tuple[str, ...] = tuple(done)
+            ) -> tuple[int, int]:
+                return len(gone) - len(remote_ids(stack, slug, list(gone))), len(gone)
 
-        targets[f"{slug} deletes"] = in_crm
-    await settle(stack, targets, timeout_s=timeout_s)
+            targets[f"{slug} deletes"] = in_crm
+        await settle(stack, targets, timeout_s=timeout_s)
     return picked

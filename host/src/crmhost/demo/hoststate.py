@@ -32,6 +32,8 @@ class StoreCounts:
         runs: sync runs in total.
         conflicts: (integration id, strategy, status) -> conflict rows.
         record_log: (integration id, direction, outcome) -> record-log lines.
+        run_counts: (integration id, counter) -> the sum over the integration's runs (conflicts
+            by strategy are ``conflict:<strategy>``).
     """
 
     contacts: int = 0
@@ -42,6 +44,7 @@ class StoreCounts:
     runs: int = 0
     conflicts: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     record_log: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    run_counts: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def outbox_in(self, *states: str, integration: str | None = None, kind: str | None = None) -> int:
         """Outbox rows in any of ``states`` (of one integration / kind when given)."""
@@ -99,6 +102,10 @@ async def counts(host: Host, tenant_id: str, *, record_log: bool = False) -> Sto
         ):
             out.conflicts[(iid, strategy, status)] = n
         if record_log:
+            for iid, run_counts in await s.execute(select(SyncRun.integration_id, SyncRun.counts)):
+                for key, n in (run_counts or {}).items():
+                    if isinstance(n, int):
+                        out.run_counts[(iid, key)] += n
             for iid, direction, outcome, n in await s.execute(
                 select(
                     RecordLogRow.integration_id, RecordLogRow.direction, RecordLogRow.outcome, func.count()

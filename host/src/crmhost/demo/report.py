@@ -7,6 +7,7 @@ report holds for any size the demo is run at.
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,14 @@ from crmhost.demo.hoststate import StoreCounts
 from crmhost.demo.scenario import Scenario
 from crmhost.models import CrmInfo
 
-__all__ = ["CrmFigures", "api_calls", "format_report", "initial_floor", "rate_limit_floor_s"]
+__all__ = [
+    "CrmFigures",
+    "api_calls",
+    "conflicts_by_strategy",
+    "format_report",
+    "initial_floor",
+    "rate_limit_floor_s",
+]
 
 
 def api_calls(stats: dict[str, Any]) -> int:
@@ -66,6 +74,7 @@ class CrmFigures:
     snapshot: CrmSnapshot
     deletes_to_crm: int
     deletes_from_crm: int
+    conflicts: Counter[str]
 
 
 def _outcomes(c: StoreCounts, iid: str, direction: str) -> str:
@@ -73,12 +82,32 @@ def _outcomes(c: StoreCounts, iid: str, direction: str) -> str:
     return ", ".join(f"{o} {n:,}" for o, n in sorted(got.items())) or "none"
 
 
-def _conflicts(c: StoreCounts, iid: str) -> str:
-    got: Counter[str] = Counter()
-    for (i, strategy, status), n in c.conflicts.items():
-        if i == iid:
-            got[strategy if status != "open" else f"{strategy} (open)"] += n
-    return ", ".join(f"{s} {n:,}" for s, n in sorted(got.items())) or "none recorded"
+_SYNC_RECORDS = re.compile(r"^crmhost_sync_records_total\{(?P<labels>[^}]*)\} (?P<value>[0-9.e+]+)$")
+
+
+def conflicts_by_strategy(metrics: str) -> dict[str, Counter[str]]:
+    """Provider -> fields in conflict its pulls resolved (or queued), by strategy.
+
+    Read from the host's ``/metrics`` (``crmhost_sync_records_total`` with outcome
+    ``conflict:<strategy>``): the store keeps the outcome of each record, the metric each field.
+    """
+    out: dict[str, Counter[str]] = {}
+    for line in metrics.splitlines():
+        m = _SYNC_RECORDS.match(line)
+        if not m:
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group("labels")))
+        outcome = labels.get("outcome", "")
+        if labels.get("direction") == "pull" and outcome.startswith("conflict:"):
+            per = out.setdefault(labels.get("provider", ""), Counter())
+            per[outcome.removeprefix("conflict:")] += int(float(m.group("value")))
+    return out
+
+
+def _conflicts(c: StoreCounts, iid: str, resolved: Counter[str]) -> str:
+    text = ", ".join(f"{s} {n:,}" for s, n in sorted(resolved.items())) or "none"
+    queued = sum(n for (i, _s, status), n in c.conflicts.items() if i == iid and status == "open")
+    return text + (f" ({queued:,} waiting for review)" if queued else "")
 
 
 def _ratio(calls: int, floor: int) -> str:
@@ -109,7 +138,7 @@ def format_report(
             f"  contacts in CRM            {len(f.snapshot.contacts):,}",
             f"  pushed to CRM              {_outcomes(store, f.integration_id, 'push')}",
             f"  pulled from CRM            {_outcomes(store, f.integration_id, 'pull')}",
-            f"  conflicts                  {_conflicts(store, f.integration_id)}",
+            f"  conflicts                  {_conflicts(store, f.integration_id, f.conflicts)}",
             "  conflicts in the scenario  " + ", ".join(f"{s} {n:,}" for s, n in sorted(expected.items())),
             f"  activities logged          {len(f.snapshot.activities):,}",
             f"  workflow enrollments       {sum(f.snapshot.enrollments.values()):,}",

@@ -16,6 +16,7 @@ import logging
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from crmhost.demo.progress import say
 from crmhost.demo.report import (
     CrmFigures,
     api_calls,
+    conflicts_by_strategy,
     events_floor,
     format_report,
     initial_floor,
@@ -34,6 +36,7 @@ from crmhost.demo.scenario import Scenario, build
 from crmhost.demo.stack import Stack, StackConfig, StackError, open_stack
 from crmhost.demo.steps import (
     HUBSPOT_SETTINGS,
+    THRESHOLD_WORKFLOW,
     DemoFailed,
     Phase,
     Target,
@@ -42,7 +45,7 @@ from crmhost.demo.steps import (
     settle,
     snapshot_calls,
 )
-from crmhost.demo.verify import check_crm, check_platform
+from crmhost.demo.verify import check_crm, check_platform, check_workflow
 
 __all__ = ["Options", "main", "run_demo"]
 
@@ -75,20 +78,28 @@ def _activity_target(stack: Stack, slug: str, total: int) -> Target:
     return target
 
 
-async def _initial_sync(stack: Stack, scenario: Scenario, opts: Options) -> Phase:
-    phase = Phase("initial sync")
+async def _initial_sync(stack: Stack, scenario: Scenario, opts: Options, slug: str) -> Phase:
+    """Connect ``slug`` and wait for its initial sync (and the fan-out it causes) to settle.
+
+    The CRMs are connected one after the other, as a customer would: a CRM whose backfill has
+    not linked its records yet would otherwise receive the other CRM's copies of them first.
+    """
+    phase = Phase(f"initial sync {slug}")
     started = time.monotonic()
-    for slug, plan in scenario.crms.items():
-        await stack.connect(
-            slug,
-            conflict_strategy=plan.strategy,
-            settings=HUBSPOT_SETTINGS if slug == "hubspot" else None,
-        )
-        say(f"  {slug} connected through its consent page (integration {stack.integrations[slug]})")
-    union = scenario.union_size()
+    plan = scenario.crms[slug]
+    await stack.connect(
+        slug, conflict_strategy=plan.strategy, settings=HUBSPOT_SETTINGS if slug == "hubspot" else None
+    )
+    say(f"  {slug} connected through its consent page ({plan.strategy}); initial sync running")
+    # the union of what is on the platform and in the CRMs connected so far
+    connected = [scenario.crms[s] for s in stack.integrations]
+    emails = {p.email for p in scenario.platform}
+    for crm in connected:
+        emails |= {p.email for p in crm.overlap + crm.shared + crm.only}
+    union = len(emails)
     targets: dict[str, Target] = {"platform contacts": lambda c: (c.contacts, union)}
-    for slug in scenario.crms:
-        targets[f"{slug} contacts"] = _crm_target(stack, slug, union)
+    for other in stack.integrations:
+        targets[f"{other} contacts"] = _crm_target(stack, other, union)
     await settle(stack, targets, timeout_s=opts.timeout_s)
     phase.wall_s = time.monotonic() - started
     await snapshot_calls(stack, phase)
@@ -121,9 +132,11 @@ async def run_demo(opts: Options) -> tuple[str, list[str]]:
             say(f"  host API {stack.url}; " + ", ".join(f"{s} {u}" for s, u in stack.sandbox_urls.items()))
             say("seeding both sides (overlapping contacts with conflicting edits)")
             await seed_scenario(stack, scenario)
-            say("connecting the CRMs; the initial two-way sync starts on activation")
-            initial = await _initial_sync(stack, scenario, opts)
-            say(f"initial sync settled in {initial.wall_s:.1f} s")
+            say("connecting the CRMs; each one's initial two-way sync starts on activation")
+            initial = {}
+            for slug in scenario.crms:
+                initial[slug] = await _initial_sync(stack, scenario, opts, slug)
+                say(f"  {slug} initial sync settled in {initial[slug].wall_s:.1f} s")
             say("ingesting email events")
             events = await _events(stack, scenario, opts)
             say(f"events landed in {events.wall_s:.1f} s")
@@ -135,9 +148,22 @@ async def run_demo(opts: Options) -> tuple[str, list[str]]:
             problems = check_platform(scenario, platform, events_done=True, deleted=gone)
             figures = []
             store = await hoststate.counts(stack.host, stack.tenant_id, record_log=True)
+            metrics = (await stack.http.get("/metrics")).text
+            resolved = conflicts_by_strategy(metrics)
             for slug, plan in scenario.crms.items():
                 snap = crmstate.snapshot(slug, stack.sandboxes[slug])
                 problems += check_crm(scenario, slug, snap, events_done=True, deleted=gone)
+                expected = scenario.expected_conflicts(slug)
+                if resolved.get(slug, Counter()) != expected:
+                    problems.append(
+                        f"{slug}: conflicts resolved {dict(resolved.get(slug, {}))}, "
+                        f"the scenario's overlaps make {dict(expected)}"
+                    )
+                if slug == "hubspot":  # Salesforce has no workflow API (a Flow on the fields does it)
+                    triggered = store.outbox[(stack.integrations[slug], "workflow", "done")]
+                    problems += check_workflow(
+                        scenario, slug, snap, platform, workflow=THRESHOLD_WORKFLOW, triggered=triggered
+                    )
                 info = stack.host.plugins.info(slug)
                 pushed = scenario.union_size() - plan.size + len(plan.old)
                 changed = len({e.email for e in scenario.events if e.kind != "sent"})
@@ -148,17 +174,18 @@ async def run_demo(opts: Options) -> tuple[str, list[str]]:
                         title=info.title,
                         strategy=plan.strategy,
                         integration_id=stack.integrations[slug],
-                        initial_calls=api_calls(initial.calls[slug]),
+                        initial_calls=sum(api_calls(p.calls[slug]) for p in initial.values()),
                         initial_floor=initial_floor(info, plan.size, pushed),
-                        initial_wall_s=initial.wall_s,
+                        initial_wall_s=initial[slug].wall_s,
                         events_calls=api_calls(events.calls[slug]),
                         events_floor=events_floor(info, scenario.expected_activities(), changed, enrolled),
                         events_wall_s=events.wall_s,
-                        rate_limited=initial.calls[slug].get("rate_limited", 0)
+                        rate_limited=sum(p.calls[slug].get("rate_limited", 0) for p in initial.values())
                         + events.calls[slug].get("rate_limited", 0),
                         snapshot=snap,
                         deletes_to_crm=len(deleted.get("platform", [])),
                         deletes_from_crm=len(deleted.get(slug, [])),
+                        conflicts=resolved.get(slug, Counter()),
                     )
                 )
             report = format_report(scenario, figures, store, len(platform), time.monotonic() - begun)

@@ -154,6 +154,7 @@ class Scenario:
     platform: list[Person]
     crms: dict[str, CrmPlan]
     events: list[Event]
+    hot: list[str]  # contacts whose events push the lead score past the workflow threshold
 
     # ------------------------------------------------------------------ expected outcomes
 
@@ -284,12 +285,32 @@ def build(
             for i in range(only_n)
         ]
         crms[slug] = plan
-    scenario = Scenario(seed=seed, platform=platform, crms=crms, events=[])
+    scenario = Scenario(seed=seed, platform=platform, crms=crms, events=[], hot=[])
     emails = sorted(scenario.expected_people())
     now = datetime.now(UTC).replace(microsecond=0)
     kinds = [k for k, _ in EVENT_KINDS]
     weights = [w for _, w in EVENT_KINDS]
+    # one contact in 200 is hot: replies and clicks this week push its lead score past the
+    # workflow threshold; everyone else gets the background mix
+    hot = rng.sample(emails, max(1, len(emails) // 200)) if events >= 8 * max(1, len(emails) // 200) else []
+    burst = [(email, kind) for email in hot for kind in ("replied",) * 3 + ("clicked",) * 5]
+    scenario.hot = sorted(hot)
     for i in range(events):
+        if i < len(burst):
+            email, kind = burst[i]
+            scenario.events.append(
+                Event(
+                    id=f"demo-{seed}-{i}",
+                    email=email,
+                    kind=kind,
+                    occurred_at=now - timedelta(seconds=rng.randrange(0, 7 * 86_400)),
+                    campaign_id="cmp-hot",
+                    campaign_name="Spring launch",
+                    subject="You are invited",
+                    url="https://example.com/launch" if kind == "clicked" else None,
+                )
+            )
+            continue
         kind = rng.choices(kinds, weights)[0]
         campaign = rng.randrange(1, 21)
         scenario.events.append(

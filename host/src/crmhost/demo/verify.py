@@ -13,7 +13,7 @@ from typing import Any
 from crmhost.demo.crmstate import CrmSnapshot
 from crmhost.demo.scenario import TWO_WAY_FIELDS, Scenario
 
-__all__ = ["check_crm", "check_platform", "same"]
+__all__ = ["check_crm", "check_platform", "check_workflow", "same"]
 
 _ENGAGEMENT = ("total_opens", "total_clicks", "unsubscribed")
 
@@ -75,7 +75,11 @@ def _engagement_expected(
         e = engagement.get(email)
         if e is None:
             continue
-        want: dict[str, Any] = {"total_opens": e["total_opens"], "total_clicks": e["total_clicks"]}
+        # a counter never moved may be blank rather than 0
+        want: dict[str, Any] = {
+            "total_opens": e["total_opens"] or None,
+            "total_clicks": e["total_clicks"] or None,
+        }
         if e["unsubscribed"]:
             want["unsubscribed"] = True
         out[email] = want
@@ -128,4 +132,34 @@ def check_crm(
             problems.append(f"{slug}: {logged:,} activities logged, the scenario's sends make {want:,}")
         if twice:
             problems.append(f"{slug}: {len(twice)} activities logged more than once, e.g. {twice[0]}")
+    return problems
+
+
+def check_workflow(
+    scenario: Scenario,
+    slug: str,
+    snap: CrmSnapshot,
+    platform: Mapping[str, Mapping[str, Any]],
+    *,
+    workflow: str,
+    triggered: int,
+) -> list[str]:
+    """The threshold workflow: each hot contact above the threshold enrolled, each trigger once.
+
+    ``triggered`` is how many workflow triggers the host says the CRM confirmed.
+    """
+    enrolled = snap.enrollments.get(workflow, 0)
+    hot_above = [e for e in scenario.hot if (platform.get(e) or {}).get("lead_score") is not None]
+    hot_above = [e for e in hot_above if platform[e]["lead_score"] >= 75]
+    problems = []
+    if scenario.hot and not hot_above:
+        problems.append(f"platform: none of the {len(scenario.hot)} hot contacts reached a lead score of 75")
+    if enrolled != triggered:
+        problems.append(
+            f"{slug}: {enrolled} contacts enrolled in {workflow}, the host confirmed {triggered} triggers"
+        )
+    if enrolled < len(hot_above):
+        problems.append(
+            f"{slug}: {enrolled} enrolled in {workflow}, but {len(hot_above)} hot contacts are above 75"
+        )
     return problems

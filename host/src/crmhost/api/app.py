@@ -18,6 +18,7 @@ from crmhost.api.deps import provide_host
 from crmhost.api.errors import EXCEPTION_HANDLERS
 from crmhost.api.integrations import IntegrationController
 from crmhost.api.oauth import OAuthController
+from crmhost.api.outbox import OutboxController
 from crmhost.api.system import HealthController, PluginController
 from crmhost.api.webhooks import WebhookController
 from crmhost.plugins import Plugins
@@ -46,7 +47,7 @@ class CrmHostCore(InitPluginProtocol):
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         """Add routes, dependencies, error handlers and the host's lifespan."""
         app_config.route_handlers.extend(
-            [HealthController, PluginController, IntegrationController, OAuthController]
+            [HealthController, PluginController, IntegrationController, OAuthController, OutboxController]
         )
         # the CRM side: webhook deliveries and the conflict review queue
         app_config.route_handlers.extend([WebhookController, ConflictController])

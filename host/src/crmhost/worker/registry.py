@@ -13,6 +13,7 @@ from arq.worker import Function
 
 from crmhost.worker.jobs.keys import rotate_keys
 from crmhost.worker.jobs.notify import deliver_due_notifications, deliver_notifications
+from crmhost.worker.jobs.push import push_due, push_integration
 from crmhost.worker.jobs.sync import initial_sync, pull_integration, schedule_pulls
 from crmhost.worker.jobs.tokens import refresh_due_tokens, refresh_token
 
@@ -24,6 +25,11 @@ FUNCTIONS: list[Function] = [
     # re-encrypting is local work, but large tables take a while; a rerun resumes where it stopped
     func(rotate_keys, max_tries=3, timeout=3600),
     func(refresh_due_tokens, max_tries=1, timeout=120),
+    # a drain stops itself after 15 minutes (push_due resumes it) and leaves rows pending on any
+    # CRM failure (it never raises Retry), so tries only count worker crashes; keep_result=0 frees
+    # the job id push:<id> the moment it ends, so the next kick is never refused by a kept result
+    func(push_integration, max_tries=3, timeout=1200, keep_result=0),
+    func(push_due, max_tries=1, timeout=120),
     # a pull commits page by page and resumes from its cursor, so tries are cheap; rate-limit
     # pauses and outages retry through Retry (10 tries ride out a CRM hour); 100,000 records
     # page through well within the hour; keep_result=0 frees pull:<id> for the next webhook
@@ -39,6 +45,9 @@ FUNCTIONS: list[Function] = [
 CRON_JOBS: list[CronJob] = [
     # every 5 minutes, well inside the default 300 s refresh margin and HubSpot's 30-minute tokens
     cron(refresh_due_tokens, minute=set(range(0, 60, 5)), unique=True, run_at_startup=True),
+    # every minute: backoffs and rate-limit pauses end and crashed drains' leases (2 min) expire
+    # without anyone kicking; a minute bounds how long such rows wait
+    cron(push_due, second=0, unique=True, run_at_startup=True),
     # hourly is the finest sync_frequency (the fallback to webhooks); daily ones are skipped until due
     cron(schedule_pulls, minute=0, second=0, unique=True),
     # every minute: a notification's first retry waits 30 s, so a minute bounds the extra wait

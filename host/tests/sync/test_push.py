@@ -1,0 +1,520 @@
+"""The push over real HTTP: outbox rows drained into the HubSpot and Salesforce sandboxes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack, asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, insert, select, update
+
+from crmhost import hookimpl
+from crmhost.api.app import create_app
+from crmhost.context import ProviderApp
+from crmhost.db.migrate import upgrade
+from crmhost.db.models import Integration
+from crmhost.db.platform import ContactRow, EmailEventRow
+from crmhost.db.syncstate import OutboxRow, RecordLogRow, RemoteLink, WriteLedger
+from crmhost.errors import PermanentError
+from crmhost.models import AuthKind, Credentials, CrmInfo, ObjectType, Record, RecordBatch, RecordResult
+from crmhost.plugins import Plugins, load_plugins
+from crmhost.runtime import Host, open_host
+from crmhost.sandbox import Sandbox, running
+from crmhost.sandbox.cli import create as create_sandbox
+from crmhost.security.tokens import generate_key_spec
+from crmhost.services.tenants import create_tenant
+from crmhost.services.vault import store_credentials
+from crmhost.settings import Settings
+from crmhost.sync.echo import value_hash
+from crmhost.sync.push import MAX_ATTEMPTS, drain, drain_naive
+from crmhost.worker.jobs.push import push_due
+from crmhost_hubspot import plugin as hubspot_plugin
+from crmhost_hubspot.client import HubSpotClient
+from crmhost_hubspot.mapping import CUSTOM_PROPERTIES
+from crmhost_hubspot.properties import ensure_properties
+
+HS_UPSERT = "POST /crm/v3/objects/{object_type}/batch/upsert"
+SF_COMPOSITE = "POST /services/data/{version}/composite"
+SCOPES = {"hubspot": ["crm.objects.contacts.write", "timeline"], "salesforce": ["api", "refresh_token"]}
+
+
+@dataclass
+class Env:
+    """A host on a fresh database, the CRM sandboxes, one tenant, and helpers."""
+
+    host: Host
+    settings: Settings
+    sandboxes: dict[str, Sandbox]
+    urls: dict[str, str]
+    tenant_id: str
+    api_key: str
+
+    def admin(self, slug: str) -> httpx.Client:
+        return httpx.Client(base_url=self.urls[slug], timeout=30)
+
+    def stats(self, slug: str) -> dict[str, Any]:
+        with self.admin(slug) as c:
+            return dict(c.get("/_sandbox/stats").json())
+
+    def faults(self, slug: str, **switches: Any) -> None:
+        with self.admin(slug) as c:
+            assert c.post("/_sandbox/faults", json=switches).status_code < 300
+
+    async def integration(self, slug: str, **settings: Any) -> str:
+        """An active integration whose stored access token is stale: the first push refreshes it."""
+        with self.admin(slug) as c:
+            minted = c.post("/_sandbox/token", json={"scopes": SCOPES[slug]}).json()
+        async with self.host.db.transaction(self.tenant_id) as session:
+            row = Integration(
+                tenant_id=self.tenant_id,
+                provider=slug,
+                auth_kind="oauth2",
+                status="active",
+                settings=settings,
+            )
+            session.add(row)
+            await session.flush()
+            store_credentials(
+                session,
+                self.host.cipher,
+                tenant_id=self.tenant_id,
+                integration_id=row.id,
+                credentials=Credentials(
+                    kind=AuthKind.OAUTH2,
+                    access_token="stale",
+                    refresh_token=str(minted["refresh_token"]),
+                    expires_at=datetime.now(UTC) - timedelta(minutes=1),
+                ),
+            )
+            return row.id
+
+    async def contacts(self, n: int, *, start: int = 0, **fields: Any) -> list[str]:
+        """``n`` platform contacts ``person<i>@example.com``; their ids in order."""
+        rows = [
+            {
+                "id": f"c{i:06d}",
+                "tenant_id": self.tenant_id,
+                "email": f"person{i}@example.com",
+                "first_name": f"First{i}",
+                "last_name": f"Last{i}",
+                "lead_score": i % 100,
+                "custom": {},
+                "field_modified_at": {},
+                **fields,
+            }
+            for i in range(start, start + n)
+        ]
+        async with self.host.db.transaction(self.tenant_id) as session:
+            await session.execute(insert(ContactRow), rows)
+        return [str(r["id"]) for r in rows]
+
+    async def queue(self, integration_id: str, contact_ids: list[str], kind: str = "record") -> None:
+        rows = [
+            {
+                "tenant_id": self.tenant_id,
+                "integration_id": integration_id,
+                "kind": kind,
+                "contact_id": cid,
+                "dedupe_key": f"{kind}:{cid}",
+                "payload": {},
+            }
+            for cid in contact_ids
+        ]
+        async with self.host.db.transaction(self.tenant_id) as session:
+            await session.execute(insert(OutboxRow), rows)
+
+    async def rows(self, integration_id: str) -> list[OutboxRow]:
+        async with self.host.db.session(self.tenant_id) as session:
+            return list(
+                await session.scalars(
+                    select(OutboxRow).where(OutboxRow.integration_id == integration_id).order_by(OutboxRow.id)
+                )
+            )
+
+    async def age(self, integration_id: str) -> None:
+        """Make every pending row due now (the backoff's wait, without waiting)."""
+        async with self.host.db.transaction(self.tenant_id) as session:
+            await session.execute(
+                update(OutboxRow)
+                .where(OutboxRow.integration_id == integration_id, OutboxRow.state == "pending")
+                .values(next_attempt_at=datetime.now(UTC) - timedelta(seconds=1))
+            )
+
+    async def count(self, model: Any, *where: Any) -> int:
+        async with self.host.db.session(self.tenant_id) as session:
+            return int(await session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+@pytest.fixture(name="sandboxes")
+def fx_sandboxes() -> Iterator[tuple[dict[str, Sandbox], dict[str, str]]]:
+    sandboxes = {slug: create_sandbox(slug) for slug in ("hubspot", "salesforce")}
+    with ExitStack() as stack:
+        urls = {slug: stack.enter_context(running(sb)) for slug, sb in sandboxes.items()}
+        yield sandboxes, urls
+
+
+def _settings(
+    database_url: str, tmp_path: Path, sandboxes: dict[str, Sandbox], urls: dict[str, str]
+) -> Settings:
+    settings = Settings(data_dir=tmp_path, database_url=database_url, encryption_keys=generate_key_spec("k1"))
+    for slug, sandbox in sandboxes.items():
+        settings.providers[slug] = ProviderApp(
+            client_id=sandbox.client_id,
+            client_secret=sandbox.client_secret,
+            redirect_uri="http://127.0.0.1:9/v1/oauth/callback",
+            base_url=urls[slug],
+        )
+    return settings
+
+
+@asynccontextmanager
+async def _env(
+    database_url: str,
+    tmp_path: Path,
+    sandboxes: tuple[dict[str, Sandbox], dict[str, str]],
+    plugins: Plugins | None = None,
+) -> AsyncIterator[Env]:
+    await upgrade(database_url)
+    settings = _settings(database_url, tmp_path, *sandboxes)
+    plugins = plugins or load_plugins(allow={"hubspot", "salesforce"})
+    async with open_host(settings, plugins=plugins, migrate=False) as host:
+        tenant_id, api_key = await create_tenant(host, "Acme")
+        yield Env(host, settings, sandboxes[0], sandboxes[1], tenant_id, api_key)
+
+
+@pytest.fixture(name="env")
+async def fx_env(
+    database_url: str, tmp_path: Path, sandboxes: tuple[dict[str, Sandbox], dict[str, str]]
+) -> AsyncIterator[Env]:
+    """On SQLite and on PostgreSQL: for what depends on the database (claims, locks, versions)."""
+    async with _env(database_url, tmp_path, sandboxes) as env:
+        yield env
+
+
+@pytest.fixture(name="lite")
+async def fx_lite(tmp_path: Path, sandboxes: tuple[dict[str, Sandbox], dict[str, str]]) -> AsyncIterator[Env]:
+    """On SQLite only: for what is about the CRM side (batching, pacing, auth, idempotency)."""
+    async with _env(f"sqlite+aiosqlite:///{tmp_path / 'push.db'}", tmp_path, sandboxes) as env:
+        yield env
+
+
+async def test_hubspot_batches_of_100_links_ledger_and_deletes(env: Env) -> None:
+    iid = await env.integration("hubspot")
+    ids = await env.contacts(250)
+    await env.queue(iid, ids)
+
+    # the cron finds the due rows and kicks the push job, which drains them
+    assert await push_due({"host": env.host}) == 1
+    await env.host.job_queue().drain()
+
+    assert env.stats("hubspot")["calls"][HS_UPSERT] == 3  # 100 + 100 + 50
+    rows = await env.rows(iid)
+    assert {(r.state, r.dedupe_key) for r in rows} == {("done", None)}
+    hub = env.sandboxes["hubspot"].store.of("contacts")  # type: ignore[attr-defined]
+    async with env.host.db.session(env.tenant_id) as session:
+        links = dict((await session.execute(select(RemoteLink.contact_id, RemoteLink.remote_id))).all())
+        ledger = {
+            (c, f): h
+            for c, f, h in (
+                await session.execute(
+                    select(WriteLedger.contact_id, WriteLedger.field, WriteLedger.value_hash)
+                )
+            ).all()
+        }
+    assert len(links) == 250
+    assert hub.get(links["c000007"]).properties["email"] == "person7@example.com"
+    assert hub.get(links["c000007"]).properties["firstname"] == "First7"
+    assert ledger[("c000007", "first_name")] == value_hash("First7")
+    assert ledger[("c000007", "lead_score")] == value_hash(7)
+    assert await env.count(RecordLogRow, RecordLogRow.outcome == "created") == 250
+
+    # nothing due: another run calls nothing
+    before = env.stats("hubspot")["total"]
+    assert (await drain(env.host, env.tenant_id, iid)).calls == 0
+    assert env.stats("hubspot")["total"] == before
+
+    # deletes: a linked contact is archived and unlinked; one never pushed needs no call
+    [never] = await env.contacts(1, start=900)
+    async with env.host.db.transaction(env.tenant_id) as session:
+        await session.execute(
+            update(ContactRow)
+            .where(ContactRow.id.in_(["c000001", never]))
+            .values(deleted_at=datetime.now(UTC))
+        )
+    await env.queue(iid, ["c000001", never], kind="delete")
+    summary = await drain(env.host, env.tenant_id, iid)
+    assert summary.counts == {"deleted": 1, "skipped": 1}
+    assert hub.get(links["c000001"]) is None
+    assert await env.count(RemoteLink, RemoteLink.contact_id == "c000001") == 0
+
+
+async def test_salesforce_thousand_contacts_in_one_composite_call(lite: Env) -> None:
+    iid = await lite.integration("salesforce")
+    await lite.queue(iid, await lite.contacts(1000))
+    summary = await drain(lite.host, lite.tenant_id, iid)
+    assert summary.counts == {"created": 1000}
+    assert summary.calls == 1
+    calls = lite.stats("salesforce")["calls"]
+    assert calls[SF_COMPOSITE] == 1
+    org = lite.sandboxes["salesforce"].org  # type: ignore[attr-defined]
+    assert len(org.records["Contact"]) == 1000
+    assert await lite.count(RemoteLink) == 1000
+
+
+async def test_a_rejected_record_is_retried_with_backoff_then_dead_and_retryable(env: Env) -> None:
+    iid = await env.integration("hubspot")
+    good = await env.contacts(3)
+    [bad] = await env.contacts(1, start=50, email="not-an-email")
+    await env.queue(iid, [*good, bad])
+
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        summary = await drain(env.host, env.tenant_id, iid)
+        row = next(r for r in await env.rows(iid) if r.contact_id == bad)
+        assert row.attempts == attempt
+        assert "INVALID_EMAIL" in (row.last_error or "")
+        if attempt < MAX_ATTEMPTS:
+            assert row.state == "pending" and row.next_attempt_at > datetime.now(UTC) + timedelta(seconds=20)
+            assert summary.calls == 1
+            await env.age(iid)
+        else:
+            assert row.state == "dead" and row.dedupe_key is None
+    assert {r.state for r in await env.rows(iid) if r.contact_id in good} == {"done"}
+    # the good ones were pushed once: retries carry only the rejected row
+    assert env.stats("hubspot")["calls"][HS_UPSERT] == MAX_ATTEMPTS
+    assert (await drain(env.host, env.tenant_id, iid)).calls == 0  # dead rows are not pushed
+
+    # the dead letter is visible and retryable through the API
+    [dead] = [r for r in await env.rows(iid) if r.state == "dead"]
+    done = next(r for r in await env.rows(iid) if r.state == "done")
+    auth = {"Authorization": f"Bearer {env.api_key}"}
+    app = create_app(env.settings, load_plugins(allow={"hubspot", "salesforce"}))
+    with running(app) as url:
+        async with httpx.AsyncClient(base_url=f"{url}/v1/integrations/{iid}/outbox", headers=auth) as api:
+            page = (await api.get("", params={"state": "dead"})).json()
+            assert page["total"] == 1 and page["next_after"] is None
+            [item] = page["items"]
+            assert (item["id"], item["attempts"], item["kind"]) == (dead.id, MAX_ATTEMPTS, "record")
+            assert "INVALID_EMAIL" in item["last_error"]
+            bad_state = await api.get("", params={"state": "gone"})
+            assert bad_state.status_code == 400 and bad_state.json()["extra"][0]["key"] == "query.state"
+            assert (await api.post(f"/{done.id}/retry")).status_code == 409
+            assert (await api.post("/999999/retry")).status_code == 404
+            other = await api.get(f"{url}/v1/integrations/nope/outbox")
+            assert other.status_code == 404
+            assert (await api.post("/retry-dead")).json() == {"retried": 1}
+            assert (await api.get("", params={"state": "dead"})).json()["total"] == 0
+    row = next(r for r in await env.rows(iid) if r.id == dead.id)
+    # back in play (the server's push may already have tried it once more)
+    assert row.state == "pending" and row.attempts <= 1
+
+
+async def test_a_contact_changed_during_the_push_is_pushed_again(env: Env) -> None:
+    iid = await env.integration("hubspot")
+    [cid] = await env.contacts(1)
+    await env.queue(iid, [cid])
+    edited = False
+
+    async def edit_while_in_flight(request: httpx.Request) -> None:
+        nonlocal edited
+        if request.url.path.endswith("/batch/upsert") and not edited:
+            edited = True
+            async with env.host.db.transaction(env.tenant_id) as session:
+                await session.execute(
+                    update(ContactRow)
+                    .where(ContactRow.id == cid)
+                    .values(first_name="Renamed", version=ContactRow.version + 1)
+                )
+
+    env.host.http.event_hooks["request"].append(edit_while_in_flight)
+    summary = await drain(env.host, env.tenant_id, iid)
+    assert edited
+    # the first confirmation found a newer version: the row stayed pending and went again
+    assert summary.counts == {"changed": 1, "updated": 1}
+    assert env.stats("hubspot")["calls"][HS_UPSERT] == 2
+    [row] = await env.rows(iid)
+    assert row.state == "done"
+    hub = env.sandboxes["hubspot"].store.of("contacts")  # type: ignore[attr-defined]
+    assert hub.get("person0@example.com", "email").properties["firstname"] == "Renamed"
+
+
+async def test_429s_are_paced_without_failing(lite: Env) -> None:
+    iid = await lite.integration("hubspot")
+    await lite.queue(iid, await lite.contacts(300))
+    lite.faults("hubspot", rate_limit_share=0.4, seed=7)
+    summary = await drain(lite.host, lite.tenant_id, iid)
+    assert lite.stats("hubspot")["rate_limited"] > 0
+    assert summary.stopped is None and summary.counts == {"created": 300}
+    assert {r.state for r in await lite.rows(iid)} == {"done"}
+
+
+async def test_rows_stay_pending_while_the_integration_needs_reauth(lite: Env) -> None:
+    iid = await lite.integration("hubspot")
+    await lite.queue(iid, await lite.contacts(5))
+    lite.faults("hubspot", revoked_tokens=True)
+    summary = await drain(lite.host, lite.tenant_id, iid)
+    assert summary.stopped is not None and "authoriz" in summary.stopped
+    async with lite.host.db.session(lite.tenant_id) as session:
+        integration = await session.get(Integration, iid)
+    assert integration is not None and integration.status == "needs_reauth"
+    rows = await lite.rows(iid)
+    assert {(r.state, r.attempts) for r in rows} == {("pending", 0)}
+    # while it needs re-authorization nothing is pushed at all
+    assert (await drain(lite.host, lite.tenant_id, iid)).stopped == "integration needs_reauth"
+
+
+def _activity_rows(env: Env, iid: str, contact_id: str, events: list[str]) -> list[dict[str, Any]]:
+    return [
+        {
+            "tenant_id": env.tenant_id,
+            "integration_id": iid,
+            "kind": "activity",
+            "contact_id": contact_id,
+            "dedupe_key": f"activity:{e}",
+            "payload": {
+                "kind": "opened",
+                "occurred_at": "2026-01-05T10:00:00+00:00",
+                "campaign": "Spring",
+                "subject": "Hi",
+            },
+        }
+        for e in events
+    ]
+
+
+@pytest.mark.parametrize("slug", ["hubspot", "salesforce"])
+async def test_activities_are_logged_once_even_when_pushed_twice(lite: Env, slug: str) -> None:
+    settings = (
+        {"timeline_event_template_id": lite.sandboxes["hubspot"].timeline_template_id}
+        if slug == "hubspot"
+        else {}
+    )  # type: ignore[attr-defined]
+    iid = await lite.integration(slug, **settings)
+    [cid] = await lite.contacts(1)
+    await lite.queue(iid, [cid])
+    async with lite.host.db.transaction(lite.tenant_id) as session:
+        # the activity row was written before its contact's record row ran: it still goes second
+        await session.execute(insert(OutboxRow), _activity_rows(lite, iid, cid, ["ev-1", "ev-2"]))
+        await session.execute(
+            insert(EmailEventRow),
+            [
+                {
+                    "tenant_id": lite.tenant_id,
+                    "event_id": e,
+                    "contact_id": cid,
+                    "kind": "opened",
+                    "occurred_at": datetime(2026, 1, 5, tzinfo=UTC),
+                }
+                for e in ("ev-1", "ev-2")
+            ],
+        )
+    summary = await drain(lite.host, lite.tenant_id, iid)
+    assert summary.counts == {"created": 1, "logged": 2}
+
+    # the confirmation of ev-1 was lost (a crash after the CRM call): it is pushed again
+    async with lite.host.db.transaction(lite.tenant_id) as session:
+        await session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.dedupe_key == "activity:ev-1")
+            .values(state="pending", done_at=None)
+        )
+    again = await drain(lite.host, lite.tenant_id, iid)
+    assert again.calls == 1 and sum(again.counts.values()) == 1
+    if slug == "hubspot":
+        timeline = lite.sandboxes["hubspot"].store.timeline  # type: ignore[attr-defined]
+        assert sorted(e["id"] for e in timeline.values()) == ["ev-1", "ev-2"]
+    else:
+        tasks = lite.sandboxes["salesforce"].org.records["Task"]  # type: ignore[attr-defined]
+        assert sorted(t["PenguinMails_Activity_Id__c"] for t in tasks.values()) == ["ev-1", "ev-2"]
+    assert {r.state for r in await lite.rows(iid)} == {"done"}
+
+
+async def test_concurrent_drains_never_push_a_row_twice(env: Env) -> None:
+    import asyncio
+
+    iid = await env.integration("hubspot")
+    await env.queue(iid, await env.contacts(400))
+    first, second = await asyncio.gather(
+        drain(env.host, env.tenant_id, iid), drain(env.host, env.tenant_id, iid)
+    )
+    assert first.counts.get("created", 0) + second.counts.get("created", 0) == 400
+    assert env.stats("hubspot")["calls"][HS_UPSERT] == 4
+    assert {r.state for r in await env.rows(iid)} == {"done"}
+
+
+async def test_naive_push_makes_one_call_per_contact(lite: Env) -> None:
+    iid = await lite.integration("hubspot")
+    await lite.queue(iid, await lite.contacts(12))
+    summary = await drain_naive(lite.host, lite.tenant_id, iid)
+    assert summary.counts == {"created": 12} and summary.calls == 12
+    assert lite.stats("hubspot")["calls"][HS_UPSERT] == 12
+
+
+class AllOrNothingHubSpot:
+    """HubSpot's plugin, except that batches go without ``objectWriteTraceId``.
+
+    That is how HubSpot answers a batch it cannot report per input: one bad record and the
+    whole batch is a 400 (the sandbox does the same), which the plugin raises as
+    :class:`PermanentError`. Everything else is the real plugin over real HTTP.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(hubspot_plugin, name)
+
+    @hookimpl
+    def crm_info(self) -> CrmInfo:
+        return hubspot_plugin.crm_info()
+
+    @hookimpl
+    def map_fields(self, ctx: Any, record: Record, direction: Any, mapping: Any) -> Record:
+        return hubspot_plugin.map_fields(ctx, record, direction, mapping)
+
+    @hookimpl
+    async def authenticate(self, ctx: Any, grant: Any) -> Credentials:
+        return await hubspot_plugin.authenticate(ctx, grant)
+
+    @hookimpl
+    async def push_records(self, ctx: Any, batch: RecordBatch) -> list[RecordResult]:
+        inputs = [
+            {"id": r.key, "idProperty": "email", "properties": {**r.fields, "email": r.key}}
+            for r in batch.records
+        ]
+        client = HubSpotClient(ctx)
+        await ensure_properties(client, "contacts", CUSTOM_PROPERTIES[ObjectType.CONTACT])
+        response = await client.request(
+            "POST", "/crm/v3/objects/contacts/batch/upsert", json={"inputs": inputs}
+        )
+        if response.status_code >= 400:
+            raise PermanentError(
+                f"HubSpot rejected the batch: {response.json()['message']}", code="VALIDATION_ERROR"
+            )
+        ids = {r["properties"]["email"]: r["id"] for r in response.json()["results"]}
+        return [RecordResult(key=r.key, ok=True, remote_id=ids[r.key], created=True) for r in batch.records]
+
+
+async def test_a_batch_refused_as_a_whole_is_split_to_isolate_the_bad_record(
+    tmp_path: Path, sandboxes: tuple[dict[str, Sandbox], dict[str, str]]
+) -> None:
+    plugins = Plugins()
+    assert plugins.register(AllOrNothingHubSpot(), "hubspot").loaded
+    url = f"sqlite+aiosqlite:///{tmp_path / 'split.db'}"
+    async with _env(url, tmp_path, sandboxes, plugins) as env:
+        iid = await env.integration("hubspot")
+        ids = await env.contacts(8)
+        async with env.host.db.transaction(env.tenant_id) as session:
+            await session.execute(
+                update(ContactRow).where(ContactRow.id == ids[5]).values(email="not-an-email")
+            )
+        await env.queue(iid, ids)
+        summary = await drain(env.host, env.tenant_id, iid)
+        # 8 refused; 4 ok + 4 refused; 2 refused + 2 ok; 1 ok + 1 refused
+        assert summary.calls == 7 and env.stats("hubspot")["calls"][HS_UPSERT] == 7
+        assert summary.counts == {"created": 7, "rejected": 1}
+        rows = {r.contact_id: r for r in await env.rows(iid)}
+        assert rows[ids[5]].state == "pending" and rows[ids[5]].attempts == 1
+        assert "VALIDATION_ERROR" in (rows[ids[5]].last_error or "")
+        assert {rows[i].state for i in ids if i != ids[5]} == {"done"}

@@ -127,3 +127,32 @@ async def test_cursor_is_saved_with_each_page_and_a_crash_loses_nothing(env: Syn
     assert await _count(env, RemoteLink, RemoteLink.integration_id == hubspot) == 250
     assert outcome.counts.get("created") == 150  # resumed after page one: nothing created twice
     assert await _count(env, WriteLedger, WriteLedger.integration_id == hubspot) == 250 * 3
+
+
+async def test_initial_sync_backfills_then_pushes_what_the_crm_lacks(env: SyncEnv) -> None:
+    from crmhost.sync.initial import initial_sync
+
+    await env.add_contacts(
+        {"email": "both@example.com", "first_name": "B"},
+        {"email": "only-here@example.com", "first_name": "H"},
+    )
+    env.seed(
+        "hubspot",
+        [
+            {"properties": {"email": "both@example.com", "firstname": "B"}},
+            {"properties": {"email": "only-there@example.com", "firstname": "T"}},
+        ],
+    )
+    hubspot = await env.connect("hubspot")
+    outcome = await initial_sync(env.host, env.tenant_id, hubspot)
+    assert outcome.pull.status == "ok"
+    assert outcome.queued == 1  # only the platform contact HubSpot lacks
+    await env.drain()
+    assert (await env.contact("only-there@example.com")).source == "hubspot"
+    here = await env.contact("only-here@example.com")
+    remote = await _remote_id(env, hubspot, here.id)
+    assert remote is not None
+    assert (await env.crm_get("hubspot", remote, ["firstname"]) or {}).get("firstname") == "H"
+    # running it again queues nothing new and creates nothing twice
+    again = await initial_sync(env.host, env.tenant_id, hubspot)
+    assert again.queued == 0 and "created" not in again.pull.counts

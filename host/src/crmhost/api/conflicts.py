@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 from litestar import Controller, get, post
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody
 from sqlalchemy import select
 
 from crmhost.api.deps import provide_tenant_id
@@ -119,7 +119,7 @@ class ConflictController(Controller):
         self,
         host: NamedDependency[Host],
         tenant_id: NamedDependency[str],
-        conflict_id: str,
+        conflict_id: FromPath[str],
         data: JSONBody[Resolve],
     ) -> ConflictOut:
         """Settle a conflict; a second resolve is a 409."""

@@ -12,6 +12,7 @@ from typing import Any
 
 from litestar import Controller, MediaType, Request, Response, post
 from litestar.di import NamedDependency
+from litestar.params import FromPath
 
 from crmhost.errors import WebhookRejected
 from crmhost.models import WebhookReply, WebhookRequest
@@ -65,14 +66,18 @@ class WebhookController(Controller):
 
     @post("/{slug:str}", status_code=200)
     async def app_wide(
-        self, host: NamedDependency[Host], request: Request[Any, Any, Any], slug: str
+        self, host: NamedDependency[Host], request: Request[Any, Any, Any], slug: FromPath[str]
     ) -> Response[Any]:
         """A delivery for every account of the CRM app (HubSpot); routed by each change's account."""
         return await _handle(host, request, slug, None)
 
     @post("/{slug:str}/{integration_id:str}", status_code=200)
     async def per_integration(
-        self, host: NamedDependency[Host], request: Request[Any, Any, Any], slug: str, integration_id: str
+        self,
+        host: NamedDependency[Host],
+        request: Request[Any, Any, Any],
+        slug: FromPath[str],
+        integration_id: FromPath[str],
     ) -> Response[Any]:
         """A delivery configured for one integration (Salesforce Outbound Messages)."""
         return await _handle(host, request, slug, integration_id)

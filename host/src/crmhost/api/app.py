@@ -17,6 +17,8 @@ from crmhost.api.conflicts import ConflictController
 from crmhost.api.deps import provide_host
 from crmhost.api.errors import EXCEPTION_HANDLERS
 from crmhost.api.integrations import IntegrationController
+from crmhost.api.mappings import MappingController
+from crmhost.api.monitoring import MetricsController, MonitoringController
 from crmhost.api.oauth import OAuthController
 from crmhost.api.outbox import OutboxController
 from crmhost.api.system import HealthController, PluginController
@@ -51,6 +53,8 @@ class CrmHostCore(InitPluginProtocol):
         )
         # the CRM side: webhook deliveries and the conflict review queue
         app_config.route_handlers.extend([WebhookController, ConflictController])
+        # field mappings and monitoring (runs, record log, audit, status, /metrics)
+        app_config.route_handlers.extend([MappingController, MonitoringController, MetricsController])
         app_config.dependencies["host"] = Provide(provide_host, sync_to_thread=False)
         app_config.exception_handlers.update(EXCEPTION_HANDLERS)
         app_config.lifespan.append(self._lifespan)

@@ -1,0 +1,310 @@
+"""Monitoring: sync runs, the per-record log, the audit log, an integration's status, ``/metrics``.
+
+Lists are keyset-paged (``after``/``before`` an id, never ``OFFSET``) so a deep page costs what
+the first one does. ``/metrics`` is the Prometheus exposition of this process's registry,
+unauthenticated like ``/healthz`` (scrapers carry no tenant key; it holds no tenant data).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Response, get
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, FromQuery, QueryParameter
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import case, func, select
+
+from crmhost.api.deps import provide_tenant_id
+from crmhost.db.models import AuditEntry
+from crmhost.db.syncstate import ConflictRow, OutboxRow, RecordLogRow, SyncRun
+from crmhost.metrics import REGISTRY
+from crmhost.runtime import Host
+from crmhost.services import integrations as svc
+from crmhost.services.errors import NotFound
+
+__all__ = ["MetricsController", "MonitoringController", "sync_success_rate"]
+
+#: record outcomes that count against the sync success rate; every other outcome (created,
+#: updated, deleted, echo, unchanged, conflict resolved...) is the sync doing its job
+FAILED_OUTCOMES = frozenset({"rejected", "failed", "dead", "error"})
+#: how many recent runs the status summary's rates cover
+STATUS_WINDOW = 20
+
+
+class RunOut(msgspec.Struct, kw_only=True):
+    """One sync run with its counts and duration."""
+
+    id: str
+    integration_id: str
+    kind: str
+    status: str
+    counts: dict[str, Any]
+    error: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    duration_s: float | None
+
+    @classmethod
+    def of(cls, row: SyncRun) -> RunOut:
+        """Build from the row."""
+        duration = (row.finished_at - row.started_at).total_seconds() if row.finished_at else None
+        return cls(
+            id=row.id,
+            integration_id=row.integration_id,
+            kind=row.kind,
+            status=row.status,
+            counts=dict(row.counts or {}),
+            error=row.error,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            duration_s=duration,
+        )
+
+
+class RecordOut(msgspec.Struct, kw_only=True):
+    """One line of a run's record log."""
+
+    id: int
+    direction: str
+    contact_id: str | None
+    remote_id: str | None
+    outcome: str
+    message: str | None
+    at: datetime
+
+
+class RecordPage(msgspec.Struct, kw_only=True):
+    """A page of a run's record log; pass ``next_after`` as ``after`` for the next one."""
+
+    run: RunOut
+    records: list[RecordOut]
+    next_after: int | None
+
+
+class AuditOut(msgspec.Struct, kw_only=True):
+    """One audit entry."""
+
+    id: int
+    integration_id: str | None
+    actor: str
+    action: str
+    detail: dict[str, Any]
+    at: datetime
+
+
+class AuditPage(msgspec.Struct, kw_only=True):
+    """A page of the audit log, newest first; pass ``next_before`` as ``before`` for older ones."""
+
+    entries: list[AuditOut]
+    next_before: int | None
+
+
+class StatusOut(msgspec.Struct, kw_only=True):
+    """An integration at a glance, for the dashboard.
+
+    Attributes:
+        outbox_pending: rows waiting to be pushed (due now or retrying later).
+        outbox_retrying: of those, rows waiting for a retry after a failure.
+        outbox_dead: rows that gave up after their retries (retry them through the outbox API).
+        conflicts_open: conflicts waiting for a person (the ``manual`` strategy).
+        last_runs: the latest run of each kind (push, pull, webhook...).
+        runs_considered: how many recent finished runs the rates cover.
+        run_success_rate: finished runs that ended ``ok``, over those runs; ``None`` without runs.
+        sync_success_rate: records that did not fail, over all records of those runs.
+    """
+
+    integration_id: str
+    status: str
+    outbox_pending: int
+    outbox_retrying: int
+    outbox_dead: int
+    conflicts_open: int
+    last_runs: dict[str, RunOut]
+    runs_considered: int
+    run_success_rate: float | None
+    sync_success_rate: float | None
+
+
+def sync_success_rate(counts: Counter[str]) -> float | None:
+    """Records not failed over all records (``None`` when there were none)."""
+    total = sum(v for v in counts.values() if v > 0)
+    if total == 0:
+        return None
+    failed = sum(counts[o] for o in FAILED_OUTCOMES)
+    return round((total - failed) / total, 4)
+
+
+class MonitoringController(Controller):
+    """Runs, record logs, the audit log and integration status of the caller's tenant."""
+
+    tags = ["monitoring"]
+    dependencies = {"tenant_id": Provide(provide_tenant_id)}
+
+    @get("/v1/integrations/{integration_id:str}/runs")
+    async def list_runs(
+        self,
+        host: NamedDependency[Host],
+        tenant_id: NamedDependency[str],
+        integration_id: FromPath[str],
+        kind: FromQuery[str | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
+    ) -> list[RunOut]:
+        """Recent runs of the integration, newest first (optionally one ``kind``)."""
+        await svc.get_integration(host, tenant_id, integration_id)
+        stmt = select(SyncRun).where(SyncRun.integration_id == integration_id)
+        if kind:
+            stmt = stmt.where(SyncRun.kind == kind)
+        stmt = stmt.order_by(SyncRun.started_at.desc(), SyncRun.id.desc()).limit(limit)
+        async with host.db.session(tenant_id) as session:
+            return [RunOut.of(r) for r in (await session.scalars(stmt)).all()]
+
+    @get("/v1/runs/{run_id:str}/records")
+    async def run_records(
+        self,
+        host: NamedDependency[Host],
+        tenant_id: NamedDependency[str],
+        run_id: FromPath[str],
+        outcome: FromQuery[str | None] = None,
+        after: Annotated[int, QueryParameter(ge=0)] = 0,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
+    ) -> RecordPage:
+        """A run's record log in the order it was written, ``limit`` lines after id ``after``."""
+        async with host.db.session(tenant_id) as session:
+            run = await session.get(SyncRun, run_id)
+            if run is None:
+                raise NotFound(f"no run {run_id!r}", where="path.run_id")
+            stmt = select(RecordLogRow).where(RecordLogRow.run_id == run_id, RecordLogRow.id > after)
+            if outcome:
+                stmt = stmt.where(RecordLogRow.outcome == outcome)
+            rows = (await session.scalars(stmt.order_by(RecordLogRow.id).limit(limit + 1))).all()
+        page = rows[:limit]
+        return RecordPage(
+            run=RunOut.of(run),
+            records=[
+                RecordOut(
+                    id=r.id,
+                    direction=r.direction,
+                    contact_id=r.contact_id,
+                    remote_id=r.remote_id,
+                    outcome=r.outcome,
+                    message=r.message,
+                    at=r.at,
+                )
+                for r in page
+            ],
+            next_after=page[-1].id if len(rows) > limit else None,
+        )
+
+    @get("/v1/audit")
+    async def audit_log(
+        self,
+        host: NamedDependency[Host],
+        tenant_id: NamedDependency[str],
+        integration_id: FromQuery[str | None] = None,
+        before: Annotated[int | None, QueryParameter(ge=1)] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
+    ) -> AuditPage:
+        """The tenant's audit log, newest first, optionally of one integration."""
+        stmt = select(AuditEntry)
+        if integration_id:
+            stmt = stmt.where(AuditEntry.integration_id == integration_id)
+        if before is not None:
+            stmt = stmt.where(AuditEntry.id < before)
+        async with host.db.session(tenant_id) as session:
+            rows = (await session.scalars(stmt.order_by(AuditEntry.id.desc()).limit(limit + 1))).all()
+        page = rows[:limit]
+        return AuditPage(
+            entries=[
+                AuditOut(
+                    id=r.id,
+                    integration_id=r.integration_id,
+                    actor=r.actor,
+                    action=r.action,
+                    detail=dict(r.detail or {}),
+                    at=r.at,
+                )
+                for r in page
+            ],
+            next_before=page[-1].id if len(rows) > limit else None,
+        )
+
+    @get("/v1/integrations/{integration_id:str}/status")
+    async def status(
+        self, host: NamedDependency[Host], tenant_id: NamedDependency[str], integration_id: FromPath[str]
+    ) -> StatusOut:
+        """Outbox backlog, dead letters, open conflicts, last run per kind and success rates."""
+        integration = await svc.get_integration(host, tenant_id, integration_id)
+        async with host.db.session(tenant_id) as session:
+            outbox: dict[str, tuple[int, int]] = {}  # state -> (rows, rows already retried)
+            for state, n, retried in await session.execute(
+                select(
+                    OutboxRow.state,
+                    func.count(),
+                    func.sum(case((OutboxRow.attempts > 0, 1), else_=0)),
+                )
+                .where(OutboxRow.integration_id == integration_id, OutboxRow.state.in_(("pending", "dead")))
+                .group_by(OutboxRow.state)
+            ):
+                outbox[state] = (int(n), int(retried or 0))
+            conflicts = await session.scalar(
+                select(func.count())
+                .select_from(ConflictRow)
+                .where(ConflictRow.integration_id == integration_id, ConflictRow.status == "open")
+            )
+            latest = (
+                select(SyncRun.kind, func.max(SyncRun.started_at).label("started"))
+                .where(SyncRun.integration_id == integration_id)
+                .group_by(SyncRun.kind)
+                .subquery()
+            )
+            last_runs = (
+                await session.scalars(
+                    select(SyncRun)
+                    .join(
+                        latest,
+                        (SyncRun.kind == latest.c.kind) & (SyncRun.started_at == latest.c.started),
+                    )
+                    .where(SyncRun.integration_id == integration_id)
+                )
+            ).all()
+            recent = (
+                await session.scalars(
+                    select(SyncRun)
+                    .where(SyncRun.integration_id == integration_id, SyncRun.finished_at.is_not(None))
+                    .order_by(SyncRun.started_at.desc())
+                    .limit(STATUS_WINDOW)
+                )
+            ).all()
+        counts: Counter[str] = Counter()
+        for run in recent:
+            counts.update({k: int(v) for k, v in (run.counts or {}).items() if isinstance(v, int | float)})
+        finished = [r for r in recent if r.status != "running"]
+        return StatusOut(
+            integration_id=integration_id,
+            status=integration.status,
+            outbox_pending=outbox.get("pending", (0, 0))[0],
+            outbox_retrying=outbox.get("pending", (0, 0))[1],
+            outbox_dead=outbox.get("dead", (0, 0))[0],
+            conflicts_open=int(conflicts or 0),
+            last_runs={r.kind: RunOut.of(r) for r in last_runs},
+            runs_considered=len(finished),
+            run_success_rate=round(sum(r.status == "ok" for r in finished) / len(finished), 4)
+            if finished
+            else None,
+            sync_success_rate=sync_success_rate(counts),
+        )
+
+
+class MetricsController(Controller):
+    """``GET /metrics`` for Prometheus (no authentication, like the health probes)."""
+
+    tags = ["system"]
+
+    @get("/metrics", include_in_schema=False)
+    async def metrics(self) -> Response[bytes]:
+        """The Prometheus text exposition of the host's metrics."""
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -9,6 +9,7 @@ the plugin's ``authenticate`` hook, because every CRM's token response differs (
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -35,6 +36,8 @@ __all__ = [
     "begin_authorization",
     "complete_authorization",
 ]
+
+log = logging.getLogger(__name__)
 
 STATE_TTL = timedelta(minutes=10)
 
@@ -195,7 +198,7 @@ async def complete_authorization(
 async def activate(
     host: Host, integration: Integration, creds: Credentials, *, actor: str, action: str
 ) -> None:
-    """Store ``creds`` encrypted and mark the integration active, in one transaction."""
+    """Store ``creds`` encrypted and mark the integration active, then start its initial sync."""
     async with host.db.transaction(integration.tenant_id) as session:
         row = await session.get(Integration, integration.id)
         if row is None:
@@ -221,3 +224,10 @@ async def activate(
             action=action,
             account_id=creds.account_id,
         )
+    if host.queue is not None:
+        # the sync engine imports these services, so it is imported here, not at the top
+        from crmhost.sync.initial import on_activated
+
+        await on_activated(host, integration.tenant_id, integration.id)
+    else:
+        log.warning("integration %s active; no job queue here, so its initial sync waits", integration.id)

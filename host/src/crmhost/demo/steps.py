@@ -151,10 +151,15 @@ async def settle(
     idle_s: float = 2.0,
     stuck_s: float = 30.0,
     poll_s: float = 0.5,
-) -> hoststate.StoreCounts:
+) -> float:
     """Wait until every target is reached and the store is quiet; bars show each target.
 
-    Quiet means: no outbox row pending, no sync run open, and nothing moved for ``idle_s``.
+    Quiet means: no outbox row pending, no sync run open, no job queued, and nothing moved for
+    ``idle_s``.
+
+    Returns:
+        When (``time.monotonic()``) the store or a sandbox last moved: the end of the work,
+        without the quiet period spent making sure of it.
 
     Raises:
         DemoFailed: the timeout passed, or nothing moved for ``stuck_s`` with a target unmet.
@@ -182,7 +187,7 @@ async def settle(
             jobs = await stack.queued_jobs()
             quiet = pending == 0 and c.running == 0 and jobs == 0 and now - quiet_since >= idle_s
             if met and quiet:
-                return c
+                return quiet_since
             if not met and now - quiet_since >= stuck_s:
                 raise DemoFailed(
                     f"nothing moved for {stuck_s:.0f} s with work left: {'; '.join(status)}; "

@@ -1,0 +1,292 @@
+"""Benchmark: an initial two-way sync through the whole host, against one CRM sandbox.
+
+The platform holds ``--contacts`` contacts and the CRM a tenth as many others (CRM-only), so
+the initial sync pulls the CRM's pages and pushes every platform contact; at the end both
+sides hold the union. The host runs as its own ``crmhost serve`` process (embedded default:
+SQLite, in-process jobs), so its peak memory (``VmHWM``) is measured apart from the sandbox's,
+which lives in this process. Timing starts at the OAuth connect (activation enqueues the
+initial sync) and stops when both sides hold the union and nothing is pending.
+
+``--latency`` then measures, with Redis and an arq worker process (``crmhost worker``, on a
+throwaway PostgreSQL when one is installed), event-to-CRM (``POST /v1/events`` of a ``sent``
+event until its activity is in the CRM) and webhook-to-store (a CRM-side edit until the
+platform contact shows it), one sample at a time.
+
+``--naive`` runs the same sync with S3's naive push (one record per CRM call,
+``crmhost.sync.push.drain_naive``) in an arq worker inside this process, for the ratio.
+
+Prints one JSON object. Examples::
+
+    uv run python bench/run.py --crm hubspot --contacts 10000 --limits real
+    uv run python bench/run.py --crm salesforce --contacts 100000 --limits off
+    uv run python bench/run.py --crm hubspot --contacts 1000 --limits off --latency
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import math
+import resource
+import statistics
+import tempfile
+import time
+from contextlib import AsyncExitStack, ExitStack
+from pathlib import Path
+from typing import Any
+
+from crmhost.demo import crmstate
+from crmhost.demo.report import api_calls, initial_floor, rate_limit_floor_s
+from crmhost.demo.scenario import Person
+from crmhost.demo.stack import Stack, StackConfig, open_stack
+from crmhost.demo.steps import hubspot_record, put_contacts, salesforce_record, settle
+from crmhost.testing.servers import ServerUnavailable, postgres_server, redis_server
+
+#: a sample slower than this is a bug, not a latency (cron jobs that catch missed kicks run every minute)
+SAMPLE_CAP_S = 150
+
+SHAPES = {"hubspot": ("contacts", hubspot_record), "salesforce": ("Contact", salesforce_record)}
+
+
+def _person(i: int, who: str) -> Person:
+    return Person(
+        email=f"{who}{i:07d}@bench.example",
+        first_name=f"F{i}",
+        last_name=f"L{i}",
+        job_title="Engineer",
+        city="Lisbon",
+    )
+
+
+def _vm_hwm_mb(pid: int) -> float:
+    """A process's peak resident set size (``VmHWM``), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))
+    return ordered[index]
+
+
+async def _naive_worker(stack: Stack, exits: AsyncExitStack) -> None:
+    """An arq worker in this process whose ``push_integration`` is the naive drain."""
+    from arq import func
+    from arq.worker import Worker
+
+    from crmhost.sync.push import drain_naive
+    from crmhost.worker.codec import deserialize, serialize
+    from crmhost.worker.registry import FUNCTIONS
+    from crmhost.worker.settings import redis_settings_for
+
+    async def push_integration(ctx: dict[str, Any], *, tenant_id: str, integration_id: str) -> dict[str, Any]:
+        summary = await drain_naive(ctx["host"], tenant_id, integration_id)
+        return summary.as_dict()
+
+    functions = [
+        func(push_integration, name="push_integration", max_tries=3, timeout=7200, keep_result=0)
+        if f.name == "push_integration"
+        else f
+        for f in FUNCTIONS
+    ]
+    worker = Worker(
+        functions=functions,
+        redis_settings=redis_settings_for(stack.settings.redis_url),
+        ctx={"host": stack.host},
+        job_serializer=serialize,
+        job_deserializer=deserialize,
+        max_jobs=20,
+        keep_result=60,
+        handle_signals=False,
+    )
+    task = asyncio.create_task(worker.async_run())
+
+    async def stop() -> None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await worker.close()
+
+    exits.push_async_callback(stop)
+
+
+async def _sync(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
+    crm = args.crm
+    obj, shape = SHAPES[crm]
+    crm_only = [_person(i, "crm") for i in range(args.contacts // 10)]
+    platform = [_person(i, "pf") for i in range(args.contacts)]
+    await stack.seed(crm, obj, [shape(p) for p in crm_only], chunk=5000)
+    began = time.monotonic()
+    await put_contacts(stack, platform, chunk=10_000)
+    ingest_s = time.monotonic() - began
+    await stack.reset_stats(crm)
+    union = len(platform) + len(crm_only)
+    started = time.monotonic()
+    await stack.connect(crm)
+    finished = await settle(
+        stack,
+        {
+            "platform contacts": lambda c: (c.contacts, union),
+            f"{crm} contacts": lambda _c: (crmstate.counts(crm, stack.sandboxes[crm])[0], union),
+        },
+        timeout_s=args.timeout,
+        idle_s=1.0,
+        poll_s=0.2,
+    )
+    wall_s = finished - started
+    stats = await stack.stats(crm)
+    info = stack.host.plugins.info(crm)
+    calls = api_calls(stats)
+    floor = initial_floor(info, len(crm_only), len(platform))
+    limit_floor = rate_limit_floor_s(info, floor) if args.limits == "real" else 0.0
+    return {
+        "api_calls": calls,
+        "api_call_floor": floor,
+        "calls_over_floor_pct": round(100 * (calls - floor) / floor, 1) if floor else None,
+        "wall_s": round(wall_s, 2),
+        "rate_limit_floor_s": round(limit_floor, 1),
+        "wall_over_floor_pct": round(100 * (wall_s - limit_floor) / limit_floor, 1) if limit_floor else None,
+        "contacts_per_s": round(union / wall_s, 1),
+        "platform_ingest_s": round(ingest_s, 2),
+        "rate_limited": stats.get("rate_limited", 0),
+        "calls_by_endpoint": stats.get("calls", {}),
+    }
+
+
+async def _event_to_crm(stack: Stack, crm: str, samples: int) -> list[float]:
+    emails = sorted(crmstate.snapshot(crm, stack.sandboxes[crm]).contacts)[:samples]
+    out = []
+    for i, email in enumerate(emails):
+        before = crmstate.counts(crm, stack.sandboxes[crm])[1]
+        event = {
+            "id": f"lat-{i}-{time.time_ns()}",
+            "email": email,
+            "kind": "sent",
+            "occurred_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "campaign_id": "lat",
+            "campaign_name": "Latency",
+            "subject": "ping",
+        }
+        t0 = time.perf_counter()
+        await stack.api("POST", "/v1/events", json={"events": [event]})
+        while crmstate.counts(crm, stack.sandboxes[crm])[1] <= before:
+            if time.perf_counter() - t0 > SAMPLE_CAP_S:
+                raise RuntimeError(f"event {event['id']} did not reach {crm} within {SAMPLE_CAP_S} s")
+            await asyncio.sleep(0.002)
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+async def _webhook_to_store(stack: Stack, crm: str, samples: int) -> list[float]:
+    from sqlalchemy import select
+
+    from crmhost.db.platform import ContactRow
+
+    iid = stack.integrations[crm]
+    if crm == "hubspot":
+        await stack.sandbox_call(
+            crm, "PUT", "/_sandbox/webhooks", json={"url": f"{stack.url}/v1/webhooks/hubspot"}
+        )
+    else:
+        await stack.sandbox_call(
+            crm,
+            "PUT",
+            "/_sandbox/salesforce/outbound",
+            json={"sobject": "Contact", "fields": ["Email", "FirstName", "LastName"]},
+        )
+        await stack.sandbox_call(
+            crm, "PUT", "/_sandbox/webhooks", json={"url": f"{stack.url}/v1/webhooks/salesforce/{iid}"}
+        )
+    from crmhost.demo.crmuser import crm_edit
+
+    emails = sorted(crmstate.snapshot(crm, stack.sandboxes[crm]).contacts)[-samples:]
+    out = []
+    for i, email in enumerate(emails):
+        name = f"Edited{i}"
+        t0 = time.perf_counter()
+        await crm_edit(stack, crm, email, {"first_name": name})
+        while True:
+            async with stack.host.db.session(stack.tenant_id) as s:
+                got = await s.scalar(select(ContactRow.first_name).where(ContactRow.email == email))
+            if got == name:
+                break
+            if time.perf_counter() - t0 > SAMPLE_CAP_S:
+                raise RuntimeError(
+                    f"the {crm} edit of {email} did not reach the store within {SAMPLE_CAP_S} s"
+                )
+            await asyncio.sleep(0.005)
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "crm": args.crm,
+        "contacts": args.contacts,
+        "limits": args.limits,
+        "mode": "naive" if args.naive else "batched",
+    }
+    with tempfile.TemporaryDirectory(prefix="crmhost-bench-") as tmp, ExitStack() as servers:
+        redis_url = database_url = None
+        if args.latency or args.naive:
+            redis_url = servers.enter_context(redis_server()).url()
+        if args.latency:
+            try:
+                pg = servers.enter_context(postgres_server())
+                database_url = pg.url(pg.create_database("bench"))
+            except ServerUnavailable:
+                database_url = None  # SQLite in the data directory, shared by API and worker
+        config = StackConfig(
+            data_dir=Path(tmp),
+            database_url=database_url,
+            redis_url=redis_url,
+            workers=1 if args.latency else 0,
+            crms=(args.crm,),
+            limits=args.limits,
+            api_process=True,
+        )
+        result["database"] = "postgresql" if database_url else "sqlite"
+        result["jobs"] = (
+            "arq worker process" if args.latency else ("arq in-bench" if args.naive else "in-process")
+        )
+        async with open_stack(config) as stack, AsyncExitStack() as exits:
+            if args.naive:
+                await _naive_worker(stack, exits)
+            result.update(await _sync(stack, args))
+            if args.latency:
+                lat = await _event_to_crm(stack, args.crm, args.samples)
+                hook = await _webhook_to_store(stack, args.crm, args.samples)
+                result["latency_samples"] = len(lat)
+                result["event_to_crm_p50_ms"] = round(1000 * statistics.median(lat), 1)
+                result["event_to_crm_p99_ms"] = round(1000 * _percentile(lat, 0.99), 1)
+                result["webhook_to_store_p50_ms"] = round(1000 * statistics.median(hook), 1)
+                result["webhook_to_store_p99_ms"] = round(1000 * _percentile(hook, 0.99), 1)
+            pids = [p.pid for p in ([stack.api_proc] if stack.api_proc else []) + stack.workers]
+            result["peak_rss_mb"] = round(max(_vm_hwm_mb(pid) for pid in pids), 1)
+            result["peak_rss_of"] = "crmhost serve" + (" and crmhost worker" if stack.workers else "")
+            if args.naive:
+                result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+                result["peak_rss_of"] = "the bench process (naive worker and sandbox in it)"
+    return result
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--crm", choices=tuple(SHAPES), required=True)
+    p.add_argument("--contacts", type=int, default=10_000)
+    p.add_argument("--limits", choices=("real", "off"), default="real")
+    p.add_argument("--latency", action="store_true", help="also measure p50/p99 latencies (arq + Redis)")
+    p.add_argument("--naive", action="store_true", help="one record per CRM call (S3's drain_naive)")
+    p.add_argument("--samples", type=int, default=200, help="latency samples of each kind")
+    p.add_argument("--timeout", type=float, default=3600.0)
+    args = p.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    print(json.dumps(asyncio.run(run(args)), indent=2))
+
+
+if __name__ == "__main__":
+    main()

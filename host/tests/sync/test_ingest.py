@@ -10,25 +10,21 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from crmhost.db.migrate import upgrade
 from crmhost.db.models import Integration
 from crmhost.db.platform import ContactRow, EmailEventRow
 from crmhost.db.syncstate import OutboxRow
-from crmhost.plugins import Plugins
-from crmhost.runtime import Host, open_host
-from crmhost.security.tokens import generate_key_spec
+from crmhost.runtime import Host
 from crmhost.services.tenants import create_tenant
-from crmhost.settings import Settings
 from crmhost.sync.ingest import delete_contact, ingest_events, upsert_contacts
+
+from ..support.plain_host import plain_host
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture(name="host")
 async def fx_host(database_url: str, tmp_path: Path) -> AsyncIterator[Host]:
-    await upgrade(database_url)
-    settings = Settings(data_dir=tmp_path, database_url=database_url, encryption_keys=generate_key_spec("k1"))
-    async with open_host(settings, plugins=Plugins(), with_queue=False, migrate=False) as host:
+    async with plain_host(database_url, tmp_path) as host:
         yield host
 
 

@@ -14,13 +14,17 @@ from litestar.plugins import InitPluginProtocol
 
 from crmhost import __version__
 from crmhost.api.conflicts import ConflictController
+from crmhost.api.contacts import ContactController
 from crmhost.api.deps import provide_host
 from crmhost.api.errors import EXCEPTION_HANDLERS
+from crmhost.api.events import EventController
 from crmhost.api.integrations import IntegrationController
 from crmhost.api.mappings import MappingController
 from crmhost.api.monitoring import MetricsController, MonitoringController
 from crmhost.api.oauth import OAuthController
 from crmhost.api.outbox import OutboxController
+from crmhost.api.rules import RuleController
+from crmhost.api.settings import SettingsController
 from crmhost.api.system import HealthController, PluginController
 from crmhost.api.webhooks import WebhookController
 from crmhost.plugins import Plugins
@@ -55,6 +59,9 @@ class CrmHostCore(InitPluginProtocol):
         app_config.route_handlers.extend([WebhookController, ConflictController])
         # field mappings and monitoring (runs, record log, audit, status, /metrics)
         app_config.route_handlers.extend([MappingController, MonitoringController, MetricsController])
+        # the platform side: contacts, events, rules, settings
+        platform = [ContactController, EventController, RuleController, SettingsController]
+        app_config.route_handlers.extend(platform)
         app_config.dependencies["host"] = Provide(provide_host, sync_to_thread=False)
         app_config.exception_handlers.update(EXCEPTION_HANDLERS)
         app_config.lifespan.append(self._lifespan)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from crmhost.db.base import Base
 from crmhost.db.models import CredentialRow, Integration, OAuthState
+from crmhost.db.platform import TenantSettings
 from crmhost.db.tenancy import ALL_TENANTS
 from crmhost.security.tokens import DecryptionError, TokenCipher
 
@@ -85,6 +86,7 @@ ENCRYPTED_COLUMNS: tuple[EncryptedColumn, ...] = (
     EncryptedColumn(CredentialRow, "refresh_token", bound_to="integration_id"),
     EncryptedColumn(Integration, "secret_settings", bound_to="id"),
     EncryptedColumn(OAuthState, "code_verifier", bound_to="state_hash"),
+    EncryptedColumn(TenantSettings, "notify_secret", bound_to="tenant_id"),
 )
 
 

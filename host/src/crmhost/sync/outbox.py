@@ -93,22 +93,18 @@ async def add_row(
     return True
 
 
-#: Rows per INSERT statement: well under SQLite's 32,766 bound parameters for any of our tables.
-_INSERT_CHUNK = 500
-
-
 async def insert_ignore(session: AsyncSession, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
     """Insert ``rows`` into ``model``'s table, skipping any that violate a unique constraint.
 
-    One multi-row ``INSERT ... ON CONFLICT DO NOTHING`` per chunk, on SQLite and PostgreSQL:
-    the set-based form of "add unless already there", safe against a concurrent writer adding
-    the same key. Rows bypass the ORM flush, so each must carry its ``tenant_id`` and every
-    column whose default matters.
+    ``INSERT ... ON CONFLICT DO NOTHING`` on SQLite and PostgreSQL, executed for many rows at
+    once (SQLAlchemy batches them into multi-row statements with one cached compilation): the
+    set-based form of "add unless already there", safe against a concurrent writer adding the
+    same key. Each row must carry its ``tenant_id``: rows bypass the ORM flush checks.
     """
+    if not rows:
+        return
     insert: Any = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    for start in range(0, len(rows), _INSERT_CHUNK):
-        chunk = rows[start : start + _INSERT_CHUNK]
-        await session.execute(insert(model).values(list(chunk)).on_conflict_do_nothing())
+    await session.execute(insert(model.__table__).on_conflict_do_nothing(), list(rows))
 
 
 async def add_rows(

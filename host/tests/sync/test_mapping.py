@@ -223,3 +223,14 @@ async def test_load_mappings_defaults_then_stored(database_url: str, tmp_path: P
                 "name"
             ]
             assert await load_mappings(session, integration, ObjectType.LEAD) == []
+
+
+def test_a_new_list_of_mappings_is_planned_anew(host: Host) -> None:
+    integration = _integration("salesforce")
+    mappings = [FieldMapping(object=C, local="first_name", remote="FirstName")]
+    first = outgoing(host, integration, VALUES, mappings, object=C, key="a@b.c", remote_id=None)
+    assert first.fields == {"FirstName": "Ada"}
+    again = [*mappings, computed("Score__c", MappingType.AGGREGATION, "MAX(lead_score, opens)", "number")]
+    second = outgoing(host, integration, VALUES, again, object=C, key="a@b.c", remote_id=None)
+    assert second.fields == {"FirstName": "Ada", "Score__c": 80}
+    assert outgoing(host, integration, VALUES, mappings, object=C, key="a@b.c", remote_id=None) == first

@@ -16,10 +16,10 @@ import importlib.metadata
 import logging
 import weakref
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from sqlalchemy import select
@@ -243,8 +243,8 @@ def _map_fields(
         result: Record = host.dispatcher.call(provider, "map_fields", **kwargs)
         return result
     # pluggy passes an implementation only the arguments it names; so do we
-    mapped: Record = impl[1].function(**{name: kwargs[name] for name in impl[1].argnames})
-    return mapped
+    function = cast("Callable[..., Record]", impl[1].function)
+    return function(**{name: kwargs[name] for name in impl[1].argnames})
 
 
 def outgoing(

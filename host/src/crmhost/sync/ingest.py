@@ -15,38 +15,39 @@ a deleted contact are rejected (they must not bring it back).
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import func, insert, select
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crmhost.db.base import new_id
 from crmhost.db.platform import ContactRow, EmailEventRow, TenantSettings
-from crmhost.db.syncstate import RuleState
 from crmhost.runtime import Host
+from crmhost.sync.contact_store import (
+    Move,
+    contacts_by_email,
+    in_transaction,
+    kick_quietly,
+    new_contact,
+    record_rows,
+    rule_plan,
+    threshold_rows,
+    workflow_row,
+    write_contacts,
+)
 from crmhost.sync.contacts import CUSTOM_PREFIX, apply_values
-from crmhost.sync.outbox import add_rows, kick, pushing_integrations
-from crmhost.sync.rules import Rule, RulePlan, crossed, load_rules, plan_rules, resolve_value, workflow_reason
+from crmhost.sync.outbox import add_rows, pushing_integrations
+from crmhost.sync.rules import RulePlan, resolve_value
 from crmhost.sync.scoring import apply_event, engagement_after, model_from_settings, reset_score
 from crmhost.sync.validation import EventIn, RowError, check_contact, check_event
 
 __all__ = ["ContactsResult", "EventsResult", "delete_contact", "ingest_events", "upsert_contacts"]
 
-log = logging.getLogger(__name__)
-T = TypeVar("T")
-
 #: Rows per transaction: big enough for set-based statements, small enough for short locks.
 CHUNK = 1000
-_RETRIES = 5
-_RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock
 
 
 @dataclass
@@ -72,141 +73,6 @@ class EventsResult:
     duplicate_rows: list[int] = field(default_factory=list)
 
 
-def _retryable(exc: DBAPIError) -> bool:
-    if isinstance(exc, IntegrityError | OperationalError):
-        return True
-    return getattr(exc.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES
-
-
-async def _transaction(host: Host, tenant_id: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run ``work`` in one transaction, again from scratch if a concurrent writer got in the way."""
-    for attempt in range(_RETRIES):
-        try:
-            async with host.db.transaction(tenant_id) as session:
-                return await work(session)
-        except DBAPIError as exc:
-            if attempt == _RETRIES - 1 or not _retryable(exc):
-                raise
-            log.info("ingest chunk lost a race (%s); retrying", type(exc).__name__)
-            await asyncio.sleep(0.02 * 2**attempt)
-    raise AssertionError("unreachable")
-
-
-async def _kick(host: Host, tenant_id: str, integration_ids: Iterable[str]) -> None:
-    # the rows are committed: if the queue is unreachable now, the push_due cron finds them
-    try:
-        await kick(host, tenant_id, integration_ids)
-    except Exception:
-        log.warning("could not enqueue pushes after ingest; the push_due cron will", exc_info=True)
-
-
-async def _contacts_by_email(session: AsyncSession, emails: Iterable[str]) -> dict[str, ContactRow]:
-    query = select(ContactRow).where(ContactRow.email.in_(sorted(set(emails)))).order_by(ContactRow.email)
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
-    return {row.email: row for row in await session.scalars(query)}
-
-
-def _new_contact(tenant_id: str, now: datetime) -> ContactRow:
-    # version 0 and no email yet: apply_values writes the email as a change, giving version 1
-    # and a change time for every field the first write sets
-    return ContactRow(
-        id=new_id(),  # known before the flush: outbox rows refer to it
-        tenant_id=tenant_id,
-        source="platform",
-        version=0,
-        custom={},
-        field_modified_at={},
-        score_raw=0.0,
-        created_at=now,
-        updated_at=now,
-    )
-
-
-def _record_rows(contact_id: str, integration_ids: Iterable[str]) -> list[dict[str, Any]]:
-    return [
-        {
-            "integration_id": i,
-            "kind": "record",
-            "dedupe_key": f"record:{contact_id}",
-            "contact_id": contact_id,
-        }
-        for i in integration_ids
-    ]
-
-
-def _workflow_row(
-    rule: Rule, integration_id: str, contact: ContactRow, cause: str, at: datetime, score: int
-) -> dict[str, Any]:
-    """A ``workflow`` outbox row; ``cause`` (an event id, a contact version) makes it unique."""
-    key = f"workflow:{rule.id}:{contact.id}:{cause}"
-    return {
-        "integration_id": integration_id,
-        "kind": "workflow",
-        "dedupe_key": key,
-        "contact_id": contact.id,
-        "payload": {
-            "workflow": rule.params["workflow"],
-            "reason": workflow_reason(rule, score),
-            # a short stable id for the CRM's idempotency (the key itself can be 280 characters)
-            "trigger_id": "wf-" + hashlib.sha256(key.encode()).hexdigest()[:32],
-            "email": contact.email,
-            "occurred_at": at.astimezone(UTC).isoformat(),
-        },
-    }
-
-
-@dataclass
-class _Move:
-    """A lead-score move of one contact, and what caused it (an event id, or a version)."""
-
-    contact: ContactRow
-    before: int
-    after: int
-    cause: str
-    at: datetime
-
-
-async def _threshold_rows(
-    session: AsyncSession, tenant_id: str, thresholds: Sequence[tuple[Rule, str]], moves: Sequence[_Move]
-) -> list[dict[str, Any]]:
-    """Workflow rows for threshold crossings, with hysteresis kept in :class:`RuleState`."""
-    if not thresholds or not moves:
-        return []
-    contact_ids = sorted({m.contact.id for m in moves})
-    states = {
-        (s.rule_id, s.contact_id): s
-        for s in await session.scalars(
-            select(RuleState).where(
-                RuleState.rule_id.in_([r.id for r, _ in thresholds]), RuleState.contact_id.in_(contact_ids)
-            )
-        )
-    }
-    rows: list[dict[str, Any]] = []
-    for move in moves:
-        for rule, integration_id in thresholds:
-            state = states.get((rule.id, move.contact.id))
-            fire, fired = crossed(rule, move.before, move.after, state.fired if state else False)
-            if state is None and fired:
-                state = RuleState(tenant_id=tenant_id, rule_id=rule.id, contact_id=move.contact.id)
-                session.add(state)
-                states[(rule.id, move.contact.id)] = state
-            if state is None:
-                continue
-            state.fired = fired
-            if not fire:
-                continue
-            state.fired_at = move.at
-            # the CRM's workflow should see the score that fired it: push the contact first
-            rows.extend(_record_rows(move.contact.id, [integration_id]))
-            rows.append(_workflow_row(rule, integration_id, move.contact, move.cause, move.at, move.after))
-    return rows
-
-
-async def _plan(session: AsyncSession, tenant_id: str, integration_ids: Sequence[str]) -> RulePlan:
-    return plan_rules(await load_rules(session, tenant_id, integration_ids, store_defaults=True))
-
-
 # --- contacts -------------------------------------------------------------------------------
 
 
@@ -214,16 +80,16 @@ async def _upsert_chunk(
     session: AsyncSession, tenant_id: str, items: Sequence[tuple[int, dict[str, Any]]], now: datetime
 ) -> tuple[dict[str, int], set[str]]:
     pushing = [i.id for i in await pushing_integrations(session)]
-    contacts = await _contacts_by_email(session, (values["email"] for _, values in items))
+    contacts = await contacts_by_email(session, (values["email"] for _, values in items))
     counts = {"created": 0, "updated": 0, "unchanged": 0}
-    changed_ids: list[str] = []
-    moves: list[_Move] = []
+    new: dict[str, ContactRow] = {}
+    changed_rows: dict[str, ContactRow] = {}
+    moves: list[Move] = []
     for _, values in items:
         row = contacts.get(values["email"])
         created = row is None
         if row is None:
-            row = contacts[values["email"]] = _new_contact(tenant_id, now)
-            session.add(row)
+            row = contacts[values["email"]] = new[values["email"]] = new_contact(tenant_id, now)
         before = row.lead_score
         changed = apply_values(row, values, at=now)
         if row.deleted_at is not None:  # an upsert of a deleted contact brings it back
@@ -234,15 +100,17 @@ async def _upsert_chunk(
             changed.append("deleted_at")
         if "lead_score" in changed and row.lead_score is not None:
             reset_score(row, row.lead_score, now)
-            moves.append(_Move(row, before or 0, row.lead_score, f"v{row.version}", now))
+            moves.append(Move(row, before or 0, row.lead_score, f"v{row.version}", now))
         counts["created" if created else "updated" if changed else "unchanged"] += 1
-        if changed and row.id not in changed_ids:
-            changed_ids.append(row.id)
-    await session.flush()  # ids of new contacts, before rows refer to them
-    outbox = [r for cid in changed_ids for r in _record_rows(cid, pushing)]
+        if changed:
+            changed_rows[row.id] = row
+    await write_contacts(
+        session, list(new.values()), [r for r in changed_rows.values() if r.email not in new]
+    )
+    outbox = [r for cid in changed_rows for r in record_rows(cid, pushing)]
     if moves and pushing:
-        plan = await _plan(session, tenant_id, pushing)
-        outbox += await _threshold_rows(session, tenant_id, plan.thresholds, moves)
+        plan = await rule_plan(session, tenant_id, pushing)
+        outbox += await threshold_rows(session, tenant_id, plan.thresholds, moves)
     touched = await add_rows(session, tenant_id=tenant_id, rows=outbox, at=now) if outbox else set()
     return counts, touched
 
@@ -270,13 +138,13 @@ async def upsert_contacts(host: Host, tenant_id: str, rows: Sequence[Any]) -> Co
         async def work(session: AsyncSession, chunk: Sequence[tuple[int, dict[str, Any]]] = chunk) -> Any:
             return await _upsert_chunk(session, tenant_id, chunk, datetime.now(UTC))
 
-        counts, chunk_touched = await _transaction(host, tenant_id, work)
+        counts, chunk_touched = await in_transaction(host, tenant_id, work)
         result.created += counts["created"]
         result.updated += counts["updated"]
         result.unchanged += counts["unchanged"]
         touched |= chunk_touched
     if touched:
-        await _kick(host, tenant_id, touched)
+        await kick_quietly(host, tenant_id, touched)
     return result
 
 
@@ -288,7 +156,7 @@ async def delete_contact(host: Host, tenant_id: str, email: str) -> bool | None:
     now = datetime.now(UTC)
 
     async def work(session: AsyncSession) -> tuple[bool | None, set[str]]:
-        row = (await _contacts_by_email(session, [email])).get(email)
+        row = (await contacts_by_email(session, [email])).get(email)
         if row is None:
             return None, set()
         if row.deleted_at is not None:
@@ -296,6 +164,7 @@ async def delete_contact(host: Host, tenant_id: str, email: str) -> bool | None:
         row.deleted_at = now
         row.updated_at = now
         row.version += 1
+        await write_contacts(session, [], [row])
         pushing = [i.id for i in await pushing_integrations(session)]
         rows = [
             {"integration_id": i, "kind": "delete", "dedupe_key": f"delete:{row.id}", "contact_id": row.id}
@@ -303,9 +172,9 @@ async def delete_contact(host: Host, tenant_id: str, email: str) -> bool | None:
         ]
         return True, await add_rows(session, tenant_id=tenant_id, rows=rows, at=now) if rows else set()
 
-    deleted, touched = await _transaction(host, tenant_id, work)
+    deleted, touched = await in_transaction(host, tenant_id, work)
     if touched:
-        await _kick(host, tenant_id, touched)
+        await kick_quietly(host, tenant_id, touched)
     return deleted
 
 
@@ -442,15 +311,14 @@ async def _events_chunk(
             out.duplicate_rows.append(index)
         else:
             fresh.append((index, event))
-    contacts = await _contacts_by_email(session, (e.email for _, e in fresh))
+    contacts = await contacts_by_email(session, (e.email for _, e in fresh))
     by_contact: dict[str, list[EventIn]] = defaultdict(list)
     created: set[str] = set()
     for index, event in fresh:
         row = contacts.get(event.email)
         if row is None:
-            row = contacts[event.email] = _new_contact(tenant_id, now)
+            row = contacts[event.email] = new_contact(tenant_id, now)
             apply_values(row, {"email": event.email}, at=now)
-            session.add(row)
             created.add(event.email)
         elif row.deleted_at is not None:
             error = RowError(index, event.email)
@@ -460,14 +328,36 @@ async def _events_chunk(
         by_contact[event.email].append(event)
     out.rejected = len(out.errors)
     out.contacts_created = len(created)
-    await session.flush()
     if not by_contact:
         return out, set()
     settings = await session.get(TenantSettings, tenant_id)
     model = model_from_settings(settings.scoring if settings else None)
     pushing = [i.id for i in await pushing_integrations(session)]
-    plan = await _plan(session, tenant_id, pushing)
+    plan = await rule_plan(session, tenant_id, pushing)
     campaign_times = await _last_campaign_times(session, [contacts[e].id for e in by_contact])
+    outbox: list[dict[str, Any]] = []
+    moves: list[Move] = []
+    changed_rows: list[ContactRow] = []
+    for email, events in by_contact.items():
+        row = contacts[email]
+        events.sort(key=lambda e: e.occurred_at)
+        values = _Values(row)
+        selected, score_moves = _apply_events(values, events, plan, model, campaign_times.get(row.id))
+        changed = apply_values(row, values.new, at=now)
+        if changed and email not in created:
+            changed_rows.append(row)
+        targets = set(pushing) if email in created else (selected if changed else set())
+        outbox += record_rows(row.id, sorted(targets))
+        for event in events:
+            kind_plan = plan.kinds[event.kind.value]
+            outbox += [_activity_row(i, row, event) for i in kind_plan.activity]
+            outbox += [
+                workflow_row(rule, i, row, event.id, event.occurred_at, values.get("lead_score"))
+                for rule, i in kind_plan.workflows
+            ]
+        moves += [Move(row, b, a, e.id, e.occurred_at) for b, a, e in score_moves if a != b]
+    # contacts first: events and rule state refer to them
+    await write_contacts(session, [contacts[e] for e in created if e in by_contact], changed_rows)
     await session.execute(
         insert(EmailEventRow),
         [
@@ -487,25 +377,7 @@ async def _events_chunk(
             for e in events
         ],
     )
-    outbox: list[dict[str, Any]] = []
-    moves: list[_Move] = []
-    for email, events in by_contact.items():
-        row = contacts[email]
-        events.sort(key=lambda e: e.occurred_at)
-        values = _Values(row)
-        selected, score_moves = _apply_events(values, events, plan, model, campaign_times.get(row.id))
-        changed = apply_values(row, values.new, at=now)
-        targets = set(pushing) if email in created else (selected if changed else set())
-        outbox += _record_rows(row.id, sorted(targets))
-        for event in events:
-            kind_plan = plan.kinds[event.kind.value]
-            outbox += [_activity_row(i, row, event) for i in kind_plan.activity]
-            outbox += [
-                _workflow_row(rule, i, row, event.id, event.occurred_at, values.get("lead_score"))
-                for rule, i in kind_plan.workflows
-            ]
-        moves += [_Move(row, b, a, e.id, e.occurred_at) for b, a, e in score_moves if a != b]
-    outbox += await _threshold_rows(session, tenant_id, plan.thresholds, moves)
+    outbox += await threshold_rows(session, tenant_id, plan.thresholds, moves)
     out.accepted = sum(len(v) for v in by_contact.values())
     touched = await add_rows(session, tenant_id=tenant_id, rows=outbox, at=now) if outbox else set()
     return out, touched
@@ -539,7 +411,7 @@ async def ingest_events(host: Host, tenant_id: str, rows: Sequence[Any]) -> Even
         async def work(session: AsyncSession, chunk: Sequence[tuple[int, EventIn]] = chunk) -> Any:
             return await _events_chunk(session, tenant_id, chunk, datetime.now(UTC))
 
-        part, chunk_touched = await _transaction(host, tenant_id, work)
+        part, chunk_touched = await in_transaction(host, tenant_id, work)
         result.accepted += part.accepted
         result.duplicate += part.duplicate
         result.contacts_created += part.contacts_created
@@ -550,5 +422,5 @@ async def ingest_events(host: Host, tenant_id: str, rows: Sequence[Any]) -> Even
     result.duplicate_rows.sort()
     result.rejected = len(result.errors)
     if touched:
-        await _kick(host, tenant_id, touched)
+        await kick_quietly(host, tenant_id, touched)
     return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -195,3 +196,20 @@ async def test_late_events_do_not_move_last_values_back(host: Host) -> None:
     )
     row = await _contact(host, tenant, "a@x.io")
     assert (row.last_email_opened, row.last_campaign, row.total_opens) == (T0, "New", 2)
+
+
+async def test_concurrent_writers_neither_lose_nor_duplicate(host: Host) -> None:
+    tenant = await _tenant(host)
+    rows = [{"email": f"race{i}@x.io", "first_name": "R"} for i in range(300)]
+    first, second = await asyncio.gather(
+        upsert_contacts(host, tenant, rows), upsert_contacts(host, tenant, rows)
+    )
+    assert first.created + second.created == 300
+    assert first.created + first.unchanged == 300 and second.created + second.unchanged == 300
+    events = [_event(i, "opened", f"race{i % 300}@x.io", T0 + timedelta(seconds=i)) for i in range(600)]
+    a, b = await asyncio.gather(ingest_events(host, tenant, events), ingest_events(host, tenant, events))
+    assert (a.accepted + b.accepted, a.duplicate + b.duplicate) == (600, 600)
+    async with host.db.session(tenant) as s:
+        assert await s.scalar(select(func.count()).select_from(ContactRow)) == 300
+        assert await s.scalar(select(func.sum(ContactRow.total_opens))) == 600
+        assert await s.scalar(select(func.count()).select_from(EmailEventRow)) == 600

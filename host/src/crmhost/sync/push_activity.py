@@ -30,7 +30,8 @@ from crmhost.models import (
     ObjectType,
     WorkflowTrigger,
 )
-from crmhost.sync.push import Claimed, Drain, Outcome, error_outcome, settle, stop_for
+from crmhost.sync.push import Drain
+from crmhost.sync.push_outcomes import Claimed, Outcome, error_outcome, settle, stop_for
 
 __all__ = ["event_id_of", "push"]
 

@@ -21,6 +21,7 @@ from crmhost.context import ProviderApp
 from crmhost.db.migrate import upgrade
 from crmhost.db.models import Integration
 from crmhost.db.platform import ContactRow
+from crmhost.db.syncstate import SyncRun
 from crmhost.plugins import Plugins, load_plugins
 from crmhost.runtime import Host, open_host
 from crmhost.sandbox import Sandbox, running
@@ -30,6 +31,7 @@ from crmhost.services.integrations import create_integration
 from crmhost.services.oauth import begin_authorization, complete_authorization
 from crmhost.services.tenants import create_tenant
 from crmhost.settings import Settings
+from crmhost.sync.initial import on_activated
 from crmhost.testing.browser import consent
 
 CRMS = ("hubspot", "salesforce")
@@ -56,8 +58,14 @@ class SyncEnv:
     # ---------------------------------------------------------------- connecting
 
     async def connect(self, slug: str, **fields: Any) -> str:
-        """Connect ``slug`` through its consent page; ``fields`` set on the integration after."""
+        """Connect ``slug`` through its consent page, then run its initial sync to the end.
+
+        ``fields`` are set on the integration first (a conflict strategy applies from the
+        initial sync on).
+        """
         integration = await create_integration(self.host, self.tenant_id, provider=slug)
+        if fields:
+            await self.update_integration(integration.id, **fields)
         url = await begin_authorization(self.host, integration, None)
         async with httpx.AsyncClient(timeout=30) as browser:
             location = await consent(browser, url)
@@ -66,10 +74,22 @@ class SyncEnv:
             self.host, state=query["state"][0], code=query["code"][0], error=None, error_description=None
         )
         assert outcome.connected, outcome.error
-        await self.drain()  # whatever the connect enqueued (an initial sync, once wired)
-        if fields:
-            await self.update_integration(integration.id, **fields)
+        await self.drain()
+        if not await self.runs(integration.id, "pull"):
+            # activation enqueues the initial sync once the host wires it; until then, do it here
+            await on_activated(self.host, self.tenant_id, integration.id)
+            await self.drain()
         return integration.id
+
+    async def runs(self, integration_id: str, kind: str) -> list[SyncRun]:
+        async with self.host.db.session(self.tenant_id) as session:
+            return list(
+                await session.scalars(
+                    select(SyncRun)
+                    .where(SyncRun.integration_id == integration_id, SyncRun.kind == kind)
+                    .order_by(SyncRun.started_at)
+                )
+            )
 
     async def update_integration(self, integration_id: str, **fields: Any) -> None:
         async with self.host.db.transaction(self.tenant_id) as session:

@@ -5,12 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import func, select
 
 from crmhost.db.platform import SegmentMember, SegmentRow
 from crmhost.db.syncstate import OutboxRow, RemoteLink, SyncCursor, WriteLedger
-from crmhost.errors import TransientError
 from crmhost.sync.pull import pull_integration
 
 from ..support.syncenv import SyncEnv, fx_env, fx_sandboxes  # noqa: F401
@@ -31,11 +29,10 @@ async def _count(env: SyncEnv, model: Any, *where: Any) -> int:
 async def test_backfill_links_creates_and_joins_the_crm_segment(env: SyncEnv) -> None:
     await env.add_contacts({"email": "p1@example.com", "first_name": "F1", "last_name": "L1"})
     ids = env.seed("hubspot", _people(3))
-    hubspot = await env.connect("hubspot")
-    outcome = await pull_integration(env.host, env.tenant_id, hubspot)
-    assert outcome.status == "ok", outcome
+    hubspot = await env.connect("hubspot")  # the initial sync: a full pull
+    (run,) = await env.runs(hubspot, "pull")
+    assert (run.status, run.counts) == ("ok", {"created": 2, "unchanged": 1}), run.counts
     # p1 existed with the same values: linked, not created; p0 and p2 are new
-    assert outcome.counts.get("created") == 2
     linked = await env.contact("p1@example.com")
     assert linked.source == "platform"
     created = await env.contact("p0@example.com")
@@ -61,10 +58,9 @@ async def test_backfill_links_creates_and_joins_the_crm_segment(env: SyncEnv) ->
 
 async def test_crm_edit_and_delete_land_and_reach_the_other_crm_without_looping(env: SyncEnv) -> None:
     (remote,) = env.seed("hubspot", _people(1))
-    hubspot = await env.connect("hubspot")
     salesforce = await env.connect("salesforce")
-    await pull_integration(env.host, env.tenant_id, hubspot)
-    await env.drain()  # the new contact goes on to Salesforce
+    hubspot = await env.connect("hubspot")  # its initial sync creates the contact ...
+    await env.drain()  # ... which goes on to Salesforce
     contact = await env.contact("p0@example.com")
     sf_id = await _remote_id(env, salesforce, contact.id)
     assert sf_id is not None
@@ -102,31 +98,30 @@ async def _remote_id(env: SyncEnv, integration_id: str, contact_id: str) -> str 
 
 async def test_cursor_is_saved_with_each_page_and_a_crash_loses_nothing(env: SyncEnv) -> None:
     env.seed("hubspot", _people(250))  # three list pages of 100
-    hubspot = await env.connect("hubspot")
-    lists: list[str] = []
+    lists: list[httpx.URL] = []
 
     async def cut_after_first_page(request: httpx.Request) -> None:
         if request.method == "GET" and request.url.path == "/crm/v3/objects/contacts":
-            lists.append(str(request.url))
+            lists.append(request.url)
             if len(lists) == 2:
                 raise httpx.ConnectError("connection lost", request=request)
 
     env.host.http.event_hooks["request"].append(cut_after_first_page)
     try:
-        with pytest.raises(TransientError):
-            await pull_integration(env.host, env.tenant_id, hubspot)
+        hubspot = await env.connect("hubspot")  # the initial sync fails on page two, then retries
     finally:
         env.host.http.event_hooks["request"].remove(cut_after_first_page)
-    # the first page and its cursor are committed together
-    assert await _count(env, RemoteLink, RemoteLink.integration_id == hubspot) == 100
+    failed, resumed = await env.runs(hubspot, "pull")
+    assert failed.status == "failed" and "connection" in (failed.error or "").lower()
+    assert failed.counts == {"created": 100}  # page one landed with its cursor
+    assert (resumed.status, resumed.counts) == ("ok", {"created": 150})  # nothing twice
+    # the retry asked for page two again, not page one
+    assert lists[2].params.get("after") == lists[1].params.get("after") is not None
+    assert await _count(env, RemoteLink, RemoteLink.integration_id == hubspot) == 250
+    assert await _count(env, WriteLedger, WriteLedger.integration_id == hubspot) == 250 * 3
     async with env.host.db.session(env.tenant_id) as session:
         cursor = await session.scalar(select(SyncCursor.cursor).where(SyncCursor.integration_id == hubspot))
-    assert cursor is not None and '"after"' in cursor
-    outcome = await pull_integration(env.host, env.tenant_id, hubspot)
-    assert outcome.status == "ok"
-    assert await _count(env, RemoteLink, RemoteLink.integration_id == hubspot) == 250
-    assert outcome.counts.get("created") == 150  # resumed after page one: nothing created twice
-    assert await _count(env, WriteLedger, WriteLedger.integration_id == hubspot) == 250 * 3
+    assert cursor is not None and '"search"' in cursor  # the backfill finished; increments next
 
 
 async def test_initial_sync_backfills_then_pushes_what_the_crm_lacks(env: SyncEnv) -> None:
@@ -143,16 +138,26 @@ async def test_initial_sync_backfills_then_pushes_what_the_crm_lacks(env: SyncEn
             {"properties": {"email": "only-there@example.com", "firstname": "T"}},
         ],
     )
-    hubspot = await env.connect("hubspot")
-    outcome = await initial_sync(env.host, env.tenant_id, hubspot)
-    assert outcome.pull.status == "ok"
-    assert outcome.queued == 1  # only the platform contact HubSpot lacks
-    await env.drain()
+    hubspot = await env.connect("hubspot")  # the initial sync, then the push it kicked
     assert (await env.contact("only-there@example.com")).source == "hubspot"
     here = await env.contact("only-here@example.com")
     remote = await _remote_id(env, hubspot, here.id)
     assert remote is not None
     assert (await env.crm_get("hubspot", remote, ["firstname"]) or {}).get("firstname") == "H"
+    assert await _count(env, RemoteLink, RemoteLink.integration_id == hubspot) == 3
     # running it again queues nothing new and creates nothing twice
     again = await initial_sync(env.host, env.tenant_id, hubspot)
     assert again.queued == 0 and "created" not in again.pull.counts
+
+
+async def test_an_email_moved_onto_another_contact_is_skipped_not_fatal(env: SyncEnv) -> None:
+    await env.add_contacts({"email": "a@example.com", "first_name": "A"}, {"email": "b@example.com"})
+    (remote,) = env.seed("hubspot", [{"properties": {"email": "a@example.com", "firstname": "A"}}])
+    # from the CRM only: b@ stays a platform-only contact, so HubSpot lets a@ become b@
+    hubspot = await env.connect("hubspot", direction="from_crm")
+    await env.crm_edit("hubspot", remote, {"email": "b@example.com", "firstname": "Ann"})
+    outcome = await pull_integration(env.host, env.tenant_id, hubspot)
+    assert outcome.status == "ok" and outcome.counts.get("email_taken") == 1, outcome
+    moved = await env.contact("a@example.com")
+    assert moved.first_name == "Ann"  # the rest of the change landed
+    assert (await env.contact("b@example.com")).first_name is None

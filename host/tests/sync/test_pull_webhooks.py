@@ -15,7 +15,6 @@ from crmhost.api.app import create_app
 from crmhost.db.models import Integration
 from crmhost.db.syncstate import SeenWebhookEvent, SyncRun
 from crmhost.sandbox import running
-from crmhost.sync.pull import pull_integration
 from crmhost_hubspot import plugin as hubspot_plugin
 from crmhost_hubspot.webhooks import EventDeduplicator, sign_v3
 
@@ -56,7 +55,6 @@ def _signed(env: SyncEnv, body: bytes) -> dict[str, str]:
 async def test_hubspot_webhooks_valid_tampered_replayed(env: SyncEnv, api: str) -> None:
     (remote,) = env.seed("hubspot", [{"properties": {"email": "w@example.com", "firstname": "Wes"}}])
     hubspot = await env.connect("hubspot")
-    await pull_integration(env.host, env.tenant_id, hubspot)
     async with env.host.db.session(env.tenant_id) as session:
         integration = await session.get(Integration, hubspot)
         assert integration is not None and integration.account_id
@@ -106,7 +104,6 @@ async def test_conflicts_api(env: SyncEnv, api: str) -> None:
     await env.add_contacts({"email": "m@example.com", "first_name": "Mine"})
     env.seed("hubspot", [{"properties": {"email": "m@example.com", "firstname": "Theirs"}}])
     hubspot = await env.connect("hubspot", conflict_strategy="manual")
-    await pull_integration(env.host, env.tenant_id, hubspot)
     headers = {"Authorization": f"Bearer {env.api_key}"}
     async with httpx.AsyncClient(base_url=api, headers=headers, timeout=30) as client:
         r = await client.get("/v1/conflicts", params={"integration_id": hubspot})

@@ -28,22 +28,25 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crmhost.db.base import new_id, utcnow
 from crmhost.db.models import Integration
 from crmhost.db.platform import ContactRow
-from crmhost.db.syncstate import ConflictRow, FieldMappingRow, RemoteLink
+from crmhost.db.syncstate import ConflictRow, RemoteLink
 from crmhost.metrics import SYNC_RECORDS
 from crmhost.models import CONTACT_FIELDS, Change, ChangeOp, FieldMapping, ObjectType
 from crmhost.runtime import Host
 from crmhost.sync import conflicts, echo, notify
 from crmhost.sync.apply_store import (
-    CHUNK,
     add_members,
-    chunks,
+    contacts_by,
+    field_strategies,
     insert_ignore,
+    insert_rows,
+    linked_contacts,
+    links_for,
+    open_conflicts,
     queue_pushes,
     segment_for,
     write_record_log,
@@ -120,74 +123,6 @@ def canonical_values(raw: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-async def _links(session: AsyncSession, integration_id: str, remote_ids: Sequence[str]) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for chunk in chunks(remote_ids, CHUNK):
-        rows = await session.execute(
-            select(RemoteLink.remote_id, RemoteLink.contact_id).where(
-                RemoteLink.integration_id == integration_id,
-                RemoteLink.object == _OBJECT,
-                RemoteLink.remote_id.in_(chunk),
-            )
-        )
-        found.update({r: c for r, c in rows})
-    return found
-
-
-async def _linked_contacts(
-    session: AsyncSession, integration_id: str, contact_ids: Sequence[str]
-) -> set[str]:
-    found: set[str] = set()
-    for chunk in chunks(contact_ids, CHUNK):
-        found.update(
-            await session.scalars(
-                select(RemoteLink.contact_id).where(
-                    RemoteLink.integration_id == integration_id,
-                    RemoteLink.object == _OBJECT,
-                    RemoteLink.contact_id.in_(chunk),
-                )
-            )
-        )
-    return found
-
-
-async def _contacts(
-    session: AsyncSession, *, ids: Sequence[str] = (), emails: Sequence[str] = ()
-) -> list[ContactRow]:
-    rows: list[ContactRow] = []
-    for chunk in chunks(ids, CHUNK):
-        rows.extend(await session.scalars(select(ContactRow).where(ContactRow.id.in_(chunk))))
-    for chunk in chunks(emails, CHUNK):
-        rows.extend(await session.scalars(select(ContactRow).where(ContactRow.email.in_(chunk))))
-    return rows
-
-
-async def _open_conflicts(
-    session: AsyncSession, integration_id: str, contact_ids: Sequence[str]
-) -> dict[tuple[str, str], ConflictRow]:
-    found: dict[tuple[str, str], ConflictRow] = {}
-    for chunk in chunks(contact_ids, CHUNK):
-        rows = await session.scalars(
-            select(ConflictRow).where(
-                ConflictRow.integration_id == integration_id,
-                ConflictRow.status == "open",
-                ConflictRow.contact_id.in_(chunk),
-            )
-        )
-        found.update({(r.contact_id, r.field): r for r in rows})
-    return found
-
-
-async def field_strategies(session: AsyncSession, integration_id: str) -> dict[str, str | None]:
-    """The per-field strategies stored for ``field_level`` (canonical field -> strategy)."""
-    rows = await session.execute(
-        select(FieldMappingRow.local, FieldMappingRow.conflict_strategy).where(
-            FieldMappingRow.integration_id == integration_id, FieldMappingRow.object == _OBJECT
-        )
-    )
-    return {local: strategy for local, strategy in rows if strategy}
-
-
 def _jsonable(value: Any) -> dict[str, Any]:
     return {"value": msgspec.to_builtins(value)}
 
@@ -208,6 +143,7 @@ class _Batch:
     fan_out: list[str] = field(default_factory=list)  # contacts to push to the other CRMs
     fan_out_deletes: list[str] = field(default_factory=list)
     push_back: list[str] = field(default_factory=list)  # contacts whose platform value won
+    taken: set[str] = field(default_factory=set)  # emails of other contacts (no email moves there)
 
     def log(
         self, outcome: str, contact_id: str | None, remote_id: str | None, message: str | None = None
@@ -258,7 +194,7 @@ async def apply_changes(
         await _apply_merges(batch, merges)
     upserts = [c for c in by_id.values() if c.op is ChangeOp.UPSERT]
     deletes = [c for c in by_id.values() if c.op is ChangeOp.DELETE]
-    links = await _links(session, integration.id, list(by_id))
+    links = await links_for(session, integration.id, list(by_id))
     if upserts:
         await _apply_upserts(batch, upserts, links, mappings)
     if deletes:
@@ -271,7 +207,7 @@ async def _apply_merges(batch: _Batch, merges: list[Change]) -> None:
     """A merged-away record's link moves to the survivor, unless the survivor is linked already."""
     session, iid = batch.session, batch.integration.id
     ids = [c.remote_id for c in merges] + [c.merged_into for c in merges if c.merged_into]
-    links = await _links(session, iid, ids)
+    links = await links_for(session, iid, ids)
     for change in merges:
         loser = links.get(change.remote_id)
         if loser is None or not change.merged_into:
@@ -305,15 +241,27 @@ async def _apply_upserts(
             values["email"] = email
         mapped.append((change, values, email, field_times(change, mappings)))
     unlinked_emails = [e for c, _, e, _ in mapped if c.remote_id not in links and e]
-    rows = await _contacts(session, ids=list(set(links.values())), emails=list(set(unlinked_emails)))
+    rows = await contacts_by(session, ids=list(set(links.values())), emails=list(set(unlinked_emails)))
     by_id = {r.id: r for r in rows}
     by_email = {r.email: r for r in rows}
-    linked_elsewhere = await _linked_contacts(
+    linked_elsewhere = await linked_contacts(
         session, integration.id, [by_email[e].id for e in unlinked_emails if e in by_email]
     )
     contact_ids = list({*links.values(), *(by_email[e].id for e in unlinked_emails if e in by_email)})
     ledger = await echo.ledger_hashes(session, integration.id, contact_ids)
-    open_conflicts = await _open_conflicts(session, integration.id, contact_ids)
+    reviews = await open_conflicts(session, integration.id, contact_ids)
+    # a CRM record whose email changed to another contact's would break the unique email; such
+    # a change is skipped (and logged) rather than failing the whole page
+    moves = {
+        e
+        for c, v, e, _ in mapped
+        if e
+        and "email" in v
+        and c.remote_id in links
+        and (r := by_id.get(links[c.remote_id]))
+        and r.email != e
+    }
+    batch.taken = {r.email for r in await contacts_by(session, emails=list(moves))}
     new_links: list[dict[str, Any]] = []
     created: list[ContactRow] = []
     for change, values, email, times in mapped:
@@ -346,15 +294,23 @@ async def _apply_upserts(
         if row.deleted_at is not None:
             batch.log("skipped", row.id, change.remote_id, "deleted on the platform")
             continue
-        _merge_into(batch, row, change, values, times, ledger, open_conflicts)
+        _merge_into(batch, row, change, values, times, ledger, reviews)
     if created:
-        session.add_all(created)
-        await session.flush()
+        # rows built (and written through apply_values) as transient objects, inserted as one
+        # executemany: the ORM's unit of work costs more than the insert at page sizes
+        await insert_rows(session, ContactRow, [_columns(r) for r in created])
         segment_id = await segment_for(
             session, integration, batch.host.plugins.info(integration.provider).title
         )
         await add_members(session, integration.tenant_id, segment_id, [r.id for r in created], batch.at)
     await insert_ignore(session, RemoteLink, new_links)
+
+
+_CONTACT_COLUMNS = tuple(c.key for c in ContactRow.__table__.columns)
+
+
+def _columns(row: ContactRow) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in _CONTACT_COLUMNS}
 
 
 def _link_row(integration: Integration, contact_id: str, remote_id: str, at: datetime) -> dict[str, Any]:
@@ -378,6 +334,7 @@ def _new_contact(batch: _Batch, email: str, values: dict[str, Any]) -> ContactRo
         field_modified_at={},
         source=integration.provider,
         version=0,
+        score_raw=0.0,
         created_at=batch.at,
         updated_at=batch.at,
     )
@@ -397,7 +354,7 @@ def _merge_into(
     values: dict[str, Any],
     times: dict[str, datetime],
     ledger: dict[tuple[str, str], str],
-    open_conflicts: dict[tuple[str, str], ConflictRow],
+    reviews: dict[tuple[str, str], ConflictRow],
 ) -> None:
     """One CRM record into an existing contact: echo, agreement, plain change, or conflict."""
     current = contact_values(row)
@@ -406,6 +363,9 @@ def _merge_into(
     keep_local = False
     outcomes: Counter[str] = Counter()
     for name, remote in values.items():
+        if name == "email" and remote != row.email and remote in batch.taken:
+            batch.log("email_taken", row.id, change.remote_id, f"{remote} belongs to another contact")
+            continue
         local = current.get(name)
         remote_hash = echo.value_hash(remote)
         last = ledger.get((row.id, name))
@@ -430,7 +390,7 @@ def _merge_into(
         elif decision is conflicts.Decision.LOCAL:
             keep_local = True
         else:
-            _review(batch, row, name, (local, remote, remote_at), strategy, open_conflicts)
+            _review(batch, row, name, (local, remote, remote_at), strategy, reviews)
             outcomes["conflict"] += 1
     changed = apply_values(row, apply_now, at=batch.at) if apply_now else []
     batch.synced(row.id, {**agreed, **apply_now})
@@ -453,11 +413,11 @@ def _review(
     name: str,
     sides: tuple[Any, Any, datetime | None],
     strategy: str,
-    open_conflicts: dict[tuple[str, str], ConflictRow],
+    reviews: dict[tuple[str, str], ConflictRow],
 ) -> None:
     """Queue a field for review (``sides``: local value, remote value, remote change time)."""
     local, remote, remote_at = sides
-    existing = open_conflicts.get((row.id, name))
+    existing = reviews.get((row.id, name))
     if existing is not None:
         # the same field again: the queue shows the latest of both sides, once
         existing.remote_value = _jsonable(remote)
@@ -477,12 +437,12 @@ def _review(
         created_at=batch.at,
     )
     batch.session.add(conflict)
-    open_conflicts[(row.id, name)] = conflict
+    reviews[(row.id, name)] = conflict
 
 
 async def _apply_deletes(batch: _Batch, deletes: list[Change], links: dict[str, str]) -> None:
     ids = [links[c.remote_id] for c in deletes if c.remote_id in links]
-    rows = {r.id: r for r in await _contacts(batch.session, ids=ids)}
+    rows = {r.id: r for r in await contacts_by(batch.session, ids=ids)}
     for change in deletes:
         row = rows.get(links.get(change.remote_id, ""))
         if row is None or row.deleted_at is not None:

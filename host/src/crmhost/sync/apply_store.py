@@ -1,4 +1,4 @@
-"""Bulk writes of the CRM-to-platform path: links, segments, outbox fan-out, record log.
+"""Bulk reads and writes of the CRM-to-platform path: look-ups, links, segments, outbox, log.
 
 Each is one multi-row statement per chunk (``INSERT ... ON CONFLICT DO NOTHING`` where a
 unique key makes a repeat a no-op) on SQLite and PostgreSQL alike, so applying a page of a
@@ -17,19 +17,25 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crmhost.db.base import Base, new_id
+from crmhost.db.base import Base, new_id, utcnow
 from crmhost.db.models import Integration
-from crmhost.db.platform import SegmentMember, SegmentRow
-from crmhost.db.syncstate import RecordLogRow
-from crmhost.sync.outbox import add_rows
+from crmhost.db.platform import ContactRow, SegmentMember, SegmentRow
+from crmhost.db.syncstate import ConflictRow, FieldMappingRow, OutboxRow, RecordLogRow, RemoteLink
+from crmhost.models import ObjectType
 from crmhost.sync.runs import RunRecorder
 
 __all__ = [
     "CHUNK",
     "add_members",
     "chunks",
+    "contacts_by",
+    "field_strategies",
     "insert_ignore",
+    "insert_one_ignore",
     "insert_rows",
+    "linked_contacts",
+    "links_for",
+    "open_conflicts",
     "queue_pushes",
     "segment_for",
     "write_record_log",
@@ -38,6 +44,7 @@ __all__ = [
 #: ids per ``IN (...)`` and rows per INSERT: far below SQLite's 32,766 bound parameters
 CHUNK = 500
 T = TypeVar("T")
+_OBJECT = ObjectType.CONTACT.value
 
 
 def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
@@ -46,29 +53,102 @@ def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
+async def links_for(session: AsyncSession, integration_id: str, remote_ids: Sequence[str]) -> dict[str, str]:
+    """Remote id -> linked contact id, for the remote ids that are linked."""
+    found: dict[str, str] = {}
+    for chunk in chunks(remote_ids, CHUNK):
+        rows = await session.execute(
+            select(RemoteLink.remote_id, RemoteLink.contact_id).where(
+                RemoteLink.integration_id == integration_id,
+                RemoteLink.object == _OBJECT,
+                RemoteLink.remote_id.in_(chunk),
+            )
+        )
+        found.update({r: c for r, c in rows})
+    return found
+
+
+async def linked_contacts(session: AsyncSession, integration_id: str, contact_ids: Sequence[str]) -> set[str]:
+    """The contacts among ``contact_ids`` already linked to a record of the integration."""
+    found: set[str] = set()
+    for chunk in chunks(contact_ids, CHUNK):
+        found.update(
+            await session.scalars(
+                select(RemoteLink.contact_id).where(
+                    RemoteLink.integration_id == integration_id,
+                    RemoteLink.object == _OBJECT,
+                    RemoteLink.contact_id.in_(chunk),
+                )
+            )
+        )
+    return found
+
+
+async def contacts_by(
+    session: AsyncSession, *, ids: Sequence[str] = (), emails: Sequence[str] = ()
+) -> list[ContactRow]:
+    """Contacts by id and by (normalised) email, soft-deleted ones included."""
+    rows: list[ContactRow] = []
+    for chunk in chunks(ids, CHUNK):
+        rows.extend(await session.scalars(select(ContactRow).where(ContactRow.id.in_(chunk))))
+    for chunk in chunks(emails, CHUNK):
+        rows.extend(await session.scalars(select(ContactRow).where(ContactRow.email.in_(chunk))))
+    return rows
+
+
+async def open_conflicts(
+    session: AsyncSession, integration_id: str, contact_ids: Sequence[str]
+) -> dict[tuple[str, str], ConflictRow]:
+    """Open review items of these contacts: ``(contact, field) -> row``."""
+    found: dict[tuple[str, str], ConflictRow] = {}
+    for chunk in chunks(contact_ids, CHUNK):
+        rows = await session.scalars(
+            select(ConflictRow).where(
+                ConflictRow.integration_id == integration_id,
+                ConflictRow.status == "open",
+                ConflictRow.contact_id.in_(chunk),
+            )
+        )
+        found.update({(r.contact_id, r.field): r for r in rows})
+    return found
+
+
+async def field_strategies(session: AsyncSession, integration_id: str) -> dict[str, str | None]:
+    """The per-field strategies stored for ``field_level`` (canonical field -> strategy)."""
+    rows = await session.execute(
+        select(FieldMappingRow.local, FieldMappingRow.conflict_strategy).where(
+            FieldMappingRow.integration_id == integration_id, FieldMappingRow.object == _OBJECT
+        )
+    )
+    return {local: strategy for local, strategy in rows if strategy}
+
+
 def _insert(session: AsyncSession) -> Any:
     # both dialects spell ON CONFLICT the same way; only the insert construct differs
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
-async def insert_ignore(session: AsyncSession, model: type[Base], rows: Sequence[dict[str, Any]]) -> int:
-    """Insert ``rows`` (full column dicts, ``tenant_id`` included), skipping unique-key repeats.
+async def insert_ignore(session: AsyncSession, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
+    """Insert ``rows`` (same keys in each, ``tenant_id`` included), skipping unique-key repeats.
 
-    Returns how many rows were inserted.
+    One core statement run with many parameter sets: SQLAlchemy compiles it once and batches
+    the rows into multi-row INSERTs itself ("insertmanyvalues"), far cheaper than compiling a
+    fresh ``VALUES`` list per chunk.
     """
-    insert = _insert(session)
-    inserted = 0
-    for chunk in chunks(rows):
-        result = await session.execute(insert(model).values(list(chunk)).on_conflict_do_nothing())
-        inserted += max(0, cast(CursorResult[Any], result).rowcount)
-    return inserted
+    if rows:
+        await session.execute(_insert(session)(model.__table__).on_conflict_do_nothing(), list(rows))
+
+
+async def insert_one_ignore(session: AsyncSession, model: type[Base], row: dict[str, Any]) -> bool:
+    """Insert one row unless its unique key exists; returns whether it was inserted."""
+    result = await session.execute(_insert(session)(model.__table__).values(row).on_conflict_do_nothing())
+    return cast(CursorResult[Any], result).rowcount == 1
 
 
 async def insert_rows(session: AsyncSession, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
-    """Plain multi-row inserts (rows without unique keys, such as log lines)."""
-    insert = _insert(session)
-    for chunk in chunks(rows):
-        await session.execute(insert(model).values(list(chunk)))
+    """Plain inserts of many rows (rows without unique keys, such as log lines)."""
+    if rows:
+        await session.execute(_insert(session)(model.__table__), list(rows))
 
 
 async def queue_pushes(
@@ -88,18 +168,28 @@ async def queue_pushes(
     targets = [i for i in integrations if i.id != origin]
     if not targets or not contact_ids:
         return set()
-    rows = [
+    now = utcnow()
+    # the full column set of crmhost.sync.outbox.add_rows, inserted as one executemany (add_rows
+    # compiles a VALUES list per chunk, which costs more than the database work at fan-out sizes)
+    rows: list[dict[str, Any]] = [
         {
+            "tenant_id": tenant_id,
             "integration_id": integration.id,
             "kind": kind,
             "contact_id": contact_id,
             "dedupe_key": f"{kind}:{contact_id}",
+            "payload": {},
             "origin": origin,
+            "state": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
         }
         for integration in targets
         for contact_id in dict.fromkeys(contact_ids)
     ]
-    return await add_rows(session, tenant_id=tenant_id, rows=rows)
+    await insert_ignore(session, OutboxRow, rows)
+    return {i.id for i in targets}
 
 
 async def segment_for(session: AsyncSession, integration: Integration, title: str) -> str:

@@ -32,8 +32,6 @@ from crmhost.db.syncstate import WriteLedger
 
 __all__ = ["canonical", "forget", "ledger_hashes", "record_pushed", "upsert_hashes", "value_hash"]
 
-# SQLite allows 32,766 bound parameters per statement; 5 columns per ledger row
-_INSERT_CHUNK = 1000
 _SELECT_CHUNK = 500
 
 
@@ -121,15 +119,15 @@ async def upsert_hashes(session: AsyncSession, rows: list[dict[str, Any]]) -> No
     """Insert-or-update ledger rows given as column dicts (hashes already computed)."""
     if not rows:
         return
-    # both dialects spell the upsert the same way; only the insert construct differs
+    # both dialects spell the upsert the same way; only the insert construct differs. One
+    # core statement with many parameter sets: compiled once, batched by SQLAlchemy
     insert: Any = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    for start in range(0, len(rows), _INSERT_CHUNK):
-        base = insert(WriteLedger).values(rows[start : start + _INSERT_CHUNK])
-        stmt = base.on_conflict_do_update(
-            index_elements=["integration_id", "contact_id", "field"],
-            set_={"value_hash": base.excluded.value_hash, "written_at": base.excluded.written_at},
-        )
-        await session.execute(stmt)
+    base = insert(WriteLedger.__table__)
+    stmt = base.on_conflict_do_update(
+        index_elements=["integration_id", "contact_id", "field"],
+        set_={"value_hash": base.excluded.value_hash, "written_at": base.excluded.written_at},
+    )
+    await session.execute(stmt, rows)
 
 
 async def forget(session: AsyncSession, integration_id: str, keys: Iterable[tuple[str, str]]) -> None:

@@ -36,7 +36,7 @@ from crmhost.metrics import BATCH_SECONDS
 from crmhost.models import Capability, Change, ChangeOp, ChangePage, ObjectType
 from crmhost.runtime import Host
 from crmhost.sync.apply import SYNCED_OBJECTS, ApplyResult, apply_changes, finish
-from crmhost.sync.apply_store import CHUNK, chunks, insert_ignore
+from crmhost.sync.apply_store import CHUNK, chunks, insert_one_ignore
 from crmhost.sync.mapping import load_mappings
 from crmhost.sync.runs import RunRecorder, start_run
 
@@ -96,7 +96,7 @@ async def _advance(
             "snapshot": snapshot,
             "updated_at": now,
         }
-        if await insert_ignore(session, SyncCursor, [row]) != 1:
+        if not await insert_one_ignore(session, SyncCursor, row):
             raise CursorMoved
         return
     same = SyncCursor.cursor.is_(None) if old.cursor is None else SyncCursor.cursor == old.cursor

@@ -161,3 +161,21 @@ async def test_an_email_moved_onto_another_contact_is_skipped_not_fatal(env: Syn
     moved = await env.contact("a@example.com")
     assert moved.first_name == "Ann"  # the rest of the change landed
     assert (await env.contact("b@example.com")).first_name is None
+
+
+async def test_scheduled_pulls_follow_the_sync_frequency(env: SyncEnv) -> None:
+    from datetime import timedelta
+
+    from crmhost.db.base import utcnow
+    from crmhost.sync.pull import due_integrations
+
+    hourly = await env.connect("hubspot")
+    daily = await env.connect("salesforce", sync_frequency="daily")
+    now = utcnow()
+    assert await due_integrations(env.host, now=now) == []  # both just pulled (initial sync)
+    in_an_hour = {i for _, i in await due_integrations(env.host, now=now + timedelta(hours=1))}
+    assert in_an_hour == {hourly}
+    tomorrow = {i for _, i in await due_integrations(env.host, now=now + timedelta(days=1))}
+    assert tomorrow == {hourly, daily}
+    await env.update_integration(hourly, enabled=False)
+    assert {i for _, i in await due_integrations(env.host, now=now + timedelta(days=1))} == {daily}

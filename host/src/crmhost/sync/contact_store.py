@@ -25,14 +25,18 @@ from crmhost.db.base import new_id
 from crmhost.db.platform import ContactRow
 from crmhost.db.syncstate import RuleState
 from crmhost.runtime import Host
+from crmhost.sync.contacts import CUSTOM_PREFIX
 from crmhost.sync.outbox import kick
 from crmhost.sync.rules import Rule, RulePlan, crossed, load_rules, plan_rules, workflow_reason
 
 __all__ = [
     "Move",
+    "column_values",
     "contacts_by_email",
+    "fresh_contact",
     "in_transaction",
     "kick_quietly",
+    "merge_into_fresh",
     "new_contact",
     "record_rows",
     "rule_plan",
@@ -126,21 +130,21 @@ def record_rows(contact_id: str, integration_ids: Iterable[str]) -> list[dict[st
 
 
 def workflow_row(
-    rule: Rule, integration_id: str, contact: ContactRow, cause: str, at: datetime, score: int
+    rule: Rule, integration_id: str, contact_id: str, email: str, cause: str, at: datetime, score: int
 ) -> dict[str, Any]:
     """A ``workflow`` outbox row; ``cause`` (an event id, a contact version) makes it unique."""
-    key = f"workflow:{rule.id}:{contact.id}:{cause}"
+    key = f"workflow:{rule.id}:{contact_id}:{cause}"
     return {
         "integration_id": integration_id,
         "kind": "workflow",
         "dedupe_key": key,
-        "contact_id": contact.id,
+        "contact_id": contact_id,
         "payload": {
             "workflow": rule.params["workflow"],
             "reason": workflow_reason(rule, score),
             # a short stable id for the CRM's idempotency (the key itself can be 280 characters)
             "trigger_id": "wf-" + hashlib.sha256(key.encode()).hexdigest()[:32],
-            "email": contact.email,
+            "email": email,
             "occurred_at": at.astimezone(UTC).isoformat(),
         },
     }
@@ -150,7 +154,8 @@ def workflow_row(
 class Move:
     """A lead-score move of one contact, and what caused it (an event id, or a version)."""
 
-    contact: ContactRow
+    contact_id: str
+    email: str
     before: int
     after: int
     cause: str
@@ -163,7 +168,7 @@ async def threshold_rows(
     """Workflow rows for threshold crossings, with hysteresis kept in :class:`RuleState`."""
     if not thresholds or not moves:
         return []
-    contact_ids = sorted({m.contact.id for m in moves})
+    contact_ids = sorted({m.contact_id for m in moves})
     states = {
         (s.rule_id, s.contact_id): s
         for s in await session.scalars(
@@ -175,12 +180,12 @@ async def threshold_rows(
     rows: list[dict[str, Any]] = []
     for move in moves:
         for rule, integration_id in thresholds:
-            state = states.get((rule.id, move.contact.id))
+            state = states.get((rule.id, move.contact_id))
             fire, fired = crossed(rule, move.before, move.after, state.fired if state else False)
             if state is None and fired:
-                state = RuleState(tenant_id=tenant_id, rule_id=rule.id, contact_id=move.contact.id)
+                state = RuleState(tenant_id=tenant_id, rule_id=rule.id, contact_id=move.contact_id)
                 session.add(state)
-                states[(rule.id, move.contact.id)] = state
+                states[(rule.id, move.contact_id)] = state
             if state is None:
                 continue
             state.fired = fired
@@ -188,18 +193,79 @@ async def threshold_rows(
                 continue
             state.fired_at = move.at
             # the CRM's workflow should see the score that fired it: push the contact first
-            rows.extend(record_rows(move.contact.id, [integration_id]))
-            rows.append(workflow_row(rule, integration_id, move.contact, move.cause, move.at, move.after))
+            rows.extend(record_rows(move.contact_id, [integration_id]))
+            rows.append(
+                workflow_row(
+                    rule, integration_id, move.contact_id, move.email, move.cause, move.at, move.after
+                )
+            )
     return rows
 
 
+def fresh_contact(tenant_id: str, values: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The columns of a new platform contact with canonical ``values`` (email included).
+
+    Built as a plain dict, not a :class:`ContactRow`: for a bulk load of new contacts the
+    ORM's attribute instrumentation costs more than everything else together.
+    """
+    row: dict[str, Any] = dict.fromkeys(_COLUMNS)
+    row.update(
+        id=new_id(),
+        tenant_id=tenant_id,
+        source="platform",
+        version=0,
+        custom={},
+        field_modified_at={},
+        score_raw=0.0,
+        created_at=now,
+        updated_at=now,
+    )
+    merge_into_fresh(row, values, now)
+    return row
+
+
+def merge_into_fresh(row: dict[str, Any], values: dict[str, Any], now: datetime) -> bool:
+    """:func:`crmhost.sync.contacts.apply_values` for a :func:`fresh_contact` not yet written.
+
+    Same rules: per-field change times, ``custom.<name>`` keys (``None`` removes), ``version``
+    up by one when something changed. A given ``lead_score`` also becomes the scoring state.
+    """
+    at = now.isoformat()
+    changed = False
+    for name, value in values.items():
+        if name.startswith(CUSTOM_PREFIX):
+            key = name[len(CUSTOM_PREFIX) :]
+            if row["custom"].get(key) == value:
+                continue
+            if value is None:
+                row["custom"].pop(key, None)
+            else:
+                row["custom"][key] = value
+        elif row[name] == value:
+            continue
+        else:
+            row[name] = value
+        row["field_modified_at"][name] = at
+        changed = True
+    if changed:
+        row["version"] += 1
+        if row["lead_score"] is not None and "lead_score" in values:
+            row["score_raw"], row["score_at"] = float(row["lead_score"]), now
+    return changed
+
+
+def column_values(row: ContactRow) -> dict[str, Any]:
+    """Every column of ``row``, for :func:`write_contacts`."""
+    return {c: getattr(row, c) for c in _COLUMNS}
+
+
 async def write_contacts(
-    session: AsyncSession, new: Sequence[ContactRow], changed: Sequence[ContactRow]
+    session: AsyncSession, new: Sequence[dict[str, Any]], changed: Sequence[ContactRow]
 ) -> None:
-    """Insert the ``new`` contacts and write every column of the ``changed`` ones, set-based."""
+    """Insert ``new`` contacts (column dicts) and write every column of ``changed`` ones, set-based."""
     table = cast(Table, ContactRow.__table__)
     if new:
-        await session.execute(insert(table), [{c: getattr(row, c) for c in _COLUMNS} for row in new])
+        await session.execute(insert(table), list(new))
     if changed:
         statement = (
             update(table)

@@ -28,9 +28,12 @@ from crmhost.db.platform import ContactRow, EmailEventRow, TenantSettings
 from crmhost.runtime import Host
 from crmhost.sync.contact_store import (
     Move,
+    column_values,
     contacts_by_email,
+    fresh_contact,
     in_transaction,
     kick_quietly,
+    merge_into_fresh,
     new_contact,
     record_rows,
     rule_plan,
@@ -82,14 +85,19 @@ async def _upsert_chunk(
     pushing = [i.id for i in await pushing_integrations(session)]
     contacts = await contacts_by_email(session, (values["email"] for _, values in items))
     counts = {"created": 0, "updated": 0, "unchanged": 0}
-    new: dict[str, ContactRow] = {}
+    new: dict[str, dict[str, Any]] = {}
     changed_rows: dict[str, ContactRow] = {}
     moves: list[Move] = []
     for _, values in items:
-        row = contacts.get(values["email"])
-        created = row is None
+        email = values["email"]
+        if email in new:  # the same new email again in this request
+            counts["updated" if merge_into_fresh(new[email], values, now) else "unchanged"] += 1
+            continue
+        row = contacts.get(email)
         if row is None:
-            row = contacts[values["email"]] = new[values["email"]] = new_contact(tenant_id, now)
+            new[email] = fresh_contact(tenant_id, values, now)
+            counts["created"] += 1
+            continue
         before = row.lead_score
         changed = apply_values(row, values, at=now)
         if row.deleted_at is not None:  # an upsert of a deleted contact brings it back
@@ -100,14 +108,18 @@ async def _upsert_chunk(
             changed.append("deleted_at")
         if "lead_score" in changed and row.lead_score is not None:
             reset_score(row, row.lead_score, now)
-            moves.append(Move(row, before or 0, row.lead_score, f"v{row.version}", now))
-        counts["created" if created else "updated" if changed else "unchanged"] += 1
+            moves.append(Move(row.id, row.email, before or 0, row.lead_score, f"v{row.version}", now))
+        counts["updated" if changed else "unchanged"] += 1
         if changed:
             changed_rows[row.id] = row
-    await write_contacts(
-        session, list(new.values()), [r for r in changed_rows.values() if r.email not in new]
-    )
-    outbox = [r for cid in changed_rows for r in record_rows(cid, pushing)]
+    await write_contacts(session, list(new.values()), list(changed_rows.values()))
+    moves += [
+        Move(n["id"], n["email"], 0, n["lead_score"], f"v{n['version']}", now)
+        for n in new.values()
+        if n["lead_score"]
+    ]
+    outbox = [r for n in new.values() for r in record_rows(n["id"], pushing)]
+    outbox += [r for cid in changed_rows for r in record_rows(cid, pushing)]
     if moves and pushing:
         plan = await rule_plan(session, tenant_id, pushing)
         outbox += await threshold_rows(session, tenant_id, plan.thresholds, moves)
@@ -352,12 +364,15 @@ async def _events_chunk(
             kind_plan = plan.kinds[event.kind.value]
             outbox += [_activity_row(i, row, event) for i in kind_plan.activity]
             outbox += [
-                workflow_row(rule, i, row, event.id, event.occurred_at, values.get("lead_score"))
+                workflow_row(
+                    rule, i, row.id, row.email, event.id, event.occurred_at, values.get("lead_score")
+                )
                 for rule, i in kind_plan.workflows
             ]
-        moves += [Move(row, b, a, e.id, e.occurred_at) for b, a, e in score_moves if a != b]
+        moves += [Move(row.id, row.email, b, a, e.id, e.occurred_at) for b, a, e in score_moves if a != b]
     # contacts first: events and rule state refer to them
-    await write_contacts(session, [contacts[e] for e in created if e in by_contact], changed_rows)
+    new = [column_values(contacts[e]) for e in created if e in by_contact]
+    await write_contacts(session, new, changed_rows)
     await session.execute(
         insert(EmailEventRow),
         [

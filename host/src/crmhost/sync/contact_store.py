@@ -101,10 +101,15 @@ async def contacts_by_email(session: AsyncSession, emails: Iterable[str]) -> dic
 
 def new_contact(tenant_id: str, now: datetime) -> ContactRow:
     """A platform contact not yet written: give it its email through ``apply_values``."""
-    # version 0 and no email yet: apply_values writes the email as a change, giving version 1
-    # and a change time for every field the first write sets
-    return ContactRow(
-        id=new_id(),  # known before the flush: outbox rows refer to it
+    return ContactRow(**_blank(tenant_id, now))
+
+
+def _blank(tenant_id: str, now: datetime) -> dict[str, Any]:
+    # version 0 and no email yet: writing the email is a change, giving version 1 and a
+    # change time for every field the first write sets; the id is known before any flush
+    row: dict[str, Any] = dict.fromkeys(_COLUMNS)
+    row.update(
+        id=new_id(),
         tenant_id=tenant_id,
         source="platform",
         version=0,
@@ -114,6 +119,7 @@ def new_contact(tenant_id: str, now: datetime) -> ContactRow:
         created_at=now,
         updated_at=now,
     )
+    return row
 
 
 def record_rows(contact_id: str, integration_ids: Iterable[str]) -> list[dict[str, Any]]:
@@ -208,18 +214,7 @@ def fresh_contact(tenant_id: str, values: dict[str, Any], now: datetime) -> dict
     Built as a plain dict, not a :class:`ContactRow`: for a bulk load of new contacts the
     ORM's attribute instrumentation costs more than everything else together.
     """
-    row: dict[str, Any] = dict.fromkeys(_COLUMNS)
-    row.update(
-        id=new_id(),
-        tenant_id=tenant_id,
-        source="platform",
-        version=0,
-        custom={},
-        field_modified_at={},
-        score_raw=0.0,
-        created_at=now,
-        updated_at=now,
-    )
+    row = _blank(tenant_id, now)
     merge_into_fresh(row, values, now)
     return row
 

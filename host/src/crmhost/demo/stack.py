@@ -156,9 +156,11 @@ class Stack:
         """
         for iid in self.integrations.values():
             await self.api("POST", f"/v1/integrations/{iid}/disconnect")
-        for slug in self.sandboxes:
+        for slug, sandbox in self.sandboxes.items():
             await self.sandbox_call(slug, "PUT", "/_sandbox/webhooks", json={"url": None})
+            kept = _schema(sandbox)
             await self.sandbox_call(slug, "POST", "/_sandbox/reset", params={"data": "true"})
+            _restore_schema(sandbox, kept)
             await self.set_limits(slug, self.config.limits)
         self.integrations.clear()
         self._tokens.clear()
@@ -264,6 +266,24 @@ class Stack:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def _schema(sandbox: Sandbox) -> dict[str, dict[str, Any]]:
+    """A HubSpot sandbox's property definitions (a reset forgets them, a real portal does not).
+
+    Plugins remember per account which custom properties they created; an emptied sandbox
+    that also lost them is a portal whose admin deleted them, not a fresh customer.
+    """
+    store = getattr(sandbox, "store", None)
+    objects = getattr(store, "objects", None) or {}
+    return {name: dict(obj.properties) for name, obj in objects.items()}
+
+
+def _restore_schema(sandbox: Sandbox, kept: dict[str, dict[str, Any]]) -> None:
+    objects = getattr(getattr(sandbox, "store", None), "objects", None) or {}
+    for name, properties in kept.items():
+        if name in objects:
+            objects[name].properties.update(properties)
 
 
 # ---------------------------------------------------------------------- serving the API

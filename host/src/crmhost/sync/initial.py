@@ -15,14 +15,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import exists, select
+from sqlalchemy import select
 
 from crmhost.db.models import Integration
 from crmhost.db.platform import ContactRow
-from crmhost.db.syncstate import RemoteLink
-from crmhost.models import ObjectType
 from crmhost.runtime import Host
-from crmhost.sync.apply_store import queue_pushes
+from crmhost.sync.apply_store import linked_contacts, queue_pushes
 from crmhost.sync.outbox import PUSH_DIRECTIONS, kick
 from crmhost.sync.pull import PullOutcome, pull_integration
 
@@ -47,27 +45,26 @@ class InitialOutcome:
 
 async def queue_unlinked(host: Host, integration: Integration) -> int:
     """Queue a push of every live platform contact the integration's CRM does not have yet."""
-    linked = exists().where(
-        RemoteLink.integration_id == integration.id,
-        RemoteLink.object == ObjectType.CONTACT.value,
-        RemoteLink.contact_id == ContactRow.id,
-    )
     queued = 0
     after = ""
     while True:
         async with host.db.transaction(integration.tenant_id) as session:
+            # keyset pages of ids, then the linked ones among them by primary key: two indexed
+            # look-ups per page (a NOT EXISTS anti-join planned badly on fresh PostgreSQL tables)
             ids = list(
                 await session.scalars(
                     select(ContactRow.id)
-                    .where(ContactRow.deleted_at.is_(None), ContactRow.id > after, ~linked)
+                    .where(ContactRow.deleted_at.is_(None), ContactRow.id > after)
                     .order_by(ContactRow.id)
                     .limit(STREAM_CHUNK)
                 )
             )
             if not ids:
                 return queued
-            await queue_pushes(session, integration.tenant_id, [integration], ids, "record")
-        queued += len(ids)
+            linked = await linked_contacts(session, integration.id, ids)
+            unlinked = [i for i in ids if i not in linked]
+            await queue_pushes(session, integration.tenant_id, [integration], unlinked, "record")
+        queued += len(unlinked)
         after = ids[-1]
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -92,6 +93,10 @@ class Drain:
     activity_batch: int
     lease_s: float
     recorder: RunRecorder | None = None
+    #: ``time.monotonic()`` after which no more batches are claimed (the cron continues)
+    deadline: float = math.inf
+    #: the highest row id claimed so far, per group of kinds (see :func:`_claim_next`)
+    claimed_to: dict[str, int] = field(default_factory=dict)
 
     @property
     def provider(self) -> str:
@@ -168,12 +173,12 @@ class Drain:
         )
 
 
-async def _claim(drain: Drain, kinds: Sequence[str], limit: int) -> list[Claimed]:
+async def _claim(drain: Drain, kinds: Sequence[str], limit: int, *, after: int = 0) -> list[Claimed]:
     """Take the next due rows of ``kinds`` in id order, leasing them, in one atomic statement.
 
     One ``UPDATE ... WHERE id IN (SELECT ... LIMIT n) RETURNING``: SQLite runs it under its
     write lock, PostgreSQL skips rows another drain has locked (``FOR UPDATE SKIP LOCKED``),
-    so no row is taken twice.
+    so no row is taken twice. ``after``: only rows with a larger id (see :func:`_claim_next`).
     """
     now = utcnow()
     due = (
@@ -181,6 +186,7 @@ async def _claim(drain: Drain, kinds: Sequence[str], limit: int) -> list[Claimed
         OutboxRow.state == "pending",
         OutboxRow.next_attempt_at <= now,
         OutboxRow.kind.in_(kinds),
+        *((OutboxRow.id > after,) if after else ()),
     )
     pick = (
         select(OutboxRow.id)
@@ -216,15 +222,40 @@ async def _claim(drain: Drain, kinds: Sequence[str], limit: int) -> list[Claimed
     )
 
 
+async def _claim_next(drain: Drain, kinds: Sequence[str], limit: int) -> list[Claimed]:
+    """:func:`_claim` onwards from the last row this drain took, then from the start.
+
+    Without a lower bound every claim sorts all of the integration's due rows to find the
+    first ``limit`` (the due index is not in id order): quadratic over a 100,000-row backlog.
+    From the last id taken, the id order is the index. Rows below it that came due again
+    (a contact changed mid-push, a crashed drain's lease) are taken when nothing lies above.
+    """
+    key = ",".join(kinds)
+    after = drain.claimed_to.get(key, 0)
+    rows = await _claim(drain, kinds, limit, after=after)
+    if not rows and after:
+        rows = await _claim(drain, kinds, limit)
+    if rows:
+        drain.claimed_to[key] = max(after, rows[-1].id)
+    return rows
+
+
 async def release(drain: Drain, rows: Sequence[Claimed], at: datetime) -> None:
     """Give claimed rows back untouched (an unexpected failure): due again at ``at``."""
     async with drain.host.db.transaction(drain.tenant_id) as session:
-        await session.execute(
-            update(OutboxRow)
-            .where(OutboxRow.id.in_([r.id for r in rows]), OutboxRow.state == "pending")
-            .values(next_attempt_at=at)
-            .execution_options(synchronize_session=False)
-        )
+        await release_in(session, rows, at)
+
+
+async def release_in(session: Any, rows: Sequence[Claimed], at: datetime) -> None:
+    """:func:`release` inside the caller's transaction."""
+    if not rows:
+        return
+    await session.execute(
+        update(OutboxRow)
+        .where(OutboxRow.id.in_([r.id for r in rows]), OutboxRow.state == "pending")
+        .values(next_attempt_at=at)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def _pause_all(drain: Drain, until: datetime) -> None:
@@ -247,14 +278,16 @@ async def _round(drain: Drain) -> bool:
     from crmhost.sync import push_activity, push_records
 
     for kinds, size in ((RECORD_KINDS, drain.record_batch), (ACTIVITY_KINDS, drain.activity_batch)):
-        rows = await _claim(drain, kinds, size)
+        rows = await _claim_next(drain, kinds, size)
         if not rows:
             continue
         if drain.recorder is None:
             drain.recorder = await start_run(drain.host, drain.tenant_id, drain.integration.id, "push")
         try:
             if kinds is RECORD_KINDS:
-                await push_records.push(drain, rows)
+                await push_records.push_pipelined(
+                    drain, rows, lambda: _claim_next(drain, RECORD_KINDS, drain.record_batch)
+                )
             else:
                 await push_activity.push(drain, rows)
         except Stop:
@@ -331,8 +364,9 @@ async def drain(
         record_batch=max(1, batch_size or sizes.get("push_records", 100)),
         activity_batch=max(1, batch_size or sizes.get("push_activity", sizes.get("push_records", 100))),
         lease_s=lease_s,
+        deadline=time.monotonic() + time_budget_s,
     )
-    deadline = time.monotonic() + time_budget_s
+    deadline = state.deadline
     status, error = "ok", None
     try:
         while True:

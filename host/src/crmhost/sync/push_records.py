@@ -8,12 +8,14 @@ the contact's ``version`` did not move meanwhile; otherwise it stays pending for
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, insert, or_, select
+from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,8 +28,8 @@ from crmhost.errors import CrmError, PermanentError
 from crmhost.models import ObjectType, Record, RecordBatch, RecordOp, RecordResult
 from crmhost.sync.contacts import contact_values
 from crmhost.sync.echo import value_hash
-from crmhost.sync.push import Drain, release
-from crmhost.sync.push_outcomes import Claimed, Outcome, Stop, error_outcome, settle, settle_in, stop_for
+from crmhost.sync.push import Drain, release, release_in
+from crmhost.sync.push_outcomes import Claimed, Outcome, Stop, error_outcome, settle_in, stop_for
 
 __all__ = ["push"]
 
@@ -75,19 +77,7 @@ async def _ledger(
     :func:`~crmhost.sync.echo.value_hash`), but a multi-row ``VALUES`` is compiled anew for every
     call, which for 15 fields of 1,000 contacts costs seconds; this is the hot path.
     """
-    rows = [
-        {
-            "tenant_id": drain.tenant_id,
-            "integration_id": drain.integration.id,
-            "contact_id": contact_id,
-            "field": name,
-            "value_hash": value_hash(value),
-            "written_at": now,
-        }
-        for contact_id, values in written
-        for name, value in values.items()
-    ]
-    if not rows:
+    if not written:
         return
     insert_: Any = pg_insert if drain.host.db.is_postgres else sqlite_insert
     base = insert_(_table(WriteLedger))
@@ -95,13 +85,51 @@ async def _ledger(
         index_elements=["integration_id", "contact_id", "field"],
         set_={"value_hash": base.excluded.value_hash, "written_at": base.excluded.written_at},
     )
-    await session.execute(stmt, rows)
+    if drain.host.db.is_postgres:
+        rows = [
+            {
+                "tenant_id": drain.tenant_id,
+                "integration_id": drain.integration.id,
+                "contact_id": contact_id,
+                "field": name,
+                "value_hash": value_hash(value),
+                "written_at": now,
+            }
+            for contact_id, values in written
+            for name, value in values.items()
+        ]
+        await session.execute(stmt, rows)
+        return
+    # SQLite: the driver's own executemany of plain tuples. SQLAlchemy's executemany builds
+    # and processes a parameter dict per row (15 per contact), which cost more than SQLite's
+    # own work; the one typed value, the timestamp, is bound once through its column type.
+    conn = await session.connection()
+    dialect = conn.dialect
+    compiled = stmt.compile(dialect=dialect)
+    order = compiled.positiontup or []
+    stamp = _table(WriteLedger).c.written_at.type.bind_processor(dialect)
+    at = stamp(now) if stamp else now
+    fixed = {"tenant_id": drain.tenant_id, "integration_id": drain.integration.id, "written_at": at}
+    slots = {name: i for i, name in enumerate(order)}
+    template = [fixed.get(name) for name in order]
+    i_contact, i_field, i_hash = slots["contact_id"], slots["field"], slots["value_hash"]
+    params: list[tuple[Any, ...]] = []
+    for contact_id, values in written:
+        for name, value in values.items():
+            row = list(template)
+            row[i_contact], row[i_field], row[i_hash] = contact_id, name, value_hash(value)
+            params.append(tuple(row))
+    await conn.exec_driver_sql(compiled.string, params)
 
 
 async def _load(drain: Drain, rows: Sequence[Claimed]) -> tuple[dict[str, ContactRow], dict[str, str]]:
     ids = list({r.contact_id for r in rows if r.contact_id})
     async with drain.host.db.session(drain.tenant_id) as session:
-        contacts = {c.id: c for c in await session.scalars(select(ContactRow).where(ContactRow.id.in_(ids)))}
+        # plain rows of the table's columns, not ORM objects: nothing here is written back
+        # through them, and identity-mapped entities cost more than the query; a Row answers
+        # the same attribute names as ContactRow (what contact_values and this module read)
+        found = await session.execute(select(*_table(ContactRow).c).where(ContactRow.id.in_(ids)))
+        contacts = {c.id: cast(ContactRow, c) for c in found}
         links = dict(
             (
                 await session.execute(
@@ -137,24 +165,60 @@ def _match(
     ]
 
 
-async def _upserts(
-    drain: Drain, rows: list[Claimed], contacts: dict[str, ContactRow], links: dict[str, str]
-) -> None:
+@dataclass
+class _Batch:
+    """One claimed batch, prepared: what is sent, and what settles without a CRM call."""
+
+    rows: list[Claimed]
+    early: list[tuple[Claimed, Outcome]]
+    items: list[_Item]
+    deletes: list[tuple[Claimed, Record]]
+
+    @property
+    def contact_ids(self) -> set[str]:
+        """The contacts this batch is about (a later batch naming one of them reads it anew)."""
+        return {r.contact_id for r in self.rows if r.contact_id}
+
+
+@dataclass
+class _Sent:
+    """What the CRM answered for a batch; ``unsent`` deletes were held back by a stop."""
+
+    upserts: list[RecordResult | CrmError]
+    deleted: list[RecordResult | CrmError]
+    unsent: list[Claimed]
+    stop: Stop | None
+
+
+async def _prepare(drain: Drain, rows: list[Claimed]) -> _Batch:
+    """Read the batch's contacts and links and map them: reads only, nothing is written yet."""
     from crmhost.sync.mapping import outgoing
 
+    contacts, links = await _load(drain, rows)
     now = utcnow()
-    settled_rows: list[Claimed] = []
-    settled: list[Outcome] = []
-    items: list[_Item] = []
+    batch = _Batch(rows, [], [], [])
     for row in rows:
         contact = contacts.get(row.contact_id or "")
+        remote_id = links.get(row.contact_id or "")
+        if row.kind == "delete":
+            if contact is not None and contact.deleted_at is None:
+                batch.early.append(
+                    (row, Outcome("done", "skipped", "the contact was restored; nothing to delete"))
+                )
+            elif contact is None or remote_id is None:
+                batch.early.append(
+                    (row, Outcome("done", "skipped", "the contact is not in this CRM; nothing to delete"))
+                )
+            else:
+                batch.deletes.append((row, Record(object=_OBJECT, key=contact.email, remote_id=remote_id)))
+            continue
         if contact is None:
-            settled_rows.append(row)
-            settled.append(Outcome("done", "skipped", "the contact no longer exists"))
+            batch.early.append((row, Outcome("done", "skipped", "the contact no longer exists")))
             continue
         if contact.deleted_at is not None:
-            settled_rows.append(row)
-            settled.append(Outcome("done", "skipped", "the contact is deleted; its delete row removes it"))
+            batch.early.append(
+                (row, Outcome("done", "skipped", "the contact is deleted; its delete row removes it"))
+            )
             continue
         values = contact_values(contact)
         try:
@@ -165,52 +229,66 @@ async def _upserts(
                 drain.mappings,
                 object=_OBJECT,
                 key=contact.email,
-                remote_id=links.get(contact.id),
+                remote_id=remote_id,
             )
         except CrmError as exc:
-            settled_rows.append(row)
-            settled.append(error_outcome(exc, now))
+            batch.early.append((row, error_outcome(exc, now)))
             continue
         except (ValueError, TypeError, KeyError) as exc:  # a mapping that cannot evaluate on this contact
-            settled_rows.append(row)
-            settled.append(Outcome("reject", "rejected", f"mapping failed: {exc}"))
+            batch.early.append((row, Outcome("reject", "rejected", f"mapping failed: {exc}")))
             continue
-        items.append(_Item(row, contact, record, values, contact.version, links.get(contact.id)))
-    if settled_rows:
-        await settle(drain, settled_rows, settled)
-    if not items:
-        return
-
-    records = [i.record for i in items]
-    raw = await drain.call_split("push_records", records, _caller(drain, RecordOp.UPSERT))
-    results = _match(records, raw)
-    await _confirm(drain, items, results)
-    stop = stop_for(results, now)
-    if stop is not None:
-        raise stop
+        batch.items.append(_Item(row, contact, record, values, contact.version, remote_id))
+    return batch
 
 
-async def _confirm(drain: Drain, items: list[_Item], results: list[RecordResult | CrmError]) -> None:
-    """Links, ledger, version check and row outcomes, in one transaction."""
+async def _send(drain: Drain, batch: _Batch) -> _Sent:
+    """The CRM calls of a batch: upserts, then deletes (held back when the upserts call for a stop)."""
+    now = utcnow()
+    upserts: list[RecordResult | CrmError] = []
+    if batch.items:
+        records = [i.record for i in batch.items]
+        raw = await drain.call_split("push_records", records, _caller(drain, RecordOp.UPSERT))
+        upserts = _match(records, raw)
+    stop = stop_for(upserts, now)
+    if stop is not None or not batch.deletes:
+        return _Sent(upserts, [], [r for r, _ in batch.deletes], stop)
+    records = [r for _, r in batch.deletes]
+    raw = await drain.call_split("push_records", records, _caller(drain, RecordOp.DELETE))
+    deleted = _match(records, raw)
+    return _Sent(upserts, deleted, [], stop_for(deleted, now))
+
+
+async def _confirm(drain: Drain, batch: _Batch, sent: _Sent) -> None:
+    """Every outcome of a batch in one transaction: links, ledger, version check, rows, log."""
     from crmhost.sync.mapping import pushed_fields
 
     now = utcnow()
+    items, results = batch.items, sent.upserts
     fields = pushed_fields(drain.mappings)
     ok = [(i, r) for i, r in zip(items, results, strict=True) if isinstance(r, RecordResult) and r.ok]
+    gone = [
+        row.contact_id or ""
+        for (row, _), res in zip(batch.deletes, sent.deleted, strict=False)
+        if isinstance(res, RecordResult) and res.ok
+    ]
     async with drain.host.db.transaction(drain.tenant_id) as session:
         relink = [(i, r.remote_id) for i, r in ok if r.remote_id and r.remote_id != i.linked]
-        if relink:
-            # a remote id belongs to one contact: drop older links of these contacts and ids first
-            await session.execute(
-                delete(RemoteLink).where(
-                    RemoteLink.integration_id == drain.integration.id,
-                    RemoteLink.object == _OBJECT.value,
-                    or_(
-                        RemoteLink.contact_id.in_([i.contact.id for i, _ in relink]),
-                        RemoteLink.remote_id.in_([rid for _, rid in relink]),
-                    ),
+        # a remote id belongs to one contact: drop older links of these contacts and ids first
+        # (two statements: with an OR of both lists SQLite scans every link of the integration,
+        # per batch; each one alone is a look-up in its own index)
+        for column, keys in (
+            (RemoteLink.contact_id, [i.contact.id for i, _ in relink] + gone),
+            (RemoteLink.remote_id, [rid for _, rid in relink]),
+        ):
+            if keys:
+                await session.execute(
+                    delete(RemoteLink).where(
+                        RemoteLink.integration_id == drain.integration.id,
+                        RemoteLink.object == _OBJECT.value,
+                        column.in_(keys),
+                    )
                 )
-            )
+        if relink:
             await session.execute(
                 insert(_table(RemoteLink)),
                 [
@@ -239,108 +317,117 @@ async def _confirm(drain: Drain, items: list[_Item], results: list[RecordResult 
             if drain.host.db.is_postgres:
                 stmt = stmt.with_for_update()
             versions = dict((await session.execute(stmt)).all())
-        outcomes: list[Outcome] = []
+        rows = [r for r, _ in batch.early]
+        outcomes = [o for _, o in batch.early]
         for item, res in zip(items, results, strict=True):
-            cid = item.contact.id
-            if isinstance(res, CrmError):
-                outcomes.append(error_outcome(res, now, contact_id=cid))
-            elif not res.ok:
-                code = f"{res.error_code}: " if res.error_code else ""
-                where = f" (field {res.field})" if res.field else ""
-                outcomes.append(
-                    Outcome("reject", "rejected", f"{code}{res.error or 'rejected'}{where}", contact_id=cid)
-                )
-            elif versions.get(cid, item.version) != item.version:
-                outcomes.append(
-                    Outcome(
-                        "defer",
-                        "changed",
-                        "the contact changed during the push",
-                        remote_id=res.remote_id,
-                        at=now,
-                        contact_id=cid,
-                    )
-                )
-            else:
-                note = f"{res.error_code}: {res.error}" if res.error_code else None
-                outcomes.append(
-                    Outcome(
-                        "done",
-                        "created" if res.created else "updated",
-                        note,
-                        remote_id=res.remote_id,
-                        contact_id=cid,
-                    )
-                )
-        await settle_in(session, drain, [i.row for i in items], outcomes)
+            rows.append(item.row)
+            outcomes.append(_upsert_outcome(item, res, versions, now))
+        for (row, record), res in zip(batch.deletes, sent.deleted, strict=False):
+            rows.append(row)
+            outcomes.append(_delete_outcome(row, record, res, now))
+        await settle_in(session, drain, rows, outcomes)
+        if sent.unsent:  # not sent: give them back now rather than after the lease
+            await release_in(session, sent.unsent, sent.stop.until if sent.stop and sent.stop.until else now)
 
 
-async def _deletes(
-    drain: Drain, rows: list[Claimed], contacts: dict[str, ContactRow], links: dict[str, str]
-) -> None:
-    now = utcnow()
-    settled_rows: list[Claimed] = []
-    settled: list[Outcome] = []
-    sending: list[tuple[Claimed, Record]] = []
-    for row in rows:
-        contact = contacts.get(row.contact_id or "")
-        remote_id = links.get(row.contact_id or "")
-        if contact is not None and contact.deleted_at is None:
-            settled_rows.append(row)
-            settled.append(Outcome("done", "skipped", "the contact was restored; nothing to delete"))
-        elif contact is None or remote_id is None:
-            settled_rows.append(row)
-            settled.append(Outcome("done", "skipped", "the contact is not in this CRM; nothing to delete"))
-        else:
-            sending.append((row, Record(object=_OBJECT, key=contact.email, remote_id=remote_id)))
-    if settled_rows:
-        await settle(drain, settled_rows, settled)
-    if not sending:
-        return
+def _upsert_outcome(
+    item: _Item, res: RecordResult | CrmError, versions: dict[str, int], now: datetime
+) -> Outcome:
+    cid = item.contact.id
+    if isinstance(res, CrmError):
+        return error_outcome(res, now, contact_id=cid)
+    if not res.ok:
+        code = f"{res.error_code}: " if res.error_code else ""
+        where = f" (field {res.field})" if res.field else ""
+        return Outcome("reject", "rejected", f"{code}{res.error or 'rejected'}{where}", contact_id=cid)
+    if versions.get(cid, item.version) != item.version:
+        return Outcome(
+            "defer",
+            "changed",
+            "the contact changed during the push",
+            remote_id=res.remote_id,
+            at=now,
+            contact_id=cid,
+        )
+    note = f"{res.error_code}: {res.error}" if res.error_code else None
+    return Outcome(
+        "done", "created" if res.created else "updated", note, remote_id=res.remote_id, contact_id=cid
+    )
 
-    records = [r for _, r in sending]
-    raw = await drain.call_split("push_records", records, _caller(drain, RecordOp.DELETE))
-    results = _match(records, raw)
-    outcomes: list[Outcome] = []
-    gone: list[str] = []
-    for (row, record), res in zip(sending, results, strict=True):
-        cid = row.contact_id
-        if isinstance(res, CrmError):
-            outcomes.append(error_outcome(res, now, contact_id=cid))
-        elif not res.ok:
-            outcomes.append(
-                Outcome(
-                    "reject", "rejected", f"{res.error_code or ''}: {res.error or 'rejected'}", contact_id=cid
-                )
-            )
-        else:
-            gone.append(cid or "")
-            outcomes.append(
-                Outcome("done", "deleted", None, remote_id=res.remote_id or record.remote_id, contact_id=cid)
-            )
-    async with drain.host.db.transaction(drain.tenant_id) as session:
-        if gone:
-            await session.execute(
-                delete(RemoteLink).where(
-                    RemoteLink.integration_id == drain.integration.id,
-                    RemoteLink.object == _OBJECT.value,
-                    RemoteLink.contact_id.in_(gone),
-                )
-            )
-        await settle_in(session, drain, [r for r, _ in sending], outcomes)
-    stop = stop_for(results, now)
-    if stop is not None:
-        raise stop
+
+def _delete_outcome(row: Claimed, record: Record, res: RecordResult | CrmError, now: datetime) -> Outcome:
+    cid = row.contact_id
+    if isinstance(res, CrmError):
+        return error_outcome(res, now, contact_id=cid)
+    if not res.ok:
+        return Outcome(
+            "reject", "rejected", f"{res.error_code or ''}: {res.error or 'rejected'}", contact_id=cid
+        )
+    return Outcome("done", "deleted", None, remote_id=res.remote_id or record.remote_id, contact_id=cid)
 
 
 async def push(drain: Drain, rows: Sequence[Claimed]) -> None:
     """Push claimed ``record`` and ``delete`` rows (at most one CRM batch of each)."""
-    contacts, links = await _load(drain, rows)
-    deletes = [r for r in rows if r.kind == "delete"]
+    batch = await _prepare(drain, list(rows))
+    sent = await _send(drain, batch)
+    await _confirm(drain, batch, sent)
+    if sent.stop is not None:
+        raise sent.stop
+
+
+async def push_pipelined(
+    drain: Drain, rows: Sequence[Claimed], claim: Callable[[], Awaitable[list[Claimed]]]
+) -> None:
+    """Push ``rows``, then every further batch ``claim`` takes, overlapping DB work with CRM calls.
+
+    CRM calls stay one at a time and in claim order; while batch *k* is with the CRM, batch
+    *k-1* is confirmed and batch *k+1* claimed and prepared (database work, which on SQLite
+    runs in its own thread and on PostgreSQL on the server). Batch *k+1* was read before
+    batch *k* was confirmed, so when it names a contact of batch *k* (a delete after its
+    upsert, say) it is read and mapped again after that confirmation. Nothing is written for a
+    batch before its CRM call returned; on a failure every claimed, unconfirmed row is given
+    back (due again after a short pause, as :func:`crmhost.sync.push._round` does).
+    """
+    batch = await _prepare(drain, list(rows))
+    pending: tuple[_Batch, _Sent] | None = None
+    upcoming: _Batch | None = None
     try:
-        await _upserts(drain, [r for r in rows if r.kind == "record"], contacts, links)
-    except Stop as stop:
-        if deletes:  # not sent: give them back now rather than after the lease
-            await release(drain, deletes, stop.until or utcnow())
+        while True:
+            call = asyncio.ensure_future(_send(drain, batch))
+            try:
+                if pending is not None:
+                    await _confirm(drain, *pending)
+                    pending = None
+                if time.monotonic() < drain.deadline:
+                    claimed = await claim()
+                    if claimed:
+                        upcoming = await _prepare(drain, claimed)
+                sent = await call
+            except BaseException:
+                call.cancel()
+                raise
+            if sent.stop is not None or upcoming is None:
+                held, upcoming = upcoming, None
+                try:
+                    await _confirm(drain, batch, sent)
+                finally:
+                    if held is not None:  # claimed, never sent: due again when the CRM is
+                        until = sent.stop.until if sent.stop is not None else None
+                        await asyncio.shield(release(drain, held.rows, until or utcnow()))
+                if sent.stop is not None:
+                    raise sent.stop
+                return
+            drain.summary.rounds += 1
+            if upcoming.contact_ids & batch.contact_ids:
+                await _confirm(drain, batch, sent)
+                batch, upcoming = await _prepare(drain, upcoming.rows), None
+            else:
+                pending, batch, upcoming = (batch, sent), upcoming, None
+    except Stop:
         raise
-    await _deletes(drain, deletes, contacts, links)
+    except BaseException:
+        held_rows = (
+            list(batch.rows) + (upcoming.rows if upcoming else []) + (pending[0].rows if pending else [])
+        )
+        await asyncio.shield(release(drain, held_rows, utcnow() + timedelta(seconds=30)))
+        raise

@@ -20,7 +20,7 @@ sync: uv
 
 # pytest exits 5 when it collected nothing: a broken collection must not look like a pass
 pytest: sync
-	@status=0; uv run pytest $(TEST_PATHS) || status=$$?; \
+	@status=0; uv run pytest --durations=20 $(TEST_PATHS) || status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; \
 	exit $$status
 

@@ -518,3 +518,36 @@ async def test_a_batch_refused_as_a_whole_is_split_to_isolate_the_bad_record(
         assert rows[ids[5]].state == "pending" and rows[ids[5]].attempts == 1
         assert "VALIDATION_ERROR" in (rows[ids[5]].last_error or "")
         assert {rows[i].state for i in ids if i != ids[5]} == {"done"}
+
+
+async def test_a_delete_right_after_its_upsert_sees_the_new_link(lite: Env) -> None:
+    # batch 2 (the delete) is read while batch 1 (the upsert) is still with the CRM; it names
+    # a contact of batch 1, so it is read again once batch 1's link is stored
+    iid = await lite.integration("hubspot")
+    ids = await lite.contacts(100)
+    await lite.queue(iid, ids)
+    await lite.queue(iid, [ids[0]], kind="delete")
+    deleted = False
+
+    async def delete_while_in_flight(request: httpx.Request) -> None:
+        nonlocal deleted
+        if request.url.path.endswith("/batch/upsert") and not deleted:
+            deleted = True
+            async with lite.host.db.transaction(lite.tenant_id) as session:
+                await session.execute(
+                    update(ContactRow)
+                    .where(ContactRow.id == ids[0])
+                    .values(deleted_at=datetime.now(UTC), version=ContactRow.version + 1)
+                )
+
+    lite.host.http.event_hooks["request"].append(delete_while_in_flight)
+    summary = await drain(lite.host, lite.tenant_id, iid)
+    assert deleted
+    # its upsert found a newer version (deferred), the delete archived it, the record row
+    # then found the contact deleted
+    assert summary.counts == {"created": 99, "changed": 1, "deleted": 1, "skipped": 1}
+    hub = lite.sandboxes["hubspot"].store.of("contacts")  # type: ignore[attr-defined]
+    assert hub.get("person0@example.com", "email") is None
+    assert hub.get("person1@example.com", "email") is not None
+    assert await lite.count(RemoteLink, RemoteLink.contact_id == ids[0]) == 0
+    assert {r.state for r in await lite.rows(iid)} == {"done"}

@@ -378,6 +378,8 @@ async def drain(
                     break
                 summary.rounds += 1
             except Stop as stop:
+                # rows given back by the stop lie below the last id taken: claim from the start
+                state.claimed_to.clear()
                 wait = (stop.until - utcnow()).total_seconds() if stop.until else None
                 if stop.status == "deferred" and wait is not None and wait <= INLINE_WAIT_S:
                     # a short rate limit paces the job instead of ending it

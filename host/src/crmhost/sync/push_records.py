@@ -31,7 +31,7 @@ from crmhost.sync.echo import value_hash
 from crmhost.sync.push import Drain, release, release_in
 from crmhost.sync.push_outcomes import Claimed, Outcome, Stop, error_outcome, settle_in, stop_for
 
-__all__ = ["push"]
+__all__ = ["push_pipelined"]
 
 _OBJECT = ObjectType.CONTACT
 
@@ -364,15 +364,6 @@ def _delete_outcome(row: Claimed, record: Record, res: RecordResult | CrmError, 
             "reject", "rejected", f"{res.error_code or ''}: {res.error or 'rejected'}", contact_id=cid
         )
     return Outcome("done", "deleted", None, remote_id=res.remote_id or record.remote_id, contact_id=cid)
-
-
-async def push(drain: Drain, rows: Sequence[Claimed]) -> None:
-    """Push claimed ``record`` and ``delete`` rows (at most one CRM batch of each)."""
-    batch = await _prepare(drain, list(rows))
-    sent = await _send(drain, batch)
-    await _confirm(drain, batch, sent)
-    if sent.stop is not None:
-        raise sent.stop
 
 
 async def push_pipelined(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy import delete
 
 from crmhost.db.platform import ContactRow
 from crmhost.db.syncstate import ConflictRow, OutboxRow, RecordLogRow, SyncRun
@@ -22,12 +24,22 @@ async def _integration(stack: Stack, key: str) -> str:
     async with stack.client(key) as c:
         r = await c.post("/v1/integrations", json={"provider": "testcrm", "api_key": "pk-good"})
     assert r.status_code == 201, r.text
-    return str(r.json()["integration"]["id"])
+    iid = str(r.json()["integration"]["id"])
+    # activation starts the initial sync in the served host; let it finish so its runs are not
+    # mixed into the seeded ones (_seed removes them)
+    async with stack.client(key) as c:
+        for _ in range(100):
+            runs = (await c.get(f"/v1/integrations/{iid}/runs")).json()
+            if runs and all(run["status"] != "running" for run in runs):
+                break
+            await asyncio.sleep(0.1)
+    return iid
 
 
 async def _seed(stack: Stack, tenant_id: str, iid: str) -> dict[str, Any]:
     """Two pushes (one ok, one failed), a running pull, a record log, outbox rows, a conflict."""
     async with stack.host.db.transaction(tenant_id) as s:
+        await s.execute(delete(SyncRun).where(SyncRun.integration_id == iid))
         contact = ContactRow(tenant_id=tenant_id, email="ada@example.com")
         s.add(contact)
         await s.flush()
@@ -88,6 +100,8 @@ async def _seed(stack: Stack, tenant_id: str, iid: str) -> dict[str, Any]:
                     dedupe_key=key,
                     state=state,
                     attempts=attempts,
+                    # not due: the served host's push_due cron must not drain them mid-test
+                    next_attempt_at=datetime.now(UTC) + timedelta(days=1),
                 )
             )
         for status in ("open", "resolved"):

@@ -6,6 +6,7 @@ import asyncio
 from datetime import timedelta
 
 import pytest
+from arq import Retry
 from sqlalchemy import update
 
 from crmhost.context import IntegrationContext, utcnow
@@ -13,6 +14,8 @@ from crmhost.db.models import CredentialRow
 from crmhost.errors import AuthExpired, ReauthRequired
 from crmhost.runtime import open_host
 from crmhost.services.credentials import call_with_auth, get_credentials, refresh_credentials
+from crmhost.services.vault import decrypt_credentials
+from crmhost.worker.jobs.tokens import refresh_token
 
 from .conftest import Stack, _plugins, connect_oauth
 
@@ -96,3 +99,33 @@ async def test_auth_expired_refreshes_once_then_retries(stack: Stack, tenant: tu
         await call_with_auth(stack.host, tenant_id, iid, always_rejected)
     async with stack.client(key) as c:
         assert (await c.get(f"/v1/integrations/{iid}")).json()["status"] == "needs_reauth"
+
+
+async def test_refresh_job_backs_off_while_the_token_endpoint_is_down(
+    stack: Stack, tenant: tuple[str, str]
+) -> None:
+    tenant_id, key = tenant
+    iid = await connect_oauth(stack, key)
+    _, before, _ = await get_credentials(stack.host, tenant_id, iid)
+    calls = stack.oauth.token_calls["refresh_token"]
+    await _expire_soon(stack, tenant_id, iid)
+    stack.oauth.token_failures = 2
+    defers = []
+    for job_try in (1, 2):
+        ctx = {"host": stack.host, "job_try": job_try}
+        with pytest.raises(Retry) as retry:
+            await refresh_token(ctx, tenant_id=tenant_id, integration_id=iid)
+        defers.append((retry.value.defer_score or 0) / 1000)
+    assert defers == [5.0, 10.0]  # exponential backoff between the job's tries
+    # nothing was lost or given up meanwhile: the old credentials still stand, the integration is active
+    async with stack.host.db.session(tenant_id) as s:  # read as stored (get_credentials would refresh)
+        row = await s.get(CredentialRow, iid)
+        assert row is not None
+        assert decrypt_credentials(stack.host.cipher, row).refresh_token == before.refresh_token
+    async with stack.client(key) as c:
+        assert (await c.get(f"/v1/integrations/{iid}")).json()["status"] == "active"
+    result = await refresh_token({"host": stack.host, "job_try": 3}, tenant_id=tenant_id, integration_id=iid)
+    assert result == "refreshed"
+    _, after, _ = await get_credentials(stack.host, tenant_id, iid)
+    assert after.access_token != before.access_token
+    assert stack.oauth.token_calls["refresh_token"] == calls + 3

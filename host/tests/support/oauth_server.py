@@ -29,6 +29,7 @@ class OAuthServerState:
     rotate_refresh: bool = True
     deny_next: bool = False
     token_delay_s: float = 0.0
+    token_failures: int = 0  # the next N token calls answer 503, as a CRM's auth server in an outage
     codes: dict[str, dict[str, Any]] = field(default_factory=dict)
     access: dict[str, float] = field(default_factory=dict)  # token -> expiry
     refresh: dict[str, bool] = field(default_factory=dict)  # token -> valid
@@ -81,6 +82,9 @@ def create_oauth_server(state: OAuthServerState) -> Litestar:
             state.token_calls[grant] += 1
         if state.token_delay_s:
             await asyncio.sleep(state.token_delay_s)
+        if state.token_failures > 0:
+            state.token_failures -= 1
+            return _error("temporarily_unavailable", "the token endpoint is down", 503)
         if form.get("client_id") != state.client_id or form.get("client_secret") != state.client_secret:
             return _error("invalid_client", "bad client credentials", 401)
         if grant == "authorization_code":

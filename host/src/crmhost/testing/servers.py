@@ -3,21 +3,28 @@
 Each server lives in its own temporary directory on a free port and is stopped and deleted
 after. PostgreSQL refuses to run as root, so when the tests run as root (CI does) the cluster
 is created and started as the ``postgres`` system user that Debian's package creates.
+
+Both servers are children of the test process that asked the kernel to stop them when it
+dies (``PR_SET_PDEATHSIG``), so a test run killed with SIGKILL, whose ``finally`` never runs,
+leaves no server behind.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import glob
 import os
 import pwd
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,6 +69,23 @@ def find_postgres_bin() -> Path:
     )
 
 
+def _die_with_parent(sig: int) -> Callable[[], None]:
+    """A ``preexec_fn`` asking Linux to send ``sig`` to the child when its parent dies.
+
+    Nothing else does this: a killed pytest never reaches its fixtures' ``finally``, and
+    ``pg_ctl start`` would detach the server from us entirely.
+    """
+    if sys.platform != "linux":
+        return lambda: None
+    # looked up here, in the parent: the forked child only makes the one system call
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+    def preexec() -> None:
+        prctl(1, sig, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+
+    return preexec
+
+
 def _wait_for_port(port: int, proc: subprocess.Popen[bytes] | None, what: str, log: Path) -> None:
     deadline = time.monotonic() + _START_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -92,6 +116,7 @@ class PostgresServer:
     user: str = "crmhost"
     password: str = field(default_factory=lambda: secrets.token_hex(16), repr=False)
     _run_as: str | None = field(default=None, repr=False)
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
     def data_dir(self) -> Path:
@@ -143,19 +168,30 @@ class PostgresServer:
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
         )
-        self._checked(
-            str(self.bindir / "pg_ctl"),
-            "start",
-            "-w",
-            "-t",
-            str(int(_START_TIMEOUT_S)),
-            "-D",
-            str(self.data_dir),
-            "-l",
-            str(self.root / "postgres.log"),
-            "-o",
-            options,
-        )
+        log = self.root / "postgres.log"
+        with log.open("wb") as out:
+            # SIGQUIT is PostgreSQL's immediate shutdown: the postmaster takes its backends along
+            self.process = subprocess.Popen(  # noqa: S603 (fixed binary, our own arguments)
+                [str(self.bindir / "postgres"), "-D", str(self.data_dir), *options.split()],
+                user=self._run_as,
+                group=pwd.getpwnam(self._run_as).pw_gid if self._run_as else None,
+                extra_groups=[] if self._run_as else None,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.root,
+                env={**os.environ, "LC_ALL": "C"},
+                preexec_fn=_die_with_parent(signal.SIGQUIT),
+            )
+        _wait_for_port(self.port, self.process, "PostgreSQL", log)
+        # listening is not ready yet: wait until it answers queries
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while True:
+            try:
+                self.sql("SELECT 1")
+                return
+            except RuntimeError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise
 
     def sql(self, statement: str, database: str = "postgres") -> str:
         """Run one statement with ``psql`` (outside any event loop, so fixtures stay sync)."""
@@ -195,8 +231,13 @@ class PostgresServer:
     def stop(self) -> None:
         """Stop the server and delete its directory."""
         try:
-            if (self.data_dir / "postmaster.pid").exists():
-                self._run(str(self.bindir / "pg_ctl"), "stop", "-m", "immediate", "-D", str(self.data_dir))
+            if self.process is not None and self.process.poll() is None:
+                self.process.send_signal(signal.SIGQUIT)
+                try:
+                    self.process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+                    self.process.wait()
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 
@@ -301,6 +342,7 @@ def redis_server() -> Iterator[RedisServer]:
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent(signal.SIGKILL),
             )
         _wait_for_port(server.port, server.process, "redis-server", log)
         yield server

@@ -220,11 +220,8 @@ async def test_hubspot_batches_of_100_links_ledger_and_deletes(env: Env) -> None
         links = dict((await session.execute(select(RemoteLink.contact_id, RemoteLink.remote_id))).all())
         ledger = {
             (c, f): h
-            for c, f, h in (
-                await session.execute(
-                    select(WriteLedger.contact_id, WriteLedger.field, WriteLedger.value_hash)
-                )
-            ).all()
+            for c, hashes in (await session.execute(select(WriteLedger.contact_id, WriteLedger.hashes))).all()
+            for f, h in hashes.items()
         }
     assert len(links) == 250
     assert hub.get(links["c000007"]).properties["email"] == "person7@example.com"

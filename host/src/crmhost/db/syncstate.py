@@ -106,7 +106,11 @@ class RemoteLink(TenantScoped, Base):
 
 
 class WriteLedger(TenantScoped, Base):
-    """What we last wrote to a CRM, per record and field, as a hash: our echoes are not changes."""
+    """What we last wrote to a CRM, per record, as hashes per field: our echoes are not changes.
+
+    One row per contact and integration (``hashes``: canonical field name -> sha256 hex, see
+    :mod:`crmhost.sync.echo`), not one per field: a push writes one row per contact.
+    """
 
     __tablename__ = "write_ledger"
 
@@ -114,8 +118,7 @@ class WriteLedger(TenantScoped, Base):
         ForeignKey("integrations.id", ondelete="CASCADE"), primary_key=True
     )
     contact_id: Mapped[str] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
-    field: Mapped[str] = mapped_column(String(200), primary_key=True)  # canonical field name
-    value_hash: Mapped[str] = mapped_column(String(64))
+    hashes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     written_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -1,5 +1,8 @@
 """Echo suppression: a ledger of what we last wrote to each CRM, per record and field.
 
+The ledger keeps one row per contact and integration with a map of field -> hash
+(:class:`~crmhost.db.syncstate.WriteLedger`); the functions here read and write it per field.
+
 After a CRM confirmed a push, the push records the hash of every canonical field it sent
 (:func:`record_pushed`). When a pull or a webhook later brings a field back whose hash equals
 the ledger's, that is our own write coming back, not a change (:func:`ledger_hashes`). The
@@ -22,7 +25,8 @@ from decimal import Decimal
 from typing import Any
 
 import msgspec
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import JSON, cast, delete, func, select, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,7 +34,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crmhost.db.base import utcnow
 from crmhost.db.syncstate import WriteLedger
 
-__all__ = ["canonical", "forget", "ledger_hashes", "record_pushed", "upsert_hashes", "value_hash"]
+__all__ = [
+    "canonical",
+    "forget",
+    "ledger_hashes",
+    "ledger_upsert",
+    "record_pushed",
+    "upsert_hashes",
+    "value_hash",
+]
 
 _SELECT_CHUNK = 500
 
@@ -69,6 +81,31 @@ def value_hash(value: Any) -> str:
     return hashlib.sha256(_ENCODER.encode(canonical(value))).hexdigest()
 
 
+def ledger_upsert(postgres: bool) -> Any:
+    """The ledger's insert-or-merge statement for rows of one contact each (``hashes`` a map).
+
+    On a conflict the new hashes are merged into the stored map (fields not named keep theirs):
+    ``json_patch`` on SQLite, ``jsonb ||`` on PostgreSQL.
+    """
+    table = WriteLedger.__table__
+    insert: Any = pg_insert if postgres else sqlite_insert
+    base = insert(table)
+    stored, new = table.c.hashes, base.excluded.hashes
+    merged: Any = (
+        cast(cast(stored, JSONB).op("||")(cast(new, JSONB)), JSON)
+        if postgres
+        else func.json_patch(stored, new)
+    )
+    return base.on_conflict_do_update(
+        index_elements=["integration_id", "contact_id"],
+        set_={"hashes": merged, "written_at": base.excluded.written_at},
+    )
+
+
+def _postgres(session: AsyncSession) -> bool:
+    return bool(session.get_bind().dialect.name == "postgresql")
+
+
 async def ledger_hashes(
     session: AsyncSession, integration_id: str, contact_ids: Iterable[str]
 ) -> dict[tuple[str, str], str]:
@@ -78,12 +115,13 @@ async def ledger_hashes(
     for start in range(0, len(ids), _SELECT_CHUNK):
         chunk = ids[start : start + _SELECT_CHUNK]
         rows = await session.execute(
-            select(WriteLedger.contact_id, WriteLedger.field, WriteLedger.value_hash).where(
+            select(WriteLedger.contact_id, WriteLedger.hashes).where(
                 WriteLedger.integration_id == integration_id, WriteLedger.contact_id.in_(chunk)
             )
         )
-        for contact_id, field, digest in rows:
-            found[(contact_id, field)] = digest
+        for contact_id, hashes in rows:
+            for field, digest in (hashes or {}).items():
+                found[(contact_id, field)] = digest
     return found
 
 
@@ -96,8 +134,8 @@ async def record_pushed(
 ) -> None:
     """Upsert the ledger after the CRM confirmed a write: ``written`` is contact -> {field: value}.
 
-    Values are the canonical values pushed (or accepted from the CRM); one statement per
-    thousand rows, an insert-or-update on both SQLite and PostgreSQL.
+    Values are the canonical values pushed (or accepted from the CRM); one insert-or-merge
+    per contact, on both SQLite and PostgreSQL.
     """
     now = utcnow()
     rows = [
@@ -116,28 +154,50 @@ async def record_pushed(
 
 
 async def upsert_hashes(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """Insert-or-update ledger rows given as column dicts (hashes already computed)."""
+    """Insert-or-update ledger entries given as one dict per field.
+
+    Each dict: ``tenant_id``, ``integration_id``, ``contact_id``, ``field``, ``value_hash``
+    (already computed) and ``written_at``. They are folded into one row per contact, merged
+    into what the ledger holds for that contact.
+    """
     if not rows:
         return
-    # both dialects spell the upsert the same way; only the insert construct differs. One
-    # core statement with many parameter sets: compiled once, batched by SQLAlchemy
-    insert: Any = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    base = insert(WriteLedger.__table__)
-    stmt = base.on_conflict_do_update(
-        index_elements=["integration_id", "contact_id", "field"],
-        set_={"value_hash": base.excluded.value_hash, "written_at": base.excluded.written_at},
-    )
-    await session.execute(stmt, rows)
+    per_contact: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in rows:
+        key = (row["integration_id"], row["contact_id"])
+        at = row.get("written_at") or utcnow()
+        entry = per_contact.get(key)
+        if entry is None:
+            entry = per_contact[key] = {
+                "tenant_id": row["tenant_id"],
+                "integration_id": row["integration_id"],
+                "contact_id": row["contact_id"],
+                "hashes": {},
+                "written_at": at,
+            }
+        entry["hashes"][row["field"]] = row["value_hash"]
+        entry["written_at"] = max(entry["written_at"], at)
+    # one core statement with many parameter sets: compiled once, batched by SQLAlchemy
+    await session.execute(ledger_upsert(_postgres(session)), list(per_contact.values()))
 
 
 async def forget(session: AsyncSession, integration_id: str, keys: Iterable[tuple[str, str]]) -> None:
     """Drop ledger entries ``(contact, field)`` (the value we wrote is no longer what the CRM has)."""
-    pairs = list(keys)
-    for start in range(0, len(pairs), _SELECT_CHUNK):
-        chunk = pairs[start : start + _SELECT_CHUNK]
-        await session.execute(
-            delete(WriteLedger).where(
-                WriteLedger.integration_id == integration_id,
-                tuple_(WriteLedger.contact_id, WriteLedger.field).in_(chunk),
-            )
+    fields: dict[str, set[str]] = {}
+    for contact_id, field in keys:
+        fields.setdefault(contact_id, set()).add(field)
+    ids = list(fields)
+    for start in range(0, len(ids), _SELECT_CHUNK):
+        chunk = ids[start : start + _SELECT_CHUNK]
+        stmt = select(WriteLedger.contact_id, WriteLedger.hashes).where(
+            WriteLedger.integration_id == integration_id, WriteLedger.contact_id.in_(chunk)
         )
+        if _postgres(session):
+            stmt = stmt.with_for_update()
+        for contact_id, hashes in (await session.execute(stmt)).all():
+            kept = {f: h for f, h in (hashes or {}).items() if f not in fields[contact_id]}
+            where = (WriteLedger.integration_id == integration_id, WriteLedger.contact_id == contact_id)
+            if kept:
+                await session.execute(update(WriteLedger).where(*where).values(hashes=kept))
+            else:
+                await session.execute(delete(WriteLedger).where(*where))

@@ -285,6 +285,20 @@ def test_worker_settings_never_pickle() -> None:
     }
 
 
+def test_a_killed_workers_job_is_held_for_seventy_seconds_at_most() -> None:
+    # arq keeps a job a SIGKILLed worker was running "in progress" for the longest timeout of
+    # any function or cron job (the worker's job_timeout when unset) + 10 s
+    worker = Worker(
+        functions=WorkerSettings.functions,
+        cron_jobs=WorkerSettings.cron_jobs,
+        job_timeout=WorkerSettings.job_timeout,
+        redis_settings=redis_settings_for("redis://127.0.0.1:1"),
+        handle_signals=False,
+    )
+    assert worker.in_progress_timeout_s <= 70
+    assert all((f.timeout_s or WorkerSettings.job_timeout) <= 60 for f in worker.functions.values())
+
+
 # ------------------------------------------------------------------------------------------
 # in-process (no Redis)
 

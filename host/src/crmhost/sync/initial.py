@@ -13,6 +13,7 @@ pull resumes from its cursor, and the outbox keeps one pending row per contact.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -41,13 +42,24 @@ class InitialOutcome:
 
     pull: PullOutcome
     queued: int = 0
+    #: stopped at the deadline: continue with ``initial_sync(..., resume_after=...)``
+    more: bool = False
+    #: where the queueing of unlinked contacts stopped ("" for the start); None during the pull
+    resume_after: str | None = None
 
 
-async def queue_unlinked(host: Host, integration: Integration) -> int:
-    """Queue a push of every live platform contact the integration's CRM does not have yet."""
+async def queue_unlinked(
+    host: Host, integration: Integration, *, after: str = "", deadline: float | None = None
+) -> tuple[int, str | None]:
+    """Queue a push of every live platform contact the integration's CRM does not have yet.
+
+    Contacts go in id order from ``after``. Returns how many were queued and, when it stopped
+    at ``deadline`` (``time.monotonic()``) with contacts left, the id to continue after.
+    """
     queued = 0
-    after = ""
     while True:
+        if deadline is not None and queued and time.monotonic() >= deadline:
+            return queued, after
         async with host.db.transaction(integration.tenant_id) as session:
             # keyset pages of ids, then the linked ones among them by primary key: two indexed
             # look-ups per page (a NOT EXISTS anti-join planned badly on fresh PostgreSQL tables)
@@ -60,7 +72,7 @@ async def queue_unlinked(host: Host, integration: Integration) -> int:
                 )
             )
             if not ids:
-                return queued
+                return queued, None
             linked = await linked_contacts(session, integration.id, ids)
             unlinked = [i for i in ids if i not in linked]
             await queue_pushes(session, integration.tenant_id, [integration], unlinked, "record")
@@ -68,20 +80,42 @@ async def queue_unlinked(host: Host, integration: Integration) -> int:
         after = ids[-1]
 
 
-async def initial_sync(host: Host, tenant_id: str, integration_id: str) -> InitialOutcome:
+async def initial_sync(
+    host: Host,
+    tenant_id: str,
+    integration_id: str,
+    *,
+    deadline: float | None = None,
+    resume_after: str | None = None,
+) -> InitialOutcome:
     """Backfill from the CRM, then queue and kick the push of the platform's other contacts.
+
+    With a ``deadline`` (``time.monotonic()``) it stops there with ``more`` set; calling it
+    again with the outcome's ``resume_after`` continues (the pull from its saved cursor).
 
     Raises:
         RateLimited, TransientError: from the pull; the job retries and the pull resumes.
     """
-    outcome = InitialOutcome(pull=await pull_integration(host, tenant_id, integration_id))
+    if resume_after is None:
+        pulled = await pull_integration(host, tenant_id, integration_id, deadline=deadline)
+        outcome = InitialOutcome(pull=pulled)
+        if outcome.pull.more:
+            outcome.more = True
+            return outcome
+    else:
+        outcome = InitialOutcome(pull=PullOutcome(status="ok"))
     if outcome.pull.status in ("needs_reauth", "failed"):
         return outcome
     async with host.db.session(tenant_id) as session:
         integration = await session.get(Integration, integration_id)
     if integration is None or integration.direction not in PUSH_DIRECTIONS:
         return outcome
-    outcome.queued = await queue_unlinked(host, integration)
+    outcome.queued, outcome.resume_after = await queue_unlinked(
+        host, integration, after=resume_after or "", deadline=deadline
+    )
+    if outcome.resume_after is not None:
+        outcome.more = True
+        return outcome
     await kick(host, tenant_id, [integration_id])
     return outcome
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -118,6 +119,8 @@ class Delivery:
     failed: int = 0
     dead: int = 0
     next_due: datetime | None = None
+    #: stopped at the deadline with notifications still due
+    more: bool = False
 
 
 def _body(row: NotificationRow) -> bytes:
@@ -143,14 +146,21 @@ async def _post(host: Host, url: str, secret: str, body: bytes, now: datetime) -
     return f"HTTP {answer.status_code}: {answer.text[:200]}"
 
 
-async def deliver(host: Host, tenant_id: str, *, now: datetime | None = None) -> Delivery:
+async def deliver(
+    host: Host, tenant_id: str, *, now: datetime | None = None, deadline: float | None = None
+) -> Delivery:
     """Send the tenant's due notifications, oldest first, until none is due.
 
-    ``now`` is the clock (tests move it forward to reach retries without waiting).
+    ``now`` is the clock (tests move it forward to reach retries without waiting). Past
+    ``deadline`` (``time.monotonic()``) no further POST starts; what was sent is recorded and
+    the rest stays due (``more`` is set; the minutely cron continues).
     """
     result = Delivery()
     current = now or utcnow()
     while True:
+        if deadline is not None and time.monotonic() >= deadline:
+            result.more = True
+            break
         async with host.db.session(tenant_id) as session:
             settings = await session.get(TenantSettings, tenant_id)
             rows = list(
@@ -164,9 +174,13 @@ async def deliver(host: Host, tenant_id: str, *, now: datetime | None = None) ->
         if settings is None or not settings.notify_url or not settings.notify_secret or not rows:
             break
         secret = host.cipher.decrypt(settings.notify_secret, associated=tenant_id)
-        outcomes = [
-            (row.id, await _post(host, settings.notify_url, secret, _body(row), current)) for row in rows
-        ]
+        outcomes: list[tuple[int, str | None]] = []
+        for sending in rows:
+            if deadline is not None and outcomes and time.monotonic() >= deadline:
+                result.more = True
+                break
+            error = await _post(host, settings.notify_url, secret, _body(sending), current)
+            outcomes.append((sending.id, error))
         async with host.db.transaction(tenant_id) as session:
             for row_id, error in outcomes:
                 row = await session.get(NotificationRow, row_id)
@@ -185,7 +199,7 @@ async def deliver(host: Host, tenant_id: str, *, now: datetime | None = None) ->
                 else:
                     row.next_attempt_at = current + backoff(row.attempts)
                     result.failed += 1
-        if len(rows) < BATCH:
+        if len(rows) < BATCH or result.more:
             break
     async with host.db.session(tenant_id) as session:
         result.next_due = await session.scalar(

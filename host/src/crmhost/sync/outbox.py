@@ -38,7 +38,7 @@ PUSH_DIRECTIONS = ("both", "to_crm")
 
 
 def push_job_id(integration_id: str) -> str:
-    """The deterministic job id of an integration's push (one queued at a time)."""
+    """The job id of an integration's push, and the key of its one-drain-at-a-time lock."""
     return f"push:{integration_id}"
 
 
@@ -174,12 +174,18 @@ async def enqueue_record(
 
 
 async def kick(host: Host, tenant_id: str, integration_ids: Iterable[str]) -> None:
-    """Enqueue a push job for each integration (deduplicated by job id); call after commit."""
-    queue = host.job_queue()
+    """Make sure a push of each integration starts after now; call after commit.
+
+    One drain per integration runs at a time: a kick while one runs makes that drain run again
+    rather than queueing another, and no kick is lost (see :mod:`crmhost.worker.serial`).
+    """
+    from crmhost.worker.serial import kick as kick_serial
+
     for integration_id in sorted(set(integration_ids)):
-        await queue.enqueue(
+        await kick_serial(
+            host,
             "push_integration",
-            job_id=push_job_id(integration_id),
+            push_job_id(integration_id),
             tenant_id=tenant_id,
             integration_id=integration_id,
         )

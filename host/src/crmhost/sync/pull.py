@@ -70,6 +70,8 @@ class PullOutcome:
     pages: int = 0
     counts: dict[str, int] = field(default_factory=dict)
     error: str | None = None
+    #: stopped at the deadline with pages left (a rerun continues from the saved cursor)
+    more: bool = False
 
 
 class CursorMoved(Exception):
@@ -180,11 +182,16 @@ def _combine(into: ApplyResult, more: ApplyResult) -> None:
     into.notified = into.notified or more.notified
 
 
-async def _pull_object(host: Host, integration: Integration, obj: ObjectType, run: RunRecorder) -> int:
+async def _pull_object(
+    host: Host, integration: Integration, obj: ObjectType, run: RunRecorder, deadline: float | None
+) -> tuple[int, bool]:
+    """Pages of ``obj`` until the last one (``False``) or the deadline with more left (``True``)."""
     from crmhost.services.credentials import call_with_auth
 
     pages = 0
     while True:
+        if deadline is not None and pages and time.monotonic() >= deadline:
+            return pages, True
         old = await _read_cursor(host, integration.tenant_id, integration.id, obj)
         cursor = old.cursor if old else None
         started = time.perf_counter()
@@ -205,13 +212,21 @@ async def _pull_object(host: Host, integration: Integration, obj: ObjectType, ru
         pages += 1
         await finish(host, integration.tenant_id, result)
         if not page.has_more:
-            return pages
+            return pages, False
 
 
 async def pull_integration(
-    host: Host, tenant_id: str, integration_id: str, *, object: str | None = None
+    host: Host,
+    tenant_id: str,
+    integration_id: str,
+    *,
+    object: str | None = None,
+    deadline: float | None = None,
 ) -> PullOutcome:
     """Pull every synced object of an integration (or just ``object``) until nothing is left.
+
+    With a ``deadline`` (``time.monotonic()``) it stops after the first page committed past
+    it and returns ``more=True``; the next call continues from the saved cursor.
 
     Raises:
         RateLimited: the CRM asked to wait (the job defers); pages so far are committed.
@@ -230,7 +245,13 @@ async def pull_integration(
     outcome = PullOutcome()
     try:
         for obj in objects:
-            outcome.pages += await _pull_object(host, integration, obj, run)
+            if deadline is not None and outcome.pages and time.monotonic() >= deadline:
+                outcome.more = True
+                break
+            pages, outcome.more = await _pull_object(host, integration, obj, run, deadline)
+            outcome.pages += pages
+            if outcome.more:
+                break
     except RateLimited as exc:
         await run.finish("deferred", f"rate limited ({exc.scope}): retry in {exc.retry_after:.0f} s")
         raise
@@ -249,7 +270,10 @@ async def pull_integration(
     except BaseException as exc:
         await run.finish("failed", f"{type(exc).__name__}: {exc}")
         raise
-    await run.finish("ok")
+    if outcome.more:
+        await run.finish("deferred", "time budget spent; continuing")
+    else:
+        await run.finish("ok")
     outcome.counts = dict(run.counts)
     return outcome
 
@@ -265,19 +289,17 @@ def _pulls(host: Host, integration: Integration) -> bool:
 async def request_pull(
     host: Host, tenant_id: str, integration_id: str, obj: ObjectType | None = None
 ) -> None:
-    """Enqueue a pull now (a webhook said "something changed").
+    """Make sure a pull starts after now (a webhook said "something changed").
 
-    If ``pull:<id>`` is taken (queued, running, or its result still kept), a pull already
-    running may have fetched its page before this change, so a follow-up with a per-second id
-    is queued a moment later; racing pulls are safe (the cursor is compare-and-set).
+    One pull per integration runs at a time: a request while one runs makes that pull run
+    again instead of queueing another, and none is lost (see :mod:`crmhost.worker.serial`).
     """
+    from crmhost.worker.serial import kick
+
     kwargs: dict[str, Any] = {"tenant_id": tenant_id, "integration_id": integration_id}
     if obj is not None:
         kwargs["object"] = obj.value
-    queue = host.job_queue()
-    if not await queue.enqueue("pull_integration", job_id=pull_job_id(integration_id), **kwargs):
-        follow_up = f"{pull_job_id(integration_id)}:{int(time.time())}"
-        await queue.enqueue("pull_integration", job_id=follow_up, defer_s=1.0, **kwargs)
+    await kick(host, "pull_integration", pull_job_id(integration_id), **kwargs)
 
 
 async def due_integrations(host: Host, *, now: datetime | None = None) -> list[tuple[str, str]]:

@@ -26,6 +26,7 @@ from crmhost.errors import ConfigurationError
 from crmhost.settings import load_settings
 from crmhost.worker.codec import deserialize, serialize
 from crmhost.worker.registry import CRON_JOBS, by_name
+from crmhost.worker.serial import LocalGate, RedisGate
 from crmhost.worker.settings import WorkerSettings, redis_settings_for
 
 if TYPE_CHECKING:
@@ -47,12 +48,14 @@ class ArqQueue:
     """Jobs in Redis for ``crmhost worker`` processes (msgpack payloads, never pickle).
 
     arq refuses a ``job_id`` while that job is queued, running, or its result is kept
-    (``WorkerSettings.keep_result``).
+    (``WorkerSettings.keep_result``). ``gate`` serialises pushes and pulls per integration
+    across worker processes (:mod:`crmhost.worker.serial`).
     """
 
     def __init__(self, pool: ArqRedis, functions: list[Function] | None = None) -> None:
         self.pool = pool
         self._names = set(by_name(functions))
+        self.gate = RedisGate(pool)
 
     @classmethod
     async def connect(cls, url: str, functions: list[Function] | None = None) -> ArqQueue:
@@ -93,10 +96,12 @@ class InProcessQueue:
     Like arq: a ``job_id`` is refused while that job is queued or running, ``Retry(defer=...)``
     runs the job again after the delay up to its ``max_tries``, and other failures are logged.
     Unlike arq, jobs do not survive a restart, and a finished job's id is free at once.
+    ``gate`` serialises pushes and pulls per integration (:mod:`crmhost.worker.serial`).
     """
 
     def __init__(self, host: Host, functions: list[Function] | None = None) -> None:
         self.host = host
+        self.gate = LocalGate()
         self._functions = by_name(functions)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._counter = 0

@@ -16,42 +16,51 @@ from crmhost.worker.jobs.notify import deliver_due_notifications, deliver_notifi
 from crmhost.worker.jobs.push import push_due, push_integration
 from crmhost.worker.jobs.sync import initial_sync, pull_integration, schedule_pulls
 from crmhost.worker.jobs.tokens import refresh_due_tokens, refresh_token
+from crmhost.worker.serial import JOB_TIMEOUT_S
 
 __all__ = ["CRON_JOBS", "FUNCTIONS", "by_name"]
 
+#: every function's timeout: arq holds a SIGKILLed worker's job "in progress" for the longest
+#: timeout + 10 s (no other worker may run it meanwhile), so 60 s means a killed push or pull
+#: resumes in about 70 s. Work that may take longer runs in slices of SLICE_S (20 s) and
+#: continues in a new job; the 40 s left absorb a CRM call in flight (HTTP timeout 30 s).
+T = JOB_TIMEOUT_S
+
 FUNCTIONS: list[Function] = [
     # a token endpoint answers in seconds; 5 tries with backoff ride out a CRM blip of minutes
-    func(refresh_token, max_tries=5, timeout=60),
-    # re-encrypting is local work, but large tables take a while; a rerun resumes where it stopped
-    func(rotate_keys, max_tries=3, timeout=3600),
-    func(refresh_due_tokens, max_tries=1, timeout=120),
-    # a drain stops itself after 15 minutes (push_due resumes it) and leaves rows pending on any
-    # CRM failure (it never raises Retry), so tries only count worker crashes; keep_result=0 frees
-    # the job id push:<id> the moment it ends, so the next kick is never refused by a kept result
-    func(push_integration, max_tries=3, timeout=1200, keep_result=0),
-    func(push_due, max_tries=1, timeout=120),
-    # a pull commits page by page and resumes from its cursor, so tries are cheap; rate-limit
-    # pauses and outages retry through Retry (10 tries ride out a CRM hour); 100,000 records
-    # page through well within the hour; keep_result=0 frees pull:<id> for the next webhook
-    func(pull_integration, max_tries=10, timeout=3600, keep_result=0),
-    func(schedule_pulls, max_tries=1, timeout=120),
-    # the backfill is a pull (resumable) plus streamed outbox inserts (idempotent by dedupe key)
-    func(initial_sync, max_tries=10, timeout=3600, keep_result=0),
-    # failures reschedule rows with backoff (never Retry); a round is at most 100 POSTs of 10 s
-    func(deliver_notifications, max_tries=1, timeout=1200, keep_result=0),
-    func(deliver_due_notifications, max_tries=1, timeout=120),
+    func(refresh_token, max_tries=5, timeout=T),
+    # re-encrypting is local work in committed batches; a slice out of time continues in a new job
+    func(rotate_keys, max_tries=3, timeout=T),
+    func(refresh_due_tokens, max_tries=1, timeout=T),
+    # one drain per integration at a time, sliced (crmhost.worker.serial); it leaves rows pending
+    # on any CRM failure (it never raises Retry), so tries only count worker crashes;
+    # keep_result=0 frees the job id push:<id> the moment it ends
+    func(push_integration, max_tries=3, timeout=T, keep_result=0),
+    func(push_due, max_tries=1, timeout=T),
+    # one pull per integration at a time, sliced; it commits page by page and resumes from its
+    # cursor, so tries are cheap; rate-limit pauses and outages retry through Retry (10 tries
+    # ride out a CRM hour); keep_result=0 frees pull:<id> for the next webhook
+    func(pull_integration, max_tries=10, timeout=T, keep_result=0),
+    func(schedule_pulls, max_tries=1, timeout=T),
+    # the backfill is a pull (resumable) plus streamed outbox inserts (idempotent by dedupe
+    # key), in slices that enqueue the next part
+    func(initial_sync, max_tries=10, timeout=T, keep_result=0),
+    # failures reschedule rows with backoff (never Retry); a slice stops starting POSTs after
+    # 20 s (each has a 10 s timeout) and the minutely cron continues
+    func(deliver_notifications, max_tries=1, timeout=T, keep_result=0),
+    func(deliver_due_notifications, max_tries=1, timeout=T),
 ]
 
 CRON_JOBS: list[CronJob] = [
     # every 5 minutes, well inside the default 300 s refresh margin and HubSpot's 30-minute tokens
-    cron(refresh_due_tokens, minute=set(range(0, 60, 5)), unique=True, run_at_startup=True),
-    # every minute: backoffs and rate-limit pauses end and crashed drains' leases (2 min) expire
-    # without anyone kicking; a minute bounds how long such rows wait
-    cron(push_due, second=0, unique=True, run_at_startup=True),
+    cron(refresh_due_tokens, minute=set(range(0, 60, 5)), unique=True, run_at_startup=True, timeout=T),
+    # every minute: backoffs and rate-limit pauses end and crashed drains' leases expire without
+    # anyone kicking; a minute bounds how long such rows wait
+    cron(push_due, second=0, unique=True, run_at_startup=True, timeout=T),
     # hourly is the finest sync_frequency (the fallback to webhooks); daily ones are skipped until due
-    cron(schedule_pulls, minute=0, second=0, unique=True),
+    cron(schedule_pulls, minute=0, second=0, unique=True, timeout=T),
     # every minute: a notification's first retry waits 30 s, so a minute bounds the extra wait
-    cron(deliver_due_notifications, second=30, unique=True),
+    cron(deliver_due_notifications, second=30, unique=True, timeout=T),
 ]
 
 

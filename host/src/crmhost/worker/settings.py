@@ -10,6 +10,7 @@ from arq.connections import RedisSettings
 from crmhost.worker import lifecycle
 from crmhost.worker.codec import deserialize, serialize
 from crmhost.worker.registry import CRON_JOBS, FUNCTIONS
+from crmhost.worker.serial import JOB_TIMEOUT_S
 
 __all__ = ["WorkerSettings", "redis_settings_for"]
 
@@ -33,8 +34,9 @@ class WorkerSettings:
     # jobs mostly wait on CRM HTTP calls and the per-account rate limiter, not on the CPU;
     # 20 keeps a 2-core worker busy without opening more DB connections than the pool's 20
     max_jobs = 20
-    # an upper bound for any job; each function sets its own tighter timeout in the registry
-    job_timeout = 3600
+    # the registry gives every function this timeout too: arq holds a killed worker's job for
+    # the longest timeout + 10 s, so this bounds recovery from a SIGKILL (crmhost.worker.serial)
+    job_timeout = JOB_TIMEOUT_S
     # arq retries only on Retry(...) or a worker shutdown mid-job; the registry sets per-job tries
     max_tries = 5
     # a kept result also holds its _job_id, refusing the same id (e.g. refresh:<id>) until it

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from arq import Retry
 
 from crmhost.errors import RateLimited, TransientError
+from crmhost.worker.jobs.runs import close_lost_runs
+from crmhost.worker.serial import SLICE_S, kick, run_serially
 
 __all__ = ["initial_sync", "pull_integration", "retry_after", "schedule_pulls"]
 
@@ -26,40 +29,59 @@ async def pull_integration(
 ) -> dict[str, Any]:
     """Pull an integration's changes (job id ``pull:<integration>``); all objects when ``object`` is None.
 
-    Rate limits defer the job; CRM outages retry it with backoff. Both resume from the cursor
-    saved with the last committed page.
+    One pull per integration at a time, and no request lost (:mod:`crmhost.worker.serial`):
+    a request during the pull makes it pull again (every object). Pages commit one by one
+    with the cursor; past :data:`~crmhost.worker.serial.SLICE_S` the pull continues in a new
+    job from the saved cursor. Rate limits defer the job; CRM outages retry it with backoff.
     """
     # imported here so that loading the job registry never pulls in the sync engine
     from crmhost.sync.pull import pull_integration as pull
+    from crmhost.sync.pull import pull_job_id
 
-    try:
-        outcome = await pull(ctx["host"], tenant_id, integration_id, object=object)
-    except (RateLimited, TransientError) as exc:
-        log.info("pull %s: %s; retrying", integration_id, exc.message)
-        raise retry_after(exc, int(ctx.get("job_try", 1))) from exc
-    return {
-        "status": outcome.status,
-        "pages": outcome.pages,
-        "counts": outcome.counts,
-        "error": outcome.error,
-    }
+    host = ctx["host"]
+    wanted = [object]
+
+    async def work(deadline: float) -> tuple[dict[str, Any], bool]:
+        try:
+            outcome = await pull(host, tenant_id, integration_id, object=wanted[0], deadline=deadline)
+        except (RateLimited, TransientError) as exc:
+            log.info("pull %s: %s; retrying", integration_id, exc.message)
+            raise retry_after(exc, int(ctx.get("job_try", 1))) from exc
+        wanted[0] = None  # a request that came during this run may be for any object
+        result = {
+            "status": outcome.status,
+            "pages": outcome.pages,
+            "counts": outcome.counts,
+            "error": outcome.error,
+        }
+        return result, outcome.more
+
+    return await run_serially(
+        ctx,
+        pull_job_id(integration_id),
+        work,
+        function="pull_integration",
+        kwargs={"tenant_id": tenant_id, "integration_id": integration_id},
+        # under the lock, an open pull run is a killed worker's
+        on_acquire=lambda: close_lost_runs(host, tenant_id, integration_id, "pull"),
+    )
 
 
 async def schedule_pulls(ctx: dict[str, Any]) -> int:
-    """Cron (hourly): enqueue a pull for every integration whose ``sync_frequency`` is due.
+    """Cron (hourly): kick a pull of every integration whose ``sync_frequency`` is due.
 
     Returns:
-        How many pulls were enqueued (ones already queued or running are not counted).
+        How many pull jobs were enqueued (a pull already running pulls again instead).
     """
     from crmhost.sync.pull import due_integrations, pull_job_id
 
     host = ctx["host"]
-    queue = host.job_queue()
     enqueued = 0
     for tenant_id, integration_id in await due_integrations(host):
-        if await queue.enqueue(
+        if await kick(
+            host,
             "pull_integration",
-            job_id=pull_job_id(integration_id),
+            pull_job_id(integration_id),
             tenant_id=tenant_id,
             integration_id=integration_id,
         ):
@@ -67,13 +89,48 @@ async def schedule_pulls(ctx: dict[str, Any]) -> int:
     return enqueued
 
 
-async def initial_sync(ctx: dict[str, Any], *, tenant_id: str, integration_id: str) -> dict[str, Any]:
-    """The first sync of a new integration (job id ``initial:<integration>``)."""
+async def initial_sync(
+    ctx: dict[str, Any],
+    *,
+    tenant_id: str,
+    integration_id: str,
+    resume_after: str | None = None,
+    part: int = 0,
+) -> dict[str, Any]:
+    """The first sync of a new integration (job id ``initial:<integration>``), in slices.
+
+    Each job works for :data:`~crmhost.worker.serial.SLICE_S`, then enqueues the next part
+    (job id ``initial:<integration>:<part>``) with where it stopped: the pull resumes from
+    its saved cursor, the queueing of unlinked contacts from ``resume_after``. A part run
+    twice repeats harmless work (see :mod:`crmhost.sync.initial`).
+    """
+    from crmhost.sync.initial import initial_job_id
     from crmhost.sync.initial import initial_sync as run
 
+    host = ctx["host"]
     try:
-        outcome = await run(ctx["host"], tenant_id, integration_id)
+        outcome = await run(
+            host,
+            tenant_id,
+            integration_id,
+            deadline=time.monotonic() + SLICE_S,
+            resume_after=resume_after,
+        )
     except (RateLimited, TransientError) as exc:
         log.info("initial sync %s: %s; retrying", integration_id, exc.message)
         raise retry_after(exc, int(ctx.get("job_try", 1))) from exc
-    return {"pull": outcome.pull.status, "pages": outcome.pull.pages, "queued": outcome.queued}
+    if outcome.more:
+        await host.job_queue().enqueue(
+            "initial_sync",
+            job_id=f"{initial_job_id(integration_id)}:{part + 1}",
+            tenant_id=tenant_id,
+            integration_id=integration_id,
+            resume_after=outcome.resume_after,
+            part=part + 1,
+        )
+    return {
+        "pull": outcome.pull.status,
+        "pages": outcome.pull.pages,
+        "queued": outcome.queued,
+        "more": outcome.more,
+    }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -39,6 +41,7 @@ from crmhost_hubspot.mapping import CUSTOM_PROPERTIES
 from crmhost_hubspot.properties import ensure_properties
 
 HS_UPSERT = "POST /crm/v3/objects/{object_type}/batch/upsert"
+HS_UPDATE = "POST /crm/v3/objects/{object_type}/batch/update"
 SF_COMPOSITE = "POST /services/data/{version}/composite"
 SCOPES = {"hubspot": ["crm.objects.contacts.write", "timeline"], "salesforce": ["api", "refresh_token"]}
 
@@ -332,7 +335,8 @@ async def test_a_contact_changed_during_the_push_is_pushed_again(env: Env) -> No
     assert edited
     # the first confirmation found a newer version: the row stayed pending and went again
     assert summary.counts == {"changed": 1, "updated": 1}
-    assert env.stats("hubspot")["calls"][HS_UPSERT] == 2
+    calls = env.stats("hubspot")["calls"]
+    assert calls[HS_UPSERT] + calls.get(HS_UPDATE, 0) == 2  # a linked contact may go by its id
     [row] = await env.rows(iid)
     assert row.state == "done"
     hub = env.sandboxes["hubspot"].store.of("contacts")  # type: ignore[attr-defined]
@@ -431,16 +435,53 @@ async def test_activities_are_logged_once_even_when_pushed_twice(lite: Env, slug
 
 
 async def test_concurrent_drains_never_push_a_row_twice(env: Env) -> None:
-    import asyncio
-
     iid = await env.integration("hubspot")
     await env.queue(iid, await env.contacts(400))
     first, second = await asyncio.gather(
         drain(env.host, env.tenant_id, iid), drain(env.host, env.tenant_id, iid)
     )
     assert first.counts.get("created", 0) + second.counts.get("created", 0) == 400
-    assert env.stats("hubspot")["calls"][HS_UPSERT] == 4
+    # 400 rows sent once each: the two drains' claims may split one batch of 100 between them
+    assert env.stats("hubspot")["calls"][HS_UPSERT] <= 5
+    assert len(env.sandboxes["hubspot"].store.of("contacts").records) == 400  # type: ignore[attr-defined]
     assert {r.state for r in await env.rows(iid)} == {"done"}
+
+
+@pytest.mark.parametrize("in_flight", [1, 3])
+async def test_a_claim_sends_its_crm_batches_together(lite: Env, in_flight: int) -> None:
+    iid = await lite.integration("hubspot")
+    await lite.queue(iid, await lite.contacts(500))
+    open_calls, peak, started = 0, 0, 0
+    all_out = asyncio.Event()
+
+    async def sent(request: httpx.Request) -> None:
+        nonlocal open_calls, peak, started
+        if request.url.path.endswith("/batch/upsert"):
+            open_calls, started = open_calls + 1, started + 1
+            peak = max(peak, open_calls)
+            if open_calls == in_flight:
+                all_out.set()
+            elif started <= in_flight:  # the first claim's calls wait for each other
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(all_out.wait(), 10)
+
+    async def answered(response: httpx.Response) -> None:
+        nonlocal open_calls
+        if response.request.url.path.endswith("/batch/upsert"):
+            open_calls -= 1
+
+    hooks = lite.host.http.event_hooks
+    hooks["request"].append(sent)
+    hooks["response"].append(answered)
+    try:
+        summary = await drain(lite.host, lite.tenant_id, iid, in_flight=in_flight)
+    finally:
+        hooks["request"].remove(sent)
+        hooks["response"].remove(answered)
+    assert summary.counts == {"created": 500} and summary.calls == 5
+    assert lite.stats("hubspot")["calls"][HS_UPSERT] == 5  # still batches of 100
+    assert peak == in_flight  # a claim's calls out together (300 or 100 rows), claims in turn
+    assert {r.state for r in await lite.rows(iid)} == {"done"}
 
 
 async def test_naive_push_makes_one_call_per_contact(lite: Env) -> None:
@@ -538,7 +579,7 @@ async def test_a_delete_right_after_its_upsert_sees_the_new_link(lite: Env) -> N
                 )
 
     lite.host.http.event_hooks["request"].append(delete_while_in_flight)
-    summary = await drain(lite.host, lite.tenant_id, iid)
+    summary = await drain(lite.host, lite.tenant_id, iid, in_flight=1)  # claims of 100
     assert deleted
     # its upsert found a newer version (deferred), the delete archived it, the record row
     # then found the contact deleted

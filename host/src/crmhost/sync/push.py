@@ -3,7 +3,8 @@
 Rows are claimed in id order with a lease (``next_attempt_at`` moved ahead by
 :data:`LEASE_S`; ``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so two drains never take the same
 rows and a crashed drain's rows come due again by themselves. ``record`` and ``delete`` rows
-go first, in the CRM's ``push_records`` batch size, then ``activity`` and ``workflow`` rows in
+go first, claimed :data:`RECORD_CALLS_IN_FLIGHT` CRM batches (the CRM's ``push_records`` batch
+size) at a time and sent as that many calls at once, then ``activity`` and ``workflow`` rows in
 its ``push_activity`` size, so an activity finds its contact already in the CRM. A row is done
 only after the CRM confirmed it; everything a retry repeats is idempotent in the CRM (upserts
 by email, activities by id). The per-kind work is in :mod:`crmhost.sync.push_records` and
@@ -38,6 +39,7 @@ from crmhost.sync.runs import RunRecorder, start_run
 __all__ = [
     "LEASE_S",
     "MAX_ATTEMPTS",
+    "RECORD_CALLS_IN_FLIGHT",
     "PushSummary",
     "backoff_s",
     "drain",
@@ -55,6 +57,9 @@ LEASE_S = 120.0
 INLINE_WAIT_S = 30.0
 #: one job drains at most this long; the ``push_due`` cron picks up the rest
 TIME_BUDGET_S = 900.0
+#: ``push_records`` calls of one claim sent at once (each paced by the account's limiter); a
+#: claim takes this many CRM batches, so a contact's rows never ride in two calls in flight
+RECORD_CALLS_IN_FLIGHT = 4
 ACTIVITY_KINDS = ("activity", "workflow")
 
 
@@ -92,6 +97,8 @@ class Drain:
     record_batch: int
     activity_batch: int
     lease_s: float
+    #: ``push_records`` calls sent at once; a record claim takes ``record_batch * in_flight`` rows
+    in_flight: int = 1
     recorder: RunRecorder | None = None
     #: ``time.monotonic()`` after which no more batches are claimed (the cron continues)
     deadline: float = math.inf
@@ -277,7 +284,8 @@ async def _round(drain: Drain) -> bool:
     """Claim and push one batch; false when nothing was due."""
     from crmhost.sync import push_activity, push_records
 
-    for kinds, size in ((RECORD_KINDS, drain.record_batch), (ACTIVITY_KINDS, drain.activity_batch)):
+    records = drain.record_batch * drain.in_flight
+    for kinds, size in ((RECORD_KINDS, records), (ACTIVITY_KINDS, drain.activity_batch)):
         rows = await _claim_next(drain, kinds, size)
         if not rows:
             continue
@@ -286,7 +294,7 @@ async def _round(drain: Drain) -> bool:
         try:
             if kinds is RECORD_KINDS:
                 await push_records.push_pipelined(
-                    drain, rows, lambda: _claim_next(drain, RECORD_KINDS, drain.record_batch)
+                    drain, rows, lambda: _claim_next(drain, RECORD_KINDS, records)
                 )
             else:
                 await push_activity.push(drain, rows)
@@ -333,6 +341,7 @@ async def drain(
     batch_size: int | None = None,
     lease_s: float = LEASE_S,
     time_budget_s: float = TIME_BUDGET_S,
+    in_flight: int = RECORD_CALLS_IN_FLIGHT,
 ) -> PushSummary:
     """Push the integration's due outbox rows until none are due (or the CRM says stop).
 
@@ -344,6 +353,7 @@ async def drain(
             (``1`` is the naive one-record-per-call push, see :func:`drain_naive`).
         lease_s: how long claimed rows stay out of other drains' reach.
         time_budget_s: stop claiming after this long; the ``push_due`` cron continues.
+        in_flight: ``push_records`` calls sent at once (one with ``batch_size=1``).
 
     Returns:
         Counts per outcome, CRM calls, and why it stopped (``None``: nothing left due).
@@ -364,6 +374,7 @@ async def drain(
         record_batch=max(1, batch_size or sizes.get("push_records", 100)),
         activity_batch=max(1, batch_size or sizes.get("push_activity", sizes.get("push_records", 100))),
         lease_s=lease_s,
+        in_flight=1 if batch_size == 1 else max(1, in_flight),
         deadline=time.monotonic() + time_budget_s,
     )
     deadline = state.deadline

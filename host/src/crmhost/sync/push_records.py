@@ -234,20 +234,33 @@ async def _prepare(drain: Drain, rows: list[Claimed]) -> _Batch:
     return batch
 
 
+async def _calls(drain: Drain, records: list[Record], op: RecordOp) -> list[RecordResult | CrmError]:
+    """``records`` in CRM batches of ``record_batch``, all sent at once; results in input order.
+
+    A claim holds a contact's rows once (one pending ``record`` row per contact, and its
+    deletes go after every upsert of the claim), so concurrent calls never race on a contact.
+    Each call waits for the account's limiter inside the plugin, so pacing is unchanged.
+    """
+    size = drain.record_batch
+    parts = [records[i : i + size] for i in range(0, len(records), size)]
+    caller = _caller(drain, op)
+    answers = await asyncio.gather(*(drain.call_split("push_records", part, caller) for part in parts))
+    out: list[RecordResult | CrmError] = []
+    for part, raw in zip(parts, answers, strict=True):
+        out.extend(_match(part, raw))
+    return out
+
+
 async def _send(drain: Drain, batch: _Batch) -> _Sent:
     """The CRM calls of a batch: upserts, then deletes (held back when the upserts call for a stop)."""
     now = utcnow()
     upserts: list[RecordResult | CrmError] = []
     if batch.items:
-        records = [i.record for i in batch.items]
-        raw = await drain.call_split("push_records", records, _caller(drain, RecordOp.UPSERT))
-        upserts = _match(records, raw)
+        upserts = await _calls(drain, [i.record for i in batch.items], RecordOp.UPSERT)
     stop = stop_for(upserts, now)
     if stop is not None or not batch.deletes:
         return _Sent(upserts, [], [r for r, _ in batch.deletes], stop)
-    records = [r for _, r in batch.deletes]
-    raw = await drain.call_split("push_records", records, _caller(drain, RecordOp.DELETE))
-    deleted = _match(records, raw)
+    deleted = await _calls(drain, [r for _, r in batch.deletes], RecordOp.DELETE)
     return _Sent(upserts, deleted, [], stop_for(deleted, now))
 
 
@@ -364,9 +377,11 @@ async def push_pipelined(
 ) -> None:
     """Push ``rows``, then every further batch ``claim`` takes, overlapping DB work with CRM calls.
 
-    CRM calls stay one at a time and in claim order; while batch *k* is with the CRM, batch
-    *k-1* is confirmed and batch *k+1* claimed and prepared (database work, which on SQLite
-    runs in its own thread and on PostgreSQL on the server). Batch *k+1* was read before
+    A batch here is one claim: ``in_flight`` CRM batches, whose calls go out together (see
+    :func:`_calls`); claims go to the CRM one at a time and in claim order. While batch *k*
+    is with the CRM, batch *k-1* is confirmed and batch *k+1* claimed and prepared (database
+    work, which on SQLite runs in its own thread and on PostgreSQL on the server). Batch *k+1*
+    was read before
     batch *k* was confirmed, so when it names a contact of batch *k* (a delete after its
     upsert, say) it is read and mapped again after that confirmation. Nothing is written for a
     batch before its CRM call returned; on a failure every claimed, unconfirmed row is given

@@ -29,15 +29,9 @@ async def test_rules_defaults_put_and_validation(stack: Stack, tenant: tuple[str
     async with stack.client(key) as c:
         got = (await c.get(url)).json()
         assert got["defaults"] is True
-        assert [(r["trigger"], r["action"]) for r in got["rules"]][-1] == (
-            "lead_score_threshold",
-            "trigger_workflow",
-        )
-        assert got["rules"][-1]["params"] == {
-            "threshold": 75,
-            "hysteresis": 10,
-            "workflow": "sales_qualified_lead",
-        }
+        # testcrm cannot trigger workflows: its defaults have no lead-score workflow
+        assert [(r["trigger"], r["action"]) for r in got["rules"]][-1] == ("unsubscribed", "set_field")
+        assert "trigger_workflow" not in {r["action"] for r in got["rules"]}
 
         bad = {
             "rules": [
@@ -52,7 +46,11 @@ async def test_rules_defaults_put_and_validation(stack: Stack, tenant: tuple[str
         assert r.status_code == 400 and r.json()["extra"][0]["key"] == "body.rules[0].params.threshold"
 
         rules = [
-            got["rules"][-1] | {"params": {"threshold": 60, "hysteresis": 5, "workflow": "mql"}},
+            {
+                "trigger": "lead_score_threshold",
+                "action": "trigger_workflow",
+                "params": {"threshold": 60, "hysteresis": 5, "workflow": "mql"},
+            },
             {"trigger": "email_replied", "action": "log_activity", "params": {}, "enabled": False},
         ]
         r = await c.put(url, json={"rules": [{k: v for k, v in x.items() if k != "position"} for x in rules]})

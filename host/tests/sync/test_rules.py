@@ -10,14 +10,17 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from crmhost import hookimpl
 from crmhost.db.models import Integration
 from crmhost.db.platform import ContactRow
 from crmhost.db.syncstate import OutboxRow, RuleRow, RuleState
+from crmhost.models import AuthKind, Capability, CrmInfo, ObjectType, RateLimitPolicy
 from crmhost.runtime import Host
 from crmhost.services.tenants import create_tenant
 from crmhost.sync.ingest import ingest_events, upsert_contacts
 from crmhost.sync.rules import RuleError, default_rules, load_rules, replace_rules, validate_rules
 
+from ..support import testcrm
 from ..support.plain_host import plain_host
 
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
@@ -246,3 +249,47 @@ async def test_custom_rule_effects_apply_once_and_select_their_integration(host:
         pending = list(await s.scalars(select(OutboxRow).where(OutboxRow.state == "pending")))
     # both integrations' rules selected a push; no activity rows (no log_activity rule)
     assert sorted((r.integration_id, r.kind) for r in pending) == sorted([(a, "record"), (b, "record")])
+
+
+class _WorkflowCrm:
+    """A plugin that can trigger workflows (``testcrm`` cannot)."""
+
+    @staticmethod
+    @hookimpl
+    def crm_info() -> CrmInfo:
+        return CrmInfo(
+            slug="wfcrm",
+            title="Workflow CRM",
+            auth_kinds=[AuthKind.API_KEY],
+            objects=[ObjectType.CONTACT],
+            batch_sizes={"push_records": 10},
+            rate_limit=RateLimitPolicy(requests=100, per_seconds=1),
+            capabilities=[Capability.PUSH_RECORDS, Capability.WORKFLOW_TRIGGERS],
+        )
+
+
+async def test_workflow_rules_only_for_crms_that_can_trigger_them(host: Host) -> None:
+    assert host.plugins.register(testcrm, "testcrm").loaded
+    assert host.plugins.register(_WorkflowCrm(), "wfcrm").loaded
+    tenant, _ = await create_tenant(host, "Acme")
+    async with host.db.transaction(tenant) as s:
+        rows = [
+            Integration(tenant_id=tenant, provider=p, auth_kind="oauth2", status="active")
+            for p in ("wfcrm", "testcrm", "testcrm")
+        ]
+        s.add_all(rows)
+        await s.flush()
+        able, unable, custom = (r.id for r in rows)
+        # a workflow rule stored for a CRM without workflow triggers selects nothing either
+        rule = {"trigger": "email_clicked", "action": "trigger_workflow", "params": {"workflow": "w"}}
+        await replace_rules(s, tenant, custom, validate_rules([rule]))
+    await upsert_contacts(host, tenant, [{"email": "hot@x.io"}])
+    at = iter(T0 + timedelta(minutes=m) for m in range(100))
+    await ingest_events(host, tenant, [_ev(n, "clicked", "hot@x.io", next(at)) for n in range(8)])
+    rows = await _rows(host, tenant, "workflow")
+    assert [r.integration_id for r in rows] == [able]  # crossed 75 once; not for testcrm
+    async with host.db.session(tenant) as s:
+        stored = await load_rules(s, tenant, [able, unable])
+    assert stored[able][-1].action == "trigger_workflow"
+    assert [r.action for r in stored[unable]] == [r.action for r in default_rules(unable, workflows=False)]
+    assert "trigger_workflow" not in {r.action for r in stored[unable]}

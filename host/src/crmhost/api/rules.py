@@ -14,7 +14,15 @@ from crmhost.runtime import Host
 from crmhost.services.audit import audit
 from crmhost.services.errors import InvalidInput
 from crmhost.services.integrations import get_integration
-from crmhost.sync.rules import Rule, RuleError, default_rules, load_rules, replace_rules, validate_rules
+from crmhost.sync.rules import (
+    Rule,
+    RuleError,
+    default_rules,
+    load_rules,
+    replace_rules,
+    validate_rules,
+    without_workflows,
+)
 
 __all__ = ["RuleController"]
 
@@ -65,10 +73,16 @@ def _answer(rules: list[Rule], defaults: bool) -> RulesOut:
     )
 
 
-async def _stored(host: Host, tenant_id: str, integration_id: str) -> RulesOut:
+async def _stored(host: Host, tenant_id: str, integration_id: str, provider: str) -> RulesOut:
+    # a CRM that cannot trigger workflows has no workflow rule among its defaults
+    workflows = provider not in without_workflows(host)
+    no_workflows = () if workflows else (integration_id,)
     async with host.db.session(tenant_id) as session:
-        rules = (await load_rules(session, tenant_id, [integration_id]))[integration_id]
-        return _answer(rules, [r.id for r in rules] == [r.id for r in default_rules(integration_id)])
+        rules = (await load_rules(session, tenant_id, [integration_id], no_workflows=no_workflows))[
+            integration_id
+        ]
+        defaults = default_rules(integration_id, workflows=workflows)
+        return _answer(rules, [r.id for r in rules] == [r.id for r in defaults])
 
 
 class RuleController(Controller):
@@ -83,8 +97,8 @@ class RuleController(Controller):
         self, host: NamedDependency[Host], tenant_id: NamedDependency[str], integration_id: FromPath[str]
     ) -> RulesOut:
         """The rules, or the roadmap's defaults when none are stored."""
-        await get_integration(host, tenant_id, integration_id)
-        return await _stored(host, tenant_id, integration_id)
+        integration = await get_integration(host, tenant_id, integration_id)
+        return await _stored(host, tenant_id, integration_id, integration.provider)
 
     @put("/")
     async def put_rules(
@@ -95,13 +109,14 @@ class RuleController(Controller):
         data: JSONBody[RulesIn],
     ) -> RulesOut:
         """Replace the rules (validated: known triggers and actions, required params, numbers)."""
-        await get_integration(host, tenant_id, integration_id)
+        integration = await get_integration(host, tenant_id, integration_id)
         try:
             rules = validate_rules(data.rules)
         except RuleError as exc:
             raise InvalidInput(exc.message, where=f"body.{exc.where}") from None
         async with host.db.transaction(tenant_id) as session:
-            stored = await replace_rules(session, tenant_id, integration_id, rules)
+            workflows = integration.provider not in without_workflows(host)
+            stored = await replace_rules(session, tenant_id, integration_id, rules, workflows=workflows)
             audit(
                 session,
                 tenant_id=tenant_id,

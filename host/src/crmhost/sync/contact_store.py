@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
@@ -22,6 +22,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crmhost.db.base import new_id
+from crmhost.db.models import Integration
 from crmhost.db.platform import ContactRow
 from crmhost.db.syncstate import RuleState
 from crmhost.runtime import Host
@@ -86,13 +87,17 @@ async def kick_quietly(host: Host, tenant_id: str, integration_ids: Iterable[str
 async def contacts_by_email(session: AsyncSession, emails: Iterable[str]) -> dict[str, ContactRow]:
     """The contacts with these emails, deleted ones included, detached from ``session``.
 
-    Row-locked on PostgreSQL, in email order, so two chunks touching the same contacts wait
+    Row-locked on PostgreSQL in id order, the order every writer of contacts locks in (a
+    pull's apply, the push's version check), so two writers touching the same contacts wait
     for each other instead of deadlocking. Detached because :func:`write_contacts` writes them
     with two set-based statements; the ORM's flush would update them one statement per row.
     """
-    query = select(ContactRow).where(ContactRow.email.in_(sorted(set(emails)))).order_by(ContactRow.email)
+    wanted = sorted(set(emails))
     if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
+        ids = sorted(await session.scalars(select(ContactRow.id).where(ContactRow.email.in_(wanted))))
+        query = select(ContactRow).where(ContactRow.id.in_(ids)).order_by(ContactRow.id).with_for_update()
+    else:
+        query = select(ContactRow).where(ContactRow.email.in_(wanted))
     rows = list(await session.scalars(query))
     for row in rows:
         session.expunge(row)
@@ -274,6 +279,18 @@ async def write_contacts(
         await session.execute(statement, params)
 
 
-async def rule_plan(session: AsyncSession, tenant_id: str, integration_ids: Sequence[str]) -> RulePlan:
-    """The integrations' rules arranged for ingest (defaults stored, for threshold state)."""
-    return plan_rules(await load_rules(session, tenant_id, integration_ids, store_defaults=True))
+async def rule_plan(
+    session: AsyncSession,
+    tenant_id: str,
+    integrations: Sequence[Integration],
+    no_workflow_crms: Collection[str],
+) -> RulePlan:
+    """The integrations' rules arranged for ingest (defaults stored, for threshold state).
+
+    ``no_workflow_crms``: plugin slugs that cannot trigger workflows
+    (:func:`crmhost.sync.rules.without_workflows`); their integrations get no workflow rows.
+    """
+    ids = [i.id for i in integrations]
+    no_workflows = {i.id for i in integrations if i.provider in no_workflow_crms}
+    rules = await load_rules(session, tenant_id, ids, store_defaults=True, no_workflows=no_workflows)
+    return plan_rules(rules, no_workflows)

@@ -43,7 +43,7 @@ from crmhost.sync.contact_store import (
 )
 from crmhost.sync.contacts import CUSTOM_PREFIX, apply_values
 from crmhost.sync.outbox import add_rows, pushing_integrations
-from crmhost.sync.rules import RulePlan, resolve_value
+from crmhost.sync.rules import RulePlan, resolve_value, without_workflows
 from crmhost.sync.scoring import apply_event, engagement_after, model_from_settings, reset_score
 from crmhost.sync.validation import EventIn, RowError, check_contact, check_event
 
@@ -80,9 +80,14 @@ class EventsResult:
 
 
 async def _upsert_chunk(
-    session: AsyncSession, tenant_id: str, items: Sequence[tuple[int, dict[str, Any]]], now: datetime
+    session: AsyncSession,
+    tenant_id: str,
+    items: Sequence[tuple[int, dict[str, Any]]],
+    now: datetime,
+    no_workflow_crms: frozenset[str],
 ) -> tuple[dict[str, int], set[str]]:
-    pushing = [i.id for i in await pushing_integrations(session)]
+    integrations = await pushing_integrations(session)
+    pushing = [i.id for i in integrations]
     contacts = await contacts_by_email(session, (values["email"] for _, values in items))
     counts = {"created": 0, "updated": 0, "unchanged": 0}
     new: dict[str, dict[str, Any]] = {}
@@ -121,7 +126,7 @@ async def _upsert_chunk(
     outbox = [r for n in new.values() for r in record_rows(n["id"], pushing)]
     outbox += [r for cid in changed_rows for r in record_rows(cid, pushing)]
     if moves and pushing:
-        plan = await rule_plan(session, tenant_id, pushing)
+        plan = await rule_plan(session, tenant_id, integrations, no_workflow_crms)
         outbox += await threshold_rows(session, tenant_id, plan.thresholds, moves)
     touched = await add_rows(session, tenant_id=tenant_id, rows=outbox, at=now) if outbox else set()
     return counts, touched
@@ -144,11 +149,12 @@ async def upsert_contacts(host: Host, tenant_id: str, rows: Sequence[Any]) -> Co
             valid.append((index, values))
     result.rejected = len(result.errors)
     touched: set[str] = set()
+    no_workflow_crms = without_workflows(host)
     for start in range(0, len(valid), CHUNK):
         chunk = valid[start : start + CHUNK]
 
         async def work(session: AsyncSession, chunk: Sequence[tuple[int, dict[str, Any]]] = chunk) -> Any:
-            return await _upsert_chunk(session, tenant_id, chunk, datetime.now(UTC))
+            return await _upsert_chunk(session, tenant_id, chunk, datetime.now(UTC), no_workflow_crms)
 
         counts, chunk_touched = await in_transaction(host, tenant_id, work)
         result.created += counts["created"]
@@ -309,6 +315,7 @@ async def _events_chunk(
     tenant_id: str,
     items: Sequence[tuple[int, EventIn]],
     now: datetime,
+    no_workflow_crms: frozenset[str],
 ) -> tuple[EventsResult, set[str]]:
     out = EventsResult()
     seen = set(
@@ -344,8 +351,9 @@ async def _events_chunk(
         return out, set()
     settings = await session.get(TenantSettings, tenant_id)
     model = model_from_settings(settings.scoring if settings else None)
-    pushing = [i.id for i in await pushing_integrations(session)]
-    plan = await rule_plan(session, tenant_id, pushing)
+    integrations = await pushing_integrations(session)
+    pushing = [i.id for i in integrations]
+    plan = await rule_plan(session, tenant_id, integrations, no_workflow_crms)
     campaign_times = await _last_campaign_times(session, [contacts[e].id for e in by_contact])
     outbox: list[dict[str, Any]] = []
     moves: list[Move] = []
@@ -420,11 +428,12 @@ async def ingest_events(host: Host, tenant_id: str, rows: Sequence[Any]) -> Even
             ids.add(event.id)
             valid.append((index, event))
     touched: set[str] = set()
+    no_workflow_crms = without_workflows(host)
     for start in range(0, len(valid), CHUNK):
         chunk = valid[start : start + CHUNK]
 
         async def work(session: AsyncSession, chunk: Sequence[tuple[int, EventIn]] = chunk) -> Any:
-            return await _events_chunk(session, tenant_id, chunk, datetime.now(UTC))
+            return await _events_chunk(session, tenant_id, chunk, datetime.now(UTC), no_workflow_crms)
 
         part, chunk_touched = await in_transaction(host, tenant_id, work)
         result.accepted += part.accepted

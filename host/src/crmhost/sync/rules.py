@@ -18,13 +18,16 @@ integrations with the same rule never count a click twice. Other field effects a
 once per event however many integrations ask for them.
 
 An integration with no stored rules uses :func:`default_rules`, with ids derived from the
-integration id, so the ids shown before and after they are first stored are the same.
+integration id, so the ids shown before and after they are first stored are the same. A CRM
+whose plugin lacks :attr:`~crmhost.models.Capability.WORKFLOW_TRIGGERS` (Salesforce: a Flow on
+the pushed fields does it there) gets no workflow rule by default, and workflow rules stored
+for it select nothing (:func:`plan_rules`): the push could only dead-letter them.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +36,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crmhost.db.syncstate import RuleRow
-from crmhost.models import CONTACT_FIELDS, Contact, EmailEventKind
+from crmhost.models import CONTACT_FIELDS, Capability, Contact, EmailEventKind
+from crmhost.runtime import Host
 from crmhost.sync.contacts import CUSTOM_PREFIX
 from crmhost.sync.outbox import insert_ignore
 
@@ -54,6 +58,7 @@ __all__ = [
     "replace_rules",
     "resolve_value",
     "validate_rules",
+    "without_workflows",
     "workflow_reason",
 ]
 
@@ -136,8 +141,21 @@ def _default_id(integration_id: str, n: int) -> str:
     return str(uuid.uuid5(uuid.UUID(int=0), f"crmhost-default-rule:{integration_id}:{n}"))
 
 
-def default_rules(integration_id: str) -> list[Rule]:
-    """The roadmap's rules: log sends, mirror opens/clicks/unsubscribes, a workflow at 75."""
+def without_workflows(host: Host) -> frozenset[str]:
+    """Slugs of the loaded plugins that cannot trigger CRM workflows."""
+    return frozenset(
+        slug
+        for slug in host.plugins.loaded()
+        if Capability.WORKFLOW_TRIGGERS not in host.plugins.info(slug).capabilities
+    )
+
+
+def default_rules(integration_id: str, *, workflows: bool = True) -> list[Rule]:
+    """The roadmap's rules: log sends, mirror opens/clicks/unsubscribes, a workflow at 75.
+
+    ``workflows=False`` (a CRM without workflow triggers) leaves out the threshold workflow;
+    the other rules keep their ids.
+    """
     specs: list[tuple[str, str, dict[str, Any]]] = [
         ("email_sent", "log_activity", {}),
         ("email_opened", "set_field", {"field": "last_email_opened", "value": "$event.occurred_at"}),
@@ -152,6 +170,7 @@ def default_rules(integration_id: str) -> list[Rule]:
     return [
         Rule(id=_default_id(integration_id, n), trigger=t, action=a, params=p, position=n)
         for n, (t, a, p) in enumerate(specs)
+        if workflows or a != "trigger_workflow"
     ]
 
 
@@ -295,12 +314,18 @@ def _of(row: RuleRow) -> Rule:
 
 
 async def load_rules(
-    session: AsyncSession, tenant_id: str, integration_ids: Sequence[str], *, store_defaults: bool = False
+    session: AsyncSession,
+    tenant_id: str,
+    integration_ids: Sequence[str],
+    *,
+    store_defaults: bool = False,
+    no_workflows: Collection[str] = (),
 ) -> dict[str, list[Rule]]:
     """The rules of each integration: stored ones, else :func:`default_rules`.
 
     With ``store_defaults`` the defaults are written (idempotently: their ids are fixed), so a
-    threshold rule has a row for its per-contact state; ingest asks for that.
+    threshold rule has a row for its per-contact state; ingest asks for that. Integrations in
+    ``no_workflows`` (their CRM cannot trigger workflows) get defaults without the workflow.
     """
     out: dict[str, list[Rule]] = {i: [] for i in integration_ids}
     if not integration_ids:
@@ -312,7 +337,7 @@ async def load_rules(
         out[row.integration_id].append(_of(row))
     missing = [i for i, rules in out.items() if not rules]
     for integration_id in missing:
-        out[integration_id] = default_rules(integration_id)
+        out[integration_id] = default_rules(integration_id, workflows=integration_id not in no_workflows)
     if store_defaults and missing:
         await insert_ignore(
             session,
@@ -336,14 +361,23 @@ async def load_rules(
 
 
 async def replace_rules(
-    session: AsyncSession, tenant_id: str, integration_id: str, rules: Iterable[Rule]
+    session: AsyncSession,
+    tenant_id: str,
+    integration_id: str,
+    rules: Iterable[Rule],
+    *,
+    workflows: bool = True,
 ) -> list[Rule]:
     """Store ``rules`` as the integration's rules; an empty list restores the defaults.
 
     A rule identical to a current one keeps its id, so a threshold rule's armed/fired state
-    per contact survives an unrelated edit.
+    per contact survives an unrelated edit. ``workflows=False``: the CRM cannot trigger
+    workflows (its defaults have no workflow rule).
     """
-    current = (await load_rules(session, tenant_id, [integration_id], store_defaults=True))[integration_id]
+    no_workflows = () if workflows else (integration_id,)
+    current = (
+        await load_rules(session, tenant_id, [integration_id], store_defaults=True, no_workflows=no_workflows)
+    )[integration_id]
     free = list(current)
     kept: list[Rule] = []
     for n, rule in enumerate(rules):
@@ -362,7 +396,7 @@ async def replace_rules(
         )
     if not kept:
         await session.execute(delete(RuleRow).where(RuleRow.integration_id == integration_id))
-        return default_rules(integration_id)
+        return default_rules(integration_id, workflows=workflows)
     keep_ids = {r.id for r in kept}
     await session.execute(
         delete(RuleRow).where(RuleRow.integration_id == integration_id, RuleRow.id.not_in(keep_ids))
@@ -413,14 +447,20 @@ class RulePlan:
     thresholds: list[tuple[Rule, str]]  # (rule, integration)
 
 
-def plan_rules(rules: dict[str, list[Rule]]) -> RulePlan:
-    """Arrange enabled rules per event kind; field effects deduplicated across integrations."""
+def plan_rules(rules: dict[str, list[Rule]], no_workflows: Collection[str] = ()) -> RulePlan:
+    """Arrange enabled rules per event kind; field effects deduplicated across integrations.
+
+    Workflow rules of integrations in ``no_workflows`` (their CRM cannot trigger one) are left
+    out: their outbox rows could only be dead-lettered.
+    """
     kinds = {kind: KindPlan() for kind in EVENT_TRIGGERS}
     by_trigger = {trigger: kind for kind, trigger in EVENT_TRIGGERS.items()}
     thresholds: list[tuple[Rule, str]] = []
     for integration_id, integration_rules in rules.items():
         for rule in integration_rules:
             if not rule.enabled:
+                continue
+            if rule.action == "trigger_workflow" and integration_id in no_workflows:
                 continue
             if rule.trigger == THRESHOLD:
                 thresholds.append((rule, integration_id))

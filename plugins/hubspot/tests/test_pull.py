@@ -47,7 +47,7 @@ async def test_backfill_then_increment(
     assert sorted(c.remote_id for c in changes) == sorted(ids)
     first = next(c for c in changes if c.remote_id == ids[0])
     assert first.key == "c0@example.com" and first.fields["firstname"] == "N0" and first.op is ChangeOp.UPSERT
-    assert json.loads(cursor or "")["mode"] == "search"
+    assert json.loads(cursor or "")["mode"] == "archived"  # increments start with the deletes
     # an increment right after sees only what changed since (plus the look-back window)
     store = sandbox.store.of("contacts")
     record = store.get(ids[5])
@@ -74,7 +74,8 @@ async def test_25000_contacts_across_the_search_cap(
     searches = calls["POST /crm/v3/objects/{object_type}/search"]
     # 125 pages of 200, plus the pages re-read after the two restarts before the cap
     assert 125 <= searches <= 130
-    assert (await admin.get("/_sandbox/stats")).json()["by_status"] == {"200": searches + 1}
+    # a search cursor ends the increment when the search does (its deletes come first next time)
+    assert (await admin.get("/_sandbox/stats")).json()["by_status"] == {"200": searches}
     # the list endpoint backfills the same 25,000
     full, _, _ = await pull_all(ctx, None)
     assert {c.remote_id for c in full} == set(ids)
@@ -102,3 +103,28 @@ async def test_archived_become_deletes_and_merges_are_reported(
     # the merged-away id still resolves to the survivor, as in HubSpot
     survivor = (await admin.get(f"/crm/v3/objects/contacts/{ids[2]}", headers=headers)).json()
     assert survivor["id"] == ids[1]
+
+
+async def test_an_increment_reports_deletes_before_paging_through_updates(
+    ctx: IntegrationContext, admin: httpx.AsyncClient, sandbox: HubSpotSandbox
+) -> None:
+    ids = await seed_contacts(admin, 450)
+    _, cursor, _ = await pull_all(ctx, None)
+    store = sandbox.store.of("contacts")
+    for rid in ids[:400]:  # two search pages of updates (our own pushes, say) ...
+        record = store.get(rid)
+        assert record is not None
+        store.update(record, {"lastname": "Pushed"})
+    token = ctx.require_credentials().access_token
+    headers = {"Authorization": f"Bearer {token}"}
+    gone = await admin.delete(f"/crm/v3/objects/contacts/{ids[-1]}", headers=headers)
+    assert gone.status_code == 204
+    # ... and the delete made after them is in the increment's first page
+    first = await plugin.pull_changes(ctx, ObjectType.CONTACT, cursor)
+    assert [(c.remote_id, c.op) for c in first.changes] == [(ids[-1], ChangeOp.DELETE)]
+    assert first.has_more
+    rest, cursor, _ = await pull_all(ctx, first.next_cursor)
+    assert {c.remote_id for c in rest} >= set(ids[:400]) and ChangeOp.DELETE not in {c.op for c in rest}
+    # the next increment does not report the delete again
+    again, _, _ = await pull_all(ctx, cursor)
+    assert ChangeOp.DELETE not in {c.op for c in again}

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from crmhost.db.platform import ContactRow
-from crmhost.db.syncstate import ConflictRow, OutboxRow, RecordLogRow, RemoteLink, SyncRun
+from crmhost.db.syncstate import ConflictRow, OutboxRow, RecordLogRow, RemoteLink, SyncCursor, SyncRun
 from crmhost.runtime import Host
 from crmhost.sync.contacts import contact_values
 
@@ -34,6 +34,7 @@ class StoreCounts:
         record_log: (integration id, direction, outcome) -> record-log lines.
         run_counts: (integration id, counter) -> the sum over the integration's runs (conflicts
             by strategy are ``conflict:<strategy>``).
+        cursors: the pull cursors (a pull paging through our own echoes changes nothing else).
     """
 
     contacts: int = 0
@@ -45,6 +46,7 @@ class StoreCounts:
     conflicts: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     record_log: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     run_counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    cursors: tuple[tuple[str, str, str | None], ...] = ()
 
     def outbox_in(self, *states: str, integration: str | None = None, kind: str | None = None) -> int:
         """Outbox rows in any of ``states`` (of one integration / kind when given)."""
@@ -64,6 +66,7 @@ class StoreCounts:
             self.runs,
             self.running,
             tuple(sorted(self.conflicts.items())),
+            self.cursors,
         )
 
 
@@ -101,6 +104,14 @@ async def counts(host: Host, tenant_id: str, *, record_log: bool = False) -> Sto
             ).group_by(ConflictRow.integration_id, ConflictRow.strategy, ConflictRow.status)
         ):
             out.conflicts[(iid, strategy, status)] = n
+        out.cursors = tuple(
+            sorted(
+                (iid, obj, cursor)
+                for iid, obj, cursor in await s.execute(
+                    select(SyncCursor.integration_id, SyncCursor.object, SyncCursor.cursor)
+                )
+            )
+        )
         if record_log:
             for iid, run_counts in await s.execute(select(SyncRun.integration_id, SyncRun.counts)):
                 for key, n in (run_counts or {}).items():

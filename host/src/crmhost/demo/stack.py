@@ -41,6 +41,7 @@ from crmhost.sandbox.cli import create as create_sandbox
 from crmhost.security.tokens import generate_key_spec
 from crmhost.services.tenants import create_tenant
 from crmhost.settings import Settings
+from crmhost.sync.pull import request_pull
 from crmhost.testing.browser import consent
 from crmhost.worker.queue import ArqQueue
 
@@ -208,11 +209,12 @@ class Stack:
         return int(await queue.pool.zcard(default_queue_name))
 
     async def pull(self, slug: str) -> None:
-        """Enqueue a pull of ``slug``'s integration now (what the hourly schedule would do)."""
-        iid = self.integrations[slug]
-        await self.host.job_queue().enqueue(
-            "pull_integration", job_id=f"pull:{iid}", tenant_id=self.tenant_id, integration_id=iid
-        )
+        """Ask for a pull of ``slug``'s integration now (what the hourly schedule would do).
+
+        Through :func:`~crmhost.sync.pull.request_pull`: a pull already running may have read
+        past the change this one is for, so a follow-up is queued then.
+        """
+        await request_pull(self.host, self.tenant_id, self.integrations[slug])
 
     async def crm_token(self, slug: str, scopes: Sequence[str]) -> str:
         """An access token for acting as a CRM user (edits made "in the CRM"), minted once."""

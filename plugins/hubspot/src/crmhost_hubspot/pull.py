@@ -9,8 +9,11 @@ A cursor is a small JSON object:
   stops at 10,000 results per query, so before ``after`` reaches the cap the query restarts from
   the last modified date seen (``GTE``, so nothing with that same date is missed; the repeats are
   harmless). Should a whole 10,000 share one timestamp, ``tie`` continues by record id.
-- ``{"mode": "archived", ...}``: search never returns archived records, so an increment ends by
-  paging ``archived=true`` and reporting those archived after ``del_since`` as deletes.
+- ``{"mode": "archived", ...}``: search never returns archived records, so an increment starts
+  by paging ``archived=true`` and reporting those archived after ``del_since`` as deletes, then
+  searches. Deletes first: the archived listing is a few pages, while the search may have to
+  page through every record written since the last pull (our own pushes included), and a
+  delete should not wait behind them. An increment rests in this mode between pulls.
 
 Merged-away ids are reported from the survivor's ``hs_merged_object_ids``.
 """
@@ -126,7 +129,7 @@ async def _list_page(client: HubSpotClient, obj: ObjectType, path: str, cur: Cur
     since = start - int(SEARCH_LAG.total_seconds() * 1000)
     return ChangePage(
         changes=changes,
-        next_cursor=Cursor(mode="search", since=since, del_since=start).dump(),
+        next_cursor=Cursor(mode="archived", since=since, del_since=start).dump(),
         has_more=False,
     )
 
@@ -161,11 +164,12 @@ async def _search_page(client: HubSpotClient, obj: ObjectType, path: str, cur: C
     )
     nxt = ((found.get("paging") or {}).get("next") or {}).get("after")
     if nxt is None:
-        # the increment's upserts are done: archived records next, from where search got to
+        # the increment is done; the next one starts with the archived records, and searches
+        # from where this search got to
         since = max(cur.since, last_ms or 0)
         return ChangePage(
             changes=changes,
-            has_more=True,
+            has_more=False,
             next_cursor=Cursor(mode="archived", since=since, del_since=cur.del_since).dump(),
         )
     if int(nxt) + SEARCH_PAGE <= SEARCH_CAP:
@@ -218,9 +222,10 @@ async def _archived_page(client: HubSpotClient, obj: ObjectType, path: str, cur:
                 mode="archived", since=cur.since, after=str(nxt), del_since=cur.del_since, seen=newest
             ).dump(),
         )
+    # deletes done: the increment's upserts next
     return ChangePage(
         changes=changes,
-        has_more=False,
+        has_more=True,
         next_cursor=Cursor(mode="search", since=cur.since, del_since=newest).dump(),
     )
 

@@ -182,3 +182,33 @@ async def test_workflow_enrollment(
     assert results[0].ok and not results[1].ok
     assert "not found" in (results[1].error or "")
     assert len(sandbox.store.enrollments["sales_qualified_lead"]) == 1
+
+
+async def test_a_linked_contact_deleted_in_hubspot_is_not_recreated(
+    ctx: IntegrationContext, sandbox: HubSpotSandbox
+) -> None:
+    records = [contact(i) for i in range(3)]
+    first = await plugin.push_records(
+        ctx, RecordBatch(object=ObjectType.CONTACT, op=RecordOp.UPSERT, records=records)
+    )
+    linked = [
+        Record(**{**_fields(r), "remote_id": res.remote_id}) for r, res in zip(records, first, strict=True)
+    ]
+    store = sandbox.store.of("contacts")
+    gone = store.get(str(first[1].remote_id))
+    assert gone is not None
+    store.archive(gone)  # a HubSpot user deleted it; the host has not pulled since
+    # a queued push of all three (linked), plus a new one: one update call, one upsert call
+    again = await plugin.push_records(
+        ctx,
+        RecordBatch(object=ObjectType.CONTACT, op=RecordOp.UPSERT, records=[*linked, contact(9)]),
+    )
+    assert [r.ok for r in again] == [True, False, True, True]
+    assert again[1].error_code == "OBJECT_NOT_FOUND" and not again[1].retryable
+    assert [r.remote_id for r in again[:3:2]] == [first[0].remote_id, first[2].remote_id]
+    assert again[3].created
+    assert store.get("person1@example.com", "email") is None  # still deleted, not a new contact
+
+
+def _fields(record: Record) -> dict[str, object]:
+    return {f: getattr(record, f) for f in record.__struct_fields__}

@@ -1,4 +1,9 @@
-"""push_records: contacts upserted by email, companies by domain, deletes archived; 100 per call."""
+"""push_records: contacts updated by id or upserted by email, companies by domain, deletes archived.
+
+100 records per call. A contact already linked to a HubSpot id is updated by that id (never
+upserted by email, which would recreate one deleted in HubSpot); a batch holding both kinds
+costs two calls.
+"""
 
 from __future__ import annotations
 
@@ -81,17 +86,31 @@ async def _upsert_contacts(
         await ensure_properties(client, "contacts", wanted)
     # HubSpot refuses a batch naming one id twice: the last version of a record wins
     latest = {r.key.lower(): r for r in records}
-    traces = {str(i): key for i, key in enumerate(latest)}
-    inputs = [
-        {
-            "id": key,
-            "idProperty": "email",
-            "objectWriteTraceId": trace,
-            "properties": {**{k: v for k, v in latest[key].fields.items() if k != "email"}, "email": key},
-        }
-        for trace, key in traces.items()
-    ]
-    done = await _batch(client, "/crm/v3/objects/contacts/batch/upsert", inputs, traces, upsert=True)
+
+    def properties(key: str) -> dict[str, Any]:
+        return {**{k: v for k, v in latest[key].fields.items() if k != "email"}, "email": key}
+
+    # a record we linked is updated by its id: an upsert by email would bring a contact deleted
+    # in HubSpot meanwhile back to life (as a new record); the update fails with
+    # OBJECT_NOT_FOUND instead, and the next pull reports the delete
+    known = {f"k{i}": key for i, key in enumerate(k for k, r in latest.items() if r.remote_id)}
+    fresh = {f"n{i}": key for i, key in enumerate(k for k, r in latest.items() if not r.remote_id)}
+    done: dict[str, RecordResult] = {}
+    if known:
+        inputs = [
+            {"id": latest[key].remote_id, "objectWriteTraceId": trace, "properties": properties(key)}
+            for trace, key in known.items()
+        ]
+        key_of = {str(latest[key].remote_id): key for key in known.values()}
+        done.update(
+            await _batch(client, "/crm/v3/objects/contacts/batch/update", inputs, known, key_of, upsert=False)
+        )
+    if fresh:
+        inputs = [
+            {"id": key, "idProperty": "email", "objectWriteTraceId": trace, "properties": properties(key)}
+            for trace, key in fresh.items()
+        ]
+        done.update(await _batch(client, "/crm/v3/objects/contacts/batch/upsert", inputs, fresh, upsert=True))
     vanished = {
         r.field for r in done.values() if r.error_code == "PROPERTY_DOESNT_EXIST" and r.field in wanted
     }

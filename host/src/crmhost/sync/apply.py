@@ -7,9 +7,10 @@ For one batch, in the caller's transaction:
 2. Each record is found by its :class:`RemoteLink`, else by email (and linked), else created
    (``source`` = the CRM's slug; it joins the segment "<CRM title> Contacts").
 3. Per field: a value whose hash equals the write ledger's is our own echo and is dropped; a
-   value equal to the platform's only refreshes the ledger; a value the platform has not
-   changed since the last sync (or has blank) applies; anything else is a conflict and goes
-   through :mod:`crmhost.sync.conflicts`.
+   value equal to the platform's, or to what the CRM stores for the platform's value (the
+   plugin's mapping there and back: a Salesforce checkbox holds ``false`` for a blank), only
+   refreshes the ledger; a value the platform has not changed since the last sync (or has
+   blank) applies; anything else is a conflict and goes through :mod:`crmhost.sync.conflicts`.
 4. Writes go through :func:`crmhost.sync.contacts.apply_values`; deletes soft-delete; merges
    relink. Every contact that changed gets a ``record`` (or ``delete``) outbox row for the
    tenant's *other* pushing integrations (origin = this one, so it never comes back), and a
@@ -34,6 +35,7 @@ from crmhost.db.base import new_id, utcnow
 from crmhost.db.models import Integration
 from crmhost.db.platform import ContactRow
 from crmhost.db.syncstate import ConflictRow, RemoteLink
+from crmhost.errors import CrmError
 from crmhost.metrics import SYNC_RECORDS
 from crmhost.models import CONTACT_FIELDS, Change, ChangeOp, FieldMapping, ObjectType
 from crmhost.runtime import Host
@@ -58,7 +60,7 @@ from crmhost.sync.contacts import (
     field_modified_at,
     normalize_email,
 )
-from crmhost.sync.mapping import field_times, incoming
+from crmhost.sync.mapping import field_times, incoming, outgoing
 from crmhost.sync.outbox import PUSH_DIRECTIONS, pushing_integrations
 from crmhost.sync.runs import RunRecorder
 
@@ -137,6 +139,7 @@ class _Batch:
     run: RunRecorder | None
     at: datetime
     strategies: dict[str, str | None]
+    mappings: Sequence[FieldMapping] = ()
     result: ApplyResult = field(default_factory=ApplyResult)
     ledger_rows: list[dict[str, Any]] = field(default_factory=list)
     log_rows: list[dict[str, Any]] = field(default_factory=list)
@@ -188,6 +191,7 @@ async def apply_changes(
         run=run,
         at=at or utcnow(),
         strategies=await field_strategies(session, integration.id),
+        mappings=mappings,
     )
     merges, by_id = _collapse(c for c in changes if c.object in SYNCED_OBJECTS)
     if merges:
@@ -241,7 +245,9 @@ async def _apply_upserts(
             values["email"] = email
         mapped.append((change, values, email, field_times(change, mappings)))
     unlinked_emails = [e for c, _, e, _ in mapped if c.remote_id not in links and e]
-    rows = await contacts_by(session, ids=list(set(links.values())), emails=list(set(unlinked_emails)))
+    rows = await contacts_by(
+        session, ids=list(set(links.values())), emails=list(set(unlinked_emails)), lock=True
+    )
     by_id = {r.id: r for r in rows}
     by_email = {r.email: r for r in rows}
     linked_elsewhere = await linked_contacts(
@@ -347,6 +353,24 @@ def _new_contact(batch: _Batch, email: str, values: dict[str, Any]) -> ContactRo
     return row
 
 
+def _as_stored(batch: _Batch, row: ContactRow, current: dict[str, Any]) -> dict[str, Any]:
+    """The platform's values as the CRM stores them: through the plugin's mapping and back."""
+    try:
+        record = outgoing(
+            batch.host,
+            batch.integration,
+            current,
+            batch.mappings,
+            object=ObjectType.CONTACT,
+            key=row.email,
+            remote_id=None,
+        )
+        back = Change(object=ObjectType.CONTACT, remote_id="", fields=record.fields)
+        return canonical_values(incoming(batch.host, batch.integration, back, batch.mappings))
+    except (CrmError, ValueError, TypeError, KeyError):
+        return {}  # a value the mapping cannot carry: compare as it is
+
+
 def _merge_into(
     batch: _Batch,
     row: ContactRow,
@@ -358,6 +382,7 @@ def _merge_into(
 ) -> None:
     """One CRM record into an existing contact: echo, agreement, plain change, or conflict."""
     current = contact_values(row)
+    stored: dict[str, Any] | None = None  # worked out only when a value differs
     apply_now: dict[str, Any] = {}
     agreed: dict[str, Any] = {}
     keep_local = False
@@ -375,6 +400,11 @@ def _merge_into(
         local_hash = echo.value_hash(local)
         if local_hash == remote_hash:
             agreed[name] = remote
+            continue
+        if stored is None:
+            stored = _as_stored(batch, row, current)
+        if name in stored and echo.value_hash(stored[name]) == remote_hash:
+            agreed[name] = remote  # the CRM holds what the platform's value becomes there
             continue
         if conflicts.is_blank(local) or last == local_hash:
             apply_now[name] = remote
@@ -442,7 +472,7 @@ def _review(
 
 async def _apply_deletes(batch: _Batch, deletes: list[Change], links: dict[str, str]) -> None:
     ids = [links[c.remote_id] for c in deletes if c.remote_id in links]
-    rows = {r.id: r for r in await contacts_by(batch.session, ids=ids)}
+    rows = {r.id: r for r in await contacts_by(batch.session, ids=ids, lock=True)}
     for change in deletes:
         row = rows.get(links.get(change.remote_id, ""))
         if row is None or row.deleted_at is not None:

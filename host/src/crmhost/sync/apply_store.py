@@ -85,9 +85,29 @@ async def linked_contacts(session: AsyncSession, integration_id: str, contact_id
 
 
 async def contacts_by(
-    session: AsyncSession, *, ids: Sequence[str] = (), emails: Sequence[str] = ()
+    session: AsyncSession, *, ids: Sequence[str] = (), emails: Sequence[str] = (), lock: bool = False
 ) -> list[ContactRow]:
-    """Contacts by id and by (normalised) email, soft-deleted ones included."""
+    """Contacts by id and by (normalised) email, soft-deleted ones included.
+
+    With ``lock`` on PostgreSQL the rows are locked (``FOR UPDATE``) in id order, the order
+    every writer of contacts locks in (ingest, the push's version check): two pulls, or a pull
+    and an ingest, touching the same contacts then wait for each other instead of deadlocking.
+    """
+    if lock and session.get_bind().dialect.name == "postgresql":
+        wanted = set(ids)
+        for chunk in chunks(emails, CHUNK):
+            wanted.update(await session.scalars(select(ContactRow.id).where(ContactRow.email.in_(chunk))))
+        locked: list[ContactRow] = []
+        for chunk in chunks(sorted(wanted), CHUNK):
+            locked.extend(
+                await session.scalars(
+                    select(ContactRow)
+                    .where(ContactRow.id.in_(chunk))
+                    .order_by(ContactRow.id)
+                    .with_for_update()
+                )
+            )
+        return locked
     rows: list[ContactRow] = []
     for chunk in chunks(ids, CHUNK):
         rows.extend(await session.scalars(select(ContactRow).where(ContactRow.id.in_(chunk))))

@@ -27,6 +27,7 @@ from typing import Any, Final
 
 import msgspec
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from crmhost.db.base import utcnow
 from crmhost.db.models import Integration
@@ -165,6 +166,9 @@ async def resolve(
 
     ``local`` pushes the platform's value back to the CRM; ``remote`` applies the CRM's value
     and sends it on to the tenant's other CRMs; ``value`` applies the given value everywhere.
+    A push to the conflict's CRM carries the whole contact, so while other fields of the
+    contact are still in review for that CRM it is held back, and sent when the last one is
+    settled (with every decision made by then).
 
     Raises:
         NotFound: no such conflict for this tenant.
@@ -198,14 +202,21 @@ async def resolve(
             raise ConflictError("the conflict's contact or integration no longer exists")
         now = utcnow()
         others = await pushing_integrations(session, exclude=integration.id)
+        # a push to this CRM sends the whole contact: while other fields of it are in review,
+        # it would overwrite the CRM's side of them, so it waits for the last one settled
+        held = await _still_open(session, conflict)
+        back = [integration] if not held and await _pending_push(session, conflict, resolution) else []
         if resolution == "local":
-            push_to |= await queue_pushes(session, tenant_id, [integration], [row.id], "record")
+            push_to |= await queue_pushes(session, tenant_id, back, [row.id], "record")
         elif apply_values(row, {conflict.field: chosen}, at=now):
             if resolution == "remote":
                 await upsert_hashes(session, [_ledger(integration, row.id, conflict.field, chosen, now)])
                 push_to |= await queue_pushes(session, tenant_id, others, [row.id], "record", integration.id)
+                push_to |= await queue_pushes(session, tenant_id, back, [row.id], "record")
             else:
-                push_to |= await queue_pushes(session, tenant_id, [integration, *others], [row.id], "record")
+                push_to |= await queue_pushes(session, tenant_id, [*back, *others], [row.id], "record")
+        else:
+            push_to |= await queue_pushes(session, tenant_id, back, [row.id], "record")
         conflict.status = "resolved"
         conflict.resolution = resolution
         conflict.resolved_value = (
@@ -215,6 +226,43 @@ async def resolve(
     if push_to:
         await kick(host, tenant_id, push_to)
     return conflict
+
+
+async def _sibling(session: AsyncSession, conflict: ConflictRow, *where: Any) -> bool:
+    """Whether another conflict of the same contact and CRM matches ``where``."""
+    found = await session.scalar(
+        select(ConflictRow.id)
+        .where(
+            ConflictRow.integration_id == conflict.integration_id,
+            ConflictRow.contact_id == conflict.contact_id,
+            ConflictRow.id != conflict.id,
+            *where,
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+async def _still_open(session: AsyncSession, conflict: ConflictRow) -> bool:
+    """Whether other fields of the conflict's contact are in review for the same CRM."""
+    return await _sibling(session, conflict, ConflictRow.status == "open")
+
+
+async def _pending_push(session: AsyncSession, conflict: ConflictRow, resolution: str) -> bool:
+    """Whether settling the contact's last open field must push it to the conflict's CRM.
+
+    Yes when this resolution keeps or sets a platform value, or when an earlier one did while
+    this field was still open (its push was held back for this one).
+    """
+    if resolution in ("local", "value"):
+        return True
+    return await _sibling(
+        session,
+        conflict,
+        ConflictRow.status == "resolved",
+        ConflictRow.resolution.in_(("local", "value")),
+        ConflictRow.resolved_at >= conflict.created_at,
+    )
 
 
 def _ledger(integration: Integration, contact_id: str, name: str, value: Any, at: datetime) -> dict[str, Any]:

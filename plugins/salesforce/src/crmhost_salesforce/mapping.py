@@ -3,7 +3,8 @@
 Which Salesforce object a canonical record goes to depends on the integration: canonical
 contacts go to ``Contact`` or ``Lead`` (setting ``person_object``), leads to ``Lead``,
 companies to ``Account``. Values are encoded the way the REST API takes them: date-times as
-ISO 8601 UTC, dates as ``YYYY-MM-DD``, numbers as JSON numbers, booleans as JSON booleans.
+ISO 8601 UTC, dates as ``YYYY-MM-DD``, numbers as JSON numbers, booleans as JSON booleans
+(a blank one as ``false``: a checkbox is never null).
 """
 
 from __future__ import annotations
@@ -93,9 +94,13 @@ def _format_datetime(moment: datetime) -> str:
 
 
 def encode_value(value: Any, remote_type: str, where: str) -> Any:
-    """A canonical value as the REST API takes it; :class:`PermanentError` names ``where``."""
+    """A canonical value as the REST API takes it; :class:`PermanentError` names ``where``.
+
+    A checkbox (``bool``) cannot be null in Salesforce: a blank value goes out as ``false``,
+    what Salesforce would store for it anyway.
+    """
     if value is None:
-        return None
+        return False if remote_type == "bool" else None
     try:
         if remote_type == "datetime":
             if isinstance(value, str):

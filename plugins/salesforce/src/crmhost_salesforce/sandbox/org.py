@@ -155,6 +155,8 @@ class Org:
     # ------------------------------------------------------------------ writes
 
     def _coerce(self, obj: ObjectDef, fdef: FieldDef, value: Any) -> Any:
+        if value is None and fdef.type == "boolean":
+            return False  # a checkbox is never null: Salesforce stores null as false
         if value is None:
             if fdef.required:
                 raise RecordError(

@@ -1,0 +1,153 @@
+"""Sync semantics found broken by the roadmap-sized demo, against the sandboxes over real HTTP.
+
+A blank checkbox that Salesforce stores as ``false`` is not a change; resolving one manual
+conflict does not overwrite the CRM's side of the contact's other open conflicts; contacts are
+locked in one order (by id) by every writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from crmhost.db.platform import ContactRow
+from crmhost.db.syncstate import ConflictRow, OutboxRow, RemoteLink
+from crmhost.sync.apply_store import contacts_by
+from crmhost.sync.conflicts import resolve
+from crmhost.sync.contact_store import contacts_by_email
+from crmhost.sync.pull import pull_integration
+
+from ..support.syncenv import SyncEnv, fx_env, fx_sandboxes  # noqa: F401
+
+
+async def _remote_id(env: SyncEnv, integration_id: str, email: str) -> str:
+    contact = await env.contact(email)
+    async with env.host.db.session(env.tenant_id) as session:
+        found = await session.scalar(
+            select(RemoteLink.remote_id).where(
+                RemoteLink.integration_id == integration_id, RemoteLink.contact_id == contact.id
+            )
+        )
+    assert found is not None, f"{email} is not linked"
+    return found
+
+
+async def _pending(env: SyncEnv, integration_id: str) -> list[OutboxRow]:
+    async with env.host.db.session(env.tenant_id) as session:
+        return list(
+            await session.scalars(
+                select(OutboxRow).where(
+                    OutboxRow.integration_id == integration_id, OutboxRow.state == "pending"
+                )
+            )
+        )
+
+
+async def test_a_blank_checkbox_stored_as_false_in_salesforce_is_not_a_change(env: SyncEnv) -> None:
+    await env.add_contacts({"email": "blank@example.com", "first_name": "Bo", "last_name": "Blank"})  # unsubscribed: None
+    hubspot = await env.connect("hubspot")
+    salesforce = await env.connect("salesforce")  # its initial sync pushes the contact
+    await env.drain()
+    sf_id = await _remote_id(env, salesforce, "blank@example.com")
+    # Salesforce holds false: a checkbox is never null
+    held = await env.crm_get("salesforce", sf_id, ["PenguinMails_Unsubscribed__c"])
+    assert held is not None and held["PenguinMails_Unsubscribed__c"] is False
+    before = (await env.contact("blank@example.com")).version
+    outcome = await pull_integration(env.host, env.tenant_id, salesforce)
+    assert "updated" not in outcome.counts, outcome.counts
+    contact = await env.contact("blank@example.com")
+    assert contact.unsubscribed is None and contact.version == before
+    assert await _pending(env, hubspot) == []  # nothing fanned out to HubSpot
+    # and Salesforce's next pull sees nothing either
+    again = await pull_integration(env.host, env.tenant_id, salesforce)
+    assert "updated" not in again.counts, again.counts
+
+
+async def test_resolving_one_conflict_keeps_the_crm_side_of_the_others(env: SyncEnv) -> None:
+    await env.add_contacts(
+        {"email": "two@example.com", "first_name": "Local", "last_name": "Mine", "job_title": "CTO"}
+    )
+    (remote_id,) = env.seed(
+        "hubspot",
+        [
+            {
+                "properties": {
+                    "email": "two@example.com",
+                    "firstname": "Remote",
+                    "lastname": "Theirs",
+                    "jobtitle": "CEO",
+                }
+            }
+        ],
+    )
+    hubspot = await env.connect("hubspot", conflict_strategy="manual")
+    async with env.host.db.session(env.tenant_id) as session:
+        rows = await session.scalars(select(ConflictRow).where(ConflictRow.status == "open"))
+        conflicts = {c.field: c for c in rows}
+    assert sorted(conflicts) == ["first_name", "job_title", "last_name"]
+    fields = ["firstname", "lastname", "jobtitle"]
+
+    await resolve(env.host, env.tenant_id, conflicts["first_name"].id, "local")
+    await env.drain()
+    # the other two are still in review: HubSpot keeps its side of them (nothing was pushed)
+    got = await env.crm_get("hubspot", remote_id, fields) or {}
+    assert (got["firstname"], got["lastname"], got["jobtitle"]) == ("Remote", "Theirs", "CEO")
+    await resolve(env.host, env.tenant_id, conflicts["last_name"].id, "remote")
+    await env.drain()
+    got = await env.crm_get("hubspot", remote_id, fields) or {}
+    assert (got["firstname"], got["lastname"], got["jobtitle"]) == ("Remote", "Theirs", "CEO")
+    # the last one settled: every decision reaches HubSpot in one push
+    await resolve(env.host, env.tenant_id, conflicts["job_title"].id, "value", "CFO")
+    await env.drain()
+    got = await env.crm_get("hubspot", remote_id, fields) or {}
+    assert (got["firstname"], got["lastname"], got["jobtitle"]) == ("Local", "Theirs", "CFO")
+    contact = await env.contact("two@example.com")
+    assert (contact.first_name, contact.last_name, contact.job_title) == ("Local", "Theirs", "CFO")
+    assert await _pending(env, hubspot) == []
+
+
+@pytest.mark.postgres
+async def test_contacts_are_locked_in_id_order(env: SyncEnv) -> None:
+    if not env.host.db.is_postgres:
+        pytest.skip("row locks are real on PostgreSQL only")
+    # ids in one order, emails in the other: a writer locking by email takes the higher id first
+    low, high = sorted(await env.add_contacts({"email": "t1@example.com"}, {"email": "t2@example.com"}))
+    emails = {low: "z-low@example.com", high: "a-high@example.com"}
+    async with env.host.db.transaction(env.tenant_id) as session:
+        for cid, email in emails.items():
+            await session.execute(update(ContactRow).where(ContactRow.id == cid).values(email=email))
+
+    async def holder(step: asyncio.Event, go: asyncio.Event) -> bool:
+        """Locks the lower id, then (once the other writer waits) tries the higher without waiting."""
+        async with env.host.db.transaction(env.tenant_id) as session:
+            await session.execute(select(ContactRow.id).where(ContactRow.id == low).with_for_update())
+            step.set()
+            await go.wait()
+            try:
+                await session.execute(
+                    select(ContactRow.id).where(ContactRow.id == high).with_for_update(nowait=True)
+                )
+            except Exception:  # the other writer holds it: it locked out of order
+                return False
+            return True
+
+    async def writer(lock: Any) -> None:
+        async with env.host.db.transaction(env.tenant_id) as session:
+            await lock(session)
+
+    for lock in (
+        lambda s: contacts_by_email(s, [emails[low], emails[high]]),
+        lambda s: contacts_by(s, ids=[high], emails=[emails[low]], lock=True),
+    ):
+        step, go = asyncio.Event(), asyncio.Event()
+        held = asyncio.create_task(holder(step, go))
+        await step.wait()
+        other = asyncio.create_task(writer(lock))
+        await asyncio.sleep(0.5)  # let it reach the lock it waits for
+        assert not other.done()
+        go.set()
+        assert await held, "the second writer locked the higher id before the lower one"
+        await other

@@ -24,6 +24,7 @@ import json
 import os
 import pstats
 import resource
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -71,6 +72,7 @@ class SqlTimes:
 
     def __init__(self, engine: Any) -> None:
         self.totals: dict[str, list[float]] = {}
+        self.examples: dict[str, tuple[str, Any]] = {}
         self._starts: dict[int, float] = {}
         event.listen(engine, "before_cursor_execute", self._before)
         event.listen(engine, "after_cursor_execute", self._after)
@@ -78,11 +80,30 @@ class SqlTimes:
     def _before(self, conn: Any, cursor: Any, statement: str, *_: Any) -> None:
         self._starts[id(cursor)] = time.perf_counter()
 
-    def _after(self, conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+    def _after(self, conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
         took = time.perf_counter() - self._starts.pop(id(cursor), time.perf_counter())
-        entry = self.totals.setdefault(" ".join(statement.split())[:70], [0, 0.0])
+        key = " ".join(statement.split())[:70]
+        entry = self.totals.setdefault(key, [0, 0.0])
         entry[0] += 1
         entry[1] += took
+        if key not in self.examples:
+            self.examples[key] = (statement, parameters)
+
+    def plans(self, path: Path, n: int) -> list[str]:
+        """SQLite's ``EXPLAIN QUERY PLAN`` of the ``n`` costliest statements, on the file at ``path``."""
+        out = []
+        with sqlite3.connect(path) as db:
+            for key, _ in sorted(self.totals.items(), key=lambda kv: -kv[1][1])[:n]:
+                statement, params = self.examples[key]
+                if isinstance(params, list):  # executemany: the first parameter set
+                    params = params[0] if params else ()
+                try:
+                    plan = db.execute("EXPLAIN QUERY PLAN " + statement, params).fetchall()
+                except sqlite3.Error as exc:
+                    plan = [(0, 0, 0, f"(no plan: {exc})")]
+                out.append(f"{key}")
+                out.extend(f"    {row[-1]}" for row in plan)
+        return out
 
     def top(self, n: int) -> list[str]:
         ranked = sorted(self.totals.items(), key=lambda kv: -kv[1][1])[:n]
@@ -210,6 +231,8 @@ async def run(args: argparse.Namespace, data: Path) -> dict[str, Any]:
         out["profile"] = buf.getvalue().splitlines()
     if sql is not None:
         out["profile"] = out.get("profile", []) + sql.top(args.sql)
+        if args.explain and not args.database_url:
+            out["profile"] += sql.plans(data / "push.db", args.sql)
     return out
 
 
@@ -221,6 +244,7 @@ def main() -> None:
     p.add_argument("--database-url", default=None, help="a PostgreSQL URL; a fresh SQLite file by default")
     p.add_argument("--profile", type=int, default=0, help="print the top N functions by cumulative time")
     p.add_argument("--sql", type=int, default=0, help="print the top N SQL statements by wall time")
+    p.add_argument("--explain", action="store_true", help="with --sql on SQLite: their query plans")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as data:
         result = asyncio.run(run(args, Path(data)))

@@ -18,6 +18,7 @@ from sqlalchemy import func, insert, select, update
 from crmhost import hookimpl
 from crmhost.api.app import create_app
 from crmhost.context import ProviderApp
+from crmhost.db.engine import Database
 from crmhost.db.migrate import upgrade
 from crmhost.db.models import Integration
 from crmhost.db.platform import ContactRow, EmailEventRow
@@ -589,3 +590,26 @@ async def test_a_delete_right_after_its_upsert_sees_the_new_link(lite: Env) -> N
     assert hub.get("person1@example.com", "email") is not None
     assert await lite.count(RemoteLink, RemoteLink.contact_id == ids[0]) == 0
     assert {r.state for r in await lite.rows(iid)} == {"done"}
+
+
+async def test_sqlite_plans_look_up_by_key_not_by_tenant(tmp_path: Path) -> None:
+    # every query carries tenant_id = ?; without the statistics of migration 0005 SQLite walks
+    # the tenant's index (all its rows) for these, per batch
+    url = f"sqlite+aiosqlite:///{tmp_path / 'plans.db'}"
+    await upgrade(url)
+    db = Database(url)
+    plans = {
+        "SELECT id FROM contacts WHERE id IN (?, ?, ?) AND tenant_id = ?": "sqlite_autoindex_contacts_1",
+        "DELETE FROM remote_links WHERE integration_id = ? AND object = ? AND contact_id IN (?, ?)"
+        " AND tenant_id = ?": "sqlite_autoindex_remote_links_1",
+        "SELECT id FROM outbox WHERE tenant_id = ? AND integration_id = ? AND state = 'pending'"
+        " AND next_attempt_at <= ? AND kind IN (?, ?) AND id > ? ORDER BY id LIMIT 400": "ix_outbox_pending",
+    }
+    try:
+        async with db.engine.connect() as conn:
+            for statement, index in plans.items():
+                args = tuple(["x"] * statement.count("?"))
+                plan = (await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, args)).all()
+                assert [f"USING INDEX {index} " in str(row[-1]) for row in plan] == [True], plan
+    finally:
+        await db.dispose()

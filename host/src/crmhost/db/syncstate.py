@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crmhost.db.base import Base, TenantScoped, new_id, utcnow
@@ -137,6 +137,14 @@ class OutboxRow(TenantScoped, Base):
     __table_args__ = (
         UniqueConstraint("integration_id", "dedupe_key", name="uq_outbox_dedupe"),
         Index("ix_outbox_due", "integration_id", "state", "next_attempt_at"),
+        # the claim's walk: pending rows of an integration in id order, no done row touched
+        Index(
+            "ix_outbox_pending",
+            "integration_id",
+            "id",
+            sqlite_where=text("state = 'pending'"),
+            postgresql_where=text("state = 'pending'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import literal, select, update
 
 from crmhost.context import IntegrationContext
 from crmhost.db.base import utcnow
@@ -190,7 +190,8 @@ async def _claim(drain: Drain, kinds: Sequence[str], limit: int, *, after: int =
     now = utcnow()
     due = (
         OutboxRow.integration_id == drain.integration.id,
-        OutboxRow.state == "pending",
+        # inline, not bound: SQLite uses the partial index ix_outbox_pending only for a literal
+        OutboxRow.state == literal("pending", literal_execute=True),
         OutboxRow.next_attempt_at <= now,
         OutboxRow.kind.in_(kinds),
         *((OutboxRow.id > after,) if after else ()),

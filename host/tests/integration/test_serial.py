@@ -205,8 +205,8 @@ async def test_a_killed_holders_lock_expires(redis_db_url: str) -> None:
                 break
             await asyncio.sleep(0.05)
         assert seen is not None and seen >= 2
-        assert await gate.settle(KEY, "dead", 0) is not None  # the dead token holds nothing
-        assert await gate.settle(KEY, "other", seen) is None  # released
+        assert await gate.settle(KEY, "dead", 0) == (False, seen)  # the dead token holds nothing
+        assert await gate.settle(KEY, "other", seen) == (False, seen)  # released
         assert await gate.wake(KEY) == (seen + 1, False)
     finally:
         await pool.aclose()
@@ -217,8 +217,9 @@ async def test_the_local_gate_matches_the_redis_one() -> None:
     assert await gate.acquire(KEY, "a") == 0
     assert await gate.acquire(KEY, "b") is None
     assert await gate.wake(KEY) == (2, True)
-    assert await gate.settle(KEY, "a", 0) == 2  # kicked meanwhile: keep the lock, run again
-    assert await gate.settle(KEY, "a", 2) is None
+    assert await gate.settle(KEY, "a", 0) == (True, 2)  # kicked meanwhile: keep the lock, run again
+    assert await gate.settle(KEY, "a", 2) == (False, 2)
+    assert await gate.settle(KEY, "a", 2) == (False, 2)  # no longer held
     assert await gate.wake(KEY) == (3, False)
     assert await gate.acquire(KEY, "b") == 3
     assert await gate.release(KEY, "b") == 3

@@ -19,7 +19,8 @@ makes them atomic):
 - ``wake``: ``gen += 1``; answers whether the lock is held.
 - ``acquire``: take the lock if free and answer ``gen`` (the run's ``seen``); if it is held,
   ``gen += 1`` instead (so a job enqueued without a ``wake`` is not lost either) and answer no.
-- ``settle(seen)``: if ``gen == seen`` release the lock, else keep it and answer the new ``gen``.
+- ``settle(seen)``: if ``gen == seen`` release the lock, else keep it; answer which and ``gen``
+  (a holder whose lock expired under it, see below, is told it no longer holds it).
 - ``release``: release the lock unconditionally and answer ``gen``.
 
 :func:`kick` is ``wake``, then, only if the lock was free, enqueue the job under its plain id
@@ -35,14 +36,14 @@ Why no kick is lost. Take a kick K whose ``wake`` made ``gen = g`` at time *t*.
    already ``>= g`` (H read it after *t*: its current run started after K), or ``settle``
    answers a new generation and H runs again, starting after *t*. If H stops on its budget or
    an error instead, it releases and kicks (``release`` answers ``gen``; a generation H did not
-   run is kicked again), which is case 2 at a later time. If H's process dies (SIGKILL), the
+   run is kicked again), which is case 2 at a later time; on a ``Retry`` arq runs H's job
+   again later, which starts after *t*. If H's process dies (SIGKILL), the
    lock expires (``LOCK_TTL_S``, just over the job timeout) and arq runs H's job again once its
    "in progress" mark expires (job timeout + 10 s): that run starts after *t*.
 2. The lock was free at ``wake``: K enqueues a job J under ``<key>`` or, refused, under
-   ``<key>:<g>`` (unique, accepted). A refusal of ``<key>`` means that job is queued (it
-   starts after *t*) or running; either way a job J starts after *t* and calls ``acquire``.
-   If J takes the lock, its ``seen >= g``: its run starts after *t*. If another run H' holds
-   it, J's ``acquire`` bumps ``gen`` before H' settles, so H' runs again (case 1).
+   ``<key>:<g>`` (unique, so accepted). J starts after *t* and calls ``acquire``. If J takes
+   the lock, its ``seen >= g``: its run starts after *t*. If another run H' holds it, J's
+   ``acquire`` bumps ``gen`` before H' settles, so H' runs again (case 1).
 
 Why one run at a time: a run happens only between ``acquire`` and ``settle``/``release`` of
 the same token; the lock is one key set only when absent. The lock's TTL exceeds any job's
@@ -105,8 +106,8 @@ class Gate(Protocol):
     async def acquire(self, key: str, token: str) -> int | None:
         """Take the lock for ``token`` and return ``gen``; if held, ``gen += 1`` and ``None``."""
 
-    async def settle(self, key: str, token: str, seen: int) -> int | None:
-        """Release if ``gen == seen`` (``None``), else keep the lock and return ``gen``."""
+    async def settle(self, key: str, token: str, seen: int) -> tuple[bool, int]:
+        """Release if ``gen == seen``, else keep the lock; returns whether still held, and ``gen``."""
 
     async def release(self, key: str, token: str) -> int:
         """Release the lock if ``token`` holds it; returns ``gen``."""
@@ -132,13 +133,15 @@ class LocalGate:
         self.holder[key] = token
         return self.gen.get(key, 0)
 
-    async def settle(self, key: str, token: str, seen: int) -> int | None:
+    async def settle(self, key: str, token: str, seen: int) -> tuple[bool, int]:
         """See :meth:`Gate.settle`."""
         current = self.gen.get(key, 0)
-        if current == seen and self.holder.get(key) == token:
+        if self.holder.get(key) != token:
+            return False, current
+        if current == seen:
             del self.holder[key]
-            return None
-        return current
+            return False, current
+        return True, current
 
     async def release(self, key: str, token: str) -> int:
         """See :meth:`Gate.release`."""
@@ -166,14 +169,14 @@ return -1
 _SETTLE = """
 local g = tonumber(redis.call('GET', KEYS[1]) or '0')
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then
-  return g
+  return {0, g}
 end
 if g == tonumber(ARGV[2]) then
   redis.call('DEL', KEYS[2])
-  return -1
+  return {0, g}
 end
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
-return g
+return {1, g}
 """
 # ARGV[1] = token
 _RELEASE = """
@@ -208,10 +211,10 @@ class RedisGate:
         seen = int(await self._acquire(keys=self._keys(key), args=[token, self._ttl_ms]))
         return None if seen < 0 else seen
 
-    async def settle(self, key: str, token: str, seen: int) -> int | None:
+    async def settle(self, key: str, token: str, seen: int) -> tuple[bool, int]:
         """See :meth:`Gate.settle`."""
-        gen = int(await self._settle(keys=self._keys(key), args=[token, seen, self._ttl_ms]))
-        return None if gen < 0 else gen
+        held, gen = await self._settle(keys=self._keys(key), args=[token, seen, self._ttl_ms])
+        return bool(held), int(gen)
 
     async def release(self, key: str, token: str) -> int:
         """See :meth:`Gate.release`."""
@@ -289,11 +292,12 @@ async def run_serially(
             runs += 1
             if more:
                 break
-            nxt = await gate.settle(key, token, seen)
-            if nxt is None:
-                held = False
+            held, gen = await gate.settle(key, token, seen)
+            if not held:
+                if gen != seen:  # the lock expired under this run (frozen past its TTL)
+                    await kick(host, function, key, **kwargs)
                 break
-            seen = nxt
+            seen = gen
             if time.monotonic() >= deadline:
                 more = True
                 break

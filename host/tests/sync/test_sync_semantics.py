@@ -2,22 +2,29 @@
 
 A blank checkbox that Salesforce stores as ``false`` is not a change; resolving one manual
 conflict does not overwrite the CRM's side of the contact's other open conflicts; contacts are
-locked in one order (by id) by every writer.
+locked in one order (by id) by every writer; nothing is pushed to a CRM before its backfill
+has linked its records.
 """
 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import select, update
 
+from crmhost.db.models import Integration
 from crmhost.db.platform import ContactRow
 from crmhost.db.syncstate import ConflictRow, OutboxRow, RemoteLink
-from crmhost.sync.apply_store import contacts_by
+from crmhost.models import AuthKind, Credentials
+from crmhost.services.vault import store_credentials
+from crmhost.sync.apply_store import HELD_UNTIL, contacts_by
 from crmhost.sync.conflicts import resolve
 from crmhost.sync.contact_store import contacts_by_email
+from crmhost.sync.ingest import upsert_contacts
+from crmhost.sync.initial import initial_sync
 from crmhost.sync.pull import pull_integration
 
 from ..support.syncenv import SyncEnv, fx_env, fx_sandboxes  # noqa: F401
@@ -47,7 +54,9 @@ async def _pending(env: SyncEnv, integration_id: str) -> list[OutboxRow]:
 
 
 async def test_a_blank_checkbox_stored_as_false_in_salesforce_is_not_a_change(env: SyncEnv) -> None:
-    await env.add_contacts({"email": "blank@example.com", "first_name": "Bo", "last_name": "Blank"})  # unsubscribed: None
+    await env.add_contacts(
+        {"email": "blank@example.com", "first_name": "Bo", "last_name": "Blank"}
+    )  # unsubscribed: None
     hubspot = await env.connect("hubspot")
     salesforce = await env.connect("salesforce")  # its initial sync pushes the contact
     await env.drain()
@@ -151,3 +160,50 @@ async def test_contacts_are_locked_in_id_order(env: SyncEnv) -> None:
         go.set()
         assert await held, "the second writer locked the higher id before the lower one"
         await other
+
+
+async def _active_before_backfill(env: SyncEnv, slug: str) -> str:
+    """An integration that just became active: its initial sync has not run yet."""
+    with env.admin(slug) as c:
+        minted = c.post("/_sandbox/token", json={"scopes": ["api", "refresh_token"]}).json()
+    async with env.host.db.transaction(env.tenant_id) as session:
+        row = Integration(tenant_id=env.tenant_id, provider=slug, auth_kind="oauth2", status="active")
+        session.add(row)
+        await session.flush()
+        store_credentials(
+            session,
+            env.host.cipher,
+            tenant_id=env.tenant_id,
+            integration_id=row.id,
+            credentials=Credentials(
+                kind=AuthKind.OAUTH2,
+                access_token="stale",
+                refresh_token=str(minted["refresh_token"]),
+                expires_at=datetime.now(UTC) - timedelta(minutes=1),
+            ),
+        )
+        return row.id
+
+
+def _salesforce_ids(env: SyncEnv, email: str) -> list[str]:
+    org: Any = env.sandboxes["salesforce"]
+    return [r["Id"] for r in org.org.records.get("Contact", {}).values() if r.get("Email") == email]
+
+
+async def test_pushes_wait_until_the_crm_backfill_linked_its_records(env: SyncEnv) -> None:
+    await env.add_contacts({"email": "dup@example.com", "first_name": "Old", "last_name": "Dup"})
+    (sf_id,) = env.seed("salesforce", [{"Email": "dup@example.com", "FirstName": "Old", "LastName": "Dup"}])
+    salesforce = await _active_before_backfill(env, "salesforce")
+    # a platform change while the new CRM's backfill has not linked dup@ to its record yet
+    await upsert_contacts(env.host, env.tenant_id, [{"email": "dup@example.com", "first_name": "New"}])
+    await env.drain()
+    (row,) = await _pending(env, salesforce)
+    assert row.next_attempt_at >= HELD_UNTIL  # held: not pushed (it would create a duplicate)
+    assert _salesforce_ids(env, "dup@example.com") == [sf_id]
+    # the backfill links the record, then the held push updates it
+    outcome = await initial_sync(env.host, env.tenant_id, salesforce)
+    assert outcome.pull.status == "ok"
+    await env.drain()
+    assert await _pending(env, salesforce) == []
+    assert _salesforce_ids(env, "dup@example.com") == [sf_id]
+    assert (await env.crm_get("salesforce", sf_id, ["FirstName"]) or {})["FirstName"] == "New"

@@ -44,11 +44,13 @@ from crmhost.sync.apply_store import (
     add_members,
     contacts_by,
     field_strategies,
+    hold_while_backfilling,
     insert_ignore,
     insert_rows,
     linked_contacts,
     links_for,
     open_conflicts,
+    pulling_crms,
     queue_pushes,
     segment_for,
     write_record_log,
@@ -503,6 +505,7 @@ async def _flush(batch: _Batch) -> None:
         result.push_to |= await queue_pushes(
             session, integration.tenant_id, [integration], batch.push_back, "record"
         )
+    result.push_to -= await hold_while_backfilling(session, pulling_crms(batch.host), result.push_to)
     await write_record_log(session, batch.run, integration, batch.log_rows, batch.at)
     if batch.run is not None:
         # conflicts by strategy are counted per field, not per record line

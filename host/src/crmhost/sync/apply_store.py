@@ -7,11 +7,11 @@ few thousand changes costs a handful of round trips, not one per record.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from datetime import datetime
+from collections.abc import Collection, Iterator, Sequence
+from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import CursorResult
@@ -20,23 +20,28 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crmhost.db.base import Base, new_id, utcnow
 from crmhost.db.models import Integration
 from crmhost.db.platform import ContactRow, SegmentMember, SegmentRow
-from crmhost.db.syncstate import ConflictRow, FieldMappingRow, OutboxRow, RecordLogRow, RemoteLink
-from crmhost.models import ObjectType
+from crmhost.db.syncstate import ConflictRow, FieldMappingRow, OutboxRow, RecordLogRow, RemoteLink, SyncRun
+from crmhost.models import Capability, ObjectType
+from crmhost.runtime import Host
 from crmhost.sync.runs import RunRecorder
 
 __all__ = [
     "CHUNK",
+    "HELD_UNTIL",
     "add_members",
     "chunks",
     "contacts_by",
     "field_strategies",
+    "hold_while_backfilling",
     "insert_ignore",
     "insert_one_ignore",
     "insert_rows",
     "linked_contacts",
     "links_for",
     "open_conflicts",
+    "pulling_crms",
     "queue_pushes",
+    "release_held",
     "segment_for",
     "write_record_log",
 ]
@@ -268,3 +273,74 @@ async def write_record_log(
             for line in lines
         ],
     )
+
+
+#: ``next_attempt_at`` of the outbox rows of an integration whose initial backfill has not
+#: linked its records yet: no push claims them until :func:`release_held` (a CRM that has
+#: not told us which of its records are ours would get duplicates, or reject them as such)
+HELD_UNTIL = datetime(9000, 1, 1, tzinfo=UTC)
+_PULLING = ("both", "from_crm")
+
+
+def pulling_crms(host: Host) -> frozenset[str]:
+    """Slugs of the loaded plugins that pull changes (their integrations backfill first)."""
+    return frozenset(
+        slug
+        for slug in host.plugins.loaded()
+        if Capability.PULL_CHANGES in host.plugins.info(slug).capabilities
+    )
+
+
+async def hold_while_backfilling(
+    session: AsyncSession, pulling: Collection[str], integration_ids: Collection[str]
+) -> set[str]:
+    """Hold the pending outbox rows of those integrations whose initial backfill is not done.
+
+    An integration that takes changes from a pulling CRM (``pulling``: :func:`pulling_crms`)
+    is backfilling until one of its pulls finished ``ok``. Call after writing outbox rows, in
+    the same transaction; returns the ids held (no need to kick them).
+    """
+    if not integration_ids:
+        return set()
+    candidates = {
+        i.id
+        for i in await session.scalars(select(Integration).where(Integration.id.in_(list(integration_ids))))
+        if i.direction in _PULLING and i.provider in pulling
+    }
+    if not candidates:
+        return set()
+    done = set(
+        await session.scalars(
+            select(SyncRun.integration_id)
+            .where(SyncRun.integration_id.in_(candidates), SyncRun.kind == "pull", SyncRun.status == "ok")
+            .distinct()
+        )
+    )
+    held = candidates - done
+    if held:
+        await session.execute(
+            update(OutboxRow)
+            .where(
+                OutboxRow.integration_id.in_(held),
+                OutboxRow.state == "pending",
+                OutboxRow.next_attempt_at < HELD_UNTIL,
+            )
+            .values(next_attempt_at=HELD_UNTIL)
+            .execution_options(synchronize_session=False)
+        )
+    return held
+
+
+async def release_held(session: AsyncSession, integration_id: str, at: datetime) -> int:
+    """Make the integration's held rows due at ``at`` (its backfill is done); returns how many."""
+    result = await session.execute(
+        update(OutboxRow)
+        .where(
+            OutboxRow.integration_id == integration_id,
+            OutboxRow.state == "pending",
+            OutboxRow.next_attempt_at >= HELD_UNTIL,
+        )
+        .values(next_attempt_at=at)
+        .execution_options(synchronize_session=False)
+    )
+    return int(cast(CursorResult[Any], result).rowcount or 0)

@@ -37,7 +37,7 @@ from crmhost.models import Contact
 from crmhost.runtime import Host
 from crmhost.services.errors import Conflict as ConflictError
 from crmhost.services.errors import InvalidInput, NotFound
-from crmhost.sync.apply_store import queue_pushes
+from crmhost.sync.apply_store import hold_while_backfilling, pulling_crms, queue_pushes
 from crmhost.sync.contacts import CUSTOM_PREFIX, apply_values
 from crmhost.sync.echo import upsert_hashes, value_hash
 from crmhost.sync.outbox import kick, pushing_integrations
@@ -217,6 +217,7 @@ async def resolve(
                 push_to |= await queue_pushes(session, tenant_id, [*back, *others], [row.id], "record")
         else:
             push_to |= await queue_pushes(session, tenant_id, back, [row.id], "record")
+        push_to -= await hold_while_backfilling(session, pulling_crms(host), push_to)
         conflict.status = "resolved"
         conflict.resolution = resolution
         conflict.resolved_value = (

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crmhost.db.platform import ContactRow, EmailEventRow, TenantSettings
 from crmhost.runtime import Host
+from crmhost.sync.apply_store import hold_while_backfilling, pulling_crms
 from crmhost.sync.contact_store import (
     Move,
     column_values,
@@ -76,6 +77,18 @@ class EventsResult:
     duplicate_rows: list[int] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _Crms:
+    """What ingest needs to know of the loaded plugins (slugs)."""
+
+    no_workflows: frozenset[str]  # cannot trigger workflows
+    pulling: frozenset[str]  # pull changes: their integrations backfill before any push
+
+    @classmethod
+    def of(cls, host: Host) -> _Crms:
+        return cls(without_workflows(host), pulling_crms(host))
+
+
 # --- contacts -------------------------------------------------------------------------------
 
 
@@ -84,7 +97,7 @@ async def _upsert_chunk(
     tenant_id: str,
     items: Sequence[tuple[int, dict[str, Any]]],
     now: datetime,
-    no_workflow_crms: frozenset[str],
+    crms: _Crms,
 ) -> tuple[dict[str, int], set[str]]:
     integrations = await pushing_integrations(session)
     pushing = [i.id for i in integrations]
@@ -126,10 +139,10 @@ async def _upsert_chunk(
     outbox = [r for n in new.values() for r in record_rows(n["id"], pushing)]
     outbox += [r for cid in changed_rows for r in record_rows(cid, pushing)]
     if moves and pushing:
-        plan = await rule_plan(session, tenant_id, integrations, no_workflow_crms)
+        plan = await rule_plan(session, tenant_id, integrations, crms.no_workflows)
         outbox += await threshold_rows(session, tenant_id, plan.thresholds, moves)
     touched = await add_rows(session, tenant_id=tenant_id, rows=outbox, at=now) if outbox else set()
-    return counts, touched
+    return counts, touched - await hold_while_backfilling(session, crms.pulling, touched)
 
 
 async def upsert_contacts(host: Host, tenant_id: str, rows: Sequence[Any]) -> ContactsResult:
@@ -149,12 +162,12 @@ async def upsert_contacts(host: Host, tenant_id: str, rows: Sequence[Any]) -> Co
             valid.append((index, values))
     result.rejected = len(result.errors)
     touched: set[str] = set()
-    no_workflow_crms = without_workflows(host)
+    crms = _Crms.of(host)
     for start in range(0, len(valid), CHUNK):
         chunk = valid[start : start + CHUNK]
 
         async def work(session: AsyncSession, chunk: Sequence[tuple[int, dict[str, Any]]] = chunk) -> Any:
-            return await _upsert_chunk(session, tenant_id, chunk, datetime.now(UTC), no_workflow_crms)
+            return await _upsert_chunk(session, tenant_id, chunk, datetime.now(UTC), crms)
 
         counts, chunk_touched = await in_transaction(host, tenant_id, work)
         result.created += counts["created"]
@@ -188,7 +201,8 @@ async def delete_contact(host: Host, tenant_id: str, email: str) -> bool | None:
             {"integration_id": i, "kind": "delete", "dedupe_key": f"delete:{row.id}", "contact_id": row.id}
             for i in pushing
         ]
-        return True, await add_rows(session, tenant_id=tenant_id, rows=rows, at=now) if rows else set()
+        touched = await add_rows(session, tenant_id=tenant_id, rows=rows, at=now) if rows else set()
+        return True, touched - await hold_while_backfilling(session, pulling_crms(host), touched)
 
     deleted, touched = await in_transaction(host, tenant_id, work)
     if touched:
@@ -315,7 +329,7 @@ async def _events_chunk(
     tenant_id: str,
     items: Sequence[tuple[int, EventIn]],
     now: datetime,
-    no_workflow_crms: frozenset[str],
+    crms: _Crms,
 ) -> tuple[EventsResult, set[str]]:
     out = EventsResult()
     seen = set(
@@ -353,7 +367,7 @@ async def _events_chunk(
     model = model_from_settings(settings.scoring if settings else None)
     integrations = await pushing_integrations(session)
     pushing = [i.id for i in integrations]
-    plan = await rule_plan(session, tenant_id, integrations, no_workflow_crms)
+    plan = await rule_plan(session, tenant_id, integrations, crms.no_workflows)
     campaign_times = await _last_campaign_times(session, [contacts[e].id for e in by_contact])
     outbox: list[dict[str, Any]] = []
     moves: list[Move] = []
@@ -403,7 +417,7 @@ async def _events_chunk(
     outbox += await threshold_rows(session, tenant_id, plan.thresholds, moves)
     out.accepted = sum(len(v) for v in by_contact.values())
     touched = await add_rows(session, tenant_id=tenant_id, rows=outbox, at=now) if outbox else set()
-    return out, touched
+    return out, touched - await hold_while_backfilling(session, crms.pulling, touched)
 
 
 async def ingest_events(host: Host, tenant_id: str, rows: Sequence[Any]) -> EventsResult:
@@ -428,12 +442,12 @@ async def ingest_events(host: Host, tenant_id: str, rows: Sequence[Any]) -> Even
             ids.add(event.id)
             valid.append((index, event))
     touched: set[str] = set()
-    no_workflow_crms = without_workflows(host)
+    crms = _Crms.of(host)
     for start in range(0, len(valid), CHUNK):
         chunk = valid[start : start + CHUNK]
 
         async def work(session: AsyncSession, chunk: Sequence[tuple[int, EventIn]] = chunk) -> Any:
-            return await _events_chunk(session, tenant_id, chunk, datetime.now(UTC), no_workflow_crms)
+            return await _events_chunk(session, tenant_id, chunk, datetime.now(UTC), crms)
 
         part, chunk_touched = await in_transaction(host, tenant_id, work)
         result.accepted += part.accepted

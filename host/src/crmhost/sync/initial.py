@@ -6,6 +6,10 @@
 2. A ``record`` outbox row for every live platform contact not linked to that CRM yet, written
    in chunks of a few thousand (streamed by id, never all in memory), then the push is kicked.
 
+Until the backfill's pull has finished, outbox rows for this CRM (events, other CRMs' changes)
+are held (:func:`crmhost.sync.apply_store.hold_while_backfilling`): pushed before its records
+are linked, they would create duplicates. The pull releases them when it finishes ok.
+
 It runs as the ``initial_sync`` job (job id ``initial:<integration>``), enqueued by
 :func:`on_activated` when an integration becomes active. Running it twice is harmless: the
 pull resumes from its cursor, and the outbox keeps one pending row per contact.

@@ -36,7 +36,7 @@ from crmhost.metrics import BATCH_SECONDS
 from crmhost.models import Capability, Change, ChangeOp, ChangePage, ObjectType
 from crmhost.runtime import Host
 from crmhost.sync.apply import SYNCED_OBJECTS, ApplyResult, apply_changes, finish
-from crmhost.sync.apply_store import CHUNK, chunks, insert_one_ignore
+from crmhost.sync.apply_store import CHUNK, chunks, insert_one_ignore, release_held
 from crmhost.sync.mapping import load_mappings
 from crmhost.sync.runs import RunRecorder, start_run
 
@@ -275,7 +275,17 @@ async def pull_integration(
     else:
         await run.finish("ok")
     outcome.counts = dict(run.counts)
+    await _release(host, tenant_id, integration_id)
     return outcome
+
+
+async def _release(host: Host, tenant_id: str, integration_id: str) -> None:
+    """A pull finished ok, so the backfill has linked the CRM's records: pushes held for it go."""
+    async with host.db.transaction(tenant_id) as session:
+        released = await release_held(session, integration_id, utcnow())
+    if released:
+        log.info("pull of %s done: %d outbox rows held for its backfill released", integration_id, released)
+        await finish(host, tenant_id, ApplyResult(push_to={integration_id}))
 
 
 def _pulls(host: Host, integration: Integration) -> bool:

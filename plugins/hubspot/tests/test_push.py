@@ -212,3 +212,28 @@ async def test_a_linked_contact_deleted_in_hubspot_is_not_recreated(
 
 def _fields(record: Record) -> dict[str, object]:
     return {f: getattr(record, f) for f in record.__struct_fields__}
+
+
+async def test_every_deleted_custom_property_is_created_again(
+    ctx: IntegrationContext, sandbox: HubSpotSandbox
+) -> None:
+    batch = RecordBatch(
+        object=ObjectType.CONTACT, op=RecordOp.UPSERT, records=[contact(1, total_opens=3, unsubscribed=True)]
+    )
+    assert all(r.ok for r in await plugin.push_records(ctx, batch))
+    props = sandbox.store.of("contacts").properties
+    gone = ["penguinmails_lead_score", "penguinmails_total_opens", "penguinmails_unsubscribed"]
+    for name in gone:  # deleted by a HubSpot admin since our first push
+        props.pop(name)
+    again = await plugin.push_records(ctx, batch)
+    assert all(r.ok for r in again), again
+    assert set(gone) <= set(props)
+    stored = sandbox.store.of("contacts").get("person1@example.com", "email")
+    assert stored is not None
+    assert (
+        stored.properties["penguinmails_total_opens"],
+        stored.properties["penguinmails_unsubscribed"],
+    ) == (
+        "3",
+        "true",
+    )

@@ -115,9 +115,11 @@ async def _upsert_contacts(
         r.field for r in done.values() if r.error_code == "PROPERTY_DOESNT_EXIST" and r.field in wanted
     }
     if vanished and not _retried:
-        # a property we created earlier was deleted in HubSpot since: create it again, retry those
-        for name in vanished:
-            forget_property(client, "contacts", str(name))
+        # a property we created earlier was deleted in HubSpot since: HubSpot names only the
+        # first missing property of a record, so check every one we write against HubSpot's
+        # list again (one call) and create all that are gone, then retry those records
+        for name in wanted:
+            forget_property(client, "contacts", name)
         again = [latest[r.key] for r in done.values() if r.error_code == "PROPERTY_DOESNT_EXIST"]
         done.update(await _upsert_contacts(client, again, _retried=True))
     return done

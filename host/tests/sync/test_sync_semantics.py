@@ -9,6 +9,7 @@ has linked its records.
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -162,10 +163,13 @@ async def test_contacts_are_locked_in_id_order(env: SyncEnv) -> None:
         await other
 
 
+_SCOPES = {"hubspot": ["crm.objects.contacts.write"], "salesforce": ["api", "refresh_token"]}
+
+
 async def _active_before_backfill(env: SyncEnv, slug: str) -> str:
     """An integration that just became active: its initial sync has not run yet."""
     with env.admin(slug) as c:
-        minted = c.post("/_sandbox/token", json={"scopes": ["api", "refresh_token"]}).json()
+        minted = c.post("/_sandbox/token", json={"scopes": _SCOPES[slug]}).json()
     async with env.host.db.transaction(env.tenant_id) as session:
         row = Integration(tenant_id=env.tenant_id, provider=slug, auth_kind="oauth2", status="active")
         session.add(row)
@@ -207,3 +211,17 @@ async def test_pushes_wait_until_the_crm_backfill_linked_its_records(env: SyncEn
     assert await _pending(env, salesforce) == []
     assert _salesforce_ids(env, "dup@example.com") == [sf_id]
     assert (await env.crm_get("salesforce", sf_id, ["FirstName"]) or {})["FirstName"] == "New"
+
+
+async def test_held_pushes_wait_for_the_end_of_a_backfill_cut_into_slices(env: SyncEnv) -> None:
+    env.seed("hubspot", [{"properties": {"email": f"h{i}@example.com"}} for i in range(150)])  # 2 pages
+    hubspot = await _active_before_backfill(env, "hubspot")
+    await upsert_contacts(env.host, env.tenant_id, [{"email": "h0@example.com", "first_name": "New"}])
+    first = await pull_integration(env.host, env.tenant_id, hubspot, deadline=time.monotonic())
+    assert first.more  # stopped after one page: the backfill is not done
+    assert all(r.next_attempt_at >= HELD_UNTIL for r in await _pending(env, hubspot))
+    rest = await pull_integration(env.host, env.tenant_id, hubspot)
+    assert rest.status == "ok" and not rest.more
+    assert all(r.next_attempt_at < HELD_UNTIL for r in await _pending(env, hubspot))  # released
+    await env.drain()
+    assert await _pending(env, hubspot) == []

@@ -275,7 +275,8 @@ async def pull_integration(
     else:
         await run.finish("ok")
     outcome.counts = dict(run.counts)
-    await _release(host, tenant_id, integration_id)
+    if not outcome.more:
+        await _release(host, tenant_id, integration_id)
     return outcome
 
 

@@ -81,8 +81,8 @@ def _activity_target(stack: Stack, slug: str, total: int) -> Target:
 async def _initial_sync(stack: Stack, scenario: Scenario, opts: Options, slug: str) -> Phase:
     """Connect ``slug`` and wait for its initial sync (and the fan-out it causes) to settle.
 
-    The CRMs are connected one after the other, as a customer would: a CRM whose backfill has
-    not linked its records yet would otherwise receive the other CRM's copies of them first.
+    The CRMs are connected one after the other, as a customer would, so each one's figures are
+    its own (pushes to a CRM whose backfill has not linked its records yet are held anyway).
     """
     phase = Phase(f"initial sync {slug}")
     started = time.monotonic()

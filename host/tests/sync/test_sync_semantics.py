@@ -225,3 +225,23 @@ async def test_held_pushes_wait_for_the_end_of_a_backfill_cut_into_slices(env: S
     assert all(r.next_attempt_at < HELD_UNTIL for r in await _pending(env, hubspot))  # released
     await env.drain()
     assert await _pending(env, hubspot) == []
+
+
+async def test_a_contact_deleted_in_hubspot_is_not_brought_back_by_a_queued_push(env: SyncEnv) -> None:
+    (remote,) = env.seed("hubspot", [{"properties": {"email": "gone@example.com", "lastname": "Gone"}}])
+    hubspot = await env.connect("hubspot")  # links gone@ (the backfill creates the contact)
+    salesforce = await env.connect("salesforce")  # and it reaches Salesforce
+    await env.drain()
+    sf_id = await _remote_id(env, salesforce, "gone@example.com")
+    await env.crm_delete("hubspot", remote)
+    # a platform change queued before the host learned of the delete
+    await upsert_contacts(env.host, env.tenant_id, [{"email": "gone@example.com", "first_name": "Late"}])
+    await env.drain()
+    store: Any = env.sandboxes["hubspot"]
+    assert store.store.of("contacts").get("gone@example.com", "email") is None  # not recreated
+    outcome = await pull_integration(env.host, env.tenant_id, hubspot)
+    assert outcome.counts.get("deleted") == 1, outcome.counts
+    assert (await env.contact("gone@example.com")).deleted_at is not None
+    await env.drain()
+    assert await env.crm_get("salesforce", sf_id, ["LastName"]) is None  # the delete went on
+    assert store.store.of("contacts").get("gone@example.com", "email") is None

@@ -224,3 +224,17 @@ async def test_the_local_gate_matches_the_redis_one() -> None:
     assert await gate.acquire(KEY, "b") == 3
     assert await gate.release(KEY, "b") == 3
     assert await gate.acquire(KEY, "c") == 3
+
+
+@pytest.mark.parametrize("host", ["in-process"], indirect=True)
+async def test_closing_the_in_process_queue_leaves_no_continuation_behind(host: Host) -> None:
+    # a run cancelled by the shutdown kicks its continuation; a closing queue refuses it
+    PROBE.hold_run = {0: asyncio.Event(), 1: asyncio.Event()}
+    queue = host.job_queue()
+    assert isinstance(queue, InProcessQueue)
+    assert await kick(host, "serial_probe", KEY)
+    await _until("the run is held", lambda: "run:0" in PROBE.reached)
+    await queue.close()
+    await asyncio.sleep(0.1)  # a continuation, had one been started, would be running now
+    assert queue._tasks == {} and PROBE.runs == [KEY]
+    assert isinstance(queue.gate, LocalGate) and queue.gate.holder == {}

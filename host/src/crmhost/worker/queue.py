@@ -107,14 +107,17 @@ class InProcessQueue:
         self._counter = 0
         self.failures: list[tuple[str, str, BaseException]] = []
         self._cron_task: asyncio.Task[None] | None = None
+        self._closing = False
 
     async def enqueue(
         self, function: str, *, job_id: str | None = None, defer_s: float = 0.0, **kwargs: Any
     ) -> bool:
-        """Start ``function(ctx, **kwargs)`` as a task; false when ``job_id`` is taken."""
+        """Start ``function(ctx, **kwargs)`` as a task; false when ``job_id`` is taken or closing."""
         fn = self._functions.get(function)
         if fn is None:
             raise UnknownJob(function)
+        if self._closing:
+            return False  # e.g. a cancelled drain kicking its continuation: nothing would run it
         if job_id is None:
             self._counter += 1
             job_id = f"inproc:{self._counter}"
@@ -197,6 +200,7 @@ class InProcessQueue:
 
     async def close(self) -> None:
         """Cancel whatever is still queued or running."""
+        self._closing = True
         tasks = list(self._tasks.values())
         if self._cron_task is not None:
             tasks.append(self._cron_task)

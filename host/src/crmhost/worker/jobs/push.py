@@ -12,8 +12,8 @@ from crmhost.db.base import utcnow
 from crmhost.db.models import Integration, IntegrationStatus
 from crmhost.db.syncstate import OutboxRow
 from crmhost.db.tenancy import ALL_TENANTS
-from crmhost.worker.jobs.runs import close_lost_runs
-from crmhost.worker.serial import JOB_TIMEOUT_S, kick, run_serially
+from crmhost.worker.jobs.runs import serial_integration_job
+from crmhost.worker.serial import JOB_TIMEOUT_S, kick
 
 __all__ = ["push_due", "push_integration"]
 
@@ -56,14 +56,8 @@ async def push_integration(ctx: dict[str, Any], *, tenant_id: str, integration_i
             log.info("push %s stopped: %s", integration_id, summary.stopped)
         return summary.as_dict(), summary.stopped == "time budget spent"
 
-    return await run_serially(
-        ctx,
-        push_job_id(integration_id),
-        work,
-        function="push_integration",
-        kwargs={"tenant_id": tenant_id, "integration_id": integration_id},
-        # under the lock, an open push run is a killed worker's
-        on_acquire=lambda: close_lost_runs(host, tenant_id, integration_id, "push"),
+    return await serial_integration_job(
+        ctx, "push", push_job_id(integration_id), work, tenant_id=tenant_id, integration_id=integration_id
     )
 
 

@@ -1,4 +1,4 @@
-"""Closing sync runs whose worker died (SIGKILL, a lost machine) and never closed them."""
+"""Push and pull jobs under their integration's lock, closing runs a killed worker left open."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from sqlalchemy.engine import CursorResult
 
 from crmhost.db.base import utcnow
 from crmhost.db.syncstate import SyncRun
+from crmhost.worker.serial import Work, run_serially
 
 if TYPE_CHECKING:
     from crmhost.runtime import Host
 
-__all__ = ["close_lost_runs"]
+__all__ = ["close_lost_runs", "serial_integration_job"]
 
 
 async def close_lost_runs(host: Host, tenant_id: str, integration_id: str, kind: str) -> int:
@@ -42,3 +43,22 @@ async def close_lost_runs(host: Host, tenant_id: str, integration_id: str, kind:
             ),
         )
     return int(result.rowcount or 0)
+
+
+async def serial_integration_job(
+    ctx: dict[str, Any], kind: str, key: str, work: Work, *, tenant_id: str, integration_id: str
+) -> dict[str, Any]:
+    """The body of ``<kind>_integration`` (push, pull): :func:`run_serially` on ``key``.
+
+    Continuations are ``<kind>_integration(tenant_id=..., integration_id=...)``, and open runs
+    of ``kind`` are closed first (the lock is held, so they are a killed worker's).
+    """
+    host: Host = ctx["host"]
+    return await run_serially(
+        ctx,
+        key,
+        work,
+        function=f"{kind}_integration",
+        kwargs={"tenant_id": tenant_id, "integration_id": integration_id},
+        on_acquire=lambda: close_lost_runs(host, tenant_id, integration_id, kind),
+    )

@@ -9,8 +9,8 @@ from typing import Any
 from arq import Retry
 
 from crmhost.errors import RateLimited, TransientError
-from crmhost.worker.jobs.runs import close_lost_runs
-from crmhost.worker.serial import SLICE_S, kick, run_serially
+from crmhost.worker.jobs.runs import serial_integration_job
+from crmhost.worker.serial import SLICE_S, kick
 
 __all__ = ["initial_sync", "pull_integration", "retry_after", "schedule_pulls"]
 
@@ -56,14 +56,8 @@ async def pull_integration(
         }
         return result, outcome.more
 
-    return await run_serially(
-        ctx,
-        pull_job_id(integration_id),
-        work,
-        function="pull_integration",
-        kwargs={"tenant_id": tenant_id, "integration_id": integration_id},
-        # under the lock, an open pull run is a killed worker's
-        on_acquire=lambda: close_lost_runs(host, tenant_id, integration_id, "pull"),
+    return await serial_integration_job(
+        ctx, "pull", pull_job_id(integration_id), work, tenant_id=tenant_id, integration_id=integration_id
     )
 
 

@@ -29,7 +29,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,16 +36,12 @@ import httpx
 from sqlalchemy import event, insert
 
 from crmhost.context import ProviderApp
-from crmhost.db.models import Integration
 from crmhost.db.platform import ContactRow
 from crmhost.db.syncstate import OutboxRow
-from crmhost.models import AuthKind, Credentials
 from crmhost.plugins import load_plugins
 from crmhost.runtime import open_host
-from crmhost.security.tokens import generate_key_spec
 from crmhost.services.tenants import create_tenant
-from crmhost.services.vault import store_credentials
-from crmhost.settings import Settings
+from crmhost.testing.crmstack import UNSERVED_CALLBACK, host_settings, stale_token_integration
 
 SCOPES = {"hubspot": ["crm.objects.contacts.write", "timeline"], "salesforce": ["api", "refresh_token"]}
 CHUNK = 5_000
@@ -146,28 +141,6 @@ async def _seed(host: Any, tenant_id: str, iid: str, n: int) -> None:
             await session.execute(insert(OutboxRow), rows)
 
 
-async def _integration(host: Any, tenant_id: str, crm: str, base_url: str) -> str:
-    async with httpx.AsyncClient(base_url=base_url, timeout=30) as c:
-        minted = (await c.post("/_sandbox/token", json={"scopes": SCOPES[crm]})).json()
-    async with host.db.transaction(tenant_id) as session:
-        row = Integration(tenant_id=tenant_id, provider=crm, auth_kind="oauth2", status="active", settings={})
-        session.add(row)
-        await session.flush()
-        store_credentials(
-            session,
-            host.cipher,
-            tenant_id=tenant_id,
-            integration_id=row.id,
-            credentials=Credentials(
-                kind=AuthKind.OAUTH2,
-                access_token="stale",
-                refresh_token=str(minted["refresh_token"]),
-                expires_at=datetime.now(UTC) - timedelta(minutes=1),
-            ),
-        )
-        return str(row.id)
-
-
 async def run(args: argparse.Namespace, data: Path) -> dict[str, Any]:
     from crmhost.db.migrate import upgrade
     from crmhost.sync.push import drain
@@ -179,18 +152,18 @@ async def run(args: argparse.Namespace, data: Path) -> dict[str, Any]:
             (await c.put("/_sandbox/rate-limits", json={"tier": args.limits})).raise_for_status()
         url = args.database_url or f"sqlite+aiosqlite:///{data / 'push.db'}"
         await upgrade(url)
-        settings = Settings(data_dir=data, database_url=url, encryption_keys=generate_key_spec("k1"))
+        settings = host_settings(data, url)
         settings.providers[args.crm] = ProviderApp(
             client_id=ready["client_id"],
             client_secret=ready["client_secret"],
-            redirect_uri="http://127.0.0.1:9/v1/oauth/callback",
+            redirect_uri=UNSERVED_CALLBACK,
             base_url=base,
         )
         plugins = load_plugins(allow={args.crm})
         async with open_host(settings, plugins=plugins, migrate=False, with_queue=False) as host:
             host.limiters.enabled = args.limits == "real"
             tenant_id, _ = await create_tenant(host, "Bench")
-            iid = await _integration(host, tenant_id, args.crm, base)
+            iid = await stale_token_integration(host, tenant_id, args.crm, base, SCOPES[args.crm])
             started = time.perf_counter()
             await _seed(host, tenant_id, iid, args.contacts)
             seed_s = time.perf_counter() - started

@@ -10,17 +10,19 @@ import httpx
 import pytest
 
 from crmhost.api.app import create_app
-from crmhost.context import ProviderApp
 from crmhost.db.migrate import upgrade
-from crmhost.plugins import Plugins, load_plugins
 from crmhost.runtime import Host, open_host
 from crmhost.sandbox import Sandbox, running
-from crmhost.sandbox.cli import create as create_sandbox
-from crmhost.security.tokens import generate_key_spec
 from crmhost.services.tenants import create_tenant
 from crmhost.settings import Settings
-
-CRMS = ("hubspot", "salesforce")
+from crmhost.testing.crmstack import (
+    CRMS,
+    Sandboxes,
+    crm_plugins,
+    host_settings,
+    running_sandboxes,
+    wire_providers,
+)
 
 
 @dataclass
@@ -40,37 +42,27 @@ class E2E:
         )
 
 
-def _plugins() -> Plugins:
-    plugins = load_plugins(allow=set(CRMS))
-    for slug in CRMS:
-        assert plugins.status[slug].loaded, plugins.status[slug].error
-    return plugins
-
-
 @pytest.fixture(name="sandbox_servers")
-def fx_sandbox_servers() -> Iterator[tuple[dict[str, Sandbox], dict[str, str]]]:
-    sandboxes = {slug: create_sandbox(slug) for slug in CRMS}
-    with running(sandboxes["hubspot"]) as hubspot_url, running(sandboxes["salesforce"]) as salesforce_url:
-        yield sandboxes, {"hubspot": hubspot_url, "salesforce": salesforce_url}
+def fx_sandbox_servers() -> Iterator[Sandboxes]:
+    with running_sandboxes(CRMS) as sandboxes:
+        yield sandboxes
 
 
 @pytest.fixture(name="e2e")
-async def fx_e2e(
-    database_url: str, tmp_path: Path, sandbox_servers: tuple[dict[str, Sandbox], dict[str, str]]
-) -> AsyncIterator[E2E]:
-    sandboxes, urls = sandbox_servers
+async def fx_e2e(database_url: str, tmp_path: Path, sandbox_servers: Sandboxes) -> AsyncIterator[E2E]:
     await upgrade(database_url)
-    settings = Settings(data_dir=tmp_path, database_url=database_url, encryption_keys=generate_key_spec("k1"))
-    with running(create_app(settings, _plugins())) as url:
-        for slug, sandbox in sandboxes.items():
-            settings.providers[slug] = ProviderApp(
-                client_id=sandbox.client_id,
-                client_secret=sandbox.client_secret,
-                redirect_uri=f"{url}/v1/oauth/callback",
-                base_url=urls[slug],
+    settings = host_settings(tmp_path, database_url)
+    with running(create_app(settings, crm_plugins(CRMS))) as url:
+        # the callback URL is only known once the server listens
+        wire_providers(settings, sandbox_servers, f"{url}/v1/oauth/callback")
+        async with open_host(settings, plugins=crm_plugins(CRMS), with_queue=False, migrate=False) as host:
+            env = E2E(
+                url=url,
+                host=host,
+                settings=settings,
+                sandboxes=dict(sandbox_servers.boxes),
+                sandbox_urls=dict(sandbox_servers.urls),
             )
-        async with open_host(settings, plugins=_plugins(), with_queue=False, migrate=False) as host:
-            env = E2E(url=url, host=host, settings=settings, sandboxes=sandboxes, sandbox_urls=urls)
             env.tenant_id, env.api_key = await create_tenant(host, "Acme")
             async with env.browser:
                 yield env

@@ -12,22 +12,23 @@ import pytest
 from sqlalchemy import func, select
 
 from crmhost.api.app import create_app
-from crmhost.context import ProviderApp
 from crmhost.db.migrate import upgrade
 from crmhost.db.syncstate import FieldMappingRow
 from crmhost.db.tenancy import ALL_TENANTS
 from crmhost.models import FieldDirection, MappingType, ObjectType
-from crmhost.plugins import Plugins, load_plugins
 from crmhost.runtime import Host, open_host
-from crmhost.sandbox import Sandbox, running
-from crmhost.sandbox.cli import create as create_sandbox
-from crmhost.security.tokens import generate_key_spec
+from crmhost.sandbox import running
 from crmhost.services.tenants import create_tenant
-from crmhost.settings import Settings
 from crmhost.sync.mapping import load_mappings
 from crmhost.testing.browser import consent
-
-CRMS = ("hubspot", "salesforce")
+from crmhost.testing.crmstack import (
+    CRMS,
+    Sandboxes,
+    crm_plugins,
+    host_settings,
+    running_sandboxes,
+    wire_providers,
+)
 
 
 @dataclass
@@ -52,38 +53,24 @@ class Env:
         return str(started["integration"]["id"])
 
 
-def _plugins() -> Plugins:
-    return load_plugins(allow=set(CRMS))
-
-
 @pytest.fixture(name="sandboxes", scope="module")
-def fx_sandboxes() -> Iterator[tuple[dict[str, Sandbox], dict[str, str]]]:
-    boxes = {slug: create_sandbox(slug) for slug in CRMS}
-    with running(boxes["hubspot"]) as hubspot_url, running(boxes["salesforce"]) as salesforce_url:
-        yield boxes, {"hubspot": hubspot_url, "salesforce": salesforce_url}
+def fx_sandboxes() -> Iterator[Sandboxes]:
+    with running_sandboxes(CRMS) as sandboxes:
+        yield sandboxes
 
 
 @pytest.fixture(name="env")
-async def fx_env(
-    database_url: str, tmp_path: Path, sandboxes: tuple[dict[str, Sandbox], dict[str, str]]
-) -> AsyncIterator[Env]:
-    boxes, urls = sandboxes
+async def fx_env(database_url: str, tmp_path: Path, sandboxes: Sandboxes) -> AsyncIterator[Env]:
     await upgrade(database_url)
-    settings = Settings(data_dir=tmp_path, database_url=database_url, encryption_keys=generate_key_spec("k1"))
-    with running(create_app(settings, _plugins())) as url:
-        for slug, box in boxes.items():
-            settings.providers[slug] = ProviderApp(
-                client_id=box.client_id,
-                client_secret=box.client_secret,
-                redirect_uri=f"{url}/v1/oauth/callback",
-                base_url=urls[slug],
-            )
+    settings = host_settings(tmp_path, database_url)
+    with running(create_app(settings, crm_plugins(CRMS))) as url:
+        wire_providers(settings, sandboxes, f"{url}/v1/oauth/callback")
         async with (
-            open_host(settings, plugins=_plugins(), with_queue=False, migrate=False) as host,
+            open_host(settings, plugins=crm_plugins(CRMS), with_queue=False, migrate=False) as host,
             httpx.AsyncClient() as browser,
         ):
             _, key = await create_tenant(host, "Acme")
-            yield Env(url=url, host=host, sandbox_urls=urls, api_key=key, browser=browser)
+            yield Env(url=url, host=host, sandbox_urls=dict(sandboxes.urls), api_key=key, browser=browser)
 
 
 async def _stored(env: Env) -> int:

@@ -17,33 +17,27 @@ import httpx
 import pytest
 from sqlalchemy import insert, select
 
-from crmhost.context import ProviderApp
 from crmhost.db.migrate import upgrade
 from crmhost.db.models import Integration
 from crmhost.db.platform import ContactRow
 from crmhost.db.syncstate import SyncRun
-from crmhost.plugins import Plugins, load_plugins
+from crmhost.plugins import Plugins
 from crmhost.runtime import Host, open_host
-from crmhost.sandbox import Sandbox, running
-from crmhost.sandbox.cli import create as create_sandbox
-from crmhost.security.tokens import generate_key_spec
+from crmhost.sandbox import Sandbox
 from crmhost.services.integrations import create_integration
 from crmhost.services.oauth import begin_authorization, complete_authorization
 from crmhost.services.tenants import create_tenant
 from crmhost.settings import Settings
 from crmhost.sync.initial import on_activated
 from crmhost.testing.browser import consent
+from crmhost.testing.crmstack import CRMS, Sandboxes, crm_plugins, host_settings, running_sandboxes
 
-CRMS = ("hubspot", "salesforce")
 SF = "/services/data/v60.0"
 USER_SCOPES = {"hubspot": ["crm.objects.contacts.write"], "salesforce": ["api"]}
 
 
 def plugins() -> Plugins:
-    loaded = load_plugins(allow=set(CRMS))
-    for slug in CRMS:
-        assert loaded.status[slug].loaded, loaded.status[slug].error
-    return loaded
+    return crm_plugins(CRMS)
 
 
 @dataclass
@@ -173,28 +167,17 @@ class SyncEnv:
 
 
 @pytest.fixture(name="sandboxes")
-def fx_sandboxes() -> Iterator[tuple[dict[str, Sandbox], dict[str, str]]]:
-    boxes = {slug: create_sandbox(slug) for slug in CRMS}
-    with running(boxes["hubspot"]) as hubspot_url, running(boxes["salesforce"]) as salesforce_url:
-        yield boxes, {"hubspot": hubspot_url, "salesforce": salesforce_url}
+def fx_sandboxes() -> Iterator[Sandboxes]:
+    with running_sandboxes(CRMS) as sandboxes:
+        yield sandboxes
 
 
 @pytest.fixture(name="env")
-async def fx_env(
-    database_url: str, tmp_path: Path, sandboxes: tuple[dict[str, Sandbox], dict[str, str]]
-) -> AsyncIterator[SyncEnv]:
-    boxes, urls = sandboxes
+async def fx_env(database_url: str, tmp_path: Path, sandboxes: Sandboxes) -> AsyncIterator[SyncEnv]:
     await upgrade(database_url)
-    settings = Settings(data_dir=tmp_path, database_url=database_url, encryption_keys=generate_key_spec("k1"))
-    for slug, box in boxes.items():
-        settings.providers[slug] = ProviderApp(
-            client_id=box.client_id,
-            client_secret=box.client_secret,
-            redirect_uri="http://127.0.0.1:9/v1/oauth/callback",
-            base_url=urls[slug],
-        )
+    settings = host_settings(tmp_path, database_url, sandboxes)
     async with open_host(settings, plugins=plugins(), migrate=False) as host:
         tenant_id, api_key = await create_tenant(host, "Acme")
-        env = SyncEnv(host, settings, boxes, urls, tenant_id, api_key)
+        env = SyncEnv(host, settings, dict(sandboxes.boxes), dict(sandboxes.urls), tenant_id, api_key)
         yield env
         await env.drain()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
-from contextlib import ExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,24 +17,28 @@ from sqlalchemy import func, insert, select, update
 
 from crmhost import hookimpl
 from crmhost.api.app import create_app
-from crmhost.context import ProviderApp
 from crmhost.db.engine import Database
 from crmhost.db.migrate import upgrade
 from crmhost.db.models import Integration
 from crmhost.db.platform import ContactRow, EmailEventRow
 from crmhost.db.syncstate import OutboxRow, RecordLogRow, RemoteLink, WriteLedger
 from crmhost.errors import PermanentError
-from crmhost.models import AuthKind, Credentials, CrmInfo, ObjectType, Record, RecordBatch, RecordResult
-from crmhost.plugins import Plugins, load_plugins
+from crmhost.models import Credentials, CrmInfo, ObjectType, Record, RecordBatch, RecordResult
+from crmhost.plugins import Plugins
 from crmhost.runtime import Host, open_host
 from crmhost.sandbox import Sandbox, running
-from crmhost.sandbox.cli import create as create_sandbox
-from crmhost.security.tokens import generate_key_spec
 from crmhost.services.tenants import create_tenant
-from crmhost.services.vault import store_credentials
 from crmhost.settings import Settings
 from crmhost.sync.echo import value_hash
 from crmhost.sync.push import MAX_ATTEMPTS, drain, drain_naive
+from crmhost.testing.crmstack import (
+    CRMS,
+    Sandboxes,
+    crm_plugins,
+    host_settings,
+    running_sandboxes,
+    stale_token_integration,
+)
 from crmhost.worker.jobs.push import push_due
 from crmhost_hubspot import plugin as hubspot_plugin
 from crmhost_hubspot.client import HubSpotClient
@@ -71,31 +75,9 @@ class Env:
 
     async def integration(self, slug: str, **settings: Any) -> str:
         """An active integration whose stored access token is stale: the first push refreshes it."""
-        with self.admin(slug) as c:
-            minted = c.post("/_sandbox/token", json={"scopes": SCOPES[slug]}).json()
-        async with self.host.db.transaction(self.tenant_id) as session:
-            row = Integration(
-                tenant_id=self.tenant_id,
-                provider=slug,
-                auth_kind="oauth2",
-                status="active",
-                settings=settings,
-            )
-            session.add(row)
-            await session.flush()
-            store_credentials(
-                session,
-                self.host.cipher,
-                tenant_id=self.tenant_id,
-                integration_id=row.id,
-                credentials=Credentials(
-                    kind=AuthKind.OAUTH2,
-                    access_token="stale",
-                    refresh_token=str(minted["refresh_token"]),
-                    expires_at=datetime.now(UTC) - timedelta(minutes=1),
-                ),
-            )
-            return row.id
+        return await stale_token_integration(
+            self.host, self.tenant_id, slug, self.urls[slug], SCOPES[slug], settings=settings
+        )
 
     async def contacts(self, n: int, *, start: int = 0, **fields: Any) -> list[str]:
         """``n`` platform contacts ``person<i>@example.com``; their ids in order."""
@@ -155,53 +137,35 @@ class Env:
 
 
 @pytest.fixture(name="sandboxes")
-def fx_sandboxes() -> Iterator[tuple[dict[str, Sandbox], dict[str, str]]]:
-    sandboxes = {slug: create_sandbox(slug) for slug in ("hubspot", "salesforce")}
-    with ExitStack() as stack:
-        urls = {slug: stack.enter_context(running(sb)) for slug, sb in sandboxes.items()}
-        yield sandboxes, urls
-
-
-def _settings(
-    database_url: str, tmp_path: Path, sandboxes: dict[str, Sandbox], urls: dict[str, str]
-) -> Settings:
-    settings = Settings(data_dir=tmp_path, database_url=database_url, encryption_keys=generate_key_spec("k1"))
-    for slug, sandbox in sandboxes.items():
-        settings.providers[slug] = ProviderApp(
-            client_id=sandbox.client_id,
-            client_secret=sandbox.client_secret,
-            redirect_uri="http://127.0.0.1:9/v1/oauth/callback",
-            base_url=urls[slug],
-        )
-    return settings
+def fx_sandboxes() -> Iterator[Sandboxes]:
+    with running_sandboxes(CRMS) as sandboxes:
+        yield sandboxes
 
 
 @asynccontextmanager
 async def _env(
     database_url: str,
     tmp_path: Path,
-    sandboxes: tuple[dict[str, Sandbox], dict[str, str]],
+    sandboxes: Sandboxes,
     plugins: Plugins | None = None,
 ) -> AsyncIterator[Env]:
     await upgrade(database_url)
-    settings = _settings(database_url, tmp_path, *sandboxes)
-    plugins = plugins or load_plugins(allow={"hubspot", "salesforce"})
+    settings = host_settings(tmp_path, database_url, sandboxes)
+    plugins = plugins or crm_plugins(CRMS)
     async with open_host(settings, plugins=plugins, migrate=False) as host:
         tenant_id, api_key = await create_tenant(host, "Acme")
-        yield Env(host, settings, sandboxes[0], sandboxes[1], tenant_id, api_key)
+        yield Env(host, settings, dict(sandboxes.boxes), dict(sandboxes.urls), tenant_id, api_key)
 
 
 @pytest.fixture(name="env")
-async def fx_env(
-    database_url: str, tmp_path: Path, sandboxes: tuple[dict[str, Sandbox], dict[str, str]]
-) -> AsyncIterator[Env]:
+async def fx_env(database_url: str, tmp_path: Path, sandboxes: Sandboxes) -> AsyncIterator[Env]:
     """On SQLite and on PostgreSQL: for what depends on the database (claims, locks, versions)."""
     async with _env(database_url, tmp_path, sandboxes) as env:
         yield env
 
 
 @pytest.fixture(name="lite")
-async def fx_lite(tmp_path: Path, sandboxes: tuple[dict[str, Sandbox], dict[str, str]]) -> AsyncIterator[Env]:
+async def fx_lite(tmp_path: Path, sandboxes: Sandboxes) -> AsyncIterator[Env]:
     """On SQLite only: for what is about the CRM side (batching, pacing, auth, idempotency)."""
     async with _env(f"sqlite+aiosqlite:///{tmp_path / 'push.db'}", tmp_path, sandboxes) as env:
         yield env
@@ -293,7 +257,7 @@ async def test_a_rejected_record_is_retried_with_backoff_then_dead_and_retryable
     [dead] = [r for r in await env.rows(iid) if r.state == "dead"]
     done = next(r for r in await env.rows(iid) if r.state == "done")
     auth = {"Authorization": f"Bearer {env.api_key}"}
-    app = create_app(env.settings, load_plugins(allow={"hubspot", "salesforce"}))
+    app = create_app(env.settings, crm_plugins(CRMS))
     with running(app) as url:
         async with httpx.AsyncClient(base_url=f"{url}/v1/integrations/{iid}/outbox", headers=auth) as api:
             page = (await api.get("", params={"state": "dead"})).json()
@@ -536,7 +500,7 @@ class AllOrNothingHubSpot:
 
 
 async def test_a_batch_refused_as_a_whole_is_split_to_isolate_the_bad_record(
-    tmp_path: Path, sandboxes: tuple[dict[str, Sandbox], dict[str, str]]
+    tmp_path: Path, sandboxes: Sandboxes
 ) -> None:
     plugins = Plugins()
     assert plugins.register(AllOrNothingHubSpot(), "hubspot").loaded

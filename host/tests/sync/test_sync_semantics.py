@@ -10,23 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import select, update
 
-from crmhost.db.models import Integration
 from crmhost.db.platform import ContactRow
 from crmhost.db.syncstate import ConflictRow, OutboxRow, RemoteLink
-from crmhost.models import AuthKind, Credentials
-from crmhost.services.vault import store_credentials
 from crmhost.sync.apply_store import HELD_UNTIL, contacts_by
 from crmhost.sync.conflicts import resolve
 from crmhost.sync.contact_store import contacts_by_email
 from crmhost.sync.ingest import upsert_contacts
 from crmhost.sync.initial import initial_sync
 from crmhost.sync.pull import pull_integration
+from crmhost.testing.crmstack import stale_token_integration
 
 from ..support.syncenv import SyncEnv, fx_env, fx_sandboxes  # noqa: F401
 
@@ -168,25 +165,7 @@ _SCOPES = {"hubspot": ["crm.objects.contacts.write"], "salesforce": ["api", "ref
 
 async def _active_before_backfill(env: SyncEnv, slug: str) -> str:
     """An integration that just became active: its initial sync has not run yet."""
-    with env.admin(slug) as c:
-        minted = c.post("/_sandbox/token", json={"scopes": _SCOPES[slug]}).json()
-    async with env.host.db.transaction(env.tenant_id) as session:
-        row = Integration(tenant_id=env.tenant_id, provider=slug, auth_kind="oauth2", status="active")
-        session.add(row)
-        await session.flush()
-        store_credentials(
-            session,
-            env.host.cipher,
-            tenant_id=env.tenant_id,
-            integration_id=row.id,
-            credentials=Credentials(
-                kind=AuthKind.OAUTH2,
-                access_token="stale",
-                refresh_token=str(minted["refresh_token"]),
-                expires_at=datetime.now(UTC) - timedelta(minutes=1),
-            ),
-        )
-        return row.id
+    return await stale_token_integration(env.host, env.tenant_id, slug, env.urls[slug], _SCOPES[slug])
 
 
 def _salesforce_ids(env: SyncEnv, email: str) -> list[str]:

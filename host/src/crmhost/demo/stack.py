@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import AsyncExitStack, ExitStack, asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -32,17 +32,15 @@ import uvicorn
 from arq.constants import default_queue_name
 
 from crmhost.api.app import create_app
-from crmhost.context import ProviderApp
 from crmhost.db.migrate import upgrade
-from crmhost.plugins import Plugins, load_plugins
+from crmhost.plugins import Plugins
 from crmhost.runtime import Host, open_host
-from crmhost.sandbox import Sandbox, running
-from crmhost.sandbox.cli import create as create_sandbox
-from crmhost.security.tokens import generate_key_spec
+from crmhost.sandbox import Sandbox
 from crmhost.services.tenants import create_tenant
 from crmhost.settings import Settings
 from crmhost.sync.pull import request_pull
 from crmhost.testing.browser import consent
+from crmhost.testing.crmstack import PluginNotLoaded, crm_plugins, host_settings, running_sandboxes
 from crmhost.worker.queue import ArqQueue
 
 __all__ = ["Stack", "StackConfig", "StackError", "open_stack"]
@@ -341,14 +339,10 @@ async def _api_process(stack: Stack, port: int) -> AsyncIterator[None]:
 
 
 def _plugins(crms: Sequence[str]) -> Plugins:
-    plugins = load_plugins(allow=set(crms))
-    for slug in crms:
-        status = plugins.status.get(slug)
-        if status is None or not status.loaded:
-            raise StackError(
-                f"the {slug} plugin is not loaded: {status.error if status else 'not installed'}"
-            )
-    return plugins
+    try:
+        return crm_plugins(crms)
+    except PluginNotLoaded as exc:
+        raise StackError(str(exc)) from None
 
 
 def _env(settings: Settings, crms: Sequence[str]) -> dict[str, str]:
@@ -380,29 +374,15 @@ async def open_stack(config: StackConfig) -> AsyncIterator[Stack]:
     database_url = config.database_url or f"sqlite+aiosqlite:///{config.data_dir / 'crmhost.db'}"
     await upgrade(database_url)
     with ExitStack() as stack:
-        sandboxes = {slug: create_sandbox(slug) for slug in config.crms}
-        urls = {slug: stack.enter_context(running(sb)) for slug, sb in sandboxes.items()}
+        sandboxes = stack.enter_context(running_sandboxes(config.crms))
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        providers = {
-            slug: ProviderApp(
-                client_id=sb.client_id,
-                client_secret=sb.client_secret,
-                redirect_uri=f"{url}/v1/oauth/callback",
-                base_url=urls[slug],
-            )
-            for slug, sb in sandboxes.items()
-        }
-        settings = Settings(
-            data_dir=config.data_dir,
-            database_url=database_url,
-            redis_url=config.redis_url,
-            encryption_keys=generate_key_spec("demo1"),
-            public_url=url,
-            providers=providers,
+        settings = host_settings(
+            config.data_dir, database_url, sandboxes, callback=f"{url}/v1/oauth/callback", key_id="demo1"
         )
+        settings = replace(settings, redis_url=config.redis_url, public_url=url)
         if not config.api_process:
             stack.enter_context(_serve_api(create_app(settings, _plugins(config.crms)), sock))
         else:
@@ -414,7 +394,12 @@ async def open_stack(config: StackConfig) -> AsyncIterator[Stack]:
                 open_host(settings, plugins=_plugins(config.crms), migrate=False)
             )
             env = Stack(
-                config=config, settings=settings, url=url, host=host, sandboxes=sandboxes, sandbox_urls=urls
+                config=config,
+                settings=settings,
+                url=url,
+                host=host,
+                sandboxes=dict(sandboxes.boxes),
+                sandbox_urls=dict(sandboxes.urls),
             )
             env._worker_env = _env(settings, config.crms)
             if config.api_process:

@@ -109,6 +109,12 @@ class SlidingWindowLimiter:
     async def acquire(self, bucket: str = "default") -> None:
         """Wait until one more request in ``bucket`` stays within the limits, then count it."""
         if not self.enabled:
+            # no pacing by the windows, but a pause the CRM asked for (429, Retry-After) holds
+            pause = max(self._paused_until.get(None, 0.0), self._paused_until.get(bucket, 0.0))
+            delay = pause - self._clock()
+            if delay > 0:
+                self._waited += delay
+                await asyncio.sleep(delay)
             return
         async with self._lock:
             while True:

@@ -55,6 +55,9 @@ class Host:
     # per-integration locks: one refresh at a time within this process (PostgreSQL row locks
     # extend that across processes)
     refresh_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    # decrypted credentials and integration rows of this process, owned by
+    # crmhost.services.credentials (see its module docstring)
+    credential_cache: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     @property
     def dispatcher(self) -> Dispatcher:
@@ -117,6 +120,7 @@ async def open_host(
         plugins=plugins if plugins is not None else load_plugins(),
         http=http,
     )
+    host.limiters.enabled = settings.pace_requests
     try:
         if with_queue:
             from crmhost.worker.queue import create_queue

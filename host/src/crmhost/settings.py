@@ -33,6 +33,9 @@ class Settings:
         providers: each CRM's OAuth app, from ``CRMHOST_<SLUG>_CLIENT_ID``, ``..._CLIENT_SECRET``
             and ``..._BASE_URL`` (a sandbox's base URL replacing the CRM's hosts).
         refresh_margin_s: refresh access tokens this long before they expire.
+        pace_requests: pace CRM calls client-side by each account's published rate limits
+            (``CRMHOST_PACE_REQUESTS``, ``on`` by default). ``off`` leaves pacing to the CRM's
+            429s alone: for sandboxes and benchmarks with their limits off, never for a real CRM.
     """
 
     data_dir: Path
@@ -43,6 +46,7 @@ class Settings:
     providers: dict[str, ProviderApp] = field(default_factory=dict)
     refresh_margin_s: float = 300.0
     log_level: str = "INFO"
+    pace_requests: bool = True
 
     @property
     def embedded(self) -> bool:
@@ -65,6 +69,10 @@ class Settings:
         if app is None:
             return ProviderApp(redirect_uri=self.redirect_uri)
         return app
+
+
+_SWITCH = {"on": True, "true": True, "1": True, "yes": True}
+_SWITCH.update({"off": False, "false": False, "0": False, "no": False})
 
 
 def _providers(env: dict[str, str], redirect_uri: str) -> dict[str, ProviderApp]:
@@ -107,6 +115,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     except ValueError as exc:
         raise ConfigurationError("CRMHOST_REFRESH_MARGIN_S must be a number of seconds") from exc
     redirect_uri = public_url + "/v1/oauth/callback"
+    pace = env.get("CRMHOST_PACE_REQUESTS", "on").strip().lower()
+    if pace not in _SWITCH:
+        raise ConfigurationError(f"CRMHOST_PACE_REQUESTS must be on or off, not {pace!r}")
     return Settings(
         data_dir=data_dir,
         database_url=database_url,
@@ -116,4 +127,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         providers=_providers(env, redirect_uri),
         refresh_margin_s=margin,
         log_level=env.get("CRMHOST_LOG_LEVEL", "INFO"),
+        pace_requests=_SWITCH[pace],
     )

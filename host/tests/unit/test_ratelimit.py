@@ -103,12 +103,15 @@ async def test_update_from_headers(clock: VirtualTime) -> None:
     assert await _at(clock, limiter) == 10.0
 
 
-async def test_disabled_never_waits(clock: VirtualTime) -> None:
+async def test_disabled_waits_only_for_pauses(clock: VirtualTime) -> None:
     limiter = SlidingWindowLimiter(RateLimitPolicy(requests=1, per_seconds=10), clock=clock)
     limiter.enabled = False
     for _ in range(5):
         await limiter.acquire()
     assert clock.sleeps == []
+    # the windows no longer pace, but a pause the CRM asked for (a 429) still holds
+    limiter.pause(3.0)
+    assert await _at(clock, limiter) == 3.0
 
 
 def test_registry_shares_one_limiter_per_account() -> None:

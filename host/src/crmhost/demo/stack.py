@@ -355,6 +355,7 @@ def _env(settings: Settings, crms: Sequence[str]) -> dict[str, str]:
             "CRMHOST_ENCRYPTION_KEYS": settings.encryption_keys or "",
             "CRMHOST_PUBLIC_URL": settings.public_url,
             "CRMHOST_PLUGINS": ",".join(crms),
+            "CRMHOST_PACE_REQUESTS": "on" if settings.pace_requests else "off",
         }
     )
     for slug in crms:
@@ -382,7 +383,10 @@ async def open_stack(config: StackConfig) -> AsyncIterator[Stack]:
         settings = host_settings(
             config.data_dir, database_url, sandboxes, callback=f"{url}/v1/oauth/callback", key_id="demo1"
         )
-        settings = replace(settings, redis_url=config.redis_url, public_url=url)
+        # sandboxes with their limits off: the host does not pace by the published limits either
+        settings = replace(
+            settings, redis_url=config.redis_url, public_url=url, pace_requests=config.limits != "off"
+        )
         if not config.api_process:
             stack.enter_context(_serve_api(create_app(settings, _plugins(config.crms)), sock))
         else:

@@ -314,14 +314,18 @@ async def _confirm(drain: Drain, batch: _Batch, sent: _Sent) -> None:
         )
         # read the versions after writing: on SQLite the write lock is ours by now, on
         # PostgreSQL FOR UPDATE makes a concurrent contact write wait for this commit (it then
-        # finds the row done and queues a new one) or finish first (and we see its version)
+        # finds the row done and queues a new one) or finish first (and we see its version).
+        # The locks are taken in id order, as every other contact writer takes them (ingest,
+        # pull apply: crmhost.sync.contact_store, apply_store): two integrations' drains
+        # confirming overlapping contacts, or a drain and an ingest, then wait for each other
+        # instead of deadlocking
         versions: dict[str, int] = {}
         if ok:
             stmt = select(ContactRow.id, ContactRow.version).where(
                 ContactRow.id.in_([i.contact.id for i, _ in ok])
             )
             if drain.host.db.is_postgres:
-                stmt = stmt.with_for_update()
+                stmt = stmt.order_by(ContactRow.id).with_for_update()
             versions = dict((await session.execute(stmt)).all())
         rows = [r for r, _ in batch.early]
         outcomes = [o for _, o in batch.early]

@@ -170,7 +170,9 @@ async def settle_in(session: Any, drain: Drain, rows: Sequence[Claimed], outcome
                 "contact_id": out.contact_id or row.contact_id,
                 "remote_id": out.remote_id,
                 "outcome": outcome,
-                "message": error[:2000] if error else None,
+                # a done row keeps no error, but its log line keeps the note (a field the CRM
+                # lacks, why nothing was sent)
+                "message": out.message[:2000] if out.message else None,
                 "at": now,
             }
         )

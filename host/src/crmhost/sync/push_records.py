@@ -9,6 +9,7 @@ the contact's ``version`` did not move meanwhile; otherwise it stays pending for
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -30,10 +31,20 @@ from crmhost.sync.echo import ledger_upsert, value_hash
 from crmhost.sync.push import Drain, release, release_in
 from crmhost.sync.push_outcomes import Claimed, Outcome, Stop, error_outcome, settle_in, stop_for
 
-__all__ = ["push_pipelined"]
+__all__ = ["DELETED_IN_CRM", "GONE_CODES", "push_pipelined"]
+
+log = logging.getLogger(__name__)
 
 _OBJECT = ObjectType.CONTACT
 _JSON = msgspec.json.Encoder()
+#: per-record error codes that mean "the record we linked was deleted in the CRM", for an
+#: update by its id: HubSpot's batch update answers OBJECT_NOT_FOUND for an archived id,
+#: Salesforce ENTITY_IS_DELETED for a record in its recycle bin. (Salesforce's
+#: INVALID_CROSS_REFERENCE_KEY is not one: it also names bad lookup ids.) The models have no
+#: "not found" outcome kind, so the codes are matched here, and only for linked records
+GONE_CODES = frozenset({"OBJECT_NOT_FOUND", "ENTITY_IS_DELETED"})
+#: the record log outcome of such a row: done, the delete is applied by a pull
+DELETED_IN_CRM = "deleted_in_crm"
 
 
 @dataclass
@@ -338,6 +349,16 @@ async def _confirm(drain: Drain, batch: _Batch, sent: _Sent) -> None:
         await settle_in(session, drain, rows, outcomes)
         if sent.unsent:  # not sent: give them back now rather than after the lease
             await release_in(session, sent.unsent, sent.stop.until if sent.stop and sent.stop.until else now)
+    if any(o.log_outcome == DELETED_IN_CRM for o in outcomes):
+        # the CRM deleted a contact we still link: its pull applies the delete through the
+        # normal path (soft-delete, deletes to the other CRMs, the link dropped); a pull
+        # already running runs again, so the request is not lost
+        from crmhost.sync.pull import request_pull
+
+        try:
+            await request_pull(drain.host, drain.tenant_id, drain.integration.id, _OBJECT)
+        except Exception:  # the rows are settled; the scheduled pull applies the delete then
+            log.warning("could not request a pull of %s", drain.integration.id, exc_info=True)
 
 
 def _upsert_outcome(
@@ -348,6 +369,17 @@ def _upsert_outcome(
         return error_outcome(res, now, contact_id=cid)
     if not res.ok:
         code = f"{res.error_code}: " if res.error_code else ""
+        if item.linked and res.error_code in GONE_CODES:
+            # not a failure a retry fixes: the CRM deleted the record since our last pull.
+            # The row is done (retried, it would only walk to a dead letter) and the link
+            # kept: the pull finds the contact by it and soft-deletes it
+            return Outcome(
+                "done",
+                DELETED_IN_CRM,
+                f"{code}{res.error or 'not found'} (deleted in the CRM; a pull applies the delete)",
+                remote_id=item.linked,
+                contact_id=cid,
+            )
         where = f" (field {res.field})" if res.field else ""
         return Outcome("reject", "rejected", f"{code}{res.error or 'rejected'}{where}", contact_id=cid)
     if versions.get(cid, item.version) != item.version:

@@ -1,0 +1,56 @@
+"""Push follow-ups over real HTTP: a linked record the CRM deleted, fields in manual review."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from crmhost.db.syncstate import OutboxRow, RecordLogRow
+from crmhost.sync.ingest import upsert_contacts
+from crmhost.sync.push_records import DELETED_IN_CRM
+
+from ..support.syncenv import SyncEnv, fx_env, fx_sandboxes  # noqa: F401
+
+
+async def _outbox(env: SyncEnv, integration_id: str) -> list[OutboxRow]:
+    async with env.host.db.session(env.tenant_id) as session:
+        return list(
+            await session.scalars(
+                select(OutboxRow).where(
+                    OutboxRow.integration_id == integration_id, OutboxRow.kind == "record"
+                )
+            )
+        )
+
+
+async def _log(env: SyncEnv, integration_id: str, direction: str) -> list[RecordLogRow]:
+    async with env.host.db.session(env.tenant_id) as session:
+        return list(
+            await session.scalars(
+                select(RecordLogRow).where(
+                    RecordLogRow.integration_id == integration_id, RecordLogRow.direction == direction
+                )
+            )
+        )
+
+
+async def test_a_linked_contact_deleted_in_hubspot_is_deleted_here_not_dead_lettered(env: SyncEnv) -> None:
+    (remote,) = env.seed("hubspot", [{"properties": {"email": "gone@example.com", "lastname": "Gone"}}])
+    hubspot = await env.connect("hubspot")  # the backfill creates the contact and links it
+    before = {r.id for r in await _outbox(env, hubspot)}
+    await env.crm_delete("hubspot", remote)
+    # changed on the platform before the host pulled the delete: the push updates by the
+    # linked id and HubSpot answers OBJECT_NOT_FOUND
+    await upsert_contacts(env.host, env.tenant_id, [{"email": "gone@example.com", "first_name": "Late"}])
+    await env.drain()  # the push, then the pull it asked for
+    rows = [r for r in await _outbox(env, hubspot) if r.id not in before]
+    assert [(r.state, r.attempts) for r in rows] == [("done", 0)], [(r.state, r.last_error) for r in rows]
+    pushed = [r for r in await _log(env, hubspot, "push") if r.outcome == DELETED_IN_CRM]
+    assert len(pushed) == 1 and pushed[0].remote_id == remote
+    assert pushed[0].message and "OBJECT_NOT_FOUND" in pushed[0].message
+    # the pull applied the delete through the normal path
+    assert (await env.contact("gone@example.com")).deleted_at is not None
+    assert [r.outcome for r in await _log(env, hubspot, "pull") if r.remote_id == remote][-1] == "deleted"
+    store: Any = env.sandboxes["hubspot"]
+    assert store.store.of("contacts").get("gone@example.com", "email") is None  # not recreated

@@ -6,7 +6,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from crmhost.db.syncstate import OutboxRow, RecordLogRow
+from crmhost.db.syncstate import ConflictRow, OutboxRow, RecordLogRow, WriteLedger
+from crmhost.sync.conflicts import resolve
+from crmhost.sync.echo import value_hash
 from crmhost.sync.ingest import upsert_contacts
 from crmhost.sync.push_records import DELETED_IN_CRM
 
@@ -54,3 +56,47 @@ async def test_a_linked_contact_deleted_in_hubspot_is_deleted_here_not_dead_lett
     assert [r.outcome for r in await _log(env, hubspot, "pull") if r.remote_id == remote][-1] == "deleted"
     store: Any = env.sandboxes["hubspot"]
     assert store.store.of("contacts").get("gone@example.com", "email") is None  # not recreated
+
+
+async def test_a_push_leaves_out_the_fields_in_manual_review_for_that_crm(env: SyncEnv) -> None:
+    await env.add_contacts(
+        {"email": "rev@example.com", "first_name": "Local", "last_name": "Same", "job_title": "CTO"}
+    )
+    (remote,) = env.seed(
+        "hubspot",
+        [
+            {
+                "properties": {
+                    "email": "rev@example.com",
+                    "firstname": "Remote",
+                    "lastname": "Same",
+                    "jobtitle": "CTO",
+                }
+            }
+        ],
+    )
+    hubspot = await env.connect("hubspot", conflict_strategy="manual")
+    async with env.host.db.session(env.tenant_id) as session:
+        (conflict,) = await session.scalars(select(ConflictRow).where(ConflictRow.status == "open"))
+    assert conflict.field == "first_name"
+    contact = await env.contact("rev@example.com")
+    # a platform edit of another field queues a whole-record push to HubSpot
+    await upsert_contacts(env.host, env.tenant_id, [{"email": "rev@example.com", "job_title": "CFO"}])
+    await env.drain()
+    fields = ["firstname", "lastname", "jobtitle"]
+    got = await env.crm_get("hubspot", remote, fields) or {}
+    assert (got["firstname"], got["jobtitle"]) == ("Remote", "CFO")  # HubSpot keeps its side
+    assert [r.state for r in await _outbox(env, hubspot)] == ["done"]
+    async with env.host.db.session(env.tenant_id) as session:
+        ledger = await session.scalar(
+            select(WriteLedger).where(
+                WriteLedger.integration_id == hubspot, WriteLedger.contact_id == contact.id
+            )
+        )
+    assert ledger is not None and ledger.hashes.get("job_title") == value_hash("CFO")
+    assert ledger.hashes.get("first_name") != value_hash("Local")  # never written to HubSpot
+    # resolved for the platform's side: the resolution pushes it
+    await resolve(env.host, env.tenant_id, conflict.id, "local")
+    await env.drain()
+    got = await env.crm_get("hubspot", remote, fields) or {}
+    assert (got["firstname"], got["lastname"], got["jobtitle"]) == ("Local", "Same", "CFO")

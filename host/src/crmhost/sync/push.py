@@ -104,6 +104,9 @@ class Drain:
     deadline: float = math.inf
     #: the highest row id claimed so far, per group of kinds (see :func:`_claim_next`)
     claimed_to: dict[str, int] = field(default_factory=dict)
+    #: per set of fields in manual review: the mappings without them, and the fields the
+    #: write ledger records then (see :func:`crmhost.sync.push_records.mappings_without`)
+    reviewed: dict[frozenset[str], tuple[list[FieldMapping], list[str]]] = field(default_factory=dict)
 
     @property
     def provider(self) -> str:

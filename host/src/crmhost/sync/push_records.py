@@ -23,9 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crmhost.context import IntegrationContext
 from crmhost.db.base import utcnow
 from crmhost.db.platform import ContactRow
-from crmhost.db.syncstate import RemoteLink, WriteLedger
+from crmhost.db.syncstate import ConflictRow, RemoteLink, WriteLedger
 from crmhost.errors import CrmError, PermanentError
-from crmhost.models import ObjectType, Record, RecordBatch, RecordOp, RecordResult
+from crmhost.models import FieldMapping, MappingType, ObjectType, Record, RecordBatch, RecordOp, RecordResult
 from crmhost.sync.contacts import contact_values
 from crmhost.sync.echo import ledger_upsert, value_hash
 from crmhost.sync.push import Drain, release, release_in
@@ -49,7 +49,10 @@ DELETED_IN_CRM = "deleted_in_crm"
 
 @dataclass
 class _Item:
-    """One contact on its way: the row, what was sent, and the version that was read."""
+    """One contact on its way: the row, what was sent, and the version that was read.
+
+    ``fields``: the canonical fields sent as they are (what the write ledger records).
+    """
 
     row: Claimed
     contact: ContactRow
@@ -57,6 +60,31 @@ class _Item:
     values: dict[str, Any]
     version: int
     linked: str | None
+    fields: list[str]
+
+
+def mappings_without(drain: Drain, held: frozenset[str]) -> tuple[list[FieldMapping], list[str]]:
+    """The drain's mappings without those sending a field of ``held``, and the fields pushed then.
+
+    ``held`` are a contact's fields in manual review for this CRM: a whole-record push must
+    not overwrite the CRM's side of them before someone decides (the resolution pushes
+    them). Only the direct mappings of those fields go; a computed one writes another CRM
+    field. Each set is worked out once per drain, so :func:`~crmhost.sync.mapping.outgoing`
+    plans every list once.
+    """
+    from crmhost.sync.mapping import TO_CRM, pushed_fields
+
+    found = drain.reviewed.get(held)
+    if found is None:
+        kept = [
+            m
+            for m in drain.mappings
+            if not (m.type is MappingType.DIRECT and m.direction in TO_CRM and m.local in held)
+        ]
+        if not held:  # the common case: the drain's own list, whose plan is made already
+            kept = drain.mappings
+        found = drain.reviewed[held] = (kept, pushed_fields(kept))
+    return found
 
 
 def _caller(
@@ -126,7 +154,10 @@ async def _ledger(
     await conn.exec_driver_sql(compiled.string, params)
 
 
-async def _load(drain: Drain, rows: Sequence[Claimed]) -> tuple[dict[str, ContactRow], dict[str, str]]:
+async def _load(
+    drain: Drain, rows: Sequence[Claimed]
+) -> tuple[dict[str, ContactRow], dict[str, str], dict[str, set[str]]]:
+    """The batch's contacts, their links to this CRM, and their fields in review for it."""
     ids = list({r.contact_id for r in rows if r.contact_id})
     async with drain.host.db.session(drain.tenant_id) as session:
         # plain rows of the table's columns, not ORM objects: nothing here is written back
@@ -145,7 +176,16 @@ async def _load(drain: Drain, rows: Sequence[Claimed]) -> tuple[dict[str, Contac
                 )
             ).all()
         )
-    return contacts, links
+        reviewed: dict[str, set[str]] = {}
+        for contact_id, name in await session.execute(
+            select(ConflictRow.contact_id, ConflictRow.field).where(
+                ConflictRow.status == "open",
+                ConflictRow.integration_id == drain.integration.id,
+                ConflictRow.contact_id.in_(ids),
+            )
+        ):
+            reviewed.setdefault(contact_id, set()).add(name)
+    return contacts, links, reviewed
 
 
 def _match(
@@ -198,7 +238,7 @@ async def _prepare(drain: Drain, rows: list[Claimed]) -> _Batch:
     """Read the batch's contacts and links and map them: reads only, nothing is written yet."""
     from crmhost.sync.mapping import outgoing
 
-    contacts, links = await _load(drain, rows)
+    contacts, links, reviewed = await _load(drain, rows)
     now = utcnow()
     batch = _Batch(rows, [], [], [])
     for row in rows:
@@ -225,12 +265,13 @@ async def _prepare(drain: Drain, rows: list[Claimed]) -> _Batch:
             )
             continue
         values = contact_values(contact)
+        mappings, fields = mappings_without(drain, frozenset(reviewed.get(contact.id, ())))
         try:
             record = outgoing(
                 drain.host,
                 drain.integration,
                 values,
-                drain.mappings,
+                mappings,
                 object=_OBJECT,
                 key=contact.email,
                 remote_id=remote_id,
@@ -241,7 +282,7 @@ async def _prepare(drain: Drain, rows: list[Claimed]) -> _Batch:
         except (ValueError, TypeError, KeyError) as exc:  # a mapping that cannot evaluate on this contact
             batch.early.append((row, Outcome("reject", "rejected", f"mapping failed: {exc}")))
             continue
-        batch.items.append(_Item(row, contact, record, values, contact.version, remote_id))
+        batch.items.append(_Item(row, contact, record, values, contact.version, remote_id, fields))
     return batch
 
 
@@ -277,11 +318,8 @@ async def _send(drain: Drain, batch: _Batch) -> _Sent:
 
 async def _confirm(drain: Drain, batch: _Batch, sent: _Sent) -> None:
     """Every outcome of a batch in one transaction: links, ledger, version check, rows, log."""
-    from crmhost.sync.mapping import pushed_fields
-
     now = utcnow()
     items, results = batch.items, sent.upserts
-    fields = pushed_fields(drain.mappings)
     ok = [(i, r) for i, r in zip(items, results, strict=True) if isinstance(r, RecordResult) and r.ok]
     gone = [
         row.contact_id or ""
@@ -321,7 +359,7 @@ async def _confirm(drain: Drain, batch: _Batch, sent: _Sent) -> None:
                 ],
             )
         await _ledger(
-            session, drain, [(i.contact.id, {f: i.values.get(f) for f in fields}) for i, _ in ok], now
+            session, drain, [(i.contact.id, {f: i.values.get(f) for f in i.fields}) for i, _ in ok], now
         )
         # read the versions after writing: on SQLite the write lock is ours by now, on
         # PostgreSQL FOR UPDATE makes a concurrent contact write wait for this commit (it then

@@ -1,23 +1,51 @@
-"""Credentials for plugin calls: refreshed before expiry, one refresh at a time.
+"""Credentials for plugin calls: refreshed before expiry, one refresh at a time, cached.
 
 The refresh runs under a per-integration lock: an ``asyncio.Lock`` inside this process and
 ``SELECT ... FOR UPDATE`` on the credentials row in PostgreSQL across processes. Whoever gets
 the lock second re-reads the row and finds it fresh, so the CRM sees one refresh. A rotated
 refresh token is committed before any caller uses the new credentials. ``ReauthRequired``
 moves the integration to ``needs_reauth`` with the CRM's reason.
+
+Each host (process) caches, per integration, the decrypted credentials with their row's
+version, and the integration row (status, settings), so a push of 1,000 CRM calls does not
+read and decrypt the same two rows 1,000 times:
+
+- The integration row is re-read after :data:`ROW_TTL_S` seconds, together with the
+  credentials row's version and ``updated_at`` (no ciphertext); the credentials are read and
+  decrypted again only when those changed. So a disconnect (row deleted: ``NoCredentials``), a
+  reconnect, a status or settings change, or a refresh by another process is seen within
+  :data:`ROW_TTL_S`. An integration that is not ``active`` is not cached at all.
+- Cached credentials are used while their access token is not within the refresh margin;
+  then they are refreshed under the lock above, which re-reads the row.
+- Why reusing them between those re-reads is safe when another worker process refreshed
+  meanwhile (and the CRM rotated the refresh token): the cache never uses its copy of the
+  refresh token for a refresh (the refresh reads the row under the lock), and the cached
+  ACCESS token stays valid at the CRM until its own expiry. Should the CRM reject it
+  anyway (revoked, or it retires old access tokens on refresh), the call raises
+  ``AuthExpired``: the entry is dropped and :func:`refresh_credentials` re-reads the row; when
+  the stored version differs from the rejected one, it returns the other process's tokens
+  without calling the CRM, else it refreshes. So reading the row again only then is enough.
+- The entry is dropped or replaced by this process on ``AuthExpired``, on every refresh (the
+  new credentials are stored), on ``needs_reauth`` and by :func:`forget_credentials`, which
+  disconnect and reconnect paths may call to make a change in this process seen at once.
+  Key rotation (``crmhost.security.rotation``) re-encrypts the same plaintext and keeps the
+  row's version and ``updated_at``: the cached plaintext stays right, nothing to drop.
+- Secrets stay out of reprs: entries show no credentials, and ``Credentials`` redacts itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from sqlalchemy import select
 
-from crmhost.context import IntegrationContext
+from crmhost.context import IntegrationContext, utcnow
 from crmhost.db.models import CredentialRow, Integration, IntegrationStatus
 from crmhost.errors import AuthExpired, ReauthRequired
 from crmhost.models import Credentials, RefreshGrant
@@ -27,8 +55,10 @@ from crmhost.services.context import build_context
 from crmhost.services.vault import decrypt_credentials, store_credentials
 
 __all__ = [
+    "ROW_TTL_S",
     "NoCredentials",
     "call_with_auth",
+    "forget_credentials",
     "get_credentials",
     "mark_needs_reauth",
     "refresh_credentials",
@@ -37,27 +67,137 @@ __all__ = [
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+ROW_TTL_S = 5.0
+"""Seconds a cached integration row (and credentials version) is used before it is re-read."""
+
 
 class NoCredentials(LookupError):
     """The integration has no stored credentials (never connected, or disconnected)."""
 
 
+@dataclass(eq=False)
+class _Entry:
+    """One integration's cached rows; secrets are left out of the repr."""
+
+    integration: Integration = field(repr=False)
+    credentials: Credentials = field(repr=False)
+    version: int  # the credentials row's version
+    stamp: datetime | None  # and its updated_at: a reconnect restarts versions, not this
+    checked_at: float  # time.monotonic() when the integration row was read
+
+
+@dataclass(eq=False)
+class _Slot:
+    """Where one integration's entry lives in ``host.credential_cache``."""
+
+    entry: _Entry | None = None
+    # bumped whenever the entry is dropped or replaced: a read that began before stores nothing
+    generation: int = 0
+    # one read at a time: concurrent calls that find the entry stale wait for one re-read
+    reading: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+
+
+def _slot(host: Host, tenant_id: str, integration_id: str) -> _Slot:
+    key = (tenant_id, integration_id)
+    slot: _Slot | None = host.credential_cache.get(key)
+    if slot is None:
+        slot = host.credential_cache[key] = _Slot()
+    return slot
+
+
+def forget_credentials(host: Host, tenant_id: str, integration_id: str) -> None:
+    """Drop this host's cached rows of an integration; the next call reads them again."""
+    slot: _Slot | None = host.credential_cache.get((tenant_id, integration_id))
+    if slot is not None:
+        slot.entry = None
+        slot.generation += 1
+
+
+def _remember(
+    host: Host, tenant_id: str, integration: Integration, creds: Credentials, row: CredentialRow
+) -> None:
+    """Replace the cached entry with what a refresh (or its re-read under the lock) found."""
+    slot = _slot(host, tenant_id, integration.id)
+    slot.generation += 1
+    slot.entry = (
+        _Entry(integration, creds, row.version, row.updated_at, time.monotonic())
+        if integration.status == IntegrationStatus.ACTIVE.value
+        else None
+    )
+
+
+async def _load(host: Host, tenant_id: str, integration_id: str) -> _Entry:
+    """The integration's cached entry, its rows re-read first when older than :data:`ROW_TTL_S`."""
+    slot = _slot(host, tenant_id, integration_id)
+    cached = slot.entry
+    if cached is not None and time.monotonic() - cached.checked_at < ROW_TTL_S:
+        return cached
+    async with slot.reading:
+        return await _read(host, tenant_id, integration_id, slot)
+
+
+async def _read(host: Host, tenant_id: str, integration_id: str, slot: _Slot) -> _Entry:
+    cached = slot.entry
+    if cached is not None and time.monotonic() - cached.checked_at < ROW_TTL_S:
+        return cached  # another call re-read the rows while this one waited
+    generation = slot.generation
+    checked_at = time.monotonic()
+    creds: Credentials | None = None
+    async with host.db.session(tenant_id) as session:
+        # one statement: the integration and the whole credentials row, or (with an entry)
+        # only the row's version and stamp, to decrypt it again only when it changed; no
+        # row (no integration, or no credentials: disconnected) is NoCredentials either way
+        wanted = (CredentialRow,) if cached is None else (CredentialRow.version, CredentialRow.updated_at)
+        found = (
+            await session.execute(
+                select(Integration, *wanted)
+                .join(CredentialRow, CredentialRow.integration_id == Integration.id)
+                .where(Integration.id == integration_id)
+            )
+        ).first()
+        row: CredentialRow | None = None
+        if found is not None:
+            if cached is None:
+                row = found[1]
+            elif (found[1], found[2]) == (cached.version, cached.stamp):
+                creds = cached.credentials
+            else:  # refreshed or reconnected since
+                row = await session.get(CredentialRow, integration_id)
+    if found is None or (creds is None and row is None):
+        forget_credentials(host, tenant_id, integration_id)
+        raise NoCredentials(f"integration {integration_id} has no credentials")
+    integration: Integration = found[0]
+    if row is not None:
+        creds = decrypt_credentials(host.cipher, row)
+        version, stamp = row.version, row.updated_at
+    else:
+        version, stamp = found[1], found[2]
+    assert creds is not None
+    entry = _Entry(integration, creds, version, stamp, checked_at)
+    if slot.generation == generation:
+        slot.entry = entry if integration.status == IntegrationStatus.ACTIVE.value else None
+    return entry
+
+
 async def mark_needs_reauth(host: Host, tenant_id: str, integration_id: str, reason: str) -> None:
     """Move an integration to ``needs_reauth`` with ``reason`` and audit it."""
-    async with host.db.transaction(tenant_id) as session:
-        integration = await session.get(Integration, integration_id)
-        if integration is None:
-            return
-        integration.status = IntegrationStatus.NEEDS_REAUTH.value
-        integration.status_reason = reason
-        audit(
-            session,
-            tenant_id=tenant_id,
-            integration_id=integration_id,
-            actor="system",
-            action="integration.needs_reauth",
-            reason=reason,
-        )
+    try:
+        async with host.db.transaction(tenant_id) as session:
+            integration = await session.get(Integration, integration_id)
+            if integration is None:
+                return
+            integration.status = IntegrationStatus.NEEDS_REAUTH.value
+            integration.status_reason = reason
+            audit(
+                session,
+                tenant_id=tenant_id,
+                integration_id=integration_id,
+                actor="system",
+                action="integration.needs_reauth",
+                reason=reason,
+            )
+    finally:
+        forget_credentials(host, tenant_id, integration_id)
 
 
 def _lock(host: Host, integration_id: str) -> asyncio.Lock:
@@ -101,55 +241,60 @@ async def refresh_credentials(
                 integration = await session.get(Integration, integration_id)
                 if row is None or integration is None:
                     raise NoCredentials(f"integration {integration_id} has no credentials")
-                current = decrypt_credentials(host.cipher, row)
+                result = current = decrypt_credentials(host.cipher, row)
                 ctx = build_context(host, integration, current)
-                if stale_version is not None and row.version != stale_version:
-                    return current
-                if not force and not current.expires_within(ctx.now(), margin):
-                    return current
-                if not current.refresh_token:
-                    raise ReauthRequired("the credentials have no refresh token; reconnect the CRM")
-                fresh: Credentials = await host.dispatcher.acall(
-                    integration.provider, "authenticate", ctx=ctx, grant=RefreshGrant(credentials=current)
-                )
-                store_credentials(
-                    session,
-                    host.cipher,
-                    tenant_id=tenant_id,
-                    integration_id=integration_id,
-                    credentials=fresh,
-                    row=row,
-                )
-                audit(
-                    session,
-                    tenant_id=tenant_id,
-                    integration_id=integration_id,
-                    actor="system",
-                    action="credentials.refreshed",
-                    rotated=fresh.refresh_token != current.refresh_token,
-                )
-                return fresh
+                replaced = stale_version is not None and row.version != stale_version
+                if not replaced and (force or current.expires_within(ctx.now(), margin)):
+                    if not current.refresh_token:
+                        raise ReauthRequired("the credentials have no refresh token; reconnect the CRM")
+                    result = await host.dispatcher.acall(
+                        integration.provider, "authenticate", ctx=ctx, grant=RefreshGrant(credentials=current)
+                    )
+                    store_credentials(
+                        session,
+                        host.cipher,
+                        tenant_id=tenant_id,
+                        integration_id=integration_id,
+                        credentials=result,
+                        row=row,
+                    )
+                    row.updated_at = utcnow()  # set here, so the cache knows the stored stamp
+                    audit(
+                        session,
+                        tenant_id=tenant_id,
+                        integration_id=integration_id,
+                        actor="system",
+                        action="credentials.refreshed",
+                        rotated=result.refresh_token != current.refresh_token,
+                    )
+        except NoCredentials:
+            forget_credentials(host, tenant_id, integration_id)
+            raise
         except ReauthRequired as exc:
             await mark_needs_reauth(host, tenant_id, integration_id, exc.message)
             raise
+        # committed: only now may anyone use them
+        _remember(host, tenant_id, integration, result, row)
+        return result
 
 
 async def get_credentials(
     host: Host, tenant_id: str, integration_id: str
 ) -> tuple[Integration, Credentials, int]:
-    """The integration, its usable credentials (refreshed first when about to expire), their version."""
-    async with host.db.session(tenant_id) as session:
-        integration = await session.get(Integration, integration_id)
-        row = await session.get(CredentialRow, integration_id)
-    if integration is None or row is None:
-        raise NoCredentials(f"integration {integration_id} has no credentials")
-    creds = decrypt_credentials(host.cipher, row)
-    version = row.version
+    """The integration, its usable credentials (refreshed first when about to expire), their version.
+
+    From this host's cache while it is current (see the module docstring).
+    """
+    entry = await _load(host, tenant_id, integration_id)
+    creds = entry.credentials
     margin = timedelta(seconds=host.settings.refresh_margin_s)
-    if creds.refresh_token and creds.expires_within(build_context(host, integration, creds).now(), margin):
-        creds = await refresh_credentials(host, tenant_id, integration_id, stale_version=version)
-        version = -1  # unknown after a refresh; a later forced refresh compares nothing
-    return integration, creds, version
+    if creds.refresh_token and creds.expires_within(utcnow(), margin):
+        creds = await refresh_credentials(host, tenant_id, integration_id, stale_version=entry.version)
+        fresh = _slot(host, tenant_id, integration_id).entry
+        if fresh is not None and fresh.credentials is creds:
+            return fresh.integration, creds, fresh.version
+        return entry.integration, creds, -1  # unknown; a later forced refresh compares nothing
+    return entry.integration, creds, entry.version
 
 
 async def call_with_auth(
@@ -160,6 +305,9 @@ async def call_with_auth(
 ) -> T:
     """Run ``call`` with fresh credentials; on ``AuthExpired`` refresh once and retry.
 
+    The credentials come from this host's cache (see the module docstring); ``AuthExpired``
+    drops them, and the refresh re-reads the stored ones first: when another process already
+    replaced the rejected version, those are used without calling the CRM's token endpoint.
     A second rejection, or a refresh the CRM refuses, leaves the integration ``needs_reauth``.
     """
     integration, creds, version = await get_credentials(host, tenant_id, integration_id)
@@ -169,6 +317,7 @@ async def call_with_auth(
         await mark_needs_reauth(host, tenant_id, integration_id, exc.message)
         raise
     except AuthExpired:
+        forget_credentials(host, tenant_id, integration_id)
         if not creds.refresh_token:
             await mark_needs_reauth(host, tenant_id, integration_id, "the CRM rejected the credentials")
             raise

@@ -72,6 +72,20 @@ async def test_a_linked_contact_deleted_in_the_crm_is_deleted_here_not_dead_lett
         assert store.store.of("contacts").get("gone@example.com", "email") is None  # not recreated
 
 
+async def test_a_push_only_integration_keeps_rejecting_a_contact_deleted_in_the_crm(env: SyncEnv) -> None:
+    (remote,) = env.seed("hubspot", [SEEDS["hubspot"]])
+    hubspot = await env.connect("hubspot")
+    await env.update_integration(hubspot, direction="to_crm")  # no pull would apply the delete
+    before = {r.id for r in await _outbox(env, hubspot)}
+    await env.crm_delete("hubspot", remote)
+    await upsert_contacts(env.host, env.tenant_id, [{"email": "gone@example.com", "first_name": "Late"}])
+    await env.drain()
+    rows = [r for r in await _outbox(env, hubspot) if r.id not in before]
+    assert [(r.state, r.attempts) for r in rows] == [("pending", 1)]  # backs off, visibly
+    assert rows[0].last_error and "OBJECT_NOT_FOUND" in rows[0].last_error
+    assert (await env.contact("gone@example.com")).deleted_at is None
+
+
 async def test_a_push_leaves_out_the_fields_in_manual_review_for_that_crm(env: SyncEnv) -> None:
     await env.add_contacts(
         {"email": "rev@example.com", "first_name": "Local", "last_name": "Same", "job_title": "CTO"}

@@ -25,7 +25,16 @@ from crmhost.db.base import utcnow
 from crmhost.db.platform import ContactRow
 from crmhost.db.syncstate import ConflictRow, RemoteLink, WriteLedger
 from crmhost.errors import CrmError, PermanentError
-from crmhost.models import FieldMapping, MappingType, ObjectType, Record, RecordBatch, RecordOp, RecordResult
+from crmhost.models import (
+    Capability,
+    FieldMapping,
+    MappingType,
+    ObjectType,
+    Record,
+    RecordBatch,
+    RecordOp,
+    RecordResult,
+)
 from crmhost.sync.contacts import contact_values
 from crmhost.sync.echo import ledger_upsert, value_hash
 from crmhost.sync.push import Drain, release, release_in
@@ -378,9 +387,10 @@ async def _confirm(drain: Drain, batch: _Batch, sent: _Sent) -> None:
             versions = dict((await session.execute(stmt)).all())
         rows = [r for r, _ in batch.early]
         outcomes = [o for _, o in batch.early]
+        pulls = _pulls(drain)
         for item, res in zip(items, results, strict=True):
             rows.append(item.row)
-            outcomes.append(_upsert_outcome(item, res, versions, now))
+            outcomes.append(_upsert_outcome(item, res, versions, now, pulls=pulls))
         for (row, record), res in zip(batch.deletes, sent.deleted, strict=False):
             rows.append(row)
             outcomes.append(_delete_outcome(row, record, res, now))
@@ -399,18 +409,28 @@ async def _confirm(drain: Drain, batch: _Batch, sent: _Sent) -> None:
             log.warning("could not request a pull of %s", drain.integration.id, exc_info=True)
 
 
+def _pulls(drain: Drain) -> bool:
+    """Whether the integration pulls from its CRM (so a pull can apply a delete made there)."""
+    from crmhost.sync.pull import PULL_DIRECTIONS
+
+    return (
+        drain.integration.direction in PULL_DIRECTIONS and Capability.PULL_CHANGES in drain.info.capabilities
+    )
+
+
 def _upsert_outcome(
-    item: _Item, res: RecordResult | CrmError, versions: dict[str, int], now: datetime
+    item: _Item, res: RecordResult | CrmError, versions: dict[str, int], now: datetime, *, pulls: bool
 ) -> Outcome:
     cid = item.contact.id
     if isinstance(res, CrmError):
         return error_outcome(res, now, contact_id=cid)
     if not res.ok:
         code = f"{res.error_code}: " if res.error_code else ""
-        if item.linked and res.error_code in GONE_CODES:
+        if pulls and item.linked and res.error_code in GONE_CODES:
             # not a failure a retry fixes: the CRM deleted the record since our last pull.
             # The row is done (retried, it would only walk to a dead letter) and the link
-            # kept: the pull finds the contact by it and soft-deletes it
+            # kept: the pull finds the contact by it and soft-deletes it. (An integration
+            # that never pulls keeps the rejection: nothing else would ever apply the delete.)
             return Outcome(
                 "done",
                 DELETED_IN_CRM,

@@ -82,6 +82,8 @@ def test_repr_shows_key_ids_only() -> None:
         (":" + SPEC_A.split(":", 1)[1], "key id '' must be non-empty"),
         (" , ", "at least one encryption key"),
     ],
+    # SPEC_A is random per process: ids by position keep pytest-xdist's workers agreeing
+    ids=["no-colon", "not-base64", "short-key", "empty-kid", "blank"],
 )
 def test_bad_key_specs_name_the_entry(spec: str, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message) as caught:

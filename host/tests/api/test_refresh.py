@@ -22,6 +22,7 @@ from crmhost.services.credentials import (
     mark_needs_reauth,
     refresh_credentials,
 )
+from crmhost.services.integrations import disconnect
 from crmhost.services.vault import decrypt_credentials
 from crmhost.worker.jobs.tokens import refresh_token
 
@@ -224,6 +225,17 @@ async def test_disconnect_and_needs_reauth_are_seen_once_the_rows_are_re_read(
     assert (await get_credentials(stack.host, tenant_id, second))[0].status == "active"
     await mark_needs_reauth(stack.host, tenant_id, second, "test")
     assert (await get_credentials(stack.host, tenant_id, second))[0].status == "needs_reauth"
+
+
+async def test_a_disconnect_by_this_host_is_seen_at_once(
+    stack: Stack, tenant: tuple[str, str], row_ttl: Callable[[float], None]
+) -> None:
+    tenant_id, key = tenant
+    iid = await connect_oauth(stack, key)
+    await call_with_auth(stack.host, tenant_id, iid, _token)  # cached, not re-read for an hour
+    await disconnect(stack.host, tenant_id, iid)
+    with pytest.raises(NoCredentials):
+        await call_with_auth(stack.host, tenant_id, iid, _token)
 
 
 async def test_auth_expired_drops_the_cached_token(

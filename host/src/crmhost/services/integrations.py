@@ -14,6 +14,7 @@ from crmhost.models import ApiKeyGrant, AuthKind, Capability, Credentials, CrmIn
 from crmhost.runtime import Host
 from crmhost.services.audit import audit
 from crmhost.services.context import build_context
+from crmhost.services.credentials import forget_credentials
 from crmhost.services.errors import InvalidInput, NotFound
 from crmhost.services.oauth import activate
 from crmhost.services.vault import (
@@ -258,6 +259,8 @@ async def disconnect(host: Host, tenant_id: str, integration_id: str, *, actor: 
             action="integration.disconnected",
             revoked=revoked,
         )
+    # this process sees it at once; other processes within credentials.ROW_TTL_S
+    forget_credentials(host, tenant_id, integration_id)
     return revoked
 
 

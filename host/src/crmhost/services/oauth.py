@@ -26,6 +26,7 @@ from crmhost.models import AuthorizationCodeGrant, Credentials
 from crmhost.runtime import Host
 from crmhost.services.audit import audit
 from crmhost.services.context import build_context
+from crmhost.services.credentials import forget_credentials
 from crmhost.services.errors import InvalidInput
 from crmhost.services.vault import store_credentials
 
@@ -224,6 +225,7 @@ async def activate(
             action=action,
             account_id=creds.account_id,
         )
+    forget_credentials(host, integration.tenant_id, integration.id)
     if host.queue is not None:
         # the sync engine imports these services, so it is imported here, not at the top
         from crmhost.sync.initial import on_activated

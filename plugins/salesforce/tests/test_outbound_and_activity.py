@@ -87,9 +87,10 @@ async def test_outbound_messages_are_retried_until_acked_and_processed_once(
         batch = RecordBatch(object=ObjectType.CONTACT, op=RecordOp.UPSERT, records=records)
         results = await dispatcher.acall("salesforce", "push_records", ctx=ctx, batch=batch)
         deliveries = await _settled(org, 2)
-    # 150 notifications: one message of 100 and one of 50, the first delivered twice
+    # 150 notifications: one message of 100 and one of 50; whichever reached the listener first
+    # was not acked and delivered again (the two are sent concurrently, so either may be first)
     assert [d["delivered"] for d in deliveries] == [True, True]
-    assert [len(d["attempts"]) for d in deliveries] == [2, 1]
+    assert sorted(len(d["attempts"]) for d in deliveries) == [1, 2]
     assert listener.deliveries == 3
     assert len(listener.changes) == 150
     assert {c.remote_id for c in listener.changes} == {r.remote_id for r in results}

@@ -18,9 +18,13 @@ uv:
 sync: uv
 	uv sync --all-packages
 
+# the suite mostly waits on servers and sandboxes, so more workers than cores still pay off;
+# each worker starts its own PostgreSQL and Redis
+PYTEST_WORKERS ?= 3
+
 # pytest exits 5 when it collected nothing: a broken collection must not look like a pass
 pytest: sync
-	@status=0; uv run pytest --durations=20 $(TEST_PATHS) || status=$$?; \
+	@status=0; uv run pytest -n $(PYTEST_WORKERS) --durations=20 $(TEST_PATHS) || status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; \
 	exit $$status
 

@@ -64,9 +64,15 @@ class ChangePage(CanonicalStruct, frozen=True):
             e.g. Salesforce's delete log was purged). The records named by every page carrying
             the same ``snapshot`` id, up to the one with ``has_more`` false, are all the live
             records; the host soft-deletes the integration's others of that object.
+        list_memberships: the CRM's contact lists, each in full: list name -> the remote ids of
+            its members; ``None`` (the default) when this page does not report them. Plugins
+            with ``Capability.LIST_MEMBERSHIPS`` report them on the last page of a pull (``has_more``
+            false) only, so a pull cut short never applies a partial set. The host keeps the
+            segment "<CRM title> list: <name>" equal to the linked contacts of those ids.
     """
 
     changes: list[Change]
     next_cursor: str | None
     has_more: bool
     snapshot: str | None = None
+    list_memberships: dict[str, list[str]] | None = None

@@ -37,7 +37,7 @@ from crmhost.db.platform import ContactRow
 from crmhost.db.syncstate import ConflictRow, RemoteLink
 from crmhost.errors import CrmError
 from crmhost.metrics import SYNC_RECORDS
-from crmhost.models import CONTACT_FIELDS, Change, ChangeOp, FieldMapping, ObjectType
+from crmhost.models import CONTACT_FIELDS, Capability, Change, ChangeOp, FieldMapping, ObjectType
 from crmhost.runtime import Host
 from crmhost.sync import conflicts, echo, notify
 from crmhost.sync.apply_store import (
@@ -49,10 +49,12 @@ from crmhost.sync.apply_store import (
     insert_rows,
     linked_contacts,
     links_for,
+    list_segment_for,
     open_conflicts,
     pulling_crms,
     queue_pushes,
     segment_for,
+    set_members,
     write_record_log,
 )
 from crmhost.sync.contacts import (
@@ -66,7 +68,7 @@ from crmhost.sync.mapping import field_times, incoming, outgoing
 from crmhost.sync.outbox import PUSH_DIRECTIONS, pushing_integrations
 from crmhost.sync.runs import RunRecorder
 
-__all__ = ["SYNCED_OBJECTS", "ApplyResult", "apply_changes", "canonical_values"]
+__all__ = ["SYNCED_OBJECTS", "ApplyResult", "apply_changes", "apply_list_memberships", "canonical_values"]
 
 #: The CRM objects that are platform contacts (Salesforce maps it to Contact or Lead itself).
 SYNCED_OBJECTS = (ObjectType.CONTACT,)
@@ -526,6 +528,38 @@ async def _flush(batch: _Batch) -> None:
             },
             at=batch.at,
         )
+
+
+async def apply_list_memberships(
+    host: Host,
+    session: AsyncSession,
+    integration: Integration,
+    memberships: dict[str, list[str]],
+    at: datetime | None = None,
+) -> Counter[str]:
+    """A page's ``list_memberships``: each list's segment gets exactly its linked contacts.
+
+    The segment "<CRM title> list: <name>" (created once, ``source`` the CRM's slug) holds the
+    platform contacts linked, for this integration, to the list's remote ids: the missing are
+    added, the ones no longer in the list removed; remote ids not linked are ignored. Only
+    plugins with ``Capability.LIST_MEMBERSHIPS`` are heard, and a segment of that name that is
+    not the CRM's is left alone. Returns ``list_added`` / ``list_removed`` / ``list_skipped``.
+    """
+    counts: Counter[str] = Counter()
+    info = host.plugins.info(integration.provider)
+    if Capability.LIST_MEMBERSHIPS not in info.capabilities:
+        return counts
+    at = at or utcnow()
+    for name, remote_ids in memberships.items():
+        segment_id = await list_segment_for(session, integration, info.title, name)
+        if segment_id is None:
+            counts["list_skipped"] += 1
+            continue
+        links = await links_for(session, integration.id, list(dict.fromkeys(remote_ids)))
+        added, removed = await set_members(session, integration.tenant_id, segment_id, links.values(), at)
+        counts["list_added"] += added
+        counts["list_removed"] += removed
+    return +counts  # no zero counts in the run's
 
 
 async def finish(host: Host, tenant_id: str, result: ApplyResult) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Collection, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import CursorResult
@@ -38,11 +38,13 @@ __all__ = [
     "insert_rows",
     "linked_contacts",
     "links_for",
+    "list_segment_for",
     "open_conflicts",
     "pulling_crms",
     "queue_pushes",
     "release_held",
     "segment_for",
+    "set_members",
     "write_record_log",
 ]
 
@@ -219,7 +221,25 @@ async def queue_pushes(
 
 async def segment_for(session: AsyncSession, integration: Integration, title: str) -> str:
     """The id of the segment "<CRM title> Contacts" of the integration's tenant (created once)."""
-    name = f"{title} Contacts"
+    return await _segment_named(session, integration, f"{title} Contacts")
+
+
+async def list_segment_for(
+    session: AsyncSession, integration: Integration, title: str, name: str
+) -> str | None:
+    """The id of the segment "<CRM title> list: <name>" (created once, ``source`` the CRM's slug).
+
+    ``None`` when a segment of that name exists but is not the CRM's (the platform's own, or
+    another source's): it is never touched.
+    """
+    full = f"{title} list: {name}"
+    row = await session.scalar(select(SegmentRow).where(SegmentRow.name == full))
+    if row is not None:
+        return row.id if row.source == integration.provider else None
+    return await _segment_named(session, integration, full)
+
+
+async def _segment_named(session: AsyncSession, integration: Integration, name: str) -> str:
     found = await session.scalar(select(SegmentRow.id).where(SegmentRow.name == name))
     if found is not None:
         return found
@@ -245,6 +265,26 @@ async def add_members(
             for cid in contact_ids
         ],
     )
+
+
+async def set_members(
+    session: AsyncSession, tenant_id: str, segment_id: str, contact_ids: Collection[str], at: datetime
+) -> tuple[int, int]:
+    """Make the segment's members exactly ``contact_ids``; returns (added, removed)."""
+    current = set(
+        await session.scalars(select(SegmentMember.contact_id).where(SegmentMember.segment_id == segment_id))
+    )
+    wanted = set(contact_ids)
+    gone = sorted(current - wanted)
+    for chunk in chunks(gone, CHUNK):
+        await session.execute(
+            delete(SegmentMember)
+            .where(SegmentMember.segment_id == segment_id, SegmentMember.contact_id.in_(chunk))
+            .execution_options(synchronize_session=False)
+        )
+    new = sorted(wanted - current)
+    await add_members(session, tenant_id, segment_id, new, at)
+    return len(new), len(gone)
 
 
 async def write_record_log(

@@ -35,7 +35,7 @@ from crmhost.errors import AuthExpired, PermanentError, RateLimited, TransientEr
 from crmhost.metrics import BATCH_SECONDS
 from crmhost.models import Capability, Change, ChangeOp, ChangePage, ObjectType
 from crmhost.runtime import Host
-from crmhost.sync.apply import SYNCED_OBJECTS, ApplyResult, apply_changes, finish
+from crmhost.sync.apply import SYNCED_OBJECTS, ApplyResult, apply_changes, apply_list_memberships, finish
 from crmhost.sync.apply_store import CHUNK, chunks, insert_one_ignore, release_held
 from crmhost.sync.mapping import load_mappings
 from crmhost.sync.runs import RunRecorder, start_run
@@ -170,6 +170,8 @@ async def _apply_page(
                         host, session, integration, deletes, mappings=mappings, run=run
                     )
                     _combine(result, more)
+        if page.list_memberships is not None:
+            run.counts.update(await apply_list_memberships(host, session, integration, page.list_memberships))
     return result
 
 

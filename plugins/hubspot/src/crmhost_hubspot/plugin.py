@@ -81,6 +81,7 @@ _INFO = CrmInfo(
         Capability.DELETES,
         Capability.REVOKE,
         Capability.FIELD_DISCOVERY,
+        Capability.LIST_MEMBERSHIPS,
     ],
     settings=[
         SettingSpec(

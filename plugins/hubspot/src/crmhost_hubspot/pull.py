@@ -16,6 +16,9 @@ A cursor is a small JSON object:
   delete should not wait behind them. An increment rests in this mode between pulls.
 
 Merged-away ids are reported from the survivor's ``hs_merged_object_ids``.
+
+The last page of a contacts pull (``has_more`` false) also carries every contact list's full
+membership (:mod:`crmhost_hubspot.lists`), so a pull cut short never reports a partial set.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import msgspec
 from crmhost.errors import PermanentError
 from crmhost.models import Change, ChangeOp, ChangePage, ObjectType
 from crmhost_hubspot.client import HubSpotClient
+from crmhost_hubspot.lists import list_memberships
 from crmhost_hubspot.mapping import DEFAULT_MAPPING
 
 __all__ = ["LIST_PAGE", "SEARCH_CAP", "SEARCH_PAGE", "Cursor", "pull_changes"]
@@ -237,9 +241,13 @@ async def pull_changes(client: HubSpotClient, obj: ObjectType, cursor: str | Non
         raise PermanentError(f"HubSpot plugin cannot pull {obj}")
     cur = _load(cursor, int(client.ctx.now().timestamp() * 1000))
     if cur.mode == "list":
-        return await _list_page(client, obj, path, cur)
-    if cur.mode == "search":
-        return await _search_page(client, obj, path, cur)
-    if cur.mode == "archived":
-        return await _archived_page(client, obj, path, cur)
-    raise PermanentError(f"unknown HubSpot cursor mode {cur.mode!r}")
+        page = await _list_page(client, obj, path, cur)
+    elif cur.mode == "search":
+        page = await _search_page(client, obj, path, cur)
+    elif cur.mode == "archived":
+        page = await _archived_page(client, obj, path, cur)
+    else:
+        raise PermanentError(f"unknown HubSpot cursor mode {cur.mode!r}")
+    if obj is ObjectType.CONTACT and not page.has_more:
+        page = msgspec.structs.replace(page, list_memberships=await list_memberships(client))
+    return page

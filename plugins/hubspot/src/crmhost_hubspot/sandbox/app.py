@@ -283,8 +283,24 @@ class HubSpotSandbox(Sandbox):
 
         ``contacts``, ``companies`` and ``notes`` take ``{"properties": {...}}`` (or bare property
         maps), ``workflows`` take ``{"id", "name"}``, ``private-app-tokens`` take
-        ``{"scopes": [...]}`` and are answered with the tokens.
+        ``{"scopes": [...]}`` and are answered with the tokens, ``lists`` take the create body
+        (``name``, ``processingType``) plus ``members`` (contact ids) and are answered with list ids.
         """
+        if object_name == "lists":
+            from crmhost_hubspot.sandbox.routes_lists import add_list
+
+            list_ids = []
+            for i, record in enumerate(records):
+                try:
+                    new = add_list(self, record)
+                except InputError as exc:
+                    raise SandboxInputError(f"seed/lists[{i}]: {exc.message}") from exc
+                # seeding may fill any list, DYNAMIC ones too (as if HubSpot had processed it)
+                new.members.update(
+                    dict.fromkeys((str(m) for m in record.get("members") or []), new.created_at)
+                )
+                list_ids.append(new.list_id)
+            return list_ids
         if object_name == "workflows":
             ids = []
             for i, record in enumerate(records):
@@ -357,7 +373,8 @@ class HubSpotSandbox(Sandbox):
     def routes(self) -> Sequence[BaseRouteHandler]:
         """Every HubSpot path the plugin and the official client use."""
         from crmhost_hubspot.sandbox.routes_extras import extra_routes
+        from crmhost_hubspot.sandbox.routes_lists import list_routes
         from crmhost_hubspot.sandbox.routes_oauth import oauth_routes
         from crmhost_hubspot.sandbox.routes_objects import object_routes
 
-        return [*oauth_routes(self), *object_routes(self), *extra_routes(self)]
+        return [*oauth_routes(self), *object_routes(self), *extra_routes(self), *list_routes(self)]

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 __all__ = [
+    "HubList",
     "HubObject",
     "InputError",
     "ObjectStore",
@@ -387,6 +388,35 @@ class ObjectStore:
                 del index[value]
 
 
+@dataclass
+class HubList:
+    """A list (``/crm/v3/lists``) and its members in the order they were added."""
+
+    list_id: str
+    name: str
+    processing_type: str = "MANUAL"
+    object_type_id: str = "0-1"
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    members: dict[str, datetime] = field(default_factory=dict)
+    version: int = 1
+
+    def to_wire(self) -> dict[str, Any]:
+        """The list definition in HubSpot's shape."""
+        return {
+            "listId": self.list_id,
+            "listVersion": self.version,
+            "name": self.name,
+            "objectTypeId": self.object_type_id,
+            "processingType": self.processing_type,
+            "processingStatus": "COMPLETE",
+            "createdAt": iso(self.created_at),
+            "updatedAt": iso(self.updated_at),
+            "size": len(self.members),
+            "additionalProperties": {"hs_list_size": str(len(self.members))},
+        }
+
+
 class Store:
     """Every object type of one portal, plus timeline events and workflow enrollments."""
 
@@ -399,6 +429,9 @@ class Store:
         self.workflows: dict[str, dict[str, Any]] = {}
         self.enrollments: dict[str, set[str]] = {}
         self.associations: set[tuple[str, str, str, str]] = set()
+        #: contact lists (``/crm/v3/lists``): list id -> definition and members (record id -> added at)
+        self.lists: dict[str, HubList] = {}
+        self.list_ids = itertools.count(1)
 
     def of(self, object_type: str) -> ObjectStore:
         """The store of ``object_type``; ``InputError`` 404 for an unknown type."""

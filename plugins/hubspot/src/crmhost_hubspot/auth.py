@@ -32,7 +32,7 @@ TOKEN_URL = f"{API}/oauth/2026-03/token"
 REVOKE_URL = f"{API}/oauth/2026-03/token/revoke"
 _V1_TOKEN_URL = f"{API}/oauth/v1/token"
 #: as small as the features need: contacts and companies, their schemas (custom properties),
-#: timeline events and workflow enrollment
+#: timeline events, workflow enrollment and reading contact lists (segments from list memberships)
 SCOPES = [
     "oauth",
     "crm.objects.contacts.read",
@@ -42,6 +42,7 @@ SCOPES = [
     "crm.schemas.contacts.write",
     "timeline",
     "automation",
+    "crm.lists.read",
 ]
 
 

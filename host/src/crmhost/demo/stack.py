@@ -13,6 +13,7 @@ production.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -321,11 +322,9 @@ async def _api_process(stack: Stack, port: int) -> AsyncIterator[None]:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     log = (stack.config.data_dir / "api.log").read_text(errors="replace")[-2000:]
                     raise StackError(f"crmhost serve did not become ready; its log ends with:\n{log}")
-                try:
+                with contextlib.suppress(httpx.TransportError):  # not listening yet
                     if (await c.get(f"{stack.url}/readyz")).status_code == 200:
                         break
-                except httpx.TransportError:
-                    pass
                 await asyncio.sleep(0.1)
         yield
     finally:

@@ -106,6 +106,19 @@ def _snap(stack: Stack, slug: str) -> crmstate.CrmSnapshot:
     return crmstate.snapshot(slug, stack.sandboxes[slug])
 
 
+async def _both_crms_with(stack: Stack, prefix: str, n: int) -> list[Person]:
+    """Connect HubSpot and Salesforce, put ``n`` new contacts, and settle with both holding them."""
+    await _connect(stack, "hubspot")
+    await _connect(stack, "salesforce")
+    people = _people(prefix, n)
+    await put_contacts(stack, people)
+    count = {
+        s: _reach(n, lambda s=s: crmstate.counts(s, stack.sandboxes[s])[0]) for s in ("hubspot", "salesforce")
+    }
+    await _settle(stack, **count)
+    return people
+
+
 async def _platform(stack: Stack) -> dict[str, dict[str, Any]]:
     return await hoststate.live_contacts(stack.host, stack.tenant_id)
 
@@ -249,14 +262,7 @@ async def test_two_way_edit_settles_in_one_round(env: Stack) -> None:
 
 
 async def test_deletes_travel_both_ways(env: Stack) -> None:
-    await _connect(env, "hubspot")
-    await _connect(env, "salesforce")
-    people = _people("d", 20)
-    await put_contacts(env, people)
-    count = {
-        s: _reach(20, lambda s=s: crmstate.counts(s, env.sandboxes[s])[0]) for s in ("hubspot", "salesforce")
-    }
-    await _settle(env, **count)
+    people = await _both_crms_with(env, "d", 20)
     # platform -> CRMs
     await env.api("DELETE", f"/v1/contacts/{people[0].email}")
     # CRM -> platform (and on to the other CRM)
@@ -275,14 +281,7 @@ async def test_deletes_travel_both_ways(env: Stack) -> None:
 
 
 async def test_hubspot_change_reaches_salesforce_and_not_back(env: Stack) -> None:
-    await _connect(env, "hubspot")
-    await _connect(env, "salesforce")
-    people = _people("m", 4)
-    await put_contacts(env, people)
-    count = {
-        s: _reach(4, lambda s=s: crmstate.counts(s, env.sandboxes[s])[0]) for s in ("hubspot", "salesforce")
-    }
-    await _settle(env, **count)
+    people = await _both_crms_with(env, "m", 4)
     for slug in ("hubspot", "salesforce"):
         await env.reset_stats(slug)
     await crm_edit(env, "hubspot", people[0].email, {"first_name": "FromHubSpot", "job_title": "CTO"})

@@ -276,9 +276,8 @@ async def pull_integration(
         await run.finish("deferred", "time budget spent; continuing")
     else:
         await run.finish("ok")
-    outcome.counts = dict(run.counts)
-    if not outcome.more:
         await _release(host, tenant_id, integration_id)
+    outcome.counts = dict(run.counts)
     return outcome
 
 

@@ -39,15 +39,15 @@ async def pull_integration(
     from crmhost.sync.pull import pull_job_id
 
     host = ctx["host"]
-    wanted = [object]
 
     async def work(deadline: float) -> tuple[dict[str, Any], bool]:
+        nonlocal object
         try:
-            outcome = await pull(host, tenant_id, integration_id, object=wanted[0], deadline=deadline)
+            outcome = await pull(host, tenant_id, integration_id, object=object, deadline=deadline)
         except (RateLimited, TransientError) as exc:
             log.info("pull %s: %s; retrying", integration_id, exc.message)
             raise retry_after(exc, int(ctx.get("job_try", 1))) from exc
-        wanted[0] = None  # a request that came during this run may be for any object
+        object = None  # a request that came during this run may be for any object
         result = {
             "status": outcome.status,
             "pages": outcome.pages,

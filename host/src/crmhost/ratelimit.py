@@ -96,8 +96,12 @@ class SlidingWindowLimiter:
             windows.append(self._windows[bucket])
         return windows
 
+    def _paused(self, bucket: str) -> float:
+        """When a pause the CRM asked for (429, Retry-After) ends for ``bucket``."""
+        return max(self._paused_until.get(None, 0.0), self._paused_until.get(bucket, 0.0))
+
     def _delay(self, bucket: str, now: float) -> float:
-        delay = max(self._paused_until.get(None, 0.0), self._paused_until.get(bucket, 0.0)) - now
+        delay = self._paused(bucket) - now
         for window in self._buckets_for(bucket):
             while window.sent and window.sent[0] <= now - window.window_s:
                 window.sent.popleft()
@@ -110,8 +114,7 @@ class SlidingWindowLimiter:
         """Wait until one more request in ``bucket`` stays within the limits, then count it."""
         if not self.enabled:
             # no pacing by the windows, but a pause the CRM asked for (429, Retry-After) holds
-            pause = max(self._paused_until.get(None, 0.0), self._paused_until.get(bucket, 0.0))
-            delay = pause - self._clock()
+            delay = self._paused(bucket) - self._clock()
             if delay > 0:
                 self._waited += delay
                 await asyncio.sleep(delay)

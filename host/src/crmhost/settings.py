@@ -71,8 +71,7 @@ class Settings:
         return app
 
 
-_SWITCH = {"on": True, "true": True, "1": True, "yes": True}
-_SWITCH.update({"off": False, "false": False, "0": False, "no": False})
+_SWITCH = dict.fromkeys(("on", "true", "1", "yes"), True) | dict.fromkeys(("off", "false", "0", "no"), False)
 
 
 def _providers(env: dict[str, str], redirect_uri: str) -> dict[str, ProviderApp]:

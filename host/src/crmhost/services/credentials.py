@@ -41,7 +41,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import TypeGuard, TypeVar
 
 from sqlalchemy import select
 
@@ -113,24 +113,30 @@ def forget_credentials(host: Host, tenant_id: str, integration_id: str) -> None:
         slot.generation += 1
 
 
+def _fresh(entry: _Entry | None) -> TypeGuard[_Entry]:
+    """Whether ``entry`` was read less than :data:`ROW_TTL_S` ago."""
+    return entry is not None and time.monotonic() - entry.checked_at < ROW_TTL_S
+
+
+def _cacheable(entry: _Entry) -> _Entry | None:
+    """``entry`` if it may be cached: an integration that is not ``active`` is not."""
+    return entry if entry.integration.status == IntegrationStatus.ACTIVE.value else None
+
+
 def _remember(
     host: Host, tenant_id: str, integration: Integration, creds: Credentials, row: CredentialRow
 ) -> None:
     """Replace the cached entry with what a refresh (or its re-read under the lock) found."""
     slot = _slot(host, tenant_id, integration.id)
     slot.generation += 1
-    slot.entry = (
-        _Entry(integration, creds, row.version, row.updated_at, time.monotonic())
-        if integration.status == IntegrationStatus.ACTIVE.value
-        else None
-    )
+    slot.entry = _cacheable(_Entry(integration, creds, row.version, row.updated_at, time.monotonic()))
 
 
 async def _load(host: Host, tenant_id: str, integration_id: str) -> _Entry:
     """The integration's cached entry, its rows re-read first when older than :data:`ROW_TTL_S`."""
     slot = _slot(host, tenant_id, integration_id)
     cached = slot.entry
-    if cached is not None and time.monotonic() - cached.checked_at < ROW_TTL_S:
+    if _fresh(cached):
         return cached
     async with slot.reading:
         return await _read(host, tenant_id, integration_id, slot)
@@ -138,7 +144,7 @@ async def _load(host: Host, tenant_id: str, integration_id: str) -> _Entry:
 
 async def _read(host: Host, tenant_id: str, integration_id: str, slot: _Slot) -> _Entry:
     cached = slot.entry
-    if cached is not None and time.monotonic() - cached.checked_at < ROW_TTL_S:
+    if _fresh(cached):
         return cached  # another call re-read the rows while this one waited
     generation = slot.generation
     checked_at = time.monotonic()
@@ -175,7 +181,7 @@ async def _read(host: Host, tenant_id: str, integration_id: str, slot: _Slot) ->
     assert creds is not None
     entry = _Entry(integration, creds, version, stamp, checked_at)
     if slot.generation == generation:
-        slot.entry = entry if integration.status == IntegrationStatus.ACTIVE.value else None
+        slot.entry = _cacheable(entry)
     return entry
 
 

@@ -85,13 +85,16 @@ def mappings_without(drain: Drain, held: frozenset[str]) -> tuple[list[FieldMapp
 
     found = drain.reviewed.get(held)
     if found is None:
-        kept = [
-            m
-            for m in drain.mappings
-            if not (m.type is MappingType.DIRECT and m.direction in TO_CRM and m.local in held)
-        ]
-        if not held:  # the common case: the drain's own list, whose plan is made already
-            kept = drain.mappings
+        # the common case (nothing held): the drain's own list, whose plan is made already
+        kept = (
+            [
+                m
+                for m in drain.mappings
+                if not (m.type is MappingType.DIRECT and m.direction in TO_CRM and m.local in held)
+            ]
+            if held
+            else drain.mappings
+        )
         found = drain.reviewed[held] = (kept, pushed_fields(kept))
     return found
 

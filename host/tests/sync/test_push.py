@@ -278,24 +278,32 @@ async def test_a_rejected_record_is_retried_with_backoff_then_dead_and_retryable
     assert row.state == "pending" and row.attempts <= 1
 
 
+def _update_during_first_upsert(env: Env, contact_id: str, **values: Any) -> list[str]:
+    """Writes ``values`` to a contact (a new version) while the first batch upsert is in flight.
+
+    Returns a list that holds the request's path once that happened (empty before: falsy).
+    """
+    fired: list[str] = []
+
+    async def hook(request: httpx.Request) -> None:
+        if request.url.path.endswith("/batch/upsert") and not fired:
+            fired.append(request.url.path)
+            async with env.host.db.transaction(env.tenant_id) as session:
+                await session.execute(
+                    update(ContactRow)
+                    .where(ContactRow.id == contact_id)
+                    .values(**values, version=ContactRow.version + 1)
+                )
+
+    env.host.http.event_hooks["request"].append(hook)
+    return fired
+
+
 async def test_a_contact_changed_during_the_push_is_pushed_again(env: Env) -> None:
     iid = await env.integration("hubspot")
     [cid] = await env.contacts(1)
     await env.queue(iid, [cid])
-    edited = False
-
-    async def edit_while_in_flight(request: httpx.Request) -> None:
-        nonlocal edited
-        if request.url.path.endswith("/batch/upsert") and not edited:
-            edited = True
-            async with env.host.db.transaction(env.tenant_id) as session:
-                await session.execute(
-                    update(ContactRow)
-                    .where(ContactRow.id == cid)
-                    .values(first_name="Renamed", version=ContactRow.version + 1)
-                )
-
-    env.host.http.event_hooks["request"].append(edit_while_in_flight)
+    edited = _update_during_first_upsert(env, cid, first_name="Renamed")
     summary = await drain(env.host, env.tenant_id, iid)
     assert edited
     # the first confirmation found a newer version: the row stayed pending and went again
@@ -530,20 +538,7 @@ async def test_a_delete_right_after_its_upsert_sees_the_new_link(lite: Env) -> N
     ids = await lite.contacts(100)
     await lite.queue(iid, ids)
     await lite.queue(iid, [ids[0]], kind="delete")
-    deleted = False
-
-    async def delete_while_in_flight(request: httpx.Request) -> None:
-        nonlocal deleted
-        if request.url.path.endswith("/batch/upsert") and not deleted:
-            deleted = True
-            async with lite.host.db.transaction(lite.tenant_id) as session:
-                await session.execute(
-                    update(ContactRow)
-                    .where(ContactRow.id == ids[0])
-                    .values(deleted_at=datetime.now(UTC), version=ContactRow.version + 1)
-                )
-
-    lite.host.http.event_hooks["request"].append(delete_while_in_flight)
+    deleted = _update_during_first_upsert(lite, ids[0], deleted_at=datetime.now(UTC))
     summary = await drain(lite.host, lite.tenant_id, iid, in_flight=1)  # claims of 100
     assert deleted
     # its upsert found a newer version (deferred), the delete archived it, the record row

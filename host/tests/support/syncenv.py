@@ -20,7 +20,7 @@ from sqlalchemy import insert, select
 from crmhost.db.migrate import upgrade
 from crmhost.db.models import Integration
 from crmhost.db.platform import ContactRow
-from crmhost.db.syncstate import SyncRun
+from crmhost.db.syncstate import ConflictRow, RemoteLink, SyncRun
 from crmhost.plugins import Plugins
 from crmhost.runtime import Host, open_host
 from crmhost.sandbox import Sandbox
@@ -164,6 +164,30 @@ class SyncEnv:
             row = await session.scalar(select(ContactRow).where(ContactRow.email == email))
         assert row is not None, f"no contact {email}"
         return row
+
+    async def remote_id(self, integration_id: str, email: str) -> str:
+        """The id of the CRM record ``integration_id`` links to the contact ``email``."""
+        contact = await self.contact(email)
+        async with self.host.db.session(self.tenant_id) as session:
+            found = await session.scalar(
+                select(RemoteLink.remote_id).where(
+                    RemoteLink.integration_id == integration_id, RemoteLink.contact_id == contact.id
+                )
+            )
+        assert found is not None, f"{email} is not linked"
+        return found
+
+    async def open_conflicts(self) -> list[ConflictRow]:
+        """The open review items of every integration."""
+        async with self.host.db.session(self.tenant_id) as session:
+            return list(await session.scalars(select(ConflictRow).where(ConflictRow.status == "open")))
+
+    async def two_sided(self, email: str, local: dict[str, Any], remote: dict[str, Any]) -> str:
+        """A platform contact and a HubSpot record for ``email`` (HubSpot property names in
+        ``remote``), before HubSpot connects; the HubSpot record's id."""
+        await self.add_contacts({"email": email, **local})
+        (remote_id,) = self.seed("hubspot", [{"properties": {"email": email, **remote}}])
+        return remote_id
 
 
 @pytest.fixture(name="sandboxes")

@@ -97,12 +97,11 @@ async def test_every_strategy(env: SyncEnv) -> None:
         ("field_level@example.com", "company", "Mine"),
         ("fill_if_blank@example.com", "firstname", "Local"),
     ]:
-        remote_id = await _remote_id(env, hubspot, email)
+        remote_id = await env.remote_id(hubspot, email)
         assert (await env.crm_get("hubspot", remote_id, [field]) or {}).get(field) == expected, email
 
     # one review item, with before and after
-    async with env.host.db.session(env.tenant_id) as session:
-        conflicts = list(await session.scalars(select(ConflictRow).where(ConflictRow.status == "open")))
+    conflicts = await env.open_conflicts()
     assert [(c.field, c.local_value, c.remote_value, c.strategy) for c in conflicts] == [
         ("first_name", {"value": "Local"}, {"value": "Remote"}, "manual")
     ]
@@ -165,17 +164,3 @@ async def test_two_way_edit_settles_in_one_round(env: SyncEnv) -> None:
     assert "updated" not in second.counts and "kept_local" not in second.counts, second.counts
     assert (await env.contact("ann@example.com")).version == contact.version
     assert await _pending(env, hubspot) == 0
-
-
-async def _remote_id(env: SyncEnv, integration_id: str, email: str) -> str:
-    from crmhost.db.syncstate import RemoteLink
-
-    contact = await env.contact(email)
-    async with env.host.db.session(env.tenant_id) as session:
-        found = await session.scalar(
-            select(RemoteLink.remote_id).where(
-                RemoteLink.integration_id == integration_id, RemoteLink.contact_id == contact.id
-            )
-        )
-    assert found is not None
-    return found

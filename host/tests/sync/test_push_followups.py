@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from crmhost.db.syncstate import ConflictRow, OutboxRow, RecordLogRow, WriteLedger
+from crmhost.db.syncstate import OutboxRow, RecordLogRow, WriteLedger
 from crmhost.sync.conflicts import resolve
 from crmhost.sync.echo import value_hash
 from crmhost.sync.ingest import upsert_contacts
@@ -87,25 +87,13 @@ async def test_a_push_only_integration_keeps_rejecting_a_contact_deleted_in_the_
 
 
 async def test_a_push_leaves_out_the_fields_in_manual_review_for_that_crm(env: SyncEnv) -> None:
-    await env.add_contacts(
-        {"email": "rev@example.com", "first_name": "Local", "last_name": "Same", "job_title": "CTO"}
-    )
-    (remote,) = env.seed(
-        "hubspot",
-        [
-            {
-                "properties": {
-                    "email": "rev@example.com",
-                    "firstname": "Remote",
-                    "lastname": "Same",
-                    "jobtitle": "CTO",
-                }
-            }
-        ],
+    remote = await env.two_sided(
+        "rev@example.com",
+        {"first_name": "Local", "last_name": "Same", "job_title": "CTO"},
+        {"firstname": "Remote", "lastname": "Same", "jobtitle": "CTO"},
     )
     hubspot = await env.connect("hubspot", conflict_strategy="manual")
-    async with env.host.db.session(env.tenant_id) as session:
-        (conflict,) = await session.scalars(select(ConflictRow).where(ConflictRow.status == "open"))
+    (conflict,) = await env.open_conflicts()
     assert conflict.field == "first_name"
     contact = await env.contact("rev@example.com")
     # a platform edit of another field queues a whole-record push to HubSpot

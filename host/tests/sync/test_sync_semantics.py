@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select, update
 
 from crmhost.db.platform import ContactRow
-from crmhost.db.syncstate import ConflictRow, OutboxRow, RecordLogRow, RemoteLink
+from crmhost.db.syncstate import OutboxRow, RecordLogRow
 from crmhost.sync.apply_store import HELD_UNTIL, contacts_by
 from crmhost.sync.conflicts import resolve
 from crmhost.sync.contact_store import contacts_by_email
@@ -26,18 +26,6 @@ from crmhost.sync.pull import pull_integration
 from crmhost.testing.crmstack import stale_token_integration
 
 from ..support.syncenv import SyncEnv, fx_env, fx_sandboxes  # noqa: F401
-
-
-async def _remote_id(env: SyncEnv, integration_id: str, email: str) -> str:
-    contact = await env.contact(email)
-    async with env.host.db.session(env.tenant_id) as session:
-        found = await session.scalar(
-            select(RemoteLink.remote_id).where(
-                RemoteLink.integration_id == integration_id, RemoteLink.contact_id == contact.id
-            )
-        )
-    assert found is not None, f"{email} is not linked"
-    return found
 
 
 async def _pulled(env: SyncEnv, integration_id: str, remote_id: str) -> list[RecordLogRow]:
@@ -72,7 +60,7 @@ async def test_a_blank_checkbox_stored_as_false_in_salesforce_is_not_a_change(en
     hubspot = await env.connect("hubspot")
     salesforce = await env.connect("salesforce")  # its initial sync pushes the contact
     await env.drain()
-    sf_id = await _remote_id(env, salesforce, "blank@example.com")
+    sf_id = await env.remote_id(salesforce, "blank@example.com")
     # Salesforce holds false: a checkbox is never null
     held = await env.crm_get("salesforce", sf_id, ["PenguinMails_Unsubscribed__c"])
     assert held is not None and held["PenguinMails_Unsubscribed__c"] is False
@@ -88,26 +76,13 @@ async def test_a_blank_checkbox_stored_as_false_in_salesforce_is_not_a_change(en
 
 
 async def test_resolving_one_conflict_keeps_the_crm_side_of_the_others(env: SyncEnv) -> None:
-    await env.add_contacts(
-        {"email": "two@example.com", "first_name": "Local", "last_name": "Mine", "job_title": "CTO"}
-    )
-    (remote_id,) = env.seed(
-        "hubspot",
-        [
-            {
-                "properties": {
-                    "email": "two@example.com",
-                    "firstname": "Remote",
-                    "lastname": "Theirs",
-                    "jobtitle": "CEO",
-                }
-            }
-        ],
+    remote_id = await env.two_sided(
+        "two@example.com",
+        {"first_name": "Local", "last_name": "Mine", "job_title": "CTO"},
+        {"firstname": "Remote", "lastname": "Theirs", "jobtitle": "CEO"},
     )
     hubspot = await env.connect("hubspot", conflict_strategy="manual")
-    async with env.host.db.session(env.tenant_id) as session:
-        rows = await session.scalars(select(ConflictRow).where(ConflictRow.status == "open"))
-        conflicts = {c.field: c for c in rows}
+    conflicts = {c.field: c for c in await env.open_conflicts()}
     assert sorted(conflicts) == ["first_name", "job_title", "last_name"]
     fields = ["firstname", "lastname", "jobtitle"]
 
@@ -225,7 +200,7 @@ async def test_a_contact_deleted_in_hubspot_is_not_brought_back_by_a_queued_push
     hubspot = await env.connect("hubspot")  # links gone@ (the backfill creates the contact)
     salesforce = await env.connect("salesforce")  # and it reaches Salesforce
     await env.drain()
-    sf_id = await _remote_id(env, salesforce, "gone@example.com")
+    sf_id = await env.remote_id(salesforce, "gone@example.com")
     await env.crm_delete("hubspot", remote)
     # a platform change queued before the host learned of the delete
     await upsert_contacts(env.host, env.tenant_id, [{"email": "gone@example.com", "first_name": "Late"}])

@@ -57,6 +57,7 @@ from crmhost.sync.apply_store import (
     set_members,
     write_record_log,
 )
+from crmhost.sync.contact_store import column_values
 from crmhost.sync.contacts import (
     CUSTOM_PREFIX,
     apply_values,
@@ -308,19 +309,12 @@ async def _apply_upserts(
     if created:
         # rows built (and written through apply_values) as transient objects, inserted as one
         # executemany: the ORM's unit of work costs more than the insert at page sizes
-        await insert_rows(session, ContactRow, [_columns(r) for r in created])
+        await insert_rows(session, ContactRow, [column_values(r) for r in created])
         segment_id = await segment_for(
             session, integration, batch.host.plugins.info(integration.provider).title
         )
         await add_members(session, integration.tenant_id, segment_id, [r.id for r in created], batch.at)
     await insert_ignore(session, RemoteLink, new_links)
-
-
-_CONTACT_COLUMNS = tuple(c.key for c in ContactRow.__table__.columns)
-
-
-def _columns(row: ContactRow) -> dict[str, Any]:
-    return {name: getattr(row, name) for name in _CONTACT_COLUMNS}
 
 
 def _link_row(integration: Integration, contact_id: str, remote_id: str, at: datetime) -> dict[str, Any]:

@@ -206,17 +206,13 @@ async def resolve(
         # it would overwrite the CRM's side of them, so it waits for the last one settled
         held = await _still_open(session, conflict)
         back = [integration] if not held and await _pending_push(session, conflict, resolution) else []
-        if resolution == "local":
-            push_to |= await queue_pushes(session, tenant_id, back, [row.id], "record")
-        elif apply_values(row, {conflict.field: chosen}, at=now):
+        push_to |= await queue_pushes(session, tenant_id, back, [row.id], "record")
+        if resolution != "local" and apply_values(row, {conflict.field: chosen}, at=now):
+            origin: str | None = None  # the CRM's own value is marked as coming from it
             if resolution == "remote":
                 await upsert_hashes(session, [_ledger(integration, row.id, conflict.field, chosen, now)])
-                push_to |= await queue_pushes(session, tenant_id, others, [row.id], "record", integration.id)
-                push_to |= await queue_pushes(session, tenant_id, back, [row.id], "record")
-            else:
-                push_to |= await queue_pushes(session, tenant_id, [*back, *others], [row.id], "record")
-        else:
-            push_to |= await queue_pushes(session, tenant_id, back, [row.id], "record")
+                origin = integration.id
+            push_to |= await queue_pushes(session, tenant_id, others, [row.id], "record", origin)
         push_to -= await hold_while_backfilling(session, pulling_crms(host), push_to)
         conflict.status = "resolved"
         conflict.resolution = resolution

@@ -26,6 +26,7 @@ from crmhost.db.models import Integration
 from crmhost.db.platform import ContactRow
 from crmhost.db.syncstate import RuleState
 from crmhost.runtime import Host
+from crmhost.sync.apply_store import contacts_by
 from crmhost.sync.contacts import CUSTOM_PREFIX
 from crmhost.sync.outbox import kick
 from crmhost.sync.rules import Rule, RulePlan, crossed, load_rules, plan_rules, workflow_reason
@@ -92,13 +93,7 @@ async def contacts_by_email(session: AsyncSession, emails: Iterable[str]) -> dic
     for each other instead of deadlocking. Detached because :func:`write_contacts` writes them
     with two set-based statements; the ORM's flush would update them one statement per row.
     """
-    wanted = sorted(set(emails))
-    if session.get_bind().dialect.name == "postgresql":
-        ids = sorted(await session.scalars(select(ContactRow.id).where(ContactRow.email.in_(wanted))))
-        query = select(ContactRow).where(ContactRow.id.in_(ids)).order_by(ContactRow.id).with_for_update()
-    else:
-        query = select(ContactRow).where(ContactRow.email.in_(wanted))
-    rows = list(await session.scalars(query))
+    rows = await contacts_by(session, emails=sorted(set(emails)), lock=True)
     for row in rows:
         session.expunge(row)
     return {row.email: row for row in rows}

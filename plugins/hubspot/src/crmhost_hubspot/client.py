@@ -18,7 +18,7 @@ import msgspec
 from crmhost.context import IntegrationContext
 from crmhost.errors import AuthExpired, PermanentError, RateLimited, TransientError
 
-__all__ = ["API", "WINDOW_MARGIN_S", "HubSpotClient", "error_message", "headers_int"]
+__all__ = ["API", "WINDOW_MARGIN_S", "HubSpotClient", "error_message", "headers_int", "next_after"]
 
 API = "https://api.hubapi.com"
 #: 429s retried here before the host is asked to defer the job
@@ -38,6 +38,11 @@ def error_message(response: httpx.Response) -> tuple[str, str]:
     return str(body.get("message") or body.get("error_description") or body), str(
         body.get("category") or body.get("errorType") or body.get("error") or ""
     )
+
+
+def next_after(body: dict[str, Any]) -> Any:
+    """The ``paging.next.after`` token of a HubSpot list or search answer (``None`` at the end)."""
+    return ((body.get("paging") or {}).get("next") or {}).get("after")
 
 
 def headers_int(response: httpx.Response, name: str) -> int | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from crmhost_hubspot.client import HubSpotClient
+from crmhost_hubspot.client import HubSpotClient, next_after
 
 __all__ = ["CONTACTS_TYPE", "MEMBERS_PAGE", "SEARCH_COUNT", "list_memberships"]
 
@@ -43,7 +43,7 @@ async def _members(client: HubSpotClient, list_id: str) -> list[str]:
             params["after"] = after
         page = await client.json("GET", f"/crm/v3/lists/{list_id}/memberships", params=params)
         members.extend(str(r["recordId"]) for r in page.get("results") or [])
-        after = ((page.get("paging") or {}).get("next") or {}).get("after")
+        after = next_after(page)
         if not after:
             return members
 

@@ -30,7 +30,7 @@ import msgspec
 
 from crmhost.errors import PermanentError
 from crmhost.models import Change, ChangeOp, ChangePage, ObjectType
-from crmhost_hubspot.client import HubSpotClient
+from crmhost_hubspot.client import HubSpotClient, next_after
 from crmhost_hubspot.lists import list_memberships
 from crmhost_hubspot.mapping import DEFAULT_MAPPING
 
@@ -122,7 +122,7 @@ async def _list_page(client: HubSpotClient, obj: ObjectType, path: str, cur: Cur
         params["after"] = cur.after
     body = await client.json("GET", f"/crm/v3/objects/{path}", params=params)
     changes = _changes(obj, path, body.get("results", []))
-    nxt = ((body.get("paging") or {}).get("next") or {}).get("after")
+    nxt = next_after(body)
     if nxt:
         return ChangePage(
             changes=changes,
@@ -166,7 +166,7 @@ async def _search_page(client: HubSpotClient, obj: ObjectType, path: str, cur: C
     last_ms = max(
         (_ms((r.get("properties") or {}).get(modified_key) or r["updatedAt"]) for r in rows), default=None
     )
-    nxt = ((found.get("paging") or {}).get("next") or {}).get("after")
+    nxt = next_after(found)
     if nxt is None:
         # the increment is done; the next one starts with the archived records, and searches
         # from where this search got to
@@ -217,7 +217,7 @@ async def _archived_page(client: HubSpotClient, obj: ObjectType, path: str, cur:
                     modified_at=datetime.fromtimestamp(archived_ms / 1000, UTC),
                 )
             )
-    nxt = ((body.get("paging") or {}).get("next") or {}).get("after")
+    nxt = next_after(body)
     if nxt:
         return ChangePage(
             changes=changes,

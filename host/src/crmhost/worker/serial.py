@@ -283,6 +283,8 @@ async def run_serially(
     deadline = time.monotonic() + budget_s
     runs, more = 0, False
     result: dict[str, Any] = {}
+    # ``again`` stays false on other errors: not run again at once (a bug would spin); kicks
+    # that came during the run are still honoured (``gen != seen`` below)
     held, again, retrying = True, False, False
     try:
         if on_acquire is not None:
@@ -307,10 +309,6 @@ async def run_serially(
         raise
     except Retry:
         retrying = True  # arq runs this job again after the pause: it serves every kick so far
-        raise
-    except BaseException:
-        # not run again at once (a bug would spin); kicks that came during the run are honoured
-        again = False
         raise
     finally:
         if held:

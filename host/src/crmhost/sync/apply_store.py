@@ -23,6 +23,7 @@ from crmhost.db.platform import ContactRow, SegmentMember, SegmentRow
 from crmhost.db.syncstate import ConflictRow, FieldMappingRow, OutboxRow, RecordLogRow, RemoteLink, SyncRun
 from crmhost.models import Capability, ObjectType
 from crmhost.runtime import Host
+from crmhost.sync.outbox import insert_ignore
 from crmhost.sync.runs import RunRecorder
 
 __all__ = [
@@ -153,17 +154,6 @@ async def field_strategies(session: AsyncSession, integration_id: str) -> dict[s
 def _insert(session: AsyncSession) -> Any:
     # both dialects spell ON CONFLICT the same way; only the insert construct differs
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-
-
-async def insert_ignore(session: AsyncSession, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
-    """Insert ``rows`` (same keys in each, ``tenant_id`` included), skipping unique-key repeats.
-
-    One core statement run with many parameter sets: SQLAlchemy compiles it once and batches
-    the rows into multi-row INSERTs itself ("insertmanyvalues"), far cheaper than compiling a
-    fresh ``VALUES`` list per chunk.
-    """
-    if rows:
-        await session.execute(_insert(session)(model.__table__).on_conflict_do_nothing(), list(rows))
 
 
 async def insert_one_ignore(session: AsyncSession, model: type[Base], row: dict[str, Any]) -> bool:

@@ -36,10 +36,14 @@ Admin endpoints, the same on every sandbox (never counted, faulted or rate limit
 - ``GET /_sandbox/stats``: ``{"total", "rate_limited", "errors", "by_status", "calls", "since"}``.
 - ``POST /_sandbox/reset``: stats, faults and rate-limit counts; ``?data=true`` also records.
 - ``PUT /_sandbox/webhooks`` (``GET`` lists deliveries and attempts): ``{"url": ... | null}``.
+- the inspector's ``/_sandbox/people``, ``/_sandbox/activities``, ``/_sandbox/enrollments`` and
+  ``/_sandbox/counts``: what a person sees and does in the CRM's UI, in canonical terms
+  (:mod:`crmhost.sandbox.inspector`; each sandbox overrides ``inspect_*`` and ``user_*``).
 """
 
 from crmhost.sandbox.app import Sandbox, SandboxInputError, WireResponse, json_response
 from crmhost.sandbox.faults import Fault, FaultInjector, FaultSwitches
+from crmhost.sandbox.inspector import ActivityView, PersonView
 from crmhost.sandbox.limits import RateDecision, RateTier, ServerRateLimiter, Window
 from crmhost.sandbox.oauth import AuthorizationCode, IssuedTokens, OAuthError, OAuthServer, pkce_challenge
 from crmhost.sandbox.serve import running, serve
@@ -47,6 +51,7 @@ from crmhost.sandbox.stats import CallStats
 from crmhost.sandbox.webhooks import Delivery, DeliveryAttempt, Signer, WebhookSender
 
 __all__ = [
+    "ActivityView",
     "AuthorizationCode",
     "CallStats",
     "Delivery",
@@ -57,6 +62,7 @@ __all__ = [
     "IssuedTokens",
     "OAuthError",
     "OAuthServer",
+    "PersonView",
     "RateDecision",
     "RateTier",
     "Sandbox",

@@ -22,12 +22,13 @@ from litestar.handlers import BaseRouteHandler
 from litestar.types import ASGIApp, ExceptionHandler, Message, Receive, Scope, Send
 
 from crmhost.sandbox.faults import Fault, FaultInjector, FaultSwitches
+from crmhost.sandbox.inspector import ActivityView, PersonView, inspector_routes
 from crmhost.sandbox.limits import RateDecision, RateTier, ServerRateLimiter, Window
 from crmhost.sandbox.oauth import IssuedTokens, OAuthError, OAuthServer
 from crmhost.sandbox.stats import CallStats
 from crmhost.sandbox.webhooks import WebhookSender
 
-__all__ = ["Sandbox", "SandboxInputError", "WireResponse", "json_response"]
+__all__ = ["Sandbox", "SandboxInputError", "WireResponse", "decode_admin", "json_response"]
 
 
 @dataclass
@@ -83,7 +84,8 @@ class _WebhookTarget(msgspec.Struct, forbid_unknown_fields=True):
     url: str | None
 
 
-def _decode(raw: bytes, type_: type[Any], where: str) -> Any:
+def decode_admin(raw: bytes, type_: type[Any], where: str) -> Any:
+    """Decode an admin endpoint's JSON body as ``type_``, or a 400 naming ``where`` and why."""
     try:
         return msgspec.json.decode(raw or b"{}", type=type_)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
@@ -117,7 +119,12 @@ class Sandbox:
         self.oauth = self.create_oauth_server()
         self.webhooks = self.create_webhook_sender()
         self.app = Litestar(
-            route_handlers=[*self._admin_routes(), *self._consent_routes(), *self.routes()],
+            route_handlers=[
+                *self._admin_routes(),
+                *inspector_routes(self),
+                *self._consent_routes(),
+                *self.routes(),
+            ],
             middleware=[self._middleware],
             on_startup=[self.webhooks.start],
             on_shutdown=[self.webhooks.stop],
@@ -220,6 +227,50 @@ class Sandbox:
         """The CRM's signature headers for one webhook delivery."""
         return {}
 
+    # ---------------------------------------------------------------- the inspector (a CRM user)
+    # Each CRM sandbox answers these from its own store in canonical terms (see
+    # crmhost.sandbox.inspector); the base has no store, so it says the sandbox lacks them.
+
+    def inspect_people(self) -> list[PersonView]:
+        """Every person the CRM holds, live and deleted, with canonical field values."""
+        raise SandboxInputError(f"{self.title} sandbox has no inspector for people", status=501)
+
+    def inspect_activities(self) -> list[ActivityView]:
+        """Every email activity the CRM holds."""
+        raise SandboxInputError(f"{self.title} sandbox has no inspector for activities", status=501)
+
+    def inspect_enrollments(self) -> dict[str, int]:
+        """Contacts enrolled per workflow id (none for a CRM without workflow enrollment)."""
+        return {}
+
+    def inspect_counts(self) -> tuple[int, int]:
+        """(person records, activity records) held now; subclasses answer it without copying."""
+        return len(self.inspect_people()), len(self.inspect_activities())
+
+    def user_create_person(self, fields: dict[str, Any]) -> str:
+        """A CRM user creates a person from canonical ``fields``; returns its id.
+
+        Raises:
+            SandboxInputError: a field the CRM has no place for, or a malformed value.
+        """
+        raise SandboxInputError(f"{self.title} sandbox cannot create people as a user", status=501)
+
+    def user_update_person(self, person_id: str, fields: dict[str, Any]) -> None:
+        """A CRM user edits canonical ``fields`` of a live person.
+
+        Raises:
+            SandboxInputError: no live person ``person_id`` (404), or a bad field.
+        """
+        raise SandboxInputError(f"{self.title} sandbox cannot edit people as a user", status=501)
+
+    def user_delete_people(self, person_ids: list[str]) -> None:
+        """A CRM user deletes live persons (to the recycle bin where the CRM has one).
+
+        Raises:
+            SandboxInputError: one of them is not a live person (404); nothing is deleted.
+        """
+        raise SandboxInputError(f"{self.title} sandbox cannot delete people as a user", status=501)
+
     # ---------------------------------------------------------------- pipeline
 
     def _middleware(self, app: ASGIApp) -> ASGIApp:
@@ -305,18 +356,18 @@ class Sandbox:
         async def seed(request: Request[Any, Any, Any]) -> Response[bytes]:
             object_name = request.path_params["object_name"]
             raw = await request.body()
-            records = _decode(raw, list[Any], f"seed/{object_name}: body must be a JSON list of records")
+            records = decode_admin(raw, list[Any], f"seed/{object_name}: body must be a JSON list of records")
             return json_response(200, {"ids": sandbox.seed(object_name, records)})
 
         @post("/_sandbox/token", opt=admin, status_code=200)
         async def token(request: Request[Any, Any, Any]) -> Response[bytes]:
-            body = _decode(await request.body(), _AdminToken, "token")
+            body = decode_admin(await request.body(), _AdminToken, "token")
             tokens = sandbox.oauth.mint(body.scopes, expires_in=body.expires_in)
             return json_response(200, sandbox.token_response(tokens))
 
         @post("/_sandbox/faults", opt=admin, status_code=200)
         async def faults(request: Request[Any, Any, Any]) -> Response[bytes]:
-            changes = _decode(await request.body(), dict[str, Any], "faults")
+            changes = decode_admin(await request.body(), dict[str, Any], "faults")
             return json_response(200, msgspec.structs.asdict(sandbox._set_faults(changes)))
 
         @get("/_sandbox/faults", opt=admin)
@@ -325,7 +376,7 @@ class Sandbox:
 
         @put("/_sandbox/rate-limits", opt=admin, status_code=200)
         async def rate_limits(request: Request[Any, Any, Any]) -> Response[bytes]:
-            body = _decode(await request.body(), _Tier, "rate-limits")
+            body = decode_admin(await request.body(), _Tier, "rate-limits")
             try:
                 name = sandbox.limiter.set_tier(body.tier)
             except ValueError as exc:
@@ -348,7 +399,7 @@ class Sandbox:
 
         @put("/_sandbox/webhooks", opt=admin, status_code=200)
         async def webhooks(request: Request[Any, Any, Any]) -> Response[bytes]:
-            body = _decode(await request.body(), _WebhookTarget, "webhooks")
+            body = decode_admin(await request.body(), _WebhookTarget, "webhooks")
             if body.url is not None and not body.url.startswith(("http://", "https://")):
                 raise SandboxInputError("webhooks: url must be an absolute http(s) URL")
             sandbox.webhooks.url = body.url

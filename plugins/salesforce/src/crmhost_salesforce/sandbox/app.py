@@ -30,6 +30,7 @@ from crmhost.sandbox import (
     WireResponse,
     json_response,
 )
+from crmhost.sandbox.token_endpoint import token_route
 from crmhost_salesforce.ids import checksum
 from crmhost_salesforce.sandbox.api import ROUTES, ApiRequest, Route, SalesforceApi
 from crmhost_salesforce.sandbox.org import DuplicateRule, Org, RecordError
@@ -310,30 +311,7 @@ class SalesforceSandbox(Sandbox):
         sandbox = self
         oauth = {"sandbox": "oauth"}
 
-        @post("/services/oauth2/token", opt=oauth, status_code=200)
-        async def token(request: Request[Any, Any, Any]) -> Response[bytes]:
-            form = {k: str(v) for k, v in (await request.form()).items()}
-            try:
-                grant = form.get("grant_type")
-                if grant == "authorization_code":
-                    tokens = sandbox.oauth.exchange_code(
-                        client_id=form.get("client_id"),
-                        client_secret=form.get("client_secret"),
-                        code=form.get("code"),
-                        redirect_uri=form.get("redirect_uri"),
-                        code_verifier=form.get("code_verifier"),
-                    )
-                elif grant == "refresh_token":
-                    tokens = sandbox.oauth.refresh(
-                        client_id=form.get("client_id"),
-                        client_secret=form.get("client_secret"),
-                        refresh_token=form.get("refresh_token"),
-                    )
-                else:
-                    raise OAuthError("unsupported_grant_type", f"grant type not supported: {grant}")
-            except OAuthError as exc:
-                return sandbox.oauth_error_response(exc).to_response()
-            return json_response(200, sandbox.token_response(tokens))
+        token = token_route(sandbox, "/services/oauth2/token", params_in="body_or_query")
 
         @post("/services/oauth2/revoke", opt=oauth, status_code=200)
         async def revoke(request: Request[Any, Any, Any]) -> Response[bytes]:

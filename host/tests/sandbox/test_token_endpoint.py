@@ -54,3 +54,10 @@ def test_an_unknown_grant_type_is_refused(toy: ToySandbox, toy_url: str) -> None
         answer = c.post("/oauth/token", data={"grant_type": "password", "client_id": toy.client_id})
     assert answer.status_code == 400
     assert answer.json()["error"] == "unsupported_grant_type"
+
+
+def test_api_keys_only_where_the_crm_has_them(toy: ToySandbox, toy_url: str) -> None:
+    with httpx.Client(base_url=toy_url) as c:
+        answer = c.post("/_sandbox/api-key")
+    assert answer.status_code == 501
+    assert "Toy CRM has no API keys" in answer.json()["error"]

@@ -148,6 +148,12 @@ class HubSpotSandbox(Sandbox):
         self.private_tokens[token] = list(scopes)
         return token
 
+    def mint_api_key(self) -> str:
+        """A private-app token granted every scope the plugin asks for at connect."""
+        from crmhost_hubspot.auth import SCOPES
+
+        return self.new_private_token(SCOPES)
+
     # ---------------------------------------------------------------- wire shapes
 
     def rate_tiers(self) -> tuple[dict[str, RateTier], str]:

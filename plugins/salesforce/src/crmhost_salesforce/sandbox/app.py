@@ -39,6 +39,7 @@ from crmhost_salesforce.sandbox.outbound import (
     acknowledged,
     soap_message,
 )
+from crmhost_salesforce.sandbox.resources import versions_route
 from crmhost_salesforce.sandbox.schema import default_objects
 
 __all__ = ["DAILY_POLICY", "SalesforceSandbox"]
@@ -304,7 +305,12 @@ class SalesforceSandbox(Sandbox):
 
     def routes(self) -> Sequence[BaseRouteHandler]:
         """The REST API, the token, revoke and identity endpoints, and Salesforce's admin extras."""
-        return [*(self._api_handler(r) for r in ROUTES), *self._oauth_routes(), *self._extra_admin_routes()]
+        return [
+            versions_route(),
+            *(self._api_handler(r) for r in ROUTES),
+            *self._oauth_routes(),
+            *self._extra_admin_routes(),
+        ]
 
     def _oauth_routes(self) -> list[BaseRouteHandler]:
         sandbox = self

@@ -158,6 +158,9 @@ def test_a_raw_client_follows_every_listed_url_and_meets_no_404(org: Org) -> Non
         ("/services/data/v20.0/", 404, "NOT_FOUND"),
         ("/services/data/v60.0/sobjects/Opportunityy", 404, "NOT_FOUND"),
         ("/services/data/v60.0/sobjects/Nope__c/describe", 404, "NOT_FOUND"),
+        # resources the sandbox does not serve answer as Salesforce answers a path it lacks
+        ("/services/data/v60.0/tooling/sobjects", 404, "NOT_FOUND"),
+        ("/services/data/v60.0/sobjects/Contact/describe/layouts/x/y", 404, "NOT_FOUND"),
     ],
 )
 def test_unknown_versions_and_objects_answer_salesforce_errors(
@@ -167,6 +170,17 @@ def test_unknown_versions_and_objects_answer_salesforce_errors(
     answer = org.admin.get(path, headers=headers)
     assert answer.status_code == status
     assert answer.json()[0]["errorCode"] == code
+
+
+def test_a_method_a_resource_lacks_answers_method_not_allowed(org: Org) -> None:
+    headers = {"Authorization": f"Bearer {org.token()['access_token']}"}
+    answer = org.admin.put("/services/data/v60.0/sobjects", headers=headers)
+    assert answer.status_code == 405
+    assert answer.json() == [
+        {"errorCode": "METHOD_NOT_ALLOWED", "message": "HTTP Method 'PUT' not allowed. Allowed are GET,HEAD"}
+    ]
+    # the sandbox's own admin paths keep the framework's answer
+    assert org.admin.get("/_sandbox/nope").json()["status_code"] == 404
 
 
 def test_discovery_needs_a_session_except_versions(org: Org) -> None:

@@ -14,8 +14,9 @@ from typing import Any
 import msgspec
 from litestar import Request, Response, get, post, put, route
 from litestar.enums import HttpMethod, ScopeType
+from litestar.exceptions import MethodNotAllowedException, NotFoundException
 from litestar.handlers import BaseRouteHandler
-from litestar.types import Receive, Scope, Send
+from litestar.types import ExceptionHandler, Receive, Scope, Send
 
 from crmhost.sandbox import (
     IssuedTokens,
@@ -39,7 +40,7 @@ from crmhost_salesforce.sandbox.outbound import (
     acknowledged,
     soap_message,
 )
-from crmhost_salesforce.sandbox.resources import versions_route
+from crmhost_salesforce.sandbox.resources import unknown_resource, versions_route
 from crmhost_salesforce.sandbox.schema import default_objects
 
 __all__ = ["DAILY_POLICY", "SalesforceSandbox"]
@@ -223,6 +224,10 @@ class SalesforceSandbox(Sandbox):
         if tokens.refresh_generation == 0 or self.rotate_refresh_tokens:
             body["refresh_token"] = tokens.refresh_token
         return body
+
+    def exception_handlers(self) -> dict[type[Exception], ExceptionHandler[Any]]:
+        """Unknown REST paths and methods in Salesforce's error array (``NOT_FOUND``, ...)."""
+        return {NotFoundException: unknown_resource, MethodNotAllowedException: unknown_resource}
 
     def seed(self, object_name: str, records: list[Any]) -> list[str]:
         """Insert records in Salesforce's shape, duplicate rules bypassed (as a data loader may)."""

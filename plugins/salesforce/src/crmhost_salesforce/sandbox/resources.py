@@ -12,7 +12,8 @@ from __future__ import annotations
 import heapq
 from typing import TYPE_CHECKING, Any
 
-from litestar import Response, get
+from litestar import Request, Response, get
+from litestar.exceptions import HTTPException, MethodNotAllowedException
 from litestar.handlers import BaseRouteHandler
 
 from crmhost.sandbox import WireResponse, json_response
@@ -29,6 +30,7 @@ __all__ = [
     "describe_sobject",
     "org_limits",
     "release_label",
+    "unknown_resource",
     "versions",
     "versions_route",
 ]
@@ -69,6 +71,28 @@ def versions_route() -> BaseRouteHandler:
         return json_response(200, versions())
 
     return api_versions
+
+
+def unknown_resource(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    """A path or method the REST API does not have, answered with Salesforce's error array.
+
+    Outside ``/services/`` (the sandbox's own ``/_sandbox`` paths) the framework's answer stays.
+    """
+    assert isinstance(exc, HTTPException)
+    if not request.url.path.startswith("/services/"):
+        return json_response(exc.status_code, {"status_code": exc.status_code, "detail": exc.detail})
+    if isinstance(exc, MethodNotAllowedException):
+        methods = {m.strip() for m in (exc.headers or {}).get("allow", "").split(",") if m.strip()}
+        # the framework adds OPTIONS to every path; Salesforce lists HEAD with each GET instead
+        methods.discard("OPTIONS")
+        if "GET" in methods:
+            methods.add("HEAD")
+        allowed = ",".join(sorted(methods))
+        message = f"HTTP Method '{request.method}' not allowed. Allowed are {allowed}"
+        return json_response(405, [{"errorCode": "METHOD_NOT_ALLOWED", "message": message}])
+    return json_response(
+        404, [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}]
+    )
 
 
 def check_version(version: str) -> None:

@@ -142,6 +142,8 @@ def test_bad_owner_seeds_are_refused_whole(admin_sync: httpx.Client, records: li
 def test_a_raw_client_follows_every_listed_url_and_meets_no_404(
     api: httpx.Client, admin_sync: httpx.Client
 ) -> None:
+    # the walk makes ~100 calls; pacing them to 110 per 10 s is the client's job, not this test's
+    admin_sync.put("/_sandbox/rate-limits", json={"tier": "off"})
     admin_sync.post("/_sandbox/seed/owners", json=[{"email": f"o{i}@example.com"} for i in range(250)])
     admin_sync.post("/_sandbox/seed/deals", json=[{"dealname": f"D{i}"} for i in range(25)])
     statuses: dict[str, int] = {}
@@ -213,3 +215,14 @@ def test_discovery_needs_a_token_and_carries_rate_limit_headers(api: httpx.Clien
         headers = api.get(path).headers
         assert headers["X-HubSpot-RateLimit-Max"] == "110", path
         assert int(headers["X-HubSpot-RateLimit-Remaining"]) < 110
+
+
+def test_discovery_calls_spend_the_ten_second_burst(api: httpx.Client, admin_sync: httpx.Client) -> None:
+    admin_sync.put("/_sandbox/rate-limits", json={"tier": "starter"})
+    answers = [api.get("/crm/v3/pipelines/deals") for _ in range(101)]
+    assert [a.status_code for a in answers] == [200] * 100 + [429]
+    assert answers[99].headers["X-HubSpot-RateLimit-Remaining"] == "0"
+    assert answers[0].headers["X-HubSpot-RateLimit-Daily"] == "250000"
+    body = answers[100].json()
+    assert body["errorType"] == "RATE_LIMIT" and body["policyName"] == "TEN_SECONDLY_ROLLING"
+    assert body["status"] == "error" and body["correlationId"] and body["requestId"]

@@ -209,3 +209,18 @@ def test_describe_and_basic_info_run_inside_composite(sf: Salesforce) -> None:
     parts = {p["referenceId"]: p for p in answer["compositeResponse"]}
     assert parts["global"]["httpStatusCode"] == 200
     assert parts["lead"]["body"]["name"] == "Lead"
+
+
+def test_discovery_calls_count_against_the_daily_allocation(other_org: Any) -> None:
+    org = other_org(daily_api_requests=2)
+    headers = {"Authorization": f"Bearer {org.token()['access_token']}"}
+    with httpx.Client(base_url=org.base_url, headers=headers) as api:
+        # Versions needs no session, so it names no org and spends no allocation
+        versions = [api.get("/services/data/") for _ in range(3)]
+        assert all(v.status_code == 200 and "sforce-limit-info" not in v.headers for v in versions)
+        answers = [api.get(p) for p in ("/services/data/v60.0/", "/services/data/v60.0/sobjects")]
+        assert [a.headers["sforce-limit-info"] for a in answers] == ["api-usage=1/2", "api-usage=2/2"]
+        spent = api.get("/services/data/v60.0/sobjects/Contact/describe")
+        assert api.get("/services/data/").status_code == 200
+    assert spent.status_code == 403
+    assert spent.json()[0]["errorCode"] == "REQUEST_LIMIT_EXCEEDED"

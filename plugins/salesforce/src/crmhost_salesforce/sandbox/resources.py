@@ -64,9 +64,14 @@ def versions() -> list[dict[str, str]]:
 
 
 def versions_route() -> BaseRouteHandler:
-    """``GET /services/data/``, which Salesforce answers without a session."""
+    """``GET /services/data/``, which Salesforce answers without a session.
 
-    @get("/services/data")
+    Without a session no org is known, so the call is outside every org's allocation: like the
+    OAuth endpoints it is counted in the sandbox's stats but never limited and carries no
+    ``Sforce-Limit-Info``.
+    """
+
+    @get("/services/data", opt={"sandbox": "oauth"})
     async def api_versions() -> Response[bytes]:
         return json_response(200, versions())
 

@@ -12,6 +12,7 @@ from urllib.parse import urljoin
 import httpx
 import pytest
 from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import SalesforceMalformedRequest
 
 from crmhost_salesforce.ids import is_valid_id
 from crmhost_salesforce.sandbox.resources import release_label
@@ -47,7 +48,7 @@ def test_simple_salesforce_discovers_the_org_and_writes_what_describe_allows(sf:
     assert described is not None
     assert described["encoding"] == "UTF-8" and described["maxBatchSize"] == 200
     names = [o["name"] for o in described["sobjects"]]
-    assert {"Account", "Contact", "Lead", "Task"} <= set(names)
+    assert {"Account", "Contact", "Lead", "Task", "User", "Organization"} <= set(names)
     for brief in described["sobjects"]:
         name = brief["name"]
         api = getattr(sf, name)
@@ -61,6 +62,12 @@ def test_simple_salesforce_discovers_the_org_and_writes_what_describe_allows(sf:
             for n, f in fields.items()
             if f["createable"] and not f["nillable"] and not f["defaultedOnCreate"]
         }
+        if not brief["createable"]:
+            with pytest.raises(SalesforceMalformedRequest) as refused:
+                api.create(required)
+            assert refused.value.content[0]["errorCode"] == "INVALID_TYPE_FOR_OPERATION"
+            assert api.metadata()["recentItems"], name  # the org's own records
+            continue
         created = api.create(required)
         assert created["success"] and created["id"].startswith(brief["keyPrefix"])
         assert is_valid_id(created["id"])
@@ -77,6 +84,21 @@ def test_simple_salesforce_discovers_the_org_and_writes_what_describe_allows(sf:
     assert {("Contact", "AccountId"), ("Task", "WhatId")} <= children
     task = {f["name"]: f for f in sf.Task.describe()["fields"]}
     assert task["WhoId"]["referenceTo"] == ["Contact", "Lead"] and task["WhoId"]["polymorphicForeignKey"]
+
+
+def test_the_org_and_its_api_user_are_records(org: Org, sf: Salesforce) -> None:
+    assert sf.is_sandbox() is False  # SELECT IsSandbox FROM Organization: it plays a production org
+    (organization,) = sf.query("SELECT Id, Name, OrganizationType FROM Organization")["records"]
+    assert organization["Id"] == org.sandbox.account_id
+    users = sf.query_all("SELECT Id, Username, Name, IsActive FROM User WHERE IsActive = true")["records"]
+    assert [u["Id"] for u in users] == [org.sandbox.user_id]
+    assert users[0]["Name"] == "Penguin Integration"
+    with pytest.raises(SalesforceMalformedRequest) as refused:
+        sf.User.update(users[0]["Id"], {"FirstName": "Mallory"})
+    assert refused.value.content[0]["message"] == "entity type cannot be updated: User"
+    with pytest.raises(SalesforceMalformedRequest):
+        sf.Organization.delete(organization["Id"])
+    assert sf.User.get(users[0]["Id"])["FirstName"] == "Penguin"
 
 
 def test_basic_info_names_the_most_recent_records(sf: Salesforce) -> None:

@@ -105,7 +105,7 @@ class SalesforceSandbox(Sandbox):
         self.user_id += checksum(self.user_id)
         #: seconds added to the org's clock (``POST /_sandbox/salesforce/clock``)
         self.clock_offset = 0.0
-        self.org = Org(org, default_objects(self._omit), clock=self._now)
+        self.org = Org(org, default_objects(self._omit), clock=self._now, user_id=self.user_id)
         self.api = SalesforceApi(self.org, self._usage)
         self.outbound: OutboundConfig | None = None
         self.instance_url = "http://127.0.0.1"
@@ -245,7 +245,7 @@ class SalesforceSandbox(Sandbox):
 
     def wipe_data(self) -> None:
         """A fresh org with the same id and fields."""
-        self.org = Org(self.account_id, default_objects(self._omit), clock=self._now)
+        self.org = Org(self.account_id, default_objects(self._omit), clock=self._now, user_id=self.user_id)
         self.api = SalesforceApi(self.org, self._usage)
 
     # ---------------------------------------------------------------- Outbound Messages

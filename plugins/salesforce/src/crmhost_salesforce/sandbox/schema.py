@@ -12,10 +12,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["KEY_PREFIXES", "FieldDef", "ObjectDef", "default_objects"]
+__all__ = ["KEY_PREFIXES", "FieldDef", "ObjectDef", "default_objects", "org_records"]
 
 #: The id prefix of each object (Salesforce's real ones).
-KEY_PREFIXES = {"Account": "001", "Contact": "003", "Lead": "00Q", "Task": "00T", "User": "005"}
+KEY_PREFIXES = {
+    "Account": "001",
+    "Contact": "003",
+    "Lead": "00Q",
+    "Task": "00T",
+    "User": "005",
+    "Organization": "00D",
+}
 
 _SOAP_TYPES = {
     "id": "tns:ID",
@@ -135,6 +142,9 @@ class ObjectDef:
     name: str
     label: str
     fields: dict[str, FieldDef] = field(default_factory=dict)
+    #: whether the API may insert, update and delete its records (not the org's own User and
+    #: Organization records here)
+    writable: bool = True
 
     @property
     def key_prefix(self) -> str:
@@ -161,11 +171,11 @@ class ObjectDef:
             "activateable": False,
             "associateEntityType": None,
             "associateParentEntity": None,
-            "createable": True,
+            "createable": self.writable,
             "custom": False,
             "customSetting": False,
             "deepCloneable": False,
-            "deletable": True,
+            "deletable": self.writable,
             "deprecatedAndHidden": False,
             "feedEnabled": not activity,
             "hasSubtypes": False,
@@ -175,7 +185,7 @@ class ObjectDef:
             "label": self.label,
             "labelPlural": self.label + "s",
             "layoutable": True,
-            "mergeable": self.name in _MERGEABLE,
+            "mergeable": self.writable and self.name in _MERGEABLE,
             "mruEnabled": not activity,
             "name": self.name,
             "queryable": True,
@@ -183,8 +193,8 @@ class ObjectDef:
             "retrieveable": True,
             "searchable": True,
             "triggerable": True,
-            "undeletable": True,
-            "updateable": True,
+            "undeletable": self.writable,
+            "updateable": self.writable,
             "urls": self.urls(version),
         }
 
@@ -255,12 +265,14 @@ _SYSTEM = (
 #: the id of the Master record type, the same in every org
 _MASTER_RECORD_TYPE = "012000000000000AAA"
 _MERGEABLE = frozenset({"Account", "Contact", "Lead"})
+_TIME_ZONES = ("America/Los_Angeles", "America/New_York", "Europe/London", "GMT")
+_EDITIONS = ("Enterprise Edition", "Unlimited Edition", "Professional Edition", "Developer Edition")
 _ACTIVITIES = frozenset({"Task"})
 _LEAD_SOURCES = ("Web", "Phone Inquiry", "Partner Referral", "Purchased List", "Other", "PenguinMails")
 
 
-def _object(name: str, label: str, fields: Iterable[FieldDef]) -> ObjectDef:
-    return ObjectDef(name, label, {f.name: f for f in (*_SYSTEM, *fields)})
+def _object(name: str, label: str, fields: Iterable[FieldDef], *, writable: bool = True) -> ObjectDef:
+    return ObjectDef(name, label, {f.name: f for f in (*_SYSTEM, *fields)}, writable=writable)
 
 
 def default_objects(omit_fields: Mapping[str, Iterable[str]] | None = None) -> dict[str, ObjectDef]:
@@ -341,6 +353,36 @@ def default_objects(omit_fields: Mapping[str, Iterable[str]] | None = None) -> d
             ),
         ),
     }
+    # the org itself and the user the sandbox's tokens act as: read, never written, through the API
+    objects["User"] = _object(
+        "User",
+        "User",
+        (
+            FieldDef("Username", length=80, required=True, unique=True),
+            FieldDef("FirstName", length=40),
+            FieldDef("LastName", length=80, required=True),
+            FieldDef("Name", length=121, system=True),
+            FieldDef("Email", "email", 128, required=True),
+            FieldDef("Alias", length=8, required=True),
+            FieldDef("IsActive", "boolean"),
+            FieldDef("UserType", "picklist", 40, system=True, picklist=("Standard",)),
+            FieldDef("TimeZoneSidKey", "picklist", 40, required=True, picklist=_TIME_ZONES),
+        ),
+        writable=False,
+    )
+    objects["Organization"] = _object(
+        "Organization",
+        "Organization",
+        (
+            FieldDef("Name", length=80, required=True),
+            FieldDef("OrganizationType", "picklist", 40, system=True, picklist=_EDITIONS),
+            FieldDef("IsSandbox", "boolean", system=True),
+            FieldDef("InstanceName", length=5, system=True),
+            FieldDef("TimeZoneSidKey", "picklist", 40, required=True, picklist=_TIME_ZONES),
+            FieldDef("DefaultLocaleSidKey", "picklist", 40, required=True, picklist=("en_US",)),
+        ),
+        writable=False,
+    )
     for obj_name, names in (omit_fields or {}).items():
         obj = objects[obj_name]
         for name in names:
@@ -348,3 +390,31 @@ def default_objects(omit_fields: Mapping[str, Iterable[str]] | None = None) -> d
                 raise ValueError(f"cannot omit {obj_name}.{name}: not an optional field of the sandbox org")
             del obj.fields[name]
     return objects
+
+
+def org_records(org_id: str, user_id: str) -> dict[str, dict[str, Any]]:
+    """The records every org has from the start, by object: the org itself and its API user."""
+    return {
+        "Organization": {
+            "Id": org_id,
+            "Name": "PenguinMails Sandbox",
+            "OrganizationType": "Enterprise Edition",
+            # the sandbox plays a production org: Salesforce's own sandboxes answer true here
+            "IsSandbox": False,
+            "InstanceName": "NA1",
+            "TimeZoneSidKey": "America/Los_Angeles",
+            "DefaultLocaleSidKey": "en_US",
+        },
+        "User": {
+            "Id": user_id,
+            "Username": "integration@penguinmails.sandbox",
+            "FirstName": "Penguin",
+            "LastName": "Integration",
+            "Name": "Penguin Integration",
+            "Email": "integration@penguinmails.sandbox",
+            "Alias": "pmint",
+            "IsActive": True,
+            "UserType": "Standard",
+            "TimeZoneSidKey": "America/Los_Angeles",
+        },
+    }

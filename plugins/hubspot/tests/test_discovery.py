@@ -226,3 +226,15 @@ def test_discovery_calls_spend_the_ten_second_burst(api: httpx.Client, admin_syn
     body = answers[100].json()
     assert body["errorType"] == "RATE_LIMIT" and body["policyName"] == "TEN_SECONDLY_ROLLING"
     assert body["status"] == "error" and body["correlationId"] and body["requestId"]
+
+
+def test_daily_usage_reports_the_private_app_allocation(api: httpx.Client, admin_sync: httpx.Client) -> None:
+    (oauth,) = api.get("/account-info/v3/api-usage/daily/private-apps").json()["results"]
+    assert oauth["name"] == "private-apps-api-calls-daily" and oauth["fetchStatus"] == "SUCCESS"
+    assert oauth["usageLimit"] == 250_000 and oauth["currentUsage"] == 0  # OAuth calls are not counted
+    assert oauth["resetsAt"].endswith("T05:00:00.000Z")  # midnight US/Eastern
+    admin_sync.put("/_sandbox/rate-limits", json={"tier": "professional"})
+    for _ in range(3):
+        api.get("/crm/v3/owners")
+    (private,) = api.get("/account-info/2026-03/api-usage/daily/private-apps").json()["results"]
+    assert private["usageLimit"] == 625_000 and private["currentUsage"] == 4

@@ -8,6 +8,7 @@ generic ``/crm/v3/objects/{objectType}`` routes.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -26,6 +27,11 @@ __all__ = ["discovery_routes", "seed_owners"]
 #: FACTS: owners pages hold 100 by default and at most 500
 OWNERS_PAGE, OWNERS_MAX = 100, 500
 _OWNER_TYPES = ("PERSON", "QUEUE")
+#: the daily cap of private apps on a Free or Starter account (FACTS 2.5), reported while the
+#: sandbox plays an OAuth app, whose calls have no daily cap and do not count against it
+_PRIVATE_APP_DAILY = 250_000
+#: the account's time zone (US/Eastern, see /account-info/v3/details): the daily count resets at its midnight
+_ACCOUNT_UTC_OFFSET = timedelta(hours=-5)
 
 
 def _limit(raw: str | None, default: int, most: int) -> int:
@@ -128,6 +134,26 @@ def _groups(store: ObjectStore) -> list[dict[str, Any]]:
     ]
 
 
+def _daily_usage(sandbox: HubSpotSandbox) -> dict[str, Any]:
+    tier = sandbox.limiter.tier
+    daily = next((w for w in tier.buckets["default"] if w.policy == "DAILY"), None) if tier else None
+    limit, used = _PRIVATE_APP_DAILY, 0
+    if daily is not None:
+        left = sandbox.limiter.remaining("default", "DAILY")
+        limit, used = daily.limit, daily.limit - (daily.limit if left is None else left)
+    now = datetime.now(UTC)
+    local_midnight = (now + _ACCOUNT_UTC_OFFSET).replace(hour=0, minute=0, second=0, microsecond=0)
+    resets = local_midnight + timedelta(days=1) - _ACCOUNT_UTC_OFFSET
+    return {
+        "name": "private-apps-api-calls-daily",
+        "usageLimit": limit,
+        "currentUsage": used,
+        "collectedAt": iso(now),
+        "fetchStatus": "SUCCESS",
+        "resetsAt": iso(resets),
+    }
+
+
 def discovery_routes(sandbox: HubSpotSandbox) -> list[BaseRouteHandler]:
     """The routes, bound to ``sandbox``."""
 
@@ -218,4 +244,14 @@ def discovery_routes(sandbox: HubSpotSandbox) -> list[BaseRouteHandler]:
                 return json_response(200, candidate)
         raise InputError(f"Unable to find property group {wanted}", category="OBJECT_NOT_FOUND", status=404)
 
-    return [schemas, owners, owner, pipelines, pipeline, stages, stage, groups, group]
+    @get(
+        [
+            "/account-info/v3/api-usage/daily/private-apps",
+            "/account-info/2026-03/api-usage/daily/private-apps",
+        ]
+    )
+    async def daily_usage(request: Request[Any, Any, Any]) -> Response[bytes]:
+        sandbox.caller(request)
+        return json_response(200, {"results": [_daily_usage(sandbox)]})
+
+    return [schemas, owners, owner, pipelines, pipeline, stages, stage, groups, group, daily_usage]

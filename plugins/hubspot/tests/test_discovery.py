@@ -100,6 +100,15 @@ def test_deals_and_companies_work_like_contacts(sdk: Client) -> None:
     )
     assert won.total == 2 and {r.properties["dealname"] for r in won.results} == {"Deal 1", "Deal 3"}
     assert sdk.crm.companies.basic_api.get_page().results[0].id == company.id
+    sdk.crm.associations.v4.basic_api.create_default("deals", deals[1].id, "companies", company.id)
+    linked = sdk.crm.deals.basic_api.get_by_id(deals[1].id, associations=["companies", "contacts"])
+    assert set(linked.associations) == {"companies"}  # types without associations are left out
+    assert [(a.id, a.type) for a in linked.associations["companies"].results] == [
+        (company.id, "deal_to_company")
+    ]
+    listed = sdk.crm.companies.basic_api.get_page(associations=["deals"]).results[0]
+    assert [a.id for a in listed.associations["deals"].results] == [deals[1].id]
+    assert sdk.crm.deals.basic_api.get_by_id(deals[2].id, associations=["companies"]).associations is None
     with pytest.raises(ApiException) as bad:
         sdk.crm.deals.basic_api.create(
             SimplePublicObjectInputForCreate(properties={"dealname": "X", "dealstage": "nowhere"})

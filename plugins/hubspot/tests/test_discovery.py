@@ -51,6 +51,7 @@ def test_the_official_client_discovers_the_account(sdk: Client) -> None:
         properties = {p.name: p for p in sdk.crm.properties.core_api.get_all(object_type).results}
         assert {"hs_object_id", "createdate"} <= set(properties), object_type
         assert properties["hs_object_id"].modification_metadata.read_only_value is True
+        assert sdk.crm.properties.core_api.get_all(object_type, archived=True).results == []
         groups = {g.name for g in sdk.crm.properties.groups_api.get_all(object_type).results}
         assert {p.group_name for p in properties.values()} <= groups, object_type
         # every standard object has the generic record endpoints, by name and by type id

@@ -39,7 +39,7 @@ __all__ = [
 OLDEST, LATEST = 31, 68
 API_VERSIONS = tuple(f"{n}.0" for n in range(OLDEST, LATEST + 1))
 _SEASONS = ("Summer", "Winter", "Spring")
-#: records per page of ``recentItems`` in sObject Basic Information
+#: how many of the latest changed records sObject Basic Information lists as ``recentItems``
 _RECENT_ITEMS = 5
 #: the fields whose value names a record in ``recentItems``
 _NAME_FIELDS = {"Task": "Subject"}

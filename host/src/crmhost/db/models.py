@@ -70,6 +70,8 @@ class Integration(TenantScoped, Base):
     conflict_strategy: Mapped[str] = mapped_column(String(16), default="newest_wins")
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     secret_settings: Mapped[str | None] = mapped_column(Text, default=None)  # encrypted JSON
+    # the secret path segment of /v1/webhooks/<slug>/<id>/<secret> (ciphertext, bound to id)
+    webhook_secret: Mapped[str | None] = mapped_column(Text, default=None)
     account_id: Mapped[str | None] = mapped_column(String(128), index=True, default=None)
     name: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

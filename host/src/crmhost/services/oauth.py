@@ -157,9 +157,15 @@ async def _failed(
 
 
 async def complete_authorization(
-    host: Host, *, state: str | None, code: str | None, error: str | None, error_description: str | None
+    host: Host,
+    *,
+    state: str | None,
+    code: str | None,
+    error: str | None,
+    error_description: str | None,
+    callback_params: dict[str, str] | None = None,
 ) -> CallbackOutcome:
-    """Handle ``GET /v1/oauth/callback``.
+    """Handle ``GET /v1/oauth/callback``; ``callback_params`` are its non-standard parameters.
 
     Raises:
         InvalidInput: the state is missing, unknown, expired or already used; nothing is stored.
@@ -184,7 +190,12 @@ async def complete_authorization(
     if integration is None:
         raise InvalidInput("the integration of this OAuth state was deleted", where="query.state")
     app = host.settings.provider(integration.provider)
-    grant = AuthorizationCodeGrant(code=code, redirect_uri=app.redirect_uri, code_verifier=verifier)
+    grant = AuthorizationCodeGrant(
+        code=code,
+        redirect_uri=app.redirect_uri,
+        code_verifier=verifier,
+        callback_params=callback_params or {},
+    )
     try:
         creds: Credentials = await host.dispatcher.acall(
             integration.provider, "authenticate", ctx=build_context(host, integration, None), grant=grant

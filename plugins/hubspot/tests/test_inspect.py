@@ -158,3 +158,19 @@ def test_a_data_reset_keeps_the_portals_property_definitions(hub: tuple[httpx.Cl
     again = client.post("/_sandbox/people", json={"fields": {"email": "d@example.com", "lead_score": 81}})
     assert again.status_code == 200, again.text
     assert _people(client)[again.json()["id"]]["fields"]["lead_score"] == 81
+
+
+def test_the_apps_settings_name_its_timeline_template(hub: tuple[httpx.Client, Hooks]) -> None:
+    client, _hooks = hub
+    settings = client.get("/_sandbox/settings").json()["settings"]
+    assert settings == {"timeline_event_template_id": "1001"}
+    pid = client.post("/_sandbox/people", json={"fields": {"email": "e@example.com"}}).json()["id"]
+    event = {"id": "act-9", "objectId": pid, "tokens": {"action": "sent"}}
+    with _api(client) as api:
+        unknown = api.post("/integrators/timeline/v3/events", json={**event, "eventTemplateId": "999"})
+        logged = api.post(
+            "/integrators/timeline/v3/events",
+            json={**event, "eventTemplateId": settings["timeline_event_template_id"]},
+        )
+    assert unknown.status_code == 404
+    assert logged.status_code == 200, logged.text

@@ -16,7 +16,7 @@ from crmhost.errors import PermanentError
 from crmhost.models import FieldMapping, ObjectType
 from crmhost.sandbox import SandboxInputError
 from crmhost.sandbox.inspector import ActivityView, PersonView
-from crmhost_hubspot.activity import ACTIVITY_ID_PROPERTY
+from crmhost_hubspot.activity import ACTIVITY_ID_PROPERTY, TEMPLATE_SETTING
 from crmhost_hubspot.mapping import DEFAULT_MAPPING, decode, encode
 from crmhost_hubspot.sandbox.store import HubObject, InputError
 
@@ -116,6 +116,10 @@ class Inspector:
         return len(self._sandbox.store.objects["contacts"].records), len(self._sandbox.store.timeline) + len(
             self._sandbox.store.objects["notes"].records
         )
+
+    def integration_settings(self) -> dict[str, Any]:
+        """The app's timeline event template, which email events are logged against."""
+        return {TEMPLATE_SETTING: self._sandbox.timeline_template_id}
 
     def user_create_person(self, fields: dict[str, Any]) -> str:
         """A contact created in HubSpot's UI; its ``contact.creation`` event goes out."""

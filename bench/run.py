@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from crmhost.demo import crmstate
-from crmhost.demo.crmuser import create_in_crm, crm_edit
+from crmhost.demo.crmuser import create_in_crm, edit_person
 from crmhost.demo.report import api_calls, initial_floor, rate_limit_floor_s
 from crmhost.demo.scenario import CrmTraits, Person
 from crmhost.demo.stack import Stack, StackConfig, open_stack
@@ -196,11 +196,12 @@ async def _webhook_to_store(stack: Stack, crm: str, samples: int) -> list[float]
     # app-wide or per-integration (with the URL secret the host issued at connect): as its admin would
     await stack.route_webhooks(crm)
     emails = sorted((await crmstate.snapshot(stack, crm)).contacts)[-samples:]
+    ids = await crmstate.live_ids(stack, crm, emails)  # looked up before the clocks start
     out = []
     for i, email in enumerate(emails):
         name = f"Edited{i}"
         t0 = time.perf_counter()
-        await crm_edit(stack, crm, email, {"first_name": name})
+        await edit_person(stack, crm, ids[email], {"first_name": name})
         while True:
             async with stack.host.db.session(stack.tenant_id) as s:
                 got = await s.scalar(select(ContactRow.first_name).where(ContactRow.email == email))

@@ -15,7 +15,7 @@ from typing import Any
 from crmhost.demo.crmstate import live_ids
 from crmhost.demo.stack import Stack, StackError
 
-__all__ = ["create_in_crm", "crm_edit", "delete_in_crm"]
+__all__ = ["create_in_crm", "crm_edit", "delete_in_crm", "edit_person"]
 
 #: persons created at once by :func:`create_in_crm` (the sandbox serves them one by one)
 _IN_FLIGHT = 16
@@ -41,7 +41,12 @@ async def crm_edit(stack: Stack, slug: str, email: str, values: dict[str, Any]) 
     ids = await live_ids(stack, slug, [email])
     if email.lower() not in ids:
         raise StackError(f"{slug}: no live person {email} to edit")
-    await stack.sandbox_call(slug, "PATCH", f"/_sandbox/people/{ids[email.lower()]}", json={"fields": values})
+    await edit_person(stack, slug, ids[email.lower()], values)
+
+
+async def edit_person(stack: Stack, slug: str, person_id: str, values: dict[str, Any]) -> None:
+    """Change the canonical ``values`` of ``slug``'s live person ``person_id``."""
+    await stack.sandbox_call(slug, "PATCH", f"/_sandbox/people/{person_id}", json={"fields": values})
 
 
 async def delete_in_crm(stack: Stack, slug: str, emails: list[str]) -> int:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from crmhost.models import CrmInfo, FieldDirection, ObjectType
+from crmhost.models import Capability, CrmInfo, FieldDirection, ObjectType
 from crmhost.sync.conflicts import FIELD_LEVEL, field_strategy
 
 __all__ = [
@@ -67,11 +67,15 @@ class CrmTraits:
     Attributes:
         slug: the plugin's slug.
         two_way: the scenario's person fields its default contact mapping syncs both ways.
+        pushed: every canonical contact field its default mapping writes to the CRM.
+        logs_activity: it logs email activity (``Capability.PUSH_ACTIVITY``).
         share: its weight in splitting the CRM contacts between the CRMs.
     """
 
     slug: str
     two_way: tuple[str, ...]
+    pushed: frozenset[str] = frozenset()
+    logs_activity: bool = True
     share: float = 1.0
 
     @classmethod
@@ -83,8 +87,17 @@ class CrmTraits:
             for m in info.default_mapping
             if m.object is ObjectType.CONTACT and m.direction is FieldDirection.BOTH and m.local in person
         }
+        pushed = frozenset(
+            m.local
+            for m in info.default_mapping
+            if m.object is ObjectType.CONTACT and m.direction in (FieldDirection.BOTH, FieldDirection.TO_CRM)
+        )
         return cls(
-            slug=info.slug, two_way=tuple(f.name for f in fields(Person) if f.name in both), share=share
+            slug=info.slug,
+            two_way=tuple(f.name for f in fields(Person) if f.name in both),
+            pushed=pushed,
+            logs_activity=Capability.PUSH_ACTIVITY in info.capabilities,
+            share=share,
         )
 
     @property

@@ -1,12 +1,15 @@
 """What the platform posts: contacts in bulk, email events, deletes; with the outbox rows they cause.
 
-Set-based: each chunk of rows is one transaction that reads the contacts it touches with one
-``IN`` query (row-locked on PostgreSQL, in email order so concurrent chunks cannot deadlock
-each other), writes them through :func:`crmhost.sync.contacts.apply_values` (per-field change
-times, ``version``), inserts events and outbox rows with multi-row statements, and commits. A
-chunk that loses a race with a concurrent writer (a duplicate new email or event id, SQLite's
-stale-snapshot ``database is locked``, a PostgreSQL deadlock) is retried whole: nothing of it
-was written, and on the retry the other writer's rows are simply there.
+One request is one transaction: all of its valid rows commit together or none does, so a
+crash, a killed process or a dropped connection mid-request leaves nothing of it behind, and
+a resend lands it exactly once (event ids and upserts by email are idempotent). Inside that
+transaction the rows are processed in chunks, set-based: each chunk reads the contacts it
+touches with one ``IN`` query (row-locked on PostgreSQL, in id order so concurrent writers
+cannot deadlock each other), writes them through :func:`crmhost.sync.contacts.apply_values`
+(per-field change times, ``version``), and inserts events and outbox rows with multi-row
+statements. A request that loses a race with a concurrent writer (a duplicate new email or
+event id, SQLite's stale-snapshot ``database is locked``, a PostgreSQL deadlock) is retried
+whole: nothing of it was written, and on the retry the other writer's rows are simply there.
 
 Unknown emails in events create the contact (source ``platform``): the platform mailed that
 address, so the contact exists for it, and dropping the event would lose engagement. Events for
@@ -50,7 +53,7 @@ from crmhost.sync.validation import EventIn, RowError, check_contact, check_even
 
 __all__ = ["ContactsResult", "EventsResult", "delete_contact", "ingest_events", "upsert_contacts"]
 
-#: Rows per transaction: big enough for set-based statements, small enough for short locks.
+#: Rows per set-based statement group inside a request's transaction (bounds statement size).
 CHUNK = 1000
 
 
@@ -150,7 +153,8 @@ async def upsert_contacts(host: Host, tenant_id: str, rows: Sequence[Any]) -> Co
 
     ``custom`` keys merge into the contact's custom fields (``null`` removes one). Every
     contact that changed gets a ``record`` outbox row per pushing integration, and its
-    pushes are kicked after commit. Invalid rows are reported and skipped.
+    pushes are kicked after commit. Invalid rows are reported and skipped; the valid ones
+    commit in one transaction, all or nothing.
     """
     result = ContactsResult()
     valid: list[tuple[int, dict[str, Any]]] = []
@@ -161,19 +165,24 @@ async def upsert_contacts(host: Host, tenant_id: str, rows: Sequence[Any]) -> Co
         elif values is not None:
             valid.append((index, values))
     result.rejected = len(result.errors)
-    touched: set[str] = set()
     crms = _Crms.of(host)
-    for start in range(0, len(valid), CHUNK):
-        chunk = valid[start : start + CHUNK]
 
-        async def work(session: AsyncSession, chunk: Sequence[tuple[int, dict[str, Any]]] = chunk) -> Any:
-            return await _upsert_chunk(session, tenant_id, chunk, datetime.now(UTC), crms)
+    async def work(session: AsyncSession) -> tuple[dict[str, int], set[str]]:
+        # every chunk in the one transaction: a retry starts the counts from scratch
+        totals = {"created": 0, "updated": 0, "unchanged": 0}
+        touched: set[str] = set()
+        for start in range(0, len(valid), CHUNK):
+            chunk = valid[start : start + CHUNK]
+            counts, chunk_touched = await _upsert_chunk(session, tenant_id, chunk, datetime.now(UTC), crms)
+            for name, n in counts.items():
+                totals[name] += n
+            touched |= chunk_touched
+        return totals, touched
 
-        counts, chunk_touched = await in_transaction(host, tenant_id, work)
-        result.created += counts["created"]
-        result.updated += counts["updated"]
-        result.unchanged += counts["unchanged"]
-        touched |= chunk_touched
+    totals, touched = await in_transaction(host, tenant_id, work) if valid else ({}, set())
+    result.created = totals.get("created", 0)
+    result.updated = totals.get("updated", 0)
+    result.unchanged = totals.get("unchanged", 0)
     if touched:
         await kick_quietly(host, tenant_id, touched)
     return result
@@ -425,7 +434,8 @@ async def ingest_events(host: Host, tenant_id: str, rows: Sequence[Any]) -> Even
 
     Counters (opens, clicks, last opened, last campaign, unsubscribed), lead and engagement
     scores, rule effects, and the outbox rows for activities, record pushes and workflows are
-    written together per chunk. A repeated id (in this batch or any earlier) is a no-op.
+    written together, in one transaction for the whole batch. A repeated id (in this batch or
+    any earlier) is a no-op, so resending a batch whose answer was lost is harmless.
     """
     result = EventsResult()
     now = datetime.now(UTC)
@@ -441,21 +451,29 @@ async def ingest_events(host: Host, tenant_id: str, rows: Sequence[Any]) -> Even
         elif event is not None:
             ids.add(event.id)
             valid.append((index, event))
-    touched: set[str] = set()
     crms = _Crms.of(host)
-    for start in range(0, len(valid), CHUNK):
-        chunk = valid[start : start + CHUNK]
 
-        async def work(session: AsyncSession, chunk: Sequence[tuple[int, EventIn]] = chunk) -> Any:
-            return await _events_chunk(session, tenant_id, chunk, datetime.now(UTC), crms)
+    async def work(session: AsyncSession) -> tuple[EventsResult, set[str]]:
+        # every chunk in the one transaction: a retry starts the counts from scratch
+        total = EventsResult()
+        touched: set[str] = set()
+        for start in range(0, len(valid), CHUNK):
+            chunk = valid[start : start + CHUNK]
+            part, chunk_touched = await _events_chunk(session, tenant_id, chunk, datetime.now(UTC), crms)
+            total.accepted += part.accepted
+            total.duplicate += part.duplicate
+            total.contacts_created += part.contacts_created
+            total.errors += part.errors
+            total.duplicate_rows += part.duplicate_rows
+            touched |= chunk_touched
+        return total, touched
 
-        part, chunk_touched = await in_transaction(host, tenant_id, work)
-        result.accepted += part.accepted
-        result.duplicate += part.duplicate
-        result.contacts_created += part.contacts_created
-        result.errors += part.errors
-        result.duplicate_rows += part.duplicate_rows
-        touched |= chunk_touched
+    stored, touched = await in_transaction(host, tenant_id, work) if valid else (EventsResult(), set())
+    result.accepted = stored.accepted
+    result.duplicate += stored.duplicate
+    result.contacts_created = stored.contacts_created
+    result.errors += stored.errors
+    result.duplicate_rows += stored.duplicate_rows
     result.errors.sort(key=lambda e: e.row)
     result.duplicate_rows.sort()
     result.rejected = len(result.errors)

@@ -72,5 +72,8 @@ def create_app(settings: Settings | None = None, plugins: Plugins | None = None)
     """The platform API. Plugins are loaded when the app starts, not at import."""
     return Litestar(
         plugins=[CrmHostCore(settings, plugins)],
+        # logging is the process's (``crmhost serve`` sets it up with CRMHOST_LOG_LEVEL and
+        # redaction); Litestar's default config would replace the root handler and level
+        logging_config=None,
         openapi_config=OpenAPIConfig(title="crmhost platform API", version=__version__, path="/schema"),
     )

@@ -66,6 +66,7 @@ class StackConfig:
         limits: the sandboxes' rate-limit tier: ``real`` or ``off``.
         api_process: serve the API as a ``crmhost serve`` subprocess (its memory measured apart
             from the sandboxes') instead of a thread of this process.
+        log_level: ``CRMHOST_LOG_LEVEL`` of the subprocesses (their logs are in ``data_dir``).
     """
 
     data_dir: Path
@@ -75,6 +76,7 @@ class StackConfig:
     crms: Sequence[str] = CRMS
     limits: str = "real"
     api_process: bool = False
+    log_level: str = "INFO"
 
 
 @dataclass
@@ -344,7 +346,7 @@ def _plugins(crms: Sequence[str]) -> Plugins:
         raise StackError(str(exc)) from None
 
 
-def _env(settings: Settings, crms: Sequence[str]) -> dict[str, str]:
+def _env(settings: Settings, crms: Sequence[str], log_level: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRMHOST_")}
     env.update(
         {
@@ -357,6 +359,7 @@ def _env(settings: Settings, crms: Sequence[str]) -> dict[str, str]:
             "CRMHOST_PACE_REQUESTS": "on" if settings.pace_requests else "off",
         }
     )
+    env["CRMHOST_LOG_LEVEL"] = log_level
     for slug in crms:
         app = settings.providers[slug]
         upper = slug.upper()
@@ -404,7 +407,7 @@ async def open_stack(config: StackConfig) -> AsyncIterator[Stack]:
                 sandboxes=dict(sandboxes.boxes),
                 sandbox_urls=dict(sandboxes.urls),
             )
-            env._worker_env = _env(settings, config.crms)
+            env._worker_env = _env(settings, config.crms, config.log_level)
             if config.api_process:
                 await async_stack.enter_async_context(_api_process(env, int(url.rsplit(":", 1)[1])))
             env.tenant_id, env.api_key = await create_tenant(host, "Demo Co")

@@ -28,7 +28,9 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crmhost.db.platform import ContactRow, EmailEventRow, TenantSettings
+from crmhost.db.privacy import PrivacySettings
 from crmhost.runtime import Host
+from crmhost.services.audit import audit
 from crmhost.sync.apply_store import hold_while_backfilling, pulling_crms
 from crmhost.sync.contact_store import (
     Move,
@@ -46,6 +48,7 @@ from crmhost.sync.contact_store import (
     write_contacts,
 )
 from crmhost.sync.contacts import CUSTOM_PREFIX, apply_values
+from crmhost.sync.erasure import erased_among, lift_erasures
 from crmhost.sync.outbox import add_rows, pushing_integrations
 from crmhost.sync.rules import RulePlan, resolve_value, without_workflows
 from crmhost.sync.scoring import apply_event, engagement_after, model_from_settings, reset_score
@@ -133,6 +136,8 @@ async def _upsert_chunk(
         counts["updated" if changed else "unchanged"] += 1
         if changed:
             changed_rows[row.id] = row
+    if new:  # the platform adds these people on purpose: an earlier erasure no longer holds them off
+        await lift_erasures(session, tenant_id, list(new))
     await write_contacts(session, list(new.values()), list(changed_rows.values()))
     moves += [
         Move(n["id"], n["email"], 0, n["lead_score"], f"v{n['version']}", now)
@@ -188,7 +193,7 @@ async def upsert_contacts(host: Host, tenant_id: str, rows: Sequence[Any]) -> Co
     return result
 
 
-async def delete_contact(host: Host, tenant_id: str, email: str) -> bool | None:
+async def delete_contact(host: Host, tenant_id: str, email: str, *, actor: str = "api") -> bool | None:
     """Soft-delete a contact and queue a ``delete`` for every pushing integration.
 
     Returns None when there is no such contact, False when it was already deleted.
@@ -206,6 +211,15 @@ async def delete_contact(host: Host, tenant_id: str, email: str) -> bool | None:
         row.version += 1
         await write_contacts(session, [], [row])
         pushing = [i.id for i in await pushing_integrations(session)]
+        # by id: an audit entry outlives an erasure of the contact, so it holds no email
+        audit(
+            session,
+            tenant_id=tenant_id,
+            action="contact.deleted",
+            actor=actor,
+            contact_id=row.id,
+            crms=pushing,
+        )
         rows = [
             {"integration_id": i, "kind": "delete", "dedupe_key": f"delete:{row.id}", "contact_id": row.id}
             for i in pushing
@@ -220,6 +234,12 @@ async def delete_contact(host: Host, tenant_id: str, email: str) -> bool | None:
 
 
 # --- events ---------------------------------------------------------------------------------
+
+
+def _rejected(index: int, email: str, message: str) -> RowError:
+    error = RowError(index, email)
+    error.add("email", message)
+    return error
 
 
 def _event_json(event: EventIn) -> dict[str, Any]:
@@ -291,18 +311,34 @@ class _Values:
         self.new[name] = base + by
 
 
-def _apply_events(
-    values: _Values, events: Sequence[EventIn], plan: RulePlan, model: Any, campaign_at: datetime | None
-) -> tuple[set[str], list[tuple[int, int, EventIn]]]:
-    """Counters, scores and rule effects of a contact's events (in time order).
+@dataclass
+class _Applied:
+    """What a contact's events cause: pushes the rules select, score moves, events kept back."""
 
-    Returns the integrations the rules select for a push, and the score moves per event.
-    """
+    selected: set[str] = field(default_factory=set)
+    moves: list[tuple[int, int, EventIn]] = field(default_factory=list)
+    #: events of a contact already unsubscribed when they happened, with the tenant's consent
+    #: setting on: stored and counted here, never pushed to a CRM
+    withheld: set[str] = field(default_factory=set)
+
+
+def _apply_events(
+    values: _Values,
+    events: Sequence[EventIn],
+    plan: RulePlan,
+    model: Any,
+    campaign_at: datetime | None,
+    *,
+    withhold_unsubscribed: bool = False,
+) -> _Applied:
+    """Counters, scores and rule effects of a contact's events (in time order)."""
     row = values.row
-    selected: set[str] = set()
-    moves: list[tuple[int, int, EventIn]] = []
+    applied = _Applied()
+    selected, moves = applied.selected, applied.moves
     for event in events:
         kind = event.kind.value
+        if withhold_unsubscribed and values.get("unsubscribed") is True:
+            applied.withheld.add(event.id)
         score = apply_event(row, kind, event.occurred_at, model)
         values.set("lead_score", score.after)
         values.set("engagement_score", engagement_after(values.get("engagement_score"), kind, model))
@@ -330,7 +366,7 @@ def _apply_events(
                 if not name.startswith(CUSTOM_PREFIX):  # canonical datetimes are datetimes
                     attributes["occurred_at"] = event.occurred_at
                 values.set(name, resolve_value(arg, attributes))
-    return selected, moves
+    return applied
 
 
 async def _events_chunk(
@@ -354,18 +390,24 @@ async def _events_chunk(
         else:
             fresh.append((index, event))
     contacts = await contacts_by_email(session, (e.email for _, e in fresh))
+    erased = await erased_among(session, tenant_id, {e.email for _, e in fresh if e.email not in contacts})
     by_contact: dict[str, list[EventIn]] = defaultdict(list)
     created: set[str] = set()
     for index, event in fresh:
         row = contacts.get(event.email)
+        if row is None and event.email in erased:
+            out.errors.append(
+                _rejected(index, event.email, "the person was erased on request; their events are not taken")
+            )
+            continue
         if row is None:
             row = contacts[event.email] = new_contact(tenant_id, now)
             apply_values(row, {"email": event.email}, at=now)
             created.add(event.email)
         elif row.deleted_at is not None:
-            error = RowError(index, event.email)
-            error.add("email", "the contact is deleted; upsert it first to bring it back")
-            out.errors.append(error)
+            out.errors.append(
+                _rejected(index, event.email, "the contact is deleted; upsert it first to bring it back")
+            )
             continue
         by_contact[event.email].append(event)
     out.rejected = len(out.errors)
@@ -374,6 +416,8 @@ async def _events_chunk(
         return out, set()
     settings = await session.get(TenantSettings, tenant_id)
     model = model_from_settings(settings.scoring if settings else None)
+    privacy = await session.get(PrivacySettings, tenant_id)
+    withhold = bool(privacy and privacy.suppress_unsubscribed_events)
     integrations = await pushing_integrations(session)
     pushing = [i.id for i in integrations]
     plan = await rule_plan(session, tenant_id, integrations, crms.no_workflows)
@@ -385,13 +429,17 @@ async def _events_chunk(
         row = contacts[email]
         events.sort(key=lambda e: e.occurred_at)
         values = _Values(row)
-        selected, score_moves = _apply_events(values, events, plan, model, campaign_times.get(row.id))
+        applied = _apply_events(
+            values, events, plan, model, campaign_times.get(row.id), withhold_unsubscribed=withhold
+        )
         changed = apply_values(row, values.new, at=now)
         if changed and email not in created:
             changed_rows.append(row)
-        targets = set(pushing) if email in created else (selected if changed else set())
+        targets = set(pushing) if email in created else (applied.selected if changed else set())
         outbox += record_rows(row.id, sorted(targets))
         for event in events:
+            if event.id in applied.withheld:
+                continue
             kind_plan = plan.kinds[event.kind.value]
             outbox += [_activity_row(i, row, event) for i in kind_plan.activity]
             outbox += [
@@ -400,7 +448,11 @@ async def _events_chunk(
                 )
                 for rule, i in kind_plan.workflows
             ]
-        moves += [Move(row.id, row.email, b, a, e.id, e.occurred_at) for b, a, e in score_moves if a != b]
+        moves += [
+            Move(row.id, row.email, b, a, e.id, e.occurred_at)
+            for b, a, e in applied.moves
+            if a != b and e.id not in applied.withheld
+        ]
     # contacts first: events and rule state refer to them
     new = [column_values(contacts[e]) for e in created if e in by_contact]
     await write_contacts(session, new, changed_rows)

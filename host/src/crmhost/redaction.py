@@ -45,7 +45,8 @@ _AUTH_HEADER = re.compile(r"(\b(?:Bearer|Basic)\s+)[A-Za-z0-9._~+/=-]{6,}", re.I
 _API_KEY = re.compile(r"\bchk_[A-Za-z0-9_-]{8,}")
 
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-_secrets: set[str] = set()
+#: replaced whole on registration, never changed in place: logging threads iterate it unlocked
+_secrets: frozenset[str] = frozenset()
 _lock = threading.Lock()
 #: shorter values are too likely to occur by chance (and too weak to be secrets worth hunting)
 _MIN_SECRET = 8
@@ -53,9 +54,10 @@ _MIN_SECRET = 8
 
 def register_secret(value: str | None) -> None:
     """Redact ``value`` wherever it appears in a log record from now on."""
+    global _secrets
     if value and len(value) >= _MIN_SECRET:
         with _lock:
-            _secrets.add(value)
+            _secrets = _secrets | {value}
 
 
 def redact(text: str) -> str:
@@ -102,7 +104,11 @@ class _RedactingFactory:
 
     def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
         record: logging.LogRecord = self.inner(*args, **kwargs)
-        _redact_record(record)
+        try:
+            _redact_record(record)
+        except Exception as exc:  # logging must never fail the caller, nor leak on a bug here
+            record.msg, record.args = f"<log record withheld: redaction failed ({type(exc).__name__})>", None
+            record.exc_info = record.exc_text = record.stack_info = None
         return record
 
 

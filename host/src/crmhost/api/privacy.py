@@ -20,6 +20,32 @@ from crmhost.sync.erasure import privacy_settings
 __all__ = ["PrivacyController"]
 
 
+class PersonExport(msgspec.Struct, kw_only=True):
+    """Everything the platform holds about one person (GDPR access request).
+
+    Attributes:
+        contact: the canonical fields, ``custom``, store metadata and per-field change times.
+        segments: the segments they are in (``name``, ``source``, ``added_at``).
+        events: their email events, oldest first.
+        links: their records in the connected CRMs (``provider``, ``integration_id``, ``remote_id``).
+        record_log: what each sync run did with them.
+        conflicts: field conflicts about them, open and resolved, with both values.
+        crm_writes: outbox rows about them (pending and done pushes, with their payloads).
+        synced_fields: per integration, the fields last written to the CRM (kept as hashes).
+    """
+
+    email: str
+    exported_at: datetime
+    contact: dict[str, Any]
+    segments: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+    links: list[dict[str, Any]]
+    record_log: list[dict[str, Any]]
+    conflicts: list[dict[str, Any]]
+    crm_writes: list[dict[str, Any]]
+    synced_fields: list[dict[str, Any]]
+
+
 class ErasureOut(msgspec.Struct, kw_only=True):
     """What an erasure did.
 
@@ -60,12 +86,12 @@ class PrivacyController(Controller):
     @get("/contacts/{email:str}/export")
     async def export(
         self, host: NamedDependency[Host], tenant_id: NamedDependency[str], email: FromPath[str]
-    ) -> dict[str, Any]:
+    ) -> PersonExport:
         """Everything held about one person (a soft-deleted contact included).
 
         The contact, its segments, email events, CRM links, record log, conflicts and CRM writes.
         """
-        return await export_contact(host, tenant_id, email)
+        return msgspec.convert(await export_contact(host, tenant_id, email), PersonExport)
 
     @post("/contacts/{email:str}/erase", status_code=200)
     async def erase(

@@ -1,4 +1,4 @@
-"""GDPR: everything held about a person (export), erasure, and the tenant's consent setting.
+"""GDPR: everything held about a person (export), and their erasure.
 
 Erasure is a hard delete on the platform, in one transaction: the contact and every row that
 names it (events, segment memberships, CRM links, the write ledger, conflicts, rule state, the
@@ -45,10 +45,11 @@ from crmhost.sync.contacts import normalize_email
 from crmhost.sync.erasure import ERASE_KEY, email_hash, privacy_settings
 from crmhost.sync.outbox import add_rows, pushing_integrations
 
-__all__ = ["Erasure", "erase_contact", "export_contact"]
+__all__ = ["CONTACT_TABLES", "Erasure", "erase_contact", "export_contact"]
 
-#: rows that name a contact by ``contact_id`` and go with it
-_CONTACT_TABLES: tuple[Any, ...] = (
+#: rows that name a contact by ``contact_id`` and go with it (a test checks every table with a
+#: ``contact_id`` column is here)
+CONTACT_TABLES: tuple[Any, ...] = (
     EmailEventRow,
     SegmentMember,
     RemoteLink,
@@ -206,7 +207,7 @@ async def erase_contact(host: Host, tenant_id: str, email: str, *, actor: str = 
                 select(RemoteLink.integration_id, RemoteLink.remote_id).where(RemoteLink.contact_id == row.id)
             )).tuples().all()
         )  # fmt: skip
-        for table in _CONTACT_TABLES:
+        for table in CONTACT_TABLES:
             await session.execute(delete(table).where(table.contact_id == row.id))
         await session.execute(delete(ContactRow).where(ContactRow.id == row.id))
         await insert_one_ignore(

@@ -3,10 +3,11 @@
 A ``crmhost serve`` subprocess at ``CRMHOST_LOG_LEVEL=DEBUG`` with both sandboxes: connect
 through the consent pages, the initial sync of CRM contacts, platform contacts and events
 pushed, a CRM edit arriving by webhook, a delete, forced token refreshes, disconnects (token
-revocation). Its log file, and everything this process logged at DEBUG meanwhile (its own host
-runs the pulls the harness asks for), are then searched for every token and code the
-sandboxes issued, the OAuth apps' client secrets, the encryption key, the tenant's API key
-and every contact email, plain, lower-cased and percent-encoded.
+revocation), then a private-app token (an API key) connected and used. Its log file, and
+everything this process logged at DEBUG meanwhile (its own host runs the pulls the harness
+asks for), are then searched for every token and code the sandboxes issued, the OAuth apps'
+client secrets (HubSpot's signs its webhooks), the encryption key, the tenant's API key and
+every contact email, plain, lower-cased and percent-encoded.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from crmhost.demo.steps import (
     settle,
 )
 from crmhost.services.credentials import refresh_credentials
+from crmhost_hubspot.auth import SCOPES
 
 pytestmark = pytest.mark.slow
 
@@ -123,12 +125,24 @@ async def test_a_whole_run_logs_no_secret_and_no_email(
         for iid in (hubspot, salesforce):
             await stack.api("POST", f"/v1/integrations/{iid}/disconnect")
 
+        # HubSpot again, with a private-app token (an API key) this time
+        minted = await stack.sandbox_call("hubspot", "POST", "/_sandbox/token", json={"scopes": SCOPES})
+        keyed = await stack.api(
+            "POST", "/v1/integrations", json={"provider": "hubspot", "api_key": minted["access_token"]}
+        )
+        assert keyed["integration"]["status"] == "active", keyed
+        late = _people("Late.Keyed", "privacy.example", 1)
+        await put_contacts(stack, late)
+        await _quiet(stack)
+        assert late[0].email.lower() in crmstate.snapshot("hubspot", stack.sandboxes["hubspot"]).contacts
+        await stack.api("POST", f"/v1/integrations/{keyed['integration']['id']}/disconnect")
+
         secrets = _issued(stack) | {stack.api_key, stack.settings.encryption_keys or ""}
         secrets |= {box.client_secret for box in stack.sandboxes.values()}
         secrets |= {key.split(":", 1)[1] for key in (stack.settings.encryption_keys or "").split(",")}
         emails = {
             form
-            for p in [*platform, *crm_people["hubspot"], *crm_people["salesforce"]]
+            for p in [*platform, *late, *crm_people["hubspot"], *crm_people["salesforce"]]
             for form in _forms(p.email)
         }
 

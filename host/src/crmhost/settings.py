@@ -54,9 +54,13 @@ class Settings:
         return self.database_url.startswith("sqlite")
 
     def prepare(self) -> None:
-        """Create the data directory the embedded default keeps its files in."""
+        """Create the data directory the embedded default keeps its files in (mode 0700).
+
+        It holds the contact store and the generated encryption key: owner-only. A directory
+        that already exists keeps its mode (an operator may have chosen it).
+        """
         if self.embedded:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     @property
     def redirect_uri(self) -> str:

@@ -23,6 +23,7 @@ from crmhost.api.mappings import MappingController
 from crmhost.api.monitoring import MetricsController, MonitoringController
 from crmhost.api.oauth import OAuthController
 from crmhost.api.outbox import OutboxController
+from crmhost.api.privacy import PrivacyController
 from crmhost.api.rules import RuleController
 from crmhost.api.settings import SettingsController
 from crmhost.api.system import HealthController, PluginController
@@ -60,7 +61,7 @@ class CrmHostCore(InitPluginProtocol):
         # field mappings and monitoring (runs, record log, audit, status, /metrics)
         app_config.route_handlers.extend([MappingController, MonitoringController, MetricsController])
         # the platform side: contacts, events, rules, settings
-        platform = [ContactController, EventController, RuleController, SettingsController]
+        platform = [ContactController, EventController, RuleController, SettingsController, PrivacyController]
         app_config.route_handlers.extend(platform)
         app_config.dependencies["host"] = Provide(provide_host, sync_to_thread=False)
         app_config.exception_handlers.update(EXCEPTION_HANDLERS)
@@ -72,5 +73,8 @@ def create_app(settings: Settings | None = None, plugins: Plugins | None = None)
     """The platform API. Plugins are loaded when the app starts, not at import."""
     return Litestar(
         plugins=[CrmHostCore(settings, plugins)],
+        # logging is the process's (``crmhost serve`` sets it up with CRMHOST_LOG_LEVEL and
+        # redaction); Litestar's default config would replace the root handler and level
+        logging_config=None,
         openapi_config=OpenAPIConfig(title="crmhost platform API", version=__version__, path="/schema"),
     )

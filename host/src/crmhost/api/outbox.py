@@ -10,11 +10,13 @@ from litestar import Controller, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, QueryParameter
 from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from crmhost.api.deps import provide_tenant_id
 from crmhost.db.base import utcnow
 from crmhost.db.syncstate import OutboxRow
 from crmhost.runtime import Host
+from crmhost.services.audit import audit
 from crmhost.services.errors import Conflict, InvalidInput, NotFound
 from crmhost.services.integrations import get_integration
 from crmhost.sync.outbox import kick
@@ -74,6 +76,18 @@ class Retried(msgspec.Struct, kw_only=True):
     """How many rows went back to pending."""
 
     retried: int
+
+
+def _audit_retry(session: AsyncSession, tenant_id: str, integration_id: str, **detail: Any) -> None:
+    """An ``outbox.retried`` audit entry: which rows a person sent again."""
+    audit(
+        session,
+        tenant_id=tenant_id,
+        action="outbox.retried",
+        actor="api",
+        integration_id=integration_id,
+        **detail,
+    )
 
 
 class OutboxController(Controller):
@@ -138,6 +152,7 @@ class OutboxController(Controller):
             if row.state == "done":
                 raise Conflict(f"outbox row {row_id} is done; there is nothing to retry", where="path.row_id")
             row.state, row.attempts, row.next_attempt_at, row.last_error = "pending", 0, utcnow(), None
+            _audit_retry(session, tenant_id, integration_id, rows=[row_id])
         await kick(host, tenant_id, [integration_id])
         return OutboxRowOut.of(row)
 
@@ -155,6 +170,7 @@ class OutboxController(Controller):
                 .execution_options(synchronize_session=False)
             )
             count = int(getattr(result, "rowcount", 0) or 0)
+            _audit_retry(session, tenant_id, integration_id, dead_rows=count)
         if count:
             await kick(host, tenant_id, [integration_id])
         return Retried(retried=count)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import msgspec
 from litestar import Controller, get, put
@@ -15,6 +14,7 @@ from crmhost.api.deps import provide_tenant_id
 from crmhost.runtime import Host
 from crmhost.services.audit import audit
 from crmhost.services.errors import InvalidInput
+from crmhost.sync.notify_target import UnsafeTarget, resolve_target
 from crmhost.sync.scoring import ScoringError, model_from_settings, validate_model
 from crmhost.sync.tenant_settings import load_settings, set_notification_target
 
@@ -107,11 +107,10 @@ class SettingsController(Controller):
     ) -> NotificationsOut:
         """Set (or with ``url: null`` clear) the notification URL and its signing secret."""
         if data.url is not None:
-            parts = urlsplit(data.url)
-            if parts.scheme not in ("http", "https") or not parts.netloc or len(data.url) > 2000:
-                raise InvalidInput(
-                    "url must be an absolute http(s) URL up to 2000 characters", where="body.url"
-                )
+            try:
+                await resolve_target(data.url, host.settings.notify_allow, unresolvable_ok=True)
+            except UnsafeTarget as exc:
+                raise InvalidInput(f"url refused: {exc.message}", where="body.url") from None
         if data.secret is not None and not MIN_SECRET <= len(data.secret) <= 500:
             raise InvalidInput(f"secret must be {MIN_SECRET} to 500 characters", where="body.secret")
         async with host.db.transaction(tenant_id) as session:

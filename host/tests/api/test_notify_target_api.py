@@ -39,7 +39,7 @@ async def test_internal_or_odd_targets_are_400(stack: Stack, tenant: tuple[str, 
     async with stack.client(key) as c:
         r = await c.put("/v1/settings/notifications", json={"url": url, "secret": SECRET})
         assert r.status_code == 400, r.text
-        assert r.json()["extra"][0]["key"] == "body.url" and "url refused" in r.json()["detail"]
+        assert r.json()["extra"][0]["key"] == "body.url"
         assert (await c.get("/v1/settings/notifications")).json()["url"] is None
 
 

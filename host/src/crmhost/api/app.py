@@ -13,6 +13,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.plugins import InitPluginProtocol
 
 from crmhost import __version__
+from crmhost.api.bounds import BoundedPathsMiddleware, BoundedRequest
 from crmhost.api.conflicts import ConflictController
 from crmhost.api.contacts import ContactController
 from crmhost.api.deps import provide_host
@@ -64,6 +65,9 @@ class CrmHostCore(InitPluginProtocol):
         app_config.route_handlers.extend(platform)
         app_config.dependencies["host"] = Provide(provide_host, sync_to_thread=False)
         app_config.exception_handlers.update(EXCEPTION_HANDLERS)
+        # bad input is a 400 wherever it comes in (crmhost.api.bounds)
+        app_config.request_class = BoundedRequest
+        app_config.middleware.insert(0, BoundedPathsMiddleware)
         app_config.lifespan.append(self._lifespan)
         return app_config
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, get, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
+from msgspec import Meta
 
 from crmhost.api.deps import provide_tenant_id
 from crmhost.runtime import Host
@@ -38,8 +39,8 @@ class NotificationsIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     never shown again. Leave it out to keep the current one while changing the URL.
     """
 
-    url: str | None
-    secret: str | None = None
+    url: Annotated[str, Meta(min_length=1, max_length=2000)] | None
+    secret: Annotated[str, Meta(min_length=MIN_SECRET, max_length=500)] | None = None
 
 
 class NotificationsOut(msgspec.Struct, kw_only=True):

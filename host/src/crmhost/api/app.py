@@ -16,6 +16,7 @@ from crmhost import __version__
 from crmhost.api.bounds import BoundedPathsMiddleware, BoundedRequest
 from crmhost.api.conflicts import ConflictController
 from crmhost.api.contacts import ContactController
+from crmhost.api.contract import COMPONENTS, declare
 from crmhost.api.deps import provide_host
 from crmhost.api.errors import EXCEPTION_HANDLERS
 from crmhost.api.events import EventController
@@ -63,6 +64,8 @@ class CrmHostCore(InitPluginProtocol):
         # the platform side: contacts, events, rules, settings
         platform = [ContactController, EventController, RuleController, SettingsController]
         app_config.route_handlers.extend(platform)
+        # the OpenAPI contract: error responses and the bearer scheme (crmhost.api.contract)
+        declare(app_config.route_handlers)
         app_config.dependencies["host"] = Provide(provide_host, sync_to_thread=False)
         app_config.exception_handlers.update(EXCEPTION_HANDLERS)
         # bad input is a 400 wherever it comes in (crmhost.api.bounds)
@@ -76,5 +79,7 @@ def create_app(settings: Settings | None = None, plugins: Plugins | None = None)
     """The platform API. Plugins are loaded when the app starts, not at import."""
     return Litestar(
         plugins=[CrmHostCore(settings, plugins)],
-        openapi_config=OpenAPIConfig(title="crmhost platform API", version=__version__, path="/schema"),
+        openapi_config=OpenAPIConfig(
+            title="crmhost platform API", version=__version__, path="/schema", components=COMPONENTS
+        ),
     )

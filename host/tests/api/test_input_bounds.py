@@ -46,6 +46,7 @@ def _refused(r: Any, where: str) -> None:
         (f"/v1/audit?before={BIG}", "query.before"),
         (f"/v1/conflicts?offset={BIG}", "query.offset"),
         (f"/v1/conflicts?offset={10**30}", "query.offset"),
+        (f"/v1/conflicts?offset={10**18 + 1}", "query.offset"),  # past the published maximum
         (f"/v1/integrations/{{iid}}/outbox?after={BIG}", "query.after"),
         (f"/v1/runs/some-run/records?after={BIG}", "query.after"),
         (f"/v1/contacts?limit={BIG}", "query.limit"),

@@ -38,3 +38,13 @@ async def test_operations_declare_auth_and_errors(stack: Stack) -> None:
     assert tenant_ops >= 30
     callback = schema["paths"]["/v1/oauth/callback"]["get"]["responses"]
     assert {"400", "409"} <= set(callback)
+
+
+async def test_bodies_that_refuse_unknown_fields_say_so(stack: Stack) -> None:
+    async with httpx.AsyncClient(base_url=stack.url) as c:
+        schemas = (await c.get("/schema/openapi.json")).json()["components"]["schemas"]
+        r = await c.post("/v1/integrations", json={"provider": "testcrm", "typo": 1})
+    assert r.status_code in (400, 401)
+    for name in ("CreateIntegration", "UpdateIntegration", "NotificationsIn", "BulkContacts", "MappingIn"):
+        assert schemas[name]["additionalProperties"] is False, name
+    assert "additionalProperties" not in schemas["IntegrationOut"]  # answers may grow

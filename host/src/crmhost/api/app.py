@@ -16,7 +16,7 @@ from crmhost import __version__
 from crmhost.api.bounds import BoundedPathsMiddleware, BoundedRequest
 from crmhost.api.conflicts import ConflictController
 from crmhost.api.contacts import ContactController
-from crmhost.api.contract import COMPONENTS, declare
+from crmhost.api.contract import COMPONENTS, ClosedStructSchemas, declare
 from crmhost.api.deps import provide_host
 from crmhost.api.errors import EXCEPTION_HANDLERS
 from crmhost.api.events import EventController
@@ -78,7 +78,7 @@ class CrmHostCore(InitPluginProtocol):
 def create_app(settings: Settings | None = None, plugins: Plugins | None = None) -> Litestar:
     """The platform API. Plugins are loaded when the app starts, not at import."""
     return Litestar(
-        plugins=[CrmHostCore(settings, plugins)],
+        plugins=[CrmHostCore(settings, plugins), ClosedStructSchemas()],
         openapi_config=OpenAPIConfig(
             title="crmhost platform API", version=__version__, path="/schema", components=COMPONENTS
         ),

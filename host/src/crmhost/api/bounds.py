@@ -1,7 +1,8 @@
 """Input bounds every endpoint shares, enforced in one place, so bad input is a 400, never a 500.
 
-- Query and path integers: :data:`Offset`, :data:`After`, :data:`Before`, :data:`RowId` (a
-  value past a 64-bit column was an ``OverflowError`` deep in the driver).
+- Query and path integers: :data:`Offset`, :data:`After`, :data:`Before`, :data:`RowId`, at
+  most :data:`MAX_PARAM` (a value past a 64-bit column was an ``OverflowError`` deep in the
+  driver).
 - JSON bodies (:class:`BoundedRequest`, the app's request class): valid UTF-8, nesting at most
   :data:`MAX_DEPTH` deep, integers within 64 bits, no NUL character in any string or key
   (PostgreSQL text cannot hold one), and then converted *strictly* to the handler's body type,
@@ -31,6 +32,7 @@ from litestar.utils.empty import value_or_default
 __all__ = [
     "MAX_DEPTH",
     "MAX_INT",
+    "MAX_PARAM",
     "After",
     "Before",
     "BoundedPathsMiddleware",
@@ -42,13 +44,16 @@ __all__ = [
 
 #: the largest integer any column holds (64-bit signed)
 MAX_INT = 2**63 - 1
+#: the largest paging number or row id a request may name: far above any table, and exact as a
+#: double, so a client checking the published maximum in floating point agrees with the server
+MAX_PARAM = 10**18
 #: the deepest JSON nesting a body may have (bulk rows with ``custom`` are 4 deep)
 MAX_DEPTH = 32
 
-Offset = Annotated[int, QueryParameter(ge=0, le=MAX_INT, description="rows to skip")]
-After = Annotated[int, QueryParameter(ge=0, le=MAX_INT, description="only ids greater than this")]
-Before = Annotated[int | None, QueryParameter(ge=1, le=MAX_INT, description="only ids less than this")]
-RowId = Annotated[int, PathParameter(ge=1, le=MAX_INT)]
+Offset = Annotated[int, QueryParameter(ge=0, le=MAX_PARAM, description="rows to skip")]
+After = Annotated[int, QueryParameter(ge=0, le=MAX_PARAM, description="only ids greater than this")]
+Before = Annotated[int | None, QueryParameter(ge=1, le=MAX_PARAM, description="only ids less than this")]
+RowId = Annotated[int, PathParameter(ge=1, le=MAX_PARAM)]
 
 
 class _Refused(Exception):

@@ -9,15 +9,20 @@ controllers when the app is built.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from litestar import Controller
+from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import Components, Schema, SecurityScheme
+from litestar.typing import FieldDefinition
 
-__all__ = ["BEARER", "COMPONENTS", "ErrorBody", "ErrorPlace", "declare"]
+if TYPE_CHECKING:
+    from litestar._openapi.schema_generation import SchemaCreator
+
+__all__ = ["BEARER", "COMPONENTS", "ClosedStructSchemas", "ErrorBody", "ErrorPlace", "declare"]
 
 BEARER = "bearer"
 COMPONENTS = Components(
@@ -29,6 +34,22 @@ COMPONENTS = Components(
         )
     }
 )
+
+
+class ClosedStructSchemas(StructSchemaPlugin):
+    """Structs that forbid unknown fields say so: ``additionalProperties: false``.
+
+    Input bodies reject a field they do not know (a typo is a 400, not silently dropped); without
+    this the description would promise that extra fields are fine.
+    """
+
+    def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: SchemaCreator) -> Schema:
+        """Litestar's schema of the Struct, closed when the Struct forbids unknown fields."""
+        schema = super().to_openapi_schema(field_definition, schema_creator)
+        info = msgspec.inspect.type_info(field_definition.type_)
+        if isinstance(info, msgspec.inspect.StructType) and info.forbid_unknown_fields:
+            schema.additional_properties = False
+        return schema
 
 
 class ErrorPlace(msgspec.Struct, kw_only=True):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from litestar import Controller, get, post
@@ -76,7 +76,7 @@ class ConflictPage(msgspec.Struct, kw_only=True):
 class Resolve(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """``local`` keeps the platform's value, ``remote`` takes the CRM's, ``value`` sets ``value``."""
 
-    resolution: str
+    resolution: Literal["local", "remote", "value"]  # the enum the resolve service accepts
     value: Any = msgspec.UNSET
 
 

@@ -64,6 +64,12 @@ class IntegrationContext:
         settings: the integration's settings (secrets decrypted), keyed as in ``CrmInfo.settings``.
         log: a logger that carries the integration id.
         now: the clock (UTC); tests inject a fixed one.
+        webhook_url: the host's URL for this integration's webhook deliveries, its secret
+            included, for CRMs whose webhooks a plugin subscribes through the CRM's API;
+            ``None`` when the plugin's webhooks are not per integration.
+        webhook_secret: a random per-integration secret the plugin may hand to the CRM (HTTP
+            Basic credentials, an echoed channel token) and must compare in constant time on
+            every delivery; ``None`` with ``webhook_url``.
     """
 
     provider: str
@@ -78,6 +84,8 @@ class IntegrationContext:
         default_factory=lambda: logging.getLogger("crmhost.plugin")
     )
     now: Callable[[], datetime] = utcnow
+    webhook_url: str | None = field(default=None, repr=False)
+    webhook_secret: str | None = field(default=None, repr=False)
 
     def url(self, url: str) -> str:
         """``url`` rebased onto the configured sandbox, if any."""

@@ -33,6 +33,7 @@ from crmhost.models import (
     RemoteField,
     WebhookRequest,
     WebhookResult,
+    WebhookSubscription,
 )
 
 __all__ = [
@@ -47,6 +48,8 @@ __all__ = [
     "push_activity",
     "push_records",
     "revoke",
+    "subscribe_webhooks",
+    "unsubscribe_webhooks",
 ]
 
 #: The single-owner hooks, dispatched by slug.
@@ -59,6 +62,8 @@ OPERATION_HOOKS = (
     "pull_changes",
     "handle_webhook",
     "discover_fields",
+    "subscribe_webhooks",
+    "unsubscribe_webhooks",
 )
 #: The hooks whose implementations must be ``async def``.
 ASYNC_HOOKS = frozenset(OPERATION_HOOKS) - {"map_fields"}
@@ -274,4 +279,49 @@ async def handle_webhook(ctx: IntegrationContext, request: WebhookRequest) -> We
             match; nothing of the request is processed.
 
     Called by the host's ``POST /v1/webhooks/<slug>[/<integration>]`` for every delivery.
+    """
+
+
+@hookspec
+async def subscribe_webhooks(  # type: ignore[empty-body]
+    ctx: IntegrationContext, subscription: WebhookSubscription | None
+) -> WebhookSubscription:
+    """Create, or renew, the CRM-side subscription that sends this account's changes to the host.
+
+    Args:
+        ctx: the integration with valid credentials; ``ctx.webhook_url`` is where the CRM must
+            deliver (its per-integration secret included) and ``ctx.webhook_secret`` the secret
+            to hand the CRM where it sends one back (HTTP Basic, an echoed token), which
+            :func:`handle_webhook` then checks.
+        subscription: the stored subscription when one exists, so a renewal extends it
+            instead of creating another; ``None`` for the first.
+
+    Returns:
+        The subscription; when it has ``expires_at``, the host calls again before then.
+
+    Raises:
+        AuthExpired, RateLimited, TransientError: as for :func:`push_records`; the host retries.
+        PermanentError: the CRM refused the subscription (the integration keeps working on
+            scheduled pulls, and the reason is recorded).
+
+    Called by the host's ``subscribe_webhooks`` job when an integration of a plugin declaring
+    ``Capability.WEBHOOK_SUBSCRIPTIONS`` becomes active, and by the renewal cron before the
+    stored subscription's ``expires_at``.
+    """
+
+
+@hookspec
+async def unsubscribe_webhooks(ctx: IntegrationContext, subscription: WebhookSubscription) -> None:
+    """Remove a subscription created by :func:`subscribe_webhooks`.
+
+    Args:
+        ctx: the integration, with the credentials it still has.
+        subscription: the stored subscription.
+
+    Raises:
+        TransientError: the CRM did not answer; the host forgets the subscription anyway and
+            logs that removing it failed (the webhook secret is rotated, so late deliveries are
+            refused).
+
+    Called by the host when an integration is disconnected or deleted.
     """

@@ -154,3 +154,15 @@ async def test_bad_code_leaves_integration_pending(stack: Stack, tenant: tuple[s
         row = await s.get(Integration, integration_id)
     assert row is not None and row.status == "pending" and "invalid_grant" in (row.status_reason or "")
     assert await _credential_rows(stack) == 0
+
+
+async def test_the_callbacks_other_parameters_reach_the_plugin(stack: Stack, tenant: tuple[str, str]) -> None:
+    started = await _start(stack, tenant[1])
+    callback = await _consent(str(started["authorize_url"]))
+    # a multi-data-centre CRM names the accounts server that issued the code in the callback
+    async with httpx.AsyncClient() as c:
+        r = await c.get(callback + "&accounts-server=https%3A%2F%2Faccounts.example.eu&location=eu")
+    assert r.status_code == 200, r.text
+    async with stack.host.db.session(ALL_TENANTS) as s:
+        extras = (await s.scalars(select(CredentialRow.extra))).all()
+    assert extras == [{"accounts-server": "https://accounts.example.eu", "location": "eu"}]

@@ -19,6 +19,7 @@ from crmhost.sandbox import (
     json_response,
     running,
 )
+from crmhost.sandbox.token_endpoint import token_route
 
 
 class ToySandbox(Sandbox):
@@ -92,27 +93,8 @@ class ToySandbox(Sandbox):
             denied = check(request)
             return denied or json_response(200, {"results": list(sandbox.notes)})
 
-        @post("/oauth/token", opt={"sandbox": "oauth"}, status_code=200)
-        async def token(request: Request[Any, Any, Any]) -> Response[bytes]:
-            form = {k: str(v) for k, v in (await request.form()).items()}
-            try:
-                if form.get("grant_type") == "authorization_code":
-                    tokens = sandbox.oauth.exchange_code(
-                        client_id=form.get("client_id"),
-                        client_secret=form.get("client_secret"),
-                        code=form.get("code"),
-                        redirect_uri=form.get("redirect_uri"),
-                        code_verifier=form.get("code_verifier"),
-                    )
-                else:
-                    tokens = sandbox.oauth.refresh(
-                        client_id=form.get("client_id"),
-                        client_secret=form.get("client_secret"),
-                        refresh_token=form.get("refresh_token"),
-                    )
-            except OAuthError as exc:
-                return sandbox.oauth_error_response(exc).to_response()
-            return json_response(200, sandbox.token_response(tokens))
+        token = token_route(sandbox, "/oauth/token")
+        token_query = token_route(sandbox, "/oauth/token-q", params_in="body_or_query")
 
         @post("/oauth/revoke", opt={"sandbox": "oauth"}, status_code=200)
         async def revoke(request: Request[Any, Any, Any]) -> Response[bytes]:
@@ -120,7 +102,7 @@ class ToySandbox(Sandbox):
             sandbox.oauth.revoke(str(form.get("token", "")))
             return json_response(200, {})
 
-        return [read, search, token, revoke]
+        return [read, search, token, token_query, revoke]
 
 
 @pytest.fixture(name="toy")

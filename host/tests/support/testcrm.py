@@ -54,7 +54,9 @@ def crm_info() -> CrmInfo:
     )
 
 
-def _credentials(ctx: IntegrationContext, body: dict[str, object]) -> Credentials:
+def _credentials(
+    ctx: IntegrationContext, body: dict[str, object], extra: dict[str, str] | None = None
+) -> Credentials:
     return Credentials(
         kind=AuthKind.OAUTH2,
         access_token=str(body["access_token"]),
@@ -62,6 +64,7 @@ def _credentials(ctx: IntegrationContext, body: dict[str, object]) -> Credential
         expires_at=ctx.now() + timedelta(seconds=int(str(body["expires_in"]))),
         scopes=["contacts.read", "contacts.write"],
         account_id=str(body.get("account_id")),
+        extra=extra or {},
     )
 
 
@@ -85,7 +88,8 @@ async def authenticate(ctx: IntegrationContext, grant: Grant) -> Credentials:
         form = {"grant_type": "authorization_code", "code": grant.code, "redirect_uri": grant.redirect_uri}
         if grant.code_verifier:
             form["code_verifier"] = grant.code_verifier
-        return _credentials(ctx, await _token(ctx, form))
+        # kept as a multi-data-centre CRM keeps the accounts server named in the callback
+        return _credentials(ctx, await _token(ctx, form), dict(grant.callback_params))
     if isinstance(grant, RefreshGrant):
         rt = grant.credentials.refresh_token or ""
         return _credentials(ctx, await _token(ctx, {"grant_type": "refresh_token", "refresh_token": rt}))

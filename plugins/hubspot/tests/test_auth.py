@@ -129,3 +129,11 @@ async def test_private_app_token(
 @pytest.fixture(name="ctx_creds")
 def fx_ctx_creds(make_ctx: MakeCtx, creds: Credentials) -> tuple[MakeCtx, Credentials]:
     return make_ctx, creds
+
+
+async def test_a_minted_private_app_token_connects_as_an_api_key(base_url: str) -> None:
+    async with httpx.AsyncClient(base_url=base_url) as admin:
+        key = (await admin.post("/_sandbox/api-key")).json()["api_key"]
+        contacts = await admin.get("/crm/v3/objects/contacts", headers={"Authorization": f"Bearer {key}"})
+    assert key.startswith("pat-na1-")
+    assert contacts.status_code == 200, contacts.text

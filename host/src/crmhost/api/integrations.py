@@ -24,6 +24,7 @@ from crmhost.services import integrations as svc
 from crmhost.services.errors import Conflict, InvalidInput
 from crmhost.services.oauth import begin_authorization
 from crmhost.services.webhook_secrets import issue_webhook_secret, takes_integration_webhooks
+from crmhost.services.webhook_subscriptions import request_subscription
 
 __all__ = ["IntegrationController"]
 
@@ -130,9 +131,12 @@ class IntegrationController(Controller):
         """Issue a new webhook URL secret (shown once); the previous URL stops working at once.
 
         Only for CRMs configured with a webhook URL per integration (Salesforce Outbound Messages);
-        set the answered URL as the CRM's endpoint.
+        set the answered URL as the CRM's endpoint. Where the plugin subscribes through the CRM's
+        API, the host re-subscribes with the new URL itself.
         """
-        return WebhookUrl(webhook_url=await issue_webhook_secret(host, tenant_id, integration_id))
+        url = await issue_webhook_secret(host, tenant_id, integration_id)
+        await request_subscription(host, tenant_id, integration_id)
+        return WebhookUrl(webhook_url=url)
 
     @post("/{integration_id:str}/disconnect", status_code=200)
     async def disconnect(

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import html
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from litestar import Controller, MediaType, Response, get
+from litestar import Controller, MediaType, Request, Response, get
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, QueryParameter
 from litestar.response import Redirect
@@ -15,6 +15,11 @@ from crmhost.runtime import Host
 from crmhost.services.oauth import CallbackOutcome, complete_authorization
 
 __all__ = ["OAuthController"]
+
+#: the callback parameters OAuth 2.0 defines; the rest go to the plugin as ``callback_params``
+_STANDARD_PARAMS = frozenset({"state", "code", "error", "error_description", "error_uri"})
+#: a bound on what a callback may carry on to the plugin (a CRM sends two or three)
+_MAX_CALLBACK_PARAMS = 16
 
 _PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>{title}</title></head>
 <body style="font-family:sans-serif;max-width:40em;margin:4em auto"><h1>{title}</h1><p>{text}</p>
@@ -45,6 +50,7 @@ class OAuthController(Controller):
     @get("/callback", media_type=MediaType.HTML)
     async def callback(
         self,
+        request: Request[Any, Any, Any],
         host: NamedDependency[Host],
         oauth_state: Annotated[str | None, QueryParameter(name="state")] = None,
         code: FromQuery[str | None] = None,
@@ -52,8 +58,14 @@ class OAuthController(Controller):
         error_description: FromQuery[str | None] = None,
     ) -> Response[str] | Redirect:
         """Exchange the code, store the credentials, activate, and send the user on."""
+        extra = {k: v for k, v in request.query_params.items() if k not in _STANDARD_PARAMS}
         outcome = await complete_authorization(
-            host, state=oauth_state, code=code, error=error, error_description=error_description
+            host,
+            state=oauth_state,
+            code=code,
+            error=error,
+            error_description=error_description,
+            callback_params=dict(sorted(extra.items())[:_MAX_CALLBACK_PARAMS]),
         )
         if outcome.redirect_to:
             return _redirect(outcome)

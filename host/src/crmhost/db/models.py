@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crmhost.db.base import Base, TenantScoped, new_id, utcnow
@@ -77,6 +77,10 @@ class Integration(TenantScoped, Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     connected_at: Mapped[datetime | None] = mapped_column(default=None)
+    # the CRM-side webhook subscription a plugin created (crmhost.services.webhook_subscriptions);
+    # SQL NULL when there is none, so "missing" is one indexed comparison
+    webhook_subscription: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), default=None)
+    webhook_subscription_expires_at: Mapped[datetime | None] = mapped_column(index=True, default=None)
 
 
 class CredentialRow(TenantScoped, Base):

@@ -41,7 +41,7 @@ from crmhost.models.records import (
     RecordOp,
     RecordResult,
 )
-from crmhost.models.webhooks import WebhookReply, WebhookRequest, WebhookResult
+from crmhost.models.webhooks import WebhookReply, WebhookRequest, WebhookResult, WebhookSubscription
 
 __all__ = [
     "CONTACT_FIELDS",
@@ -79,5 +79,6 @@ __all__ = [
     "WebhookRequest",
     "WebhookResult",
     "WebhookRouting",
+    "WebhookSubscription",
     "WorkflowTrigger",
 ]

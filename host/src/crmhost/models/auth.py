@@ -78,11 +78,14 @@ class AuthorizationCodeGrant(CanonicalStruct, frozen=True, tag="authorization_co
         code: the code from the callback.
         redirect_uri: the exact redirect URI used in the authorize request.
         code_verifier: the PKCE verifier, when the CRM supports PKCE.
+        callback_params: the callback's other query parameters, as the CRM sent them (a
+            multi-data-centre CRM names the accounts server that issued the code there).
     """
 
     code: str
     redirect_uri: str
     code_verifier: str | None = None
+    callback_params: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"AuthorizationCodeGrant(code='***', redirect_uri={self.redirect_uri!r})"

@@ -31,6 +31,7 @@ class Capability(enum.StrEnum):
     FIELD_DISCOVERY = "field_discovery"
     DELETES = "deletes"
     REVOKE = "revoke"
+    WEBHOOK_SUBSCRIPTIONS = "webhook_subscriptions"
 
 
 class WebhookRouting(enum.StrEnum):

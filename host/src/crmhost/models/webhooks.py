@@ -8,7 +8,7 @@ from crmhost.models._base import CanonicalStruct
 from crmhost.models.changes import Change
 from crmhost.models.records import ObjectType
 
-__all__ = ["WebhookReply", "WebhookRequest", "WebhookResult"]
+__all__ = ["WebhookReply", "WebhookRequest", "WebhookResult", "WebhookSubscription"]
 
 
 class WebhookRequest(CanonicalStruct, frozen=True):
@@ -50,3 +50,20 @@ class WebhookResult(CanonicalStruct, frozen=True):
     changes: list[Change] = []
     pull_objects: list[ObjectType] = []
     reply: WebhookReply = WebhookReply()
+
+
+class WebhookSubscription(CanonicalStruct, frozen=True):
+    """A subscription the plugin created at the CRM so that it sends changes to the host.
+
+    For CRMs whose webhooks are set up through their API per account (Pipedrive webhooks, Zoho
+    notification channels); the host stores it with the integration and hands it back.
+
+    Attributes:
+        id: the CRM's id of the subscription (webhook id, channel id).
+        expires_at: when the CRM drops it unless renewed (UTC); ``None`` when it lasts.
+        extra: other non-secret facts the plugin needs to renew or remove it.
+    """
+
+    id: str
+    expires_at: datetime | None = None
+    extra: dict[str, str] = {}

@@ -31,6 +31,8 @@ Admin endpoints, the same on every sandbox (never counted, faulted or rate limit
 - ``POST /_sandbox/seed/{object}``: a JSON list of records in the CRM's shape -> ``{"ids": [...]}``.
 - ``POST /_sandbox/token``: ``{"scopes": [...], "expires_in": s}`` (both optional) -> a fresh
   access + refresh token in the CRM's token-response shape.
+- ``POST /_sandbox/api-key`` -> ``{"api_key": ...}``: a fresh API key of the account, for CRMs
+  that have them (:meth:`Sandbox.mint_api_key`; 501 elsewhere).
 - ``POST /_sandbox/faults`` (``GET`` reads them): the :class:`FaultSwitches` fields to change.
 - ``PUT /_sandbox/rate-limits`` (``GET`` reads it): ``{"tier": "real" | "<tier>" | "off"}``.
 - ``GET /_sandbox/stats``: ``{"total", "rate_limited", "errors", "by_status", "calls", "since"}``.

@@ -227,6 +227,14 @@ class Sandbox:
         """The CRM's signature headers for one webhook delivery."""
         return {}
 
+    def mint_api_key(self) -> str:
+        """A fresh API key of this account (HubSpot private-app token, Pipedrive API token).
+
+        Raises:
+            SandboxInputError: the CRM has no API keys (501).
+        """
+        raise SandboxInputError(f"{self.title} has no API keys", status=501)
+
     # ---------------------------------------------------------------- the inspector (a CRM user)
     # Each CRM sandbox answers these from its own store in canonical terms (see
     # crmhost.sandbox.inspector); the base has no store, so it says the sandbox lacks them.
@@ -365,6 +373,10 @@ class Sandbox:
             tokens = sandbox.oauth.mint(body.scopes, expires_in=body.expires_in)
             return json_response(200, sandbox.token_response(tokens))
 
+        @post("/_sandbox/api-key", opt=admin, status_code=200)
+        async def api_key() -> Response[bytes]:
+            return json_response(200, {"api_key": sandbox.mint_api_key()})
+
         @post("/_sandbox/faults", opt=admin, status_code=200)
         async def faults(request: Request[Any, Any, Any]) -> Response[bytes]:
             changes = decode_admin(await request.body(), dict[str, Any], "faults")
@@ -414,6 +426,7 @@ class Sandbox:
         return [
             seed,
             token,
+            api_key,
             faults,
             get_faults,
             rate_limits,

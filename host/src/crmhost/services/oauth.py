@@ -31,6 +31,7 @@ from crmhost.services.context import build_context
 from crmhost.services.credentials import forget_credentials
 from crmhost.services.errors import Conflict, InvalidInput
 from crmhost.services.vault import store_credentials
+from crmhost.services.webhook_subscriptions import request_subscription
 
 __all__ = [
     "STATE_TTL",
@@ -171,9 +172,15 @@ async def _failed(
 
 
 async def complete_authorization(
-    host: Host, *, state: str | None, code: str | None, error: str | None, error_description: str | None
+    host: Host,
+    *,
+    state: str | None,
+    code: str | None,
+    error: str | None,
+    error_description: str | None,
+    callback_params: dict[str, str] | None = None,
 ) -> CallbackOutcome:
-    """Handle ``GET /v1/oauth/callback``.
+    """Handle ``GET /v1/oauth/callback``; ``callback_params`` are its non-standard parameters.
 
     Raises:
         InvalidInput: the state is missing, unknown, expired or already used; nothing is stored.
@@ -198,7 +205,12 @@ async def complete_authorization(
     if integration is None:
         raise InvalidInput("the integration of this OAuth state was deleted", where="query.state")
     app = host.settings.provider(integration.provider)
-    grant = AuthorizationCodeGrant(code=code, redirect_uri=app.redirect_uri, code_verifier=verifier)
+    grant = AuthorizationCodeGrant(
+        code=code,
+        redirect_uri=app.redirect_uri,
+        code_verifier=verifier,
+        callback_params=callback_params or {},
+    )
     try:
         creds: Credentials = await host.dispatcher.acall(
             integration.provider, "authenticate", ctx=build_context(host, integration, None), grant=grant
@@ -294,5 +306,6 @@ async def activate(
         from crmhost.sync.initial import on_activated
 
         await on_activated(host, integration.tenant_id, integration.id)
+        await request_subscription(host, integration.tenant_id, integration.id)
     else:
         log.warning("integration %s active; no job queue here, so its initial sync waits", integration.id)

@@ -23,7 +23,9 @@ from crmhost.services.errors import InvalidInput, NotFound
 
 __all__ = [
     "NO_SUCH_WEBHOOK",
+    "ensure_webhook_secret",
     "issue_webhook_secret",
+    "stored_webhook_secret",
     "takes_integration_webhooks",
     "verified_integration",
     "webhook_url",
@@ -97,3 +99,26 @@ async def verified_integration(host: Host, slug: str, integration_id: str, secre
     if not hmac.compare_digest(expected, secret.encode()) or stored is None or integration is None:
         raise NotFound(NO_SUCH_WEBHOOK, where="path")
     return integration
+
+
+def stored_webhook_secret(host: Host, integration: Integration) -> str | None:
+    """The integration's current webhook secret in the clear, ``None`` when it has none."""
+    if not integration.webhook_secret:
+        return None
+    try:
+        return host.cipher.decrypt(integration.webhook_secret, associated=integration.id)
+    except DecryptionError:
+        return None
+
+
+async def ensure_webhook_secret(host: Host, tenant_id: str, integration_id: str) -> None:
+    """Issue the integration's webhook secret unless it has one (a plugin subscribing needs it)."""
+    async with host.db.session(tenant_id) as session:
+        integration = await session.get(Integration, integration_id)
+    if integration is None or integration.webhook_secret:
+        return
+    await issue_webhook_secret(host, tenant_id, integration_id, actor="system")
+    # calls build their context from the cached integration row: make them see the secret
+    from crmhost.services.credentials import forget_credentials
+
+    forget_credentials(host, tenant_id, integration_id)

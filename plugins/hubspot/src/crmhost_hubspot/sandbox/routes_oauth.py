@@ -8,6 +8,7 @@ from litestar import Request, Response, delete, get, post
 from litestar.handlers import BaseRouteHandler
 
 from crmhost.sandbox import OAuthError, json_response
+from crmhost.sandbox.token_endpoint import token_params, token_route
 
 if TYPE_CHECKING:
     from crmhost_hubspot.sandbox.app import HubSpotSandbox
@@ -22,41 +23,13 @@ def oauth_routes(sandbox: HubSpotSandbox) -> list[BaseRouteHandler]:
     """The routes, bound to ``sandbox``."""
     oauth = sandbox.oauth
 
-    async def form_of(request: Request[Any, Any, Any]) -> dict[str, str]:
-        if request.query_params:
-            # the date-versioned endpoints take parameters only in the form body (FACTS 2.1)
-            raise OAuthError("invalid_request", "parameters must be sent in the form body, not the query")
-        return {k: str(v) for k, v in (await request.form()).items()}
-
     async def client_form(request: Request[Any, Any, Any]) -> dict[str, str]:
-        form = await form_of(request)
+        form = await token_params(request)
         oauth.check_client(form.get("client_id"), form.get("client_secret") or "")
         return form
 
-    @post(_TOKEN_PATHS, opt=OAUTH, status_code=200)
-    async def token(request: Request[Any, Any, Any]) -> Response[bytes]:
-        try:
-            form = await form_of(request)
-            grant = form.get("grant_type")
-            if grant == "authorization_code":
-                tokens = oauth.exchange_code(
-                    client_id=form.get("client_id"),
-                    client_secret=form.get("client_secret"),
-                    code=form.get("code"),
-                    redirect_uri=form.get("redirect_uri"),
-                    code_verifier=form.get("code_verifier"),
-                )
-            elif grant == "refresh_token":
-                tokens = oauth.refresh(
-                    client_id=form.get("client_id"),
-                    client_secret=form.get("client_secret"),
-                    refresh_token=form.get("refresh_token"),
-                )
-            else:
-                raise OAuthError("unsupported_grant_type", f"grant_type {grant!r} is not supported")
-        except OAuthError as exc:
-            return sandbox.oauth_error_response(exc).to_response()
-        return json_response(200, sandbox.token_response(tokens))
+    # the date-versioned endpoints take parameters only in the form body (FACTS 2.1)
+    token = token_route(sandbox, _TOKEN_PATHS, params_in="body")
 
     @post(["/oauth/2026-03/token/revoke", "/oauth/v3/token/revoke"], opt=OAUTH, status_code=200)
     async def revoke(request: Request[Any, Any, Any]) -> Response[bytes]:

@@ -14,8 +14,9 @@ from typing import Any
 import msgspec
 from litestar import Request, Response, get, post, put, route
 from litestar.enums import HttpMethod, ScopeType
+from litestar.exceptions import MethodNotAllowedException, NotFoundException
 from litestar.handlers import BaseRouteHandler
-from litestar.types import Receive, Scope, Send
+from litestar.types import ExceptionHandler, Receive, Scope, Send
 
 from crmhost.sandbox import (
     IssuedTokens,
@@ -30,6 +31,7 @@ from crmhost.sandbox import (
     WireResponse,
     json_response,
 )
+from crmhost.sandbox.token_endpoint import token_route
 from crmhost_salesforce.ids import checksum
 from crmhost_salesforce.sandbox.api import ROUTES, ApiRequest, Route, SalesforceApi
 from crmhost_salesforce.sandbox.org import DuplicateRule, Org, RecordError
@@ -39,6 +41,7 @@ from crmhost_salesforce.sandbox.outbound import (
     acknowledged,
     soap_message,
 )
+from crmhost_salesforce.sandbox.resources import unknown_resource, versions_route
 from crmhost_salesforce.sandbox.schema import default_objects
 
 __all__ = ["DAILY_POLICY", "SalesforceSandbox"]
@@ -103,7 +106,7 @@ class SalesforceSandbox(Sandbox):
         self.user_id += checksum(self.user_id)
         #: seconds added to the org's clock (``POST /_sandbox/salesforce/clock``)
         self.clock_offset = 0.0
-        self.org = Org(org, default_objects(self._omit), clock=self._now)
+        self.org = Org(org, default_objects(self._omit), clock=self._now, user_id=self.user_id)
         self.api = SalesforceApi(self.org, self._usage)
         self.outbound: OutboundConfig | None = None
         self.instance_url = "http://127.0.0.1"
@@ -223,6 +226,10 @@ class SalesforceSandbox(Sandbox):
             body["refresh_token"] = tokens.refresh_token
         return body
 
+    def exception_handlers(self) -> dict[type[Exception], ExceptionHandler[Any]]:
+        """Unknown REST paths and methods in Salesforce's error array (``NOT_FOUND``, ...)."""
+        return {NotFoundException: unknown_resource, MethodNotAllowedException: unknown_resource}
+
     def seed(self, object_name: str, records: list[Any]) -> list[str]:
         """Insert records in Salesforce's shape, duplicate rules bypassed (as a data loader may)."""
         if object_name not in self.org.objects:
@@ -239,7 +246,7 @@ class SalesforceSandbox(Sandbox):
 
     def wipe_data(self) -> None:
         """A fresh org with the same id and fields."""
-        self.org = Org(self.account_id, default_objects(self._omit), clock=self._now)
+        self.org = Org(self.account_id, default_objects(self._omit), clock=self._now, user_id=self.user_id)
         self.api = SalesforceApi(self.org, self._usage)
 
     # ---------------------------------------------------------------- Outbound Messages
@@ -304,36 +311,18 @@ class SalesforceSandbox(Sandbox):
 
     def routes(self) -> Sequence[BaseRouteHandler]:
         """The REST API, the token, revoke and identity endpoints, and Salesforce's admin extras."""
-        return [*(self._api_handler(r) for r in ROUTES), *self._oauth_routes(), *self._extra_admin_routes()]
+        return [
+            versions_route(),
+            *(self._api_handler(r) for r in ROUTES),
+            *self._oauth_routes(),
+            *self._extra_admin_routes(),
+        ]
 
     def _oauth_routes(self) -> list[BaseRouteHandler]:
         sandbox = self
         oauth = {"sandbox": "oauth"}
 
-        @post("/services/oauth2/token", opt=oauth, status_code=200)
-        async def token(request: Request[Any, Any, Any]) -> Response[bytes]:
-            form = {k: str(v) for k, v in (await request.form()).items()}
-            try:
-                grant = form.get("grant_type")
-                if grant == "authorization_code":
-                    tokens = sandbox.oauth.exchange_code(
-                        client_id=form.get("client_id"),
-                        client_secret=form.get("client_secret"),
-                        code=form.get("code"),
-                        redirect_uri=form.get("redirect_uri"),
-                        code_verifier=form.get("code_verifier"),
-                    )
-                elif grant == "refresh_token":
-                    tokens = sandbox.oauth.refresh(
-                        client_id=form.get("client_id"),
-                        client_secret=form.get("client_secret"),
-                        refresh_token=form.get("refresh_token"),
-                    )
-                else:
-                    raise OAuthError("unsupported_grant_type", f"grant type not supported: {grant}")
-            except OAuthError as exc:
-                return sandbox.oauth_error_response(exc).to_response()
-            return json_response(200, sandbox.token_response(tokens))
+        token = token_route(sandbox, "/services/oauth2/token", params_in="body_or_query")
 
         @post("/services/oauth2/revoke", opt=oauth, status_code=200)
         async def revoke(request: Request[Any, Any, Any]) -> Response[bytes]:

@@ -12,6 +12,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crmhost.api.bounds import After, RowId
 from crmhost.api.deps import provide_tenant_id
 from crmhost.db.base import utcnow
 from crmhost.db.syncstate import OutboxRow
@@ -105,7 +106,7 @@ class OutboxController(Controller):
         integration_id: FromPath[str],
         row_state: Annotated[str, QueryParameter(name="state")] = "dead",
         limit: FromQuery[int] = PAGE,
-        after: FromQuery[int] = 0,
+        after: After = 0,
     ) -> OutboxPage:
         """Rows in ``state`` (``dead`` or ``pending``), oldest first, with attempts and last error."""
         state = row_state  # Litestar reserves the argument name "state"
@@ -115,8 +116,6 @@ class OutboxController(Controller):
             )
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", where="query.limit")
-        if after < 0:
-            raise InvalidInput("after must be a row id (0 for the first page)", where="query.after")
         await get_integration(host, tenant_id, integration_id)
         where = (OutboxRow.integration_id == integration_id, OutboxRow.state == state)
         async with host.db.session(tenant_id) as session:
@@ -141,7 +140,7 @@ class OutboxController(Controller):
         host: NamedDependency[Host],
         tenant_id: NamedDependency[str],
         integration_id: FromPath[str],
-        row_id: FromPath[int],
+        row_id: RowId,
     ) -> OutboxRowOut:
         """Send a dead (or waiting) row again now, with its attempts reset."""
         await get_integration(host, tenant_id, integration_id)

@@ -381,7 +381,7 @@ async def test_the_refresh_cron_refreshes_through_the_plugin(tmp_path: Path) -> 
         async with open_host(settings, plugins=plugins, migrate=True) as host:
             tenant = await _tenant(host)
             soon = datetime.now(UTC) + timedelta(seconds=30)
-            tokens = {label: oauth.mint() for label in ("valid", "revoked", "fresh")}
+            tokens = {label: oauth.mint(f"acct-{label}") for label in ("valid", "revoked", "fresh")}
             oauth.refresh[str(tokens["revoked"]["refresh_token"])] = False
             ids = {}
             async with host.db.transaction(tenant) as session:

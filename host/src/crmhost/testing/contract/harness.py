@@ -476,7 +476,8 @@ async def crm_under_test(
         slug: the plugin's entry-point name.
         sandbox: the sandbox to serve; by default a new one from the ``crmhost.sandboxes``
             entry point.
-        settings: integration settings over the plugin's declared defaults.
+        settings: integration settings over the sandbox's (``GET /_sandbox/settings``) and the
+            plugin's declared defaults.
         api_base: what an API-key connect passes as ``ApiKeyGrant.api_base``.
         rate_tier: the sandbox's rate-limit tier to start with; ``None`` keeps its own (real).
 
@@ -486,6 +487,10 @@ async def crm_under_test(
     box = sandbox if sandbox is not None else create_sandbox(slug)
     with running(box) as base_url:
         async with attach(slug, box, base_url, settings=settings, api_base=api_base) as crm:
+            # what a CRM admin would enter at connect for the sandbox's app, under the caller's
+            answer = await crm.admin.get("/_sandbox/settings")
+            if answer.status_code == 200:
+                crm.settings = plugin_settings(crm.info, {**answer.json()["settings"], **(settings or {})})
             if rate_tier is not None:
                 await crm.rate_tier(rate_tier)
             yield crm

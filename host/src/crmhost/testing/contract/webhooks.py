@@ -64,7 +64,7 @@ class Capture:
         with self.lock:
             return list(self.requests)
 
-    def wait(self, count: int = 1, within_s: float = 10.0) -> list[WebhookRequest]:
+    def wait(self, count: int = 1, within_s: float = 20.0) -> list[WebhookRequest]:
         """Block until ``count`` requests arrived (from sync code); all received so far.
 
         Raises:
@@ -77,7 +77,7 @@ class Capture:
             time.sleep(0.02)
         return got
 
-    async def arrived(self, count: int = 1, within_s: float = 10.0) -> list[WebhookRequest]:
+    async def arrived(self, count: int = 1, within_s: float = 20.0) -> list[WebhookRequest]:
         """Wait until ``count`` requests arrived; all received so far (see :meth:`wait`)."""
         return await asyncio.to_thread(self.wait, count, within_s)
 

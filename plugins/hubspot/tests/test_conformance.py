@@ -10,8 +10,6 @@ class TestConformance(PluginContract):
     # v3 signatures cover the body and a timestamp HubSpot allows five minutes
     webhook_signs_body = True
     webhook_max_age_s = 300
-    workflow_id = "kit-workflow"
-    workflow_setup = (("POST", "/_sandbox/seed/workflows", [{"id": "kit-workflow"}]),)
 
     @pytest.mark.xfail(
         strict=True,

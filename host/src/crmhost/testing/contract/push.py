@@ -7,8 +7,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import ClassVar
 
-import pytest
-
 from crmhost.models import (
     ActivityResult,
     Capability,
@@ -30,9 +28,12 @@ class PushContract:
     #: canonical fields that make a person the CRM refuses (merged over a valid sample person)
     bad_person: ClassVar[dict[str, object]] = {"email": "kit-not-an-email"}
     #: a workflow the sandbox has after ``workflow_setup``, for ``Capability.WORKFLOW_TRIGGERS``
-    workflow_id: ClassVar[str | None] = None
-    #: admin requests ``(method, path, json)`` that create ``workflow_id`` in the sandbox
-    workflow_setup: ClassVar[Sequence[AdminCall]] = ()
+    workflow_id: ClassVar[str] = "kit-workflow"
+    #: admin requests ``(method, path, json)`` that create ``workflow_id`` in the sandbox (by
+    #: default the sandboxes' convention, ``POST /_sandbox/seed/workflows [{"id", "name"}]``)
+    workflow_setup: ClassVar[Sequence[AdminCall]] = (
+        ("POST", "/_sandbox/seed/workflows", [{"id": "kit-workflow", "name": "Kit workflow"}]),
+    )
 
     @covers("push_records", "map_fields")
     async def test_upserting_the_same_batch_twice_creates_nothing_twice(self, crm: CrmUnderTest) -> None:
@@ -119,8 +120,6 @@ class PushContract:
     async def test_a_workflow_trigger_enrolls_once(self, crm: CrmUnderTest) -> None:
         """A workflow trigger pushed twice (a retried job) enrolls the contact once."""
         crm.require(Capability.WORKFLOW_TRIGGERS, Capability.PUSH_RECORDS)
-        if self.workflow_id is None:
-            pytest.skip(f"set workflow_id (and workflow_setup) to test {crm.slug}'s workflow triggers")
         for method, path, body in self.workflow_setup:
             await crm.admin_json(method, path, body)
         ctx = (await crm.connect()).ctx

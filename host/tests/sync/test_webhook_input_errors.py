@@ -19,7 +19,7 @@ from crmhost.api.app import create_app
 from crmhost.context import IntegrationContext
 from crmhost.db.migrate import upgrade
 from crmhost.models import (
-    AuthKind,
+    Capability,
     CrmInfo,
     ObjectType,
     RateLimitPolicy,
@@ -41,11 +41,13 @@ class Brittle:
         return CrmInfo(
             slug="brittle",
             title="Brittle CRM",
-            auth_kinds=[AuthKind.API_KEY],
+            # webhooks only: the loader refuses auth kinds without authenticate and a
+            # handle_webhook without Capability.WEBHOOKS
+            auth_kinds=[],
             objects=[ObjectType.CONTACT],
             batch_sizes={"push_records": 10},
             rate_limit=RateLimitPolicy(requests=100, per_seconds=1),
-            capabilities=[],
+            capabilities=[Capability.WEBHOOKS],
             webhook_routing=WebhookRouting.APP,
         )
 

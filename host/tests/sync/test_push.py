@@ -33,7 +33,6 @@ from crmhost.settings import Settings
 from crmhost.sync.echo import value_hash
 from crmhost.sync.push import MAX_ATTEMPTS, drain, drain_naive
 from crmhost.testing.crmstack import (
-    CRMS,
     Sandboxes,
     crm_plugins,
     host_settings,
@@ -45,6 +44,8 @@ from crmhost_hubspot import plugin as hubspot_plugin
 from crmhost_hubspot.client import HubSpotClient
 from crmhost_hubspot.mapping import CUSTOM_PROPERTIES
 from crmhost_hubspot.properties import ensure_properties
+
+from ..support.syncenv import CRMS
 
 HS_UPSERT = "POST /crm/v3/objects/{object_type}/batch/upsert"
 HS_UPDATE = "POST /crm/v3/objects/{object_type}/batch/update"

@@ -26,9 +26,12 @@ from crmhost.testing.contract.harness import (
     AdminCall,
     CrmUnderTest,
     Integration,
+    attach,
     covered_hooks,
     covers,
     crm_under_test,
+    harness_for,
+    load_plugin,
 )
 from crmhost.testing.contract.mapping import MappingContract
 from crmhost.testing.contract.pull import PullContract
@@ -41,10 +44,13 @@ __all__ = [
     "CrmUnderTest",
     "Integration",
     "PluginContract",
+    "attach",
     "capture_server",
     "covered_hooks",
     "covers",
     "crm_under_test",
+    "harness_for",
+    "load_plugin",
 ]
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NoReturn, TypeVar
@@ -46,7 +46,7 @@ from crmhost.models import (
 )
 from crmhost.plugins import Plugins, load_plugins
 from crmhost.ratelimit import SlidingWindowLimiter
-from crmhost.sandbox import ActivityView, PersonView, running
+from crmhost.sandbox import ActivityView, PersonView, Sandbox, running
 from crmhost.sandbox.cli import create as create_sandbox
 from crmhost.testing.browser import consent
 
@@ -175,8 +175,12 @@ class CrmUnderTest:
         now: Callable[[], datetime] = utcnow,
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
+        settings: Mapping[str, Any] | None = None,
     ) -> IntegrationContext:
-        """A context like the host's; unpaced by default (the sandbox's limits are off then too)."""
+        """A context like the host's; unpaced by default (the kit turns the sandbox's limits off).
+
+        ``settings`` go over the integration settings this harness was made with.
+        """
         limiter = SlidingWindowLimiter(self.info.rate_limit)
         limiter.enabled = paced
         return IntegrationContext(
@@ -187,7 +191,7 @@ class CrmUnderTest:
             integration_id=integration_id,
             tenant_id="kit-tenant" if integration_id else None,
             credentials=credentials,
-            settings=dict(self.settings),
+            settings={**self.settings, **(settings or {})},
             now=now,
             webhook_url=webhook_url,
             webhook_secret=webhook_secret,
@@ -398,40 +402,93 @@ def plugin_settings(info: CrmInfo, overrides: Mapping[str, Any]) -> dict[str, An
     return settings
 
 
-@asynccontextmanager
-async def crm_under_test(
-    slug: str, *, settings: Mapping[str, Any] | None = None, api_base: str | None = None
-) -> AsyncIterator[CrmUnderTest]:
-    """The plugin ``slug`` loaded from its entry point and its sandbox served on 127.0.0.1.
-
-    The sandbox's rate limits start ``off`` (the fault tests switch them back to ``real``).
+def load_plugin(slug: str) -> Plugins:
+    """The host's plugin registry with exactly ``slug`` loaded from its ``crmhost`` entry point.
 
     Raises:
-        AssertionError: the plugin did not load (the loader's reason is in the message).
+        AssertionError: the plugin is not installed or did not load (the loader's reason).
     """
     plugins = load_plugins(allow={slug})
     status = plugins.status.get(slug)
     assert status is not None, f"no plugin {slug!r} in the 'crmhost' entry-point group; is it installed?"
     assert status.loaded and status.info is not None, f"plugin {slug!r} did not load: {status.error}"
-    sandbox = create_sandbox(slug)
-    async with AsyncExitStack() as stack:
-        base_url = stack.enter_context(running(sandbox))
-        admin = await stack.enter_async_context(httpx.AsyncClient(base_url=base_url, timeout=30))
-        http = await stack.enter_async_context(httpx.AsyncClient(timeout=30))
-        crm = CrmUnderTest(
-            slug=slug,
-            info=status.info,
-            plugins=plugins,
-            base_url=base_url,
-            client_id=sandbox.client_id,
-            client_secret=sandbox.client_secret,
-            admin=admin,
-            http=http,
-            settings=plugin_settings(status.info, settings or {}),
-            api_base=api_base,
+    return plugins
+
+
+def harness_for(
+    slug: str,
+    sandbox: Sandbox,
+    base_url: str,
+    *,
+    admin: httpx.AsyncClient,
+    http: httpx.AsyncClient,
+    settings: Mapping[str, Any] | None = None,
+    api_base: str | None = None,
+) -> CrmUnderTest:
+    """A :class:`CrmUnderTest` for ``sandbox`` served at ``base_url``; the caller owns the clients."""
+    plugins = load_plugin(slug)
+    info = plugins.info(slug)
+    return CrmUnderTest(
+        slug=slug,
+        info=info,
+        plugins=plugins,
+        base_url=base_url,
+        client_id=sandbox.client_id,
+        client_secret=sandbox.client_secret,
+        admin=admin,
+        http=http,
+        settings=plugin_settings(info, settings or {}),
+        api_base=api_base,
+    )
+
+
+@asynccontextmanager
+async def attach(
+    slug: str,
+    sandbox: Sandbox,
+    base_url: str,
+    *,
+    settings: Mapping[str, Any] | None = None,
+    api_base: str | None = None,
+) -> AsyncIterator[CrmUnderTest]:
+    """A :class:`CrmUnderTest` for ``sandbox``, already served at ``base_url``, with its own clients."""
+    async with (
+        httpx.AsyncClient(base_url=base_url, timeout=30) as admin,
+        httpx.AsyncClient(timeout=30) as http,
+    ):
+        yield harness_for(
+            slug, sandbox, base_url, admin=admin, http=http, settings=settings, api_base=api_base
         )
-        await crm.rate_tier("off")
-        yield crm
+
+
+@asynccontextmanager
+async def crm_under_test(
+    slug: str,
+    *,
+    sandbox: Sandbox | None = None,
+    settings: Mapping[str, Any] | None = None,
+    api_base: str | None = None,
+    rate_tier: str | None = "off",
+) -> AsyncIterator[CrmUnderTest]:
+    """The plugin ``slug`` loaded from its entry point and its sandbox served on 127.0.0.1.
+
+    Args:
+        slug: the plugin's entry-point name.
+        sandbox: the sandbox to serve; by default a new one from the ``crmhost.sandboxes``
+            entry point.
+        settings: integration settings over the plugin's declared defaults.
+        api_base: what an API-key connect passes as ``ApiKeyGrant.api_base``.
+        rate_tier: the sandbox's rate-limit tier to start with; ``None`` keeps its own (real).
+
+    Raises:
+        AssertionError: the plugin did not load (the loader's reason is in the message).
+    """
+    box = sandbox if sandbox is not None else create_sandbox(slug)
+    with running(box) as base_url:
+        async with attach(slug, box, base_url, settings=settings, api_base=api_base) as crm:
+            if rate_tier is not None:
+                await crm.rate_tier(rate_tier)
+            yield crm
 
 
 async def eventually(check: Callable[[], Any], *, within_s: float = 10.0, what: str = "condition") -> Any:

@@ -187,3 +187,18 @@ def test_existing_directory_is_refused_and_left_alone(
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and "already exists" in err
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["acme", "mine.txt"]
+
+
+def test_default_dir_is_plugins_and_a_uv_workspace_is_detected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.uv.workspace]\nmembers = ["plugins/*"]\n')
+    monkeypatch.chdir(tmp_path)
+    main(["new-plugin", "acme"])
+    out = json.loads(capsys.readouterr().out)
+    assert out == {"slug": "acme", "path": str(tmp_path / "plugins" / "acme")}
+    pyproject = tomllib.loads((tmp_path / "plugins" / "acme" / "pyproject.toml").read_text())
+    assert pyproject["tool"]["uv"]["sources"] == {"crmhost": {"workspace": True}}
+    assert (tmp_path / "plugins" / "acme" / "src" / "crmhost_acme" / "py.typed").is_file()
+    # the staging directory was renamed into place, nothing else is left beside it
+    assert [p.name for p in (tmp_path / "plugins").iterdir()] == ["acme"]

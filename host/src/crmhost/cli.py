@@ -1,4 +1,4 @@
-"""The ``crmhost`` command: serve, worker, migrate, create-tenant, rotate-keys, plugins, sandbox.
+"""The ``crmhost`` command: serve, worker, migrate, create-tenant, rotate-keys, plugins, sandbox, new-plugin.
 
 Errors end the command with a one-line message on stderr and exit status 2; results that
 other programs read (tenant keys, plugin lists, rotation counts) are single JSON lines.
@@ -113,6 +113,18 @@ def _sandbox(args: argparse.Namespace) -> None:
         raise ConfigurationError(str(exc).strip("'\"")) from exc
 
 
+def _new_plugin(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from crmhost.scaffold import ScaffoldError, scaffold
+
+    try:
+        target = scaffold(args.slug, root=Path(args.dir), title=args.title)
+    except ScaffoldError as exc:
+        raise ConfigurationError(str(exc)) from exc
+    _print_json({"slug": args.slug, "path": str(target)})
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="crmhost", description="CRM integration plugin host")
     parser.add_argument("--version", action="version", version=f"crmhost {__version__}")
@@ -136,6 +148,12 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("slug")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=0)
+    new = add(
+        "new-plugin", _new_plugin, "write a new plugin package (plugin, sandbox, kit tests); prints its path"
+    )
+    new.add_argument("slug", help="the plugin's slug: [a-z][a-z0-9_]*")
+    new.add_argument("--dir", default="plugins", help="where the package directory goes (default: plugins)")
+    new.add_argument("--title", default=None, help="the CRM's display name (default: the slug, titled)")
     return parser
 
 

@@ -167,7 +167,7 @@ def map_record(record: Record, direction: MappingDirection, mapping: Sequence[Fi
             fields.setdefault("custom", {})[m.local.removeprefix("custom.")] = value
         else:
             fields[m.local] = value
-    if to_crm and record.object in (ObjectType.CONTACT, ObjectType.LEAD):
+    if to_crm and record.key and record.object in (ObjectType.CONTACT, ObjectType.LEAD):
         fields["emails"] = encode(record.key, "emails", "email")
     return Record(
         object=record.object,

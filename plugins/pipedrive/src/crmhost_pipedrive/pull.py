@@ -11,7 +11,8 @@ The cursor is JSON:
 - ``{"mode": "list", "start": t, "cursor": c}``: a backfill listing by id (500 a page);
 - ``{"mode": "since", "since": t, "swept": t, "cursor": c, "high": t}``: records with
   ``update_time`` at or after ``since`` (``sort_by=update_time``), then ``since`` moves to the
-  newest time seen (records on that second come again; the host de-duplicates);
+  newest time seen, or the second after it once that second is over (times are whole seconds;
+  records of a second still running come again, and the host de-duplicates them);
 - ``{"mode": "sweep", "snapshot": id, "started": t, "since": t, "cursor": c}``: a sweep.
 """
 
@@ -155,5 +156,11 @@ async def pull_changes(client: PipedriveClient, obj: ObjectType, cursor: str | N
     if nxt:
         ahead = msgspec.structs.replace(cur, cursor=nxt, high=high)
         return ChangePage(changes=changes, next_cursor=ahead.dump(), has_more=True)
-    done = Cursor(mode="since", since=high or cur.since, swept=cur.swept)
+    since = cur.since
+    if high is not None:
+        # times are whole seconds: once a second is over (with a margin for clock skew) no write
+        # can land in it any more, so the next pull starts after it instead of repeating it
+        settled = now - _parse(high) > _LAG
+        since = _iso(_parse(high) + timedelta(seconds=1)) if settled else high
+    done = Cursor(mode="since", since=since, swept=cur.swept)
     return ChangePage(changes=changes, next_cursor=done.dump(), has_more=False)

@@ -10,6 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
+import requests
+from simple_salesforce import Salesforce
 
 import crmhost_salesforce.plugin as plugin_module
 from crmhost.context import IntegrationContext, ProviderApp, utcnow
@@ -163,3 +165,27 @@ def _contacts(n: int, start: int = 0, domain: str = "example.com") -> list[dict[
 def fx_make_contacts() -> Callable[..., list[dict[str, Any]]]:
     """``make_contacts(n, start=0, domain=...)``: ``n`` contacts in Salesforce's shape."""
     return _contacts
+
+
+class LoopbackSession(requests.Session):
+    """A requests session for simple-salesforce on loopback.
+
+    simple-salesforce always builds ``https://`` URLs from ``instance_url``; the sandbox serves
+    plain HTTP on loopback, so its calls go over http.
+    """
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        target = url.decode() if isinstance(url, bytes) else url
+        return super().request(method, target.replace("https://", "http://", 1), *args, **kwargs)
+
+
+@pytest.fixture(name="sf")
+def fx_sf(org: Org) -> Salesforce:
+    """simple-salesforce, unmodified, connected to ``org`` with API version 60.0."""
+    token = org.token()
+    return Salesforce(
+        instance_url=token["instance_url"],
+        session_id=token["access_token"],
+        version="60.0",
+        session=LoopbackSession(),
+    )

@@ -287,10 +287,12 @@ class HubSpotSandbox(Sandbox):
     def seed(self, object_name: str, records: list[Any]) -> list[str]:
         """Seed records in HubSpot's shape.
 
-        ``contacts``, ``companies`` and ``notes`` take ``{"properties": {...}}`` (or bare property
-        maps), ``workflows`` take ``{"id", "name"}``, ``private-app-tokens`` take
-        ``{"scopes": [...]}`` and are answered with the tokens, ``lists`` take the create body
-        (``name``, ``processingType``) plus ``members`` (contact ids) and are answered with list ids.
+        ``owners`` take ``{"email", "firstName", "lastName", "type", "archived"}`` and are
+        answered with owner ids. Every standard object (``contacts``, ``companies``, ``deals``,
+        ...) takes ``{"properties": {...}}`` (or bare property maps), ``workflows`` take
+        ``{"id", "name"}``, ``private-app-tokens`` take ``{"scopes": [...]}`` and are answered
+        with the tokens, ``lists`` take the create body (``name``, ``processingType``) plus
+        ``members`` (contact ids) and are answered with list ids.
         """
         if object_name == "lists":
             from crmhost_hubspot.sandbox.routes_lists import add_list
@@ -315,6 +317,10 @@ class HubSpotSandbox(Sandbox):
                 self.store.workflows[str(record["id"])] = record
                 ids.append(str(record["id"]))
             return ids
+        if object_name == "owners":
+            from crmhost_hubspot.sandbox.routes_discovery import seed_owners
+
+            return seed_owners(self.store, records)
         if object_name == "private-app-tokens":
             return [
                 self.new_private_token(r.get("scopes", []) if isinstance(r, dict) else []) for r in records
@@ -378,9 +384,16 @@ class HubSpotSandbox(Sandbox):
 
     def routes(self) -> Sequence[BaseRouteHandler]:
         """Every HubSpot path the plugin and the official client use."""
+        from crmhost_hubspot.sandbox.routes_discovery import discovery_routes
         from crmhost_hubspot.sandbox.routes_extras import extra_routes
         from crmhost_hubspot.sandbox.routes_lists import list_routes
         from crmhost_hubspot.sandbox.routes_oauth import oauth_routes
         from crmhost_hubspot.sandbox.routes_objects import object_routes
 
-        return [*oauth_routes(self), *object_routes(self), *extra_routes(self), *list_routes(self)]
+        return [
+            *oauth_routes(self),
+            *object_routes(self),
+            *extra_routes(self),
+            *list_routes(self),
+            *discovery_routes(self),
+        ]

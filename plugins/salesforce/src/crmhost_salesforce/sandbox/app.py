@@ -14,8 +14,9 @@ from typing import Any
 import msgspec
 from litestar import Request, Response, get, post, put, route
 from litestar.enums import HttpMethod, ScopeType
+from litestar.exceptions import MethodNotAllowedException, NotFoundException
 from litestar.handlers import BaseRouteHandler
-from litestar.types import Receive, Scope, Send
+from litestar.types import ExceptionHandler, Receive, Scope, Send
 
 from crmhost.sandbox import (
     IssuedTokens,
@@ -40,6 +41,7 @@ from crmhost_salesforce.sandbox.outbound import (
     acknowledged,
     soap_message,
 )
+from crmhost_salesforce.sandbox.resources import unknown_resource, versions_route
 from crmhost_salesforce.sandbox.schema import default_objects
 
 __all__ = ["DAILY_POLICY", "SalesforceSandbox"]
@@ -104,7 +106,7 @@ class SalesforceSandbox(Sandbox):
         self.user_id += checksum(self.user_id)
         #: seconds added to the org's clock (``POST /_sandbox/salesforce/clock``)
         self.clock_offset = 0.0
-        self.org = Org(org, default_objects(self._omit), clock=self._now)
+        self.org = Org(org, default_objects(self._omit), clock=self._now, user_id=self.user_id)
         self.api = SalesforceApi(self.org, self._usage)
         self.outbound: OutboundConfig | None = None
         self.instance_url = "http://127.0.0.1"
@@ -224,6 +226,10 @@ class SalesforceSandbox(Sandbox):
             body["refresh_token"] = tokens.refresh_token
         return body
 
+    def exception_handlers(self) -> dict[type[Exception], ExceptionHandler[Any]]:
+        """Unknown REST paths and methods in Salesforce's error array (``NOT_FOUND``, ...)."""
+        return {NotFoundException: unknown_resource, MethodNotAllowedException: unknown_resource}
+
     def seed(self, object_name: str, records: list[Any]) -> list[str]:
         """Insert records in Salesforce's shape, duplicate rules bypassed (as a data loader may)."""
         if object_name not in self.org.objects:
@@ -240,7 +246,7 @@ class SalesforceSandbox(Sandbox):
 
     def wipe_data(self) -> None:
         """A fresh org with the same id and fields."""
-        self.org = Org(self.account_id, default_objects(self._omit), clock=self._now)
+        self.org = Org(self.account_id, default_objects(self._omit), clock=self._now, user_id=self.user_id)
         self.api = SalesforceApi(self.org, self._usage)
 
     # ---------------------------------------------------------------- Outbound Messages
@@ -305,7 +311,12 @@ class SalesforceSandbox(Sandbox):
 
     def routes(self) -> Sequence[BaseRouteHandler]:
         """The REST API, the token, revoke and identity endpoints, and Salesforce's admin extras."""
-        return [*(self._api_handler(r) for r in ROUTES), *self._oauth_routes(), *self._extra_admin_routes()]
+        return [
+            versions_route(),
+            *(self._api_handler(r) for r in ROUTES),
+            *self._oauth_routes(),
+            *self._extra_admin_routes(),
+        ]
 
     def _oauth_routes(self) -> list[BaseRouteHandler]:
         sandbox = self

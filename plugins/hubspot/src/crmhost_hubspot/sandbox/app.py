@@ -25,6 +25,7 @@ from crmhost.sandbox import (
     Window,
     WireResponse,
 )
+from crmhost_hubspot.sandbox.inspect import Inspector
 from crmhost_hubspot.sandbox.store import HubObject, InputError, Store
 from crmhost_hubspot.webhooks import sign_v1, sign_v3
 
@@ -83,7 +84,7 @@ def _with_attempt(body: bytes, attempt: int) -> bytes:
     return msgspec.json.encode(events)
 
 
-class HubSpotSandbox(Sandbox):
+class HubSpotSandbox(Inspector, Sandbox):
     """HubSpot on the wire, in memory.
 
     Args:
@@ -340,10 +341,29 @@ class HubSpotSandbox(Sandbox):
         return ids
 
     def wipe_data(self) -> None:
-        """Forget every record, event and enrollment (templates and tokens stay)."""
-        templates = self.store.templates
+        """Forget every record, event and enrollment; templates, tokens and property definitions stay.
+
+        A portal's schema is not data: plugins remember per account which custom properties
+        they created, so an emptied sandbox that also lost them would be a portal whose admin
+        deleted them, not a fresh customer.
+        """
+        old = self.store
         self.store = Store()
-        self.store.templates = templates
+        self.store.templates = old.templates
+        for name, objects in self.store.objects.items():
+            for prop in old.objects[name].properties.values():
+                if prop.name not in objects.properties:
+                    objects.add_property(
+                        {
+                            "name": prop.name,
+                            "label": prop.label,
+                            "type": prop.type,
+                            "fieldType": prop.field_type,
+                            "groupName": prop.group_name,
+                            "hasUniqueValue": prop.has_unique_value,
+                            "options": prop.options,
+                        }
+                    )
 
     def sign_webhook(self, method: str, url: str, body: bytes, timestamp_ms: int) -> Mapping[str, str]:
         """v3 headers, plus the v1 signature the webhooks API has always sent."""

@@ -34,6 +34,7 @@ from crmhost.sandbox import (
 from crmhost.sandbox.token_endpoint import token_route
 from crmhost_salesforce.ids import checksum
 from crmhost_salesforce.sandbox.api import ROUTES, ApiRequest, Route, SalesforceApi
+from crmhost_salesforce.sandbox.inspect import Inspector
 from crmhost_salesforce.sandbox.org import DuplicateRule, Org, RecordError
 from crmhost_salesforce.sandbox.outbound import (
     MAX_NOTIFICATIONS,
@@ -67,7 +68,7 @@ class _Clock(msgspec.Struct, forbid_unknown_fields=True):
     advance_s: float
 
 
-class SalesforceSandbox(Sandbox):
+class SalesforceSandbox(Inspector, Sandbox):
     """An in-memory Salesforce org on the wire.
 
     Args:
@@ -251,7 +252,8 @@ class SalesforceSandbox(Sandbox):
 
     # ---------------------------------------------------------------- Outbound Messages
 
-    def _notify(self, written: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    def notify_written(self, written: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Send the Outbound Messages the configured object's ``written`` records call for."""
         config = self.outbound
         if config is None:
             return
@@ -302,7 +304,7 @@ class SalesforceSandbox(Sandbox):
             api = sandbox.api
             api.written.clear()
             answer = api.handle(api_route, api_request)
-            sandbox._notify(api.written)
+            sandbox.notify_written(api.written)
             api.written.clear()
             return answer.to_response()
 

@@ -7,7 +7,7 @@ import httpx
 import msgspec
 
 from crmhost.context import IntegrationContext
-from crmhost.models import ChangePage, MappingDirection, ObjectType, Record
+from crmhost.models import ChangeOp, ChangePage, MappingDirection, ObjectType, Record
 from crmhost_pipedrive import plugin
 from crmhost_pipedrive.mapping import DEFAULT_MAPPING
 
@@ -75,9 +75,12 @@ async def test_increment_sees_user_edits_and_sweep_reports_deletes(
     assert edit.status_code == 200, edit.text
     assert (await admin.post("/_sandbox/people/delete", json={"ids": [ids[1]]})).status_code == 200
     pages, cursor = await _pull_all(ctx, cursor)
-    edited = {c.remote_id: c for p in pages for c in p.changes}
-    # the deleted one leaves the listings; records of the backfill's own second may come again
+    edited = {c.remote_id: c for p in pages for c in p.changes if c.op is ChangeOp.UPSERT}
+    deleted = {c.remote_id for p in pages for c in p.changes if c.op is ChangeOp.DELETE}
+    # the deleted one leaves the listings and shows as a delete (from /v1/recents); records of
+    # the backfill's own second may come again
     assert ids[0] in edited and ids[1] not in edited and edited[ids[0]].fields["job_title"] == "CTO"
+    assert deleted == {ids[1]}
     # the sweep is due once reconcile_hours passed: a full listing marked as a snapshot
     state = msgspec.json.decode(cursor)
     state["swept"] = "2020-01-01T00:00:00Z"

@@ -111,6 +111,7 @@ async def test_every_served_operation_answers_as_the_spec_says(
         await call("GET", "/v1/organizationFields")
         await call("GET", "/v1/users/me")
         await call("GET", "/v1/activityTypes")
+        await call("GET", "/v1/recents", params={"since_timestamp": "2020-01-01 00:00:00", "items": "person"})
         org = (await call("POST", "/api/v2/organizations", json={"name": "Acme"})).json()["data"]["id"]
         body = {
             "name": "Ada Lovelace",
@@ -148,6 +149,11 @@ async def test_every_served_operation_answers_as_the_spec_says(
         await call("DELETE", "/api/v2/activities/{row_id}", f"/api/v2/activities/{made}")
         await call("DELETE", "/api/v2/persons/{row_id}", f"/api/v2/persons/{person}")
         await call("DELETE", "/api/v2/organizations/{row_id}", f"/api/v2/organizations/{org}")
+        recent = await call(
+            "GET", "/v1/recents", params={"since_timestamp": "2020-01-01 00:00:00", "items": "person"}
+        )
+        flags = {i["id"]: i["data"]["active_flag"] for i in recent.json()["data"]}
+        assert flags[person] is False and list(flags.values()).count(True) == 1
         hook = {
             "subscription_url": hook_url,
             "event_action": "*",

@@ -58,6 +58,7 @@ TOKEN_COSTS: dict[str, int] = {
     "updateActivity": 5,
     "deleteActivity": 3,
     "getCurrentUser": 2,
+    "getRecents": 20,
     "getPersonFields": 20,
     "addPersonField": 10,
     "getOrganizationFields": 20,

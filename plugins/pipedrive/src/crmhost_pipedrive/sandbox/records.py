@@ -15,6 +15,8 @@ from crmhost_pipedrive.wire import ADDRESS, split_name
 __all__ = ["write_activity", "write_organization", "write_person"]
 
 _LABELED = ("emails", "phones")
+#: Pipedrive's single-line text fields hold at most 255 characters
+VARCHAR_MAX = 255
 _PERSON_KEYS = frozenset(
     {"name", "owner_id", "org_id", "add_time", "emails", "phones", "visible_to", "label_ids"}
     | {"postal_address", "notes", "im", "birthday", "job_title", "marketing_status", "custom_fields"}
@@ -43,6 +45,12 @@ def _str(body: dict[str, Any], key: str, what: str) -> None:
     value = body.get(key)
     if value is not None and not isinstance(value, str):
         raise PipedriveError(400, f"{what}: {key} must be a string, got {value!r}")
+
+
+def _short(body: dict[str, Any], key: str, what: str) -> None:
+    value = body.get(key)
+    if isinstance(value, str) and len(value) > VARCHAR_MAX:
+        raise PipedriveError(400, f"{what}: {key} is longer than {VARCHAR_MAX} characters")
 
 
 def _labeled(items: Any, key: str, what: str) -> list[dict[str, Any]]:
@@ -84,6 +92,8 @@ def _custom(
             raise PipedriveError(400, f"{what}: custom_fields.{key} must be a number, got {value!r}")
         if kind in ("varchar", "text") and not isinstance(value, str):
             raise PipedriveError(400, f"{what}: custom_fields.{key} must be a string, got {value!r}")
+        if kind == "varchar" and len(value) > VARCHAR_MAX:
+            raise PipedriveError(400, f"{what}: custom_fields.{key} is longer than {VARCHAR_MAX} characters")
         merged[key] = value
     return merged
 
@@ -108,6 +118,7 @@ def write_person(store: Store, body: Any, at: str, row: dict[str, Any] | None = 
         raise PipedriveError(400, f"{what}: name is required")
     if "name" in body and not (body["name"] or "").strip():
         raise PipedriveError(400, f"{what}: name must not be empty")
+    _short(body, "name", what)
     _org_exists(store, body, what)
     address = body.get("postal_address")
     if address is not None and (not isinstance(address, dict) or set(address) - set(ADDRESS)):
@@ -160,6 +171,7 @@ def write_organization(store: Store, body: Any, at: str, row: dict[str, Any] | N
     _str(body, "name", what)
     if row is None and not (body.get("name") or "").strip():
         raise PipedriveError(400, f"{what}: name is required")
+    _short(body, "name", what)
     record = row or {
         "name": "",
         "owner_id": 10001,

@@ -43,6 +43,11 @@ _ACTIVITY_TYPES = [
 ]
 
 
+def v1_time(rfc3339: str) -> str:
+    """A v2 time as v1 writes it: ``YYYY-MM-DD HH:MM:SS`` (UTC)."""
+    return rfc3339.replace("T", " ").removesuffix("Z")
+
+
 def _int_param(request: Request[Any, Any, Any], name: str, default: int | None = None) -> int | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
@@ -238,6 +243,52 @@ def api_routes(sandbox: PipedriveSandbox) -> list[BaseRouteHandler]:
         }
         return json_response(200, {"success": True, "data": user})
 
+    @get("/v1/recents", opt=op("getRecents"), before_request=gate)
+    async def recents(request: Request[Any, Any, Any]) -> Response[bytes]:
+        raw = request.query_params.get("since_timestamp")
+        if not raw:
+            raise PipedriveError(400, "since_timestamp is required (YYYY-MM-DD HH:MM:SS, UTC)")
+        since = parse_time(raw.replace(" ", "T") + "Z", "since_timestamp")
+        kinds = {"person": sandbox.store.persons, "organization": sandbox.store.organizations}
+        wanted = request.query_params.get("items")
+        if wanted is not None and wanted not in kinds:
+            raise PipedriveError(400, f"items {wanted!r} is not served by this sandbox")
+        found = [
+            (row["update_time"], kind, row)
+            for kind, table in kinds.items()
+            if wanted in (None, kind)
+            for row in table.rows.values()
+            if parse_time(row["update_time"], "update_time") >= since
+        ]
+        found.sort(key=lambda t: (t[0], t[2]["id"]))
+        items = [
+            {
+                "item": kind,
+                "id": row["id"],
+                # v1 shapes: deleted records stay listed with active_flag false
+                "data": {
+                    "id": row["id"],
+                    "name": row["name"],
+                    "active_flag": not row["is_deleted"],
+                    "update_time": v1_time(row["update_time"]),
+                    "add_time": v1_time(row["add_time"]),
+                },
+            }
+            for _, kind, row in found
+        ]
+        start, limit = _int_param(request, "start", 0) or 0, _limit(request)
+        chosen = items[start : start + limit]
+        more = start + limit < len(items)
+        paging: dict[str, Any] = {"start": start, "limit": limit, "more_items_in_collection": more}
+        if more:
+            paging["next_start"] = start + limit
+        additional = {
+            "since_timestamp": raw,
+            "last_timestamp_on_page": chosen[-1]["data"]["update_time"] if chosen else raw,
+            "pagination": paging,
+        }
+        return json_response(200, {"success": True, "data": chosen, "additional_data": additional})
+
     @get("/v1/activityTypes", opt=op("getActivityTypes"), before_request=gate)
     async def activity_types() -> Response[bytes]:
         types = [
@@ -330,6 +381,7 @@ def api_routes(sandbox: PipedriveSandbox) -> list[BaseRouteHandler]:
         token_route(sandbox, "/oauth/token"),
         revoke,
         me,
+        recents,
         activity_types,
         list_webhooks,
         add_webhook,

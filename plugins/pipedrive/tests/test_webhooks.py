@@ -109,3 +109,19 @@ async def test_wrong_or_missing_basic_auth_is_rejected(
     with pytest.raises(WebhookRejected) as not_json:
         await plugin.handle_webhook(hooked, _request(headers, b"{nope"))
     assert not_json.value.status == 400
+
+
+async def test_a_rotated_secret_replaces_the_webhook(
+    make_ctx: MakeCtx, ctx: IntegrationContext, admin: httpx.AsyncClient, receiver: tuple[Receiver, str]
+) -> None:
+    sink, url = receiver
+    old = make_ctx(ctx.credentials, webhook_url=url, webhook_secret=SECRET)
+    first = await plugin.subscribe_webhooks(old, None)
+    rotated = make_ctx(ctx.credentials, webhook_url=url, webhook_secret="rotated-secret-1234")
+    second = await plugin.subscribe_webhooks(rotated, first)
+    assert second.id != first.id and SECRET not in repr(second)
+    await admin.post("/_sandbox/people", json={"fields": {"email": "rot@x.io"}})
+    [(headers, body)] = await sink.wait(1)
+    assert (await plugin.handle_webhook(rotated, _request(headers, body))).changes
+    with pytest.raises(WebhookRejected):
+        await plugin.handle_webhook(old, _request(headers, body))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 from collections import OrderedDict
 from datetime import datetime
@@ -109,10 +110,16 @@ async def subscribe(ctx: IntegrationContext, subscription: WebhookSubscription |
     if not ctx.webhook_url or not ctx.webhook_secret:
         raise PermanentError("the host gave no webhook URL and secret to subscribe with")
     client = PipedriveClient(ctx)
+    target = _target(ctx.webhook_url, ctx.webhook_secret)
     if subscription is not None:
         hooks = (await client.json("GET", "/v1/webhooks")).get("data") or []
-        if any(str(h.get("id")) == subscription.id and h.get("is_active") for h in hooks):
+        alive = any(str(h.get("id")) == subscription.id and h.get("is_active") for h in hooks)
+        if alive and subscription.extra.get("target") == target:
             return subscription
+        if alive:
+            # the host rotated the secret (or moved the URL): the old webhook would deliver with
+            # the old password, so it goes and a new one is made
+            await unsubscribe(ctx, subscription)
     body = {
         "subscription_url": ctx.webhook_url,
         "event_action": "*",
@@ -124,7 +131,12 @@ async def subscribe(ctx: IntegrationContext, subscription: WebhookSubscription |
     }
     answer = await client.json("POST", "/v1/webhooks", json=body)
     hook = answer.get("data") or {}
-    return WebhookSubscription(id=str(hook["id"]), extra={"event_object": "person"})
+    return WebhookSubscription(id=str(hook["id"]), extra={"event_object": "person", "target": target})
+
+
+def _target(url: str, secret: str) -> str:
+    """A fingerprint of the URL and secret a webhook was made with (tells a rotation; reveals neither)."""
+    return hashlib.sha256(f"{url}\n{secret}".encode()).hexdigest()[:16]
 
 
 async def unsubscribe(ctx: IntegrationContext, subscription: WebhookSubscription) -> None:

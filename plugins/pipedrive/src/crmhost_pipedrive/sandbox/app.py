@@ -318,18 +318,24 @@ class PipedriveSandbox(Sandbox):
         self.store = Store()
 
     def sign_webhook(self, method: str, url: str, body: bytes, timestamp_ms: int) -> Mapping[str, str]:
-        """HTTP Basic with the webhook's ``http_auth_user``/``http_auth_password`` (FACTS 3.4)."""
-        for hook in self.store.webhooks.rows.values():
-            if hook["subscription_url"] == url and hook.get("http_auth_user") is not None:
-                pair = f"{hook['http_auth_user']}:{hook.get('http_auth_password') or ''}".encode()
-                return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
-        return {}
+        """HTTP Basic with the delivering webhook's ``http_auth_user``/``http_auth_password`` (FACTS 3.4)."""
+        try:
+            webhook_id = str(msgspec.json.decode(body)["meta"]["webhook_id"])
+        except (msgspec.DecodeError, KeyError, TypeError):
+            return {}
+        hook = self.store.webhooks.rows.get(int(webhook_id)) if webhook_id.isdigit() else None
+        if hook is None or hook.get("http_auth_user") is None:
+            return {}
+        pair = f"{hook['http_auth_user']}:{hook.get('http_auth_password') or ''}".encode()
+        return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
 
     def emit(
         self, action: str, entity: str, row: dict[str, Any], previous: dict[str, Any] | None, source: str
     ) -> None:
         """Deliver a v2 webhook event to every active webhook subscribed to it (FACTS 3.4)."""
         for hook in list(self.store.webhooks.rows.values()):
+            if not hook["is_active"]:
+                continue
             if hook["event_object"] not in (entity, "*") or hook["event_action"] not in (action, "*"):
                 continue
             if self.webhooks.url != hook["subscription_url"]:

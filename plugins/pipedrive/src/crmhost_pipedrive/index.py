@@ -5,7 +5,8 @@ search costs 20 tokens a call and allows 10 calls per 2 s, so 10,000 look-ups wo
 minutes. Instead the plugin lists the account once (500 records a call) and then, before it
 relies on the index, lists only what changed since (``updated_since``, usually one call). An
 index older than :data:`MAX_AGE_S` is refreshed first, so a record another process wrote more
-than that long ago (a retry after a crash comes after the host's 120 s lease) is always seen.
+than that long ago is always seen: a retry after a crash comes only once the host's outbox lease
+(a minute or more) ran out.
 """
 
 from __future__ import annotations

@@ -11,8 +11,9 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response
+from litestar.enums import ScopeType
 from litestar.handlers import BaseRouteHandler
-from litestar.types import ExceptionHandler
+from litestar.types import ExceptionHandler, Receive, Scope, Send
 
 from crmhost.models import FieldDirection, MappingDirection, ObjectType, Record
 from crmhost.sandbox import (
@@ -162,12 +163,21 @@ class PipedriveSandbox(Sandbox):
         self.api_tokens: set[str] = set()
         self.tokens_spent = 0
         self.budget_day = datetime.now(UTC).date()
+        self.served_url: str | None = None
         super().__init__(client_id=client_id, client_secret=client_secret, account_id=str(company_id))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry; learns the URL it is served at, which ``api_domain`` names."""
+        if scope["type"] == ScopeType.HTTP and self.served_url is None:
+            host = dict(scope.get("headers", [])).get(b"host")
+            if host:
+                self.served_url = f"{scope.get('scheme', 'http')}://{host.decode('latin-1')}"
+        await super().__call__(scope, receive, send)
 
     @property
     def api_domain(self) -> str:
-        """The company's API base, as the token response states it."""
-        return f"https://{self.company_domain}.pipedrive.com"
+        """The company's API base, as the token response states it: where this sandbox is served."""
+        return self.served_url or f"https://{self.company_domain}.pipedrive.com"
 
     def new_client_id(self) -> str:
         """Pipedrive client ids are 16 hex characters."""

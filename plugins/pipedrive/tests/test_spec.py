@@ -48,8 +48,7 @@ def _resolve(spec: dict[str, Any], node: Any, depth: int = 0) -> Any:
     out = {
         k: _resolve(spec, v, depth + 1)
         for k, v in node.items()
-        if k not in ("nullable", "example", "examples", "format", "required", "discriminator")
-        and not k.startswith("x-")
+        if k not in ("nullable", "example", "examples", "format", "discriminator") and not k.startswith("x-")
     }
     if isinstance(out.get("type"), str):
         out["type"] = [out["type"], "null"]
@@ -204,3 +203,17 @@ def test_token_costs_are_the_specs(sandbox: PipedriveSandbox) -> None:
                 assert spec_op["operationId"] == operation, (method, route.path)
                 charged[operation] = int(spec_op["x-token-cost"])
     assert charged == TOKEN_COSTS
+
+
+def test_the_validation_catches_a_wrong_shape() -> None:
+    _, operation = _operation("GET", "/api/v2/persons")
+    schema = _resolve(_spec(V2), operation["responses"]["200"]["content"]["application/json"]["schema"])
+    good = {"success": True, "data": [{"id": 1, "emails": [{"value": "a@x.io", "primary": True}]}]}
+    jsonschema.validate(good, schema)
+    for bad in (
+        {"success": True, "data": [{"id": 1, "emails": "a@x.io"}]},
+        {"success": True, "data": [{"id": "1"}]},
+        {"success": "yes", "data": []},
+    ):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, schema)

@@ -101,3 +101,34 @@ async def test_discover_fields_names_what_the_mapping_uses(ctx: IntegrationConte
     mapped = {m.remote for m in DEFAULT_MAPPING if m.object is ObjectType.CONTACT and not m.create_if_missing}
     assert mapped <= before
     assert not any(n.startswith("penguinmails_") for n in before)
+
+
+async def test_names_come_back_as_they_were_pushed(ctx: IntegrationContext, admin: httpx.AsyncClient) -> None:
+    from crmhost.models import RecordBatch, RecordOp
+
+    people = [
+        {"email": "two@x.io", "first_name": "Pat (edited)", "last_name": "Smith"},
+        {"email": "none@x.io"},
+        {"email": "one@x.io", "first_name": "Cher"},
+    ]
+    records = [
+        plugin.map_fields(
+            ctx,
+            Record(object=ObjectType.CONTACT, key=p["email"], fields=p),
+            MappingDirection.TO_CRM,
+            DEFAULT_MAPPING,
+        )
+        for p in people
+    ]
+    results = await plugin.push_records(
+        ctx, RecordBatch(object=ObjectType.CONTACT, op=RecordOp.UPSERT, records=records)
+    )
+    assert all(r.ok for r in results)
+    pages, _ = await _pull_all(ctx, None)
+    back = {}
+    for change in (c for p in pages for c in p.changes):
+        record = Record(object=ObjectType.CONTACT, key=change.key or "", fields=change.fields)
+        back[change.key] = plugin.map_fields(ctx, record, MappingDirection.FROM_CRM, DEFAULT_MAPPING).fields
+    assert (back["two@x.io"]["first_name"], back["two@x.io"]["last_name"]) == ("Pat (edited)", "Smith")
+    assert (back["none@x.io"]["first_name"], back["none@x.io"]["last_name"]) == (None, None)
+    assert (back["one@x.io"]["first_name"], back["one@x.io"]["last_name"]) == ("Cher", None)

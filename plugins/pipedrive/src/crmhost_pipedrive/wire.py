@@ -13,7 +13,7 @@ from typing import Any
 
 from crmhost.errors import PermanentError
 
-__all__ = ["ADDRESS", "STANDARD", "FieldDefs", "logical_person", "person_body", "split_name"]
+__all__ = ["ADDRESS", "STANDARD", "FieldDefs", "logical_person", "name_parts", "person_body", "split_name"]
 
 #: person attributes v2 takes and answers at the top level (``first_name``/``last_name`` are
 #: answered only: v2 writes ``name``, and Pipedrive splits it)
@@ -99,9 +99,29 @@ def _custom_value(value: Any) -> Any:
     return value
 
 
+def name_parts(name: str, email: str | None) -> tuple[str | None, str | None]:
+    """First and last name read back from a person's ``name``, as the push composed it.
+
+    v2 writes only ``name`` and Pipedrive derives ``first_name``/``last_name`` itself, so a
+    first name of two words ("Pat (edited)") would not come back as it was pushed. The plugin
+    therefore reads ``name`` and splits it at the last space (the inverse of ``first + " " +
+    last`` whenever the last name is one word), and a name that is only the email (the
+    fallback for persons without one) is no name at all.
+    """
+    text = name.strip()
+    if not text or (email is not None and text.lower() == email.lower()):
+        return None, None
+    first, _, last = text.rpartition(" ")
+    return (first.strip(), last) if first.strip() else (last, None)
+
+
 def logical_person(wire: Mapping[str, Any], defs: FieldDefs, org_names: Mapping[str, str]) -> dict[str, Any]:
     """A v2 person (API answer or webhook ``data``) as logical fields."""
     out: dict[str, Any] = {k: wire[k] for k in STANDARD if k in wire}
+    if isinstance(wire.get("name"), str):
+        emails = [e.get("value") for e in wire.get("emails") or [] if isinstance(e, dict)]
+        primary = next((str(v) for v in emails if v), None)
+        out["first_name"], out["last_name"] = name_parts(wire["name"], primary)
     org_id = wire.get("org_id")
     if isinstance(org_id, dict):  # v1-shaped answers nest the organization
         org_id = org_id.get("value")

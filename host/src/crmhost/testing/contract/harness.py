@@ -10,7 +10,6 @@ a CRM by name.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -424,9 +423,14 @@ def harness_for(
     http: httpx.AsyncClient,
     settings: Mapping[str, Any] | None = None,
     api_base: str | None = None,
+    plugins: Plugins | None = None,
 ) -> CrmUnderTest:
-    """A :class:`CrmUnderTest` for ``sandbox`` served at ``base_url``; the caller owns the clients."""
-    plugins = load_plugin(slug)
+    """A :class:`CrmUnderTest` for ``sandbox`` served at ``base_url``; the caller owns the clients.
+
+    ``plugins`` replaces the registry loaded from the entry point (the kit's own tests run it
+    against deliberately broken plugins).
+    """
+    plugins = plugins or load_plugin(slug)
     info = plugins.info(slug)
     return CrmUnderTest(
         slug=slug,
@@ -450,6 +454,7 @@ async def attach(
     *,
     settings: Mapping[str, Any] | None = None,
     api_base: str | None = None,
+    plugins: Plugins | None = None,
 ) -> AsyncIterator[CrmUnderTest]:
     """A :class:`CrmUnderTest` for ``sandbox``, already served at ``base_url``, with its own clients."""
     async with (
@@ -457,7 +462,14 @@ async def attach(
         httpx.AsyncClient(timeout=30) as http,
     ):
         yield harness_for(
-            slug, sandbox, base_url, admin=admin, http=http, settings=settings, api_base=api_base
+            slug,
+            sandbox,
+            base_url,
+            admin=admin,
+            http=http,
+            settings=settings,
+            api_base=api_base,
+            plugins=plugins,
         )
 
 
@@ -469,6 +481,7 @@ async def crm_under_test(
     settings: Mapping[str, Any] | None = None,
     api_base: str | None = None,
     rate_tier: str | None = "off",
+    plugins: Plugins | None = None,
 ) -> AsyncIterator[CrmUnderTest]:
     """The plugin ``slug`` loaded from its entry point and its sandbox served on 127.0.0.1.
 
@@ -480,13 +493,14 @@ async def crm_under_test(
             plugin's declared defaults.
         api_base: what an API-key connect passes as ``ApiKeyGrant.api_base``.
         rate_tier: the sandbox's rate-limit tier to start with; ``None`` keeps its own (real).
+        plugins: a registry to use instead of the entry point's plugin.
 
     Raises:
         AssertionError: the plugin did not load (the loader's reason is in the message).
     """
     box = sandbox if sandbox is not None else create_sandbox(slug)
     with running(box) as base_url:
-        async with attach(slug, box, base_url, settings=settings, api_base=api_base) as crm:
+        async with attach(slug, box, base_url, settings=settings, api_base=api_base, plugins=plugins) as crm:
             # what a CRM admin would enter at connect for the sandbox's app, under the caller's
             answer = await crm.admin.get("/_sandbox/settings")
             if answer.status_code == 200:
@@ -494,15 +508,3 @@ async def crm_under_test(
             if rate_tier is not None:
                 await crm.rate_tier(rate_tier)
             yield crm
-
-
-async def eventually(check: Callable[[], Any], *, within_s: float = 10.0, what: str = "condition") -> Any:
-    """Poll the async ``check`` until it returns something truthy; fail after ``within_s`` seconds."""
-    deadline = asyncio.get_running_loop().time() + within_s
-    while True:
-        value = await check()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out after {within_s} s waiting for {what}")
-        await asyncio.sleep(0.05)

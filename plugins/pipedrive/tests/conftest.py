@@ -1,49 +1,50 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
-from crmhost.context import IntegrationContext, ProviderApp
+from crmhost.context import IntegrationContext
 from crmhost.models import AuthKind, Credentials, RefreshGrant
-from crmhost.ratelimit import SlidingWindowLimiter
-from crmhost.sandbox import running
+from crmhost.sandbox import Sandbox
+from crmhost.testing.contract import CrmUnderTest
 from crmhost_pipedrive import plugin
 from crmhost_pipedrive.sandbox import PipedriveSandbox
 
 REDIRECT = "http://127.0.0.1:1/v1/oauth/callback"
 
 
+@pytest.fixture(name="crm_slug")
+def fx_crm_slug() -> str:
+    return "pipedrive"
+
+
+# the kit's harness (crmhost.testing.fixtures) serves the sandbox; these name its parts for Pipedrive
+
+
 @pytest.fixture(name="sandbox")
-def fx_sandbox() -> PipedriveSandbox:
-    return PipedriveSandbox()
+def fx_sandbox(crm_sandbox: Sandbox) -> PipedriveSandbox:
+    assert isinstance(crm_sandbox, PipedriveSandbox)
+    return crm_sandbox
 
 
 @pytest.fixture(name="base_url")
-def fx_base_url(sandbox: PipedriveSandbox) -> Iterator[str]:
-    with running(sandbox) as url:
-        yield url
+def fx_base_url(crm: CrmUnderTest) -> str:
+    return crm.base_url
 
 
 @pytest.fixture(name="admin")
-async def fx_admin(base_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
-        yield client
-
-
-@pytest.fixture(name="http")
-async def fx_http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=10) as client:
-        yield client
+def fx_admin(crm: CrmUnderTest) -> httpx.AsyncClient:
+    return crm.admin
 
 
 MakeCtx = Callable[..., IntegrationContext]
 
 
 @pytest.fixture(name="make_ctx")
-def fx_make_ctx(sandbox: PipedriveSandbox, base_url: str, http: httpx.AsyncClient) -> MakeCtx:
+def fx_make_ctx(crm: CrmUnderTest) -> MakeCtx:
     def make(
         credentials: Credentials | None = None,
         *,
@@ -52,20 +53,9 @@ def fx_make_ctx(sandbox: PipedriveSandbox, base_url: str, http: httpx.AsyncClien
         webhook_secret: str | None = None,
         **settings: Any,
     ) -> IntegrationContext:
-        limiter = SlidingWindowLimiter(plugin.RATE_LIMIT)
-        limiter.enabled = paced
-        app = ProviderApp(
-            client_id=sandbox.client_id,
-            client_secret=sandbox.client_secret,
-            redirect_uri=REDIRECT,
-            base_url=base_url,
-        )
-        return IntegrationContext(
-            provider="pipedrive",
-            app=app,
-            http=http,
-            limiter=limiter,
-            credentials=credentials,
+        return crm.context(
+            credentials,
+            paced=paced,
             settings=settings,
             integration_id="int-1",
             webhook_url=webhook_url,

@@ -2,13 +2,16 @@ from __future__ import annotations
 
 import base64
 import re
+from dataclasses import replace
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
 
+from crmhost.context import ProviderApp
 from crmhost.errors import AuthExpired, ReauthRequired
 from crmhost.models import ApiKeyGrant, AuthKind, AuthorizationCodeGrant, Credentials, RefreshGrant
+from crmhost.sandbox import running
 from crmhost_pipedrive import plugin
 from crmhost_pipedrive.client import PipedriveClient
 from crmhost_pipedrive.sandbox import PipedriveSandbox
@@ -67,20 +70,11 @@ async def test_token_endpoint_wants_basic_client_auth(base_url: str, sandbox: Pi
         assert good.status_code == 200 and good.json()["api_domain"] == base_url
 
 
-async def test_refresh_keeps_a_rotated_refresh_token(make_ctx: MakeCtx, base_url: str) -> None:
+async def test_refresh_keeps_a_rotated_refresh_token(make_ctx: MakeCtx) -> None:
     rotating = PipedriveSandbox(rotate_refresh_tokens=True)
-    from crmhost.sandbox import running
-
     with running(rotating) as url:
-        ctx = make_ctx()
-        from dataclasses import replace
-
-        from crmhost.context import ProviderApp
-
-        ctx = replace(
-            ctx,
-            app=ProviderApp(client_id=rotating.client_id, client_secret=rotating.client_secret, base_url=url),
-        )
+        app = ProviderApp(client_id=rotating.client_id, client_secret=rotating.client_secret, base_url=url)
+        ctx = replace(make_ctx(), app=app)
         minted = rotating.oauth.mint(["base"])
         old = Credentials(
             kind=AuthKind.OAUTH2, access_token="x", refresh_token=minted.refresh_token, account_id="1"

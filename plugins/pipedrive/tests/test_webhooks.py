@@ -4,16 +4,14 @@ import asyncio
 import base64
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 import pytest
-from litestar import Litestar, Request, Response, post
 
 from crmhost.context import IntegrationContext
 from crmhost.errors import WebhookRejected
 from crmhost.models import ChangeOp, ObjectType, WebhookRequest
-from crmhost.sandbox import running
+from crmhost.testing.contract import Capture, capture_server
 from crmhost_pipedrive import plugin
 
 from .conftest import MakeCtx
@@ -21,45 +19,28 @@ from .conftest import MakeCtx
 SECRET = "per-integration-secret-9f2c"
 
 
-class Receiver:
-    def __init__(self) -> None:
-        self.got: list[tuple[dict[str, str], bytes]] = []
-
-    def app(self) -> Litestar:
-        @post("/v1/webhooks/pipedrive/int-1", status_code=200)
-        async def hook(request: Request[Any, Any, Any]) -> Response[str]:
-            self.got.append((dict(request.headers), await request.body()))
-            return Response("")
-
-        return Litestar([hook])
-
-    async def wait(self, count: int) -> list[tuple[dict[str, str], bytes]]:
-        for _ in range(200):
-            if len(self.got) >= count:
-                return self.got
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"{len(self.got)} deliveries arrived, {count} expected")
-
-
 @pytest.fixture(name="receiver")
-def fx_receiver() -> Iterator[tuple[Receiver, str]]:
-    receiver = Receiver()
-    with running(receiver.app()) as url:
-        yield receiver, f"{url}/v1/webhooks/pipedrive/int-1"
+def fx_receiver() -> Iterator[tuple[Capture, str]]:
+    """The kit's capture server and the per-integration URL the host would hand out."""
+    with capture_server() as capture:
+        yield capture, f"{capture.url}/v1/webhooks/pipedrive/int-1"
 
 
-def _request(headers: dict[str, str], body: bytes) -> WebhookRequest:
+def _request(
+    got: WebhookRequest, headers: dict[str, str] | None = None, body: bytes | None = None
+) -> WebhookRequest:
+    """A captured delivery, optionally with other headers or body."""
     return WebhookRequest(
-        method="POST",
-        url="http://host/v1/webhooks/pipedrive/int-1",
-        headers={k.lower(): v for k, v in headers.items()},
-        body=body,
+        method=got.method,
+        url=got.url,
+        headers=got.headers if headers is None else headers,
+        body=got.body if body is None else body,
         received_at=datetime.now(UTC),
     )
 
 
 async def test_subscribe_deliver_verify_parse_unsubscribe(
-    make_ctx: MakeCtx, ctx: IntegrationContext, admin: httpx.AsyncClient, receiver: tuple[Receiver, str]
+    make_ctx: MakeCtx, ctx: IntegrationContext, admin: httpx.AsyncClient, receiver: tuple[Capture, str]
 ) -> None:
     sink, url = receiver
     hooked = make_ctx(ctx.credentials, webhook_url=url, webhook_secret=SECRET)
@@ -71,48 +52,48 @@ async def test_subscribe_deliver_verify_parse_unsubscribe(
     ).json()["id"]
     await admin.patch(f"/_sandbox/people/{person}", json={"fields": {"first_name": "Wanda"}})
     await admin.post("/_sandbox/people/delete", json={"ids": [person]})
-    deliveries = await sink.wait(3)
-    results = [await plugin.handle_webhook(hooked, _request(h, b)) for h, b in deliveries]
+    deliveries = await sink.arrived(3)
+    results = [await plugin.handle_webhook(hooked, _request(d)) for d in deliveries]
     created, changed, deleted = (r.changes[0] for r in results)
     assert created.remote_id == person and created.key == "w@x.io" and created.fields["org_name"] == "Orgo"
     assert changed.fields["first_name"] == "Wanda" and changed.object is ObjectType.CONTACT
     assert deleted.op is ChangeOp.DELETE and deleted.remote_id == person
     # Pipedrive retries carry the same event id: a repeat is not a new change
-    again = await plugin.handle_webhook(hooked, _request(*deliveries[1]))
+    again = await plugin.handle_webhook(hooked, _request(deliveries[1]))
     assert again.changes == []
     await plugin.unsubscribe_webhooks(hooked, subscription)
     await plugin.unsubscribe_webhooks(hooked, subscription)  # already gone: fine
     await admin.post("/_sandbox/people", json={"fields": {"email": "later@x.io"}})
     await asyncio.sleep(0.3)
-    assert len(sink.got) == 3
+    assert len(sink.taken()) == 3
 
 
 async def test_wrong_or_missing_basic_auth_is_rejected(
-    make_ctx: MakeCtx, ctx: IntegrationContext, admin: httpx.AsyncClient, receiver: tuple[Receiver, str]
+    make_ctx: MakeCtx, ctx: IntegrationContext, admin: httpx.AsyncClient, receiver: tuple[Capture, str]
 ) -> None:
     sink, url = receiver
     hooked = make_ctx(ctx.credentials, webhook_url=url, webhook_secret=SECRET)
     await plugin.subscribe_webhooks(hooked, None)
     await admin.post("/_sandbox/people", json={"fields": {"email": "r@x.io"}})
-    [(headers, body)] = await sink.wait(1)
-    assert headers["authorization"].startswith("Basic ")
+    [got] = await sink.arrived(1)
+    assert got.headers["authorization"].startswith("Basic ")
     forged = {"authorization": "Basic " + base64.b64encode(b"crmhost:guess").decode()}
     for bad in ({}, forged, {"authorization": "Basic !!!"}):
         with pytest.raises(WebhookRejected):
-            await plugin.handle_webhook(hooked, _request(bad, body))
+            await plugin.handle_webhook(hooked, _request(got, headers=bad))
     other = make_ctx(ctx.credentials, webhook_url=url, webhook_secret="another-integration")
     with pytest.raises(WebhookRejected):
-        await plugin.handle_webhook(other, _request(headers, body))
+        await plugin.handle_webhook(other, _request(got))
     with pytest.raises(WebhookRejected) as no_secret:
-        await plugin.handle_webhook(make_ctx(ctx.credentials), _request(headers, body))
+        await plugin.handle_webhook(make_ctx(ctx.credentials), _request(got))
     assert no_secret.value.status == 500
     with pytest.raises(WebhookRejected) as not_json:
-        await plugin.handle_webhook(hooked, _request(headers, b"{nope"))
+        await plugin.handle_webhook(hooked, _request(got, body=b"{nope"))
     assert not_json.value.status == 400
 
 
 async def test_a_rotated_secret_replaces_the_webhook(
-    make_ctx: MakeCtx, ctx: IntegrationContext, admin: httpx.AsyncClient, receiver: tuple[Receiver, str]
+    make_ctx: MakeCtx, ctx: IntegrationContext, admin: httpx.AsyncClient, receiver: tuple[Capture, str]
 ) -> None:
     sink, url = receiver
     old = make_ctx(ctx.credentials, webhook_url=url, webhook_secret=SECRET)
@@ -121,7 +102,7 @@ async def test_a_rotated_secret_replaces_the_webhook(
     second = await plugin.subscribe_webhooks(rotated, first)
     assert second.id != first.id and SECRET not in repr(second)
     await admin.post("/_sandbox/people", json={"fields": {"email": "rot@x.io"}})
-    [(headers, body)] = await sink.wait(1)
-    assert (await plugin.handle_webhook(rotated, _request(headers, body))).changes
+    [got] = await sink.arrived(1)
+    assert (await plugin.handle_webhook(rotated, _request(got))).changes
     with pytest.raises(WebhookRejected):
-        await plugin.handle_webhook(old, _request(headers, body))
+        await plugin.handle_webhook(old, _request(got))

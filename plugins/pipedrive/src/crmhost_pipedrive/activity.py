@@ -13,6 +13,7 @@ start on field changes, such as the ``penguinmails_lead_score`` the push keeps c
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 from collections.abc import Sequence
@@ -25,8 +26,11 @@ from crmhost_pipedrive.index import Index, index_for
 __all__ = ["ACTIVITIES", "BATCH_SIZE", "activity_index", "marker", "parse_marker", "push_activity"]
 
 ACTIVITIES = "/api/v2/activities"
-#: one activity per call, as Pipedrive has no batch write
-BATCH_SIZE = 1
+#: activities per ``push_activity`` call: Pipedrive has no batch write, so each is its own
+#: ``POST``; a batch lets them go out :data:`IN_FLIGHT` at a time (paced by the limiter) instead
+#: of one host round each
+BATCH_SIZE = 20
+IN_FLIGHT = 8
 _MARKER = re.compile(r"\[penguinmails:([a-z]+):([^\]<]+)\]")
 
 
@@ -101,21 +105,33 @@ async def _log(client: PipedriveClient, a: EmailActivity, logged: dict[str, str]
 
 
 async def push_activity(client: PipedriveClient, batch: Sequence[Activity]) -> list[ActivityResult]:
-    """Log each email event with its own call; one result per activity, in order."""
-    results = []
-    logged: dict[str, str] | None = None
+    """Log each email event with its own call, a few at a time; one result per activity, in order."""
+    done: dict[str, ActivityResult] = {}
+    emails: dict[str, EmailActivity] = {}
     for a in batch:
-        if not isinstance(a, EmailActivity):
-            results.append(
-                ActivityResult(
-                    id=a.id,
-                    ok=False,
-                    error_code="UNSUPPORTED",
-                    error="Pipedrive has no API to start an automation; use one on penguinmails_lead_score",
-                )
+        if isinstance(a, EmailActivity):
+            emails.setdefault(a.id, a)  # an id twice in one batch is logged once
+        else:
+            done[a.id] = ActivityResult(
+                id=a.id,
+                ok=False,
+                error_code="UNSUPPORTED",
+                error="Pipedrive has no API to start an automation; use one on penguinmails_lead_score",
             )
-            continue
-        if logged is None:
-            logged = await activity_index(client).fresh(client)
-        results.append(await _log(client, a, logged))
+    if emails:
+        logged = await activity_index(client).fresh(client)
+        gate = asyncio.Semaphore(IN_FLIGHT)
+
+        async def one(a: EmailActivity) -> ActivityResult:
+            async with gate:
+                return await _log(client, a, logged)
+
+        for result in await asyncio.gather(*(one(a) for a in emails.values())):
+            done[result.id] = result
+    results: list[ActivityResult] = []
+    for a in batch:
+        result = done[a.id]
+        if result.ok and any(r.id == a.id for r in results):
+            result = ActivityResult(id=a.id, ok=result.ok, remote_id=result.remote_id, duplicate=True)
+        results.append(result)
     return results

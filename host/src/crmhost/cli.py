@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -141,10 +141,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``crmhost`` command."""
+    from crmhost.redaction import configure_logging
+
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
+        configure_logging(os.environ.get("CRMHOST_LOG_LEVEL", "INFO"))
         args.func(args)
     except ConfigurationError as exc:
         sys.stderr.write(f"crmhost {args.command}: {exc}\n")

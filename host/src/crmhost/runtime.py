@@ -14,6 +14,8 @@ import httpx
 from crmhost.db.engine import Database
 from crmhost.plugins import Dispatcher, Plugins, load_plugins
 from crmhost.ratelimit import LimiterRegistry
+from crmhost.redaction import install as install_log_redaction
+from crmhost.redaction import register_secret
 from crmhost.security.tokens import TokenCipher, load_cipher
 from crmhost.settings import Settings, load_settings
 
@@ -80,6 +82,15 @@ def new_http_client() -> httpx.AsyncClient:
     )
 
 
+def _register_secrets(settings: Settings) -> None:
+    """The configured secrets, so that a log line carrying one is redacted wherever it comes from."""
+    for app in settings.providers.values():
+        register_secret(app.client_secret)
+    for entry in (settings.encryption_keys or "").split(","):
+        register_secret(entry.strip())
+        register_secret(entry.split(":", 1)[-1].strip())
+
+
 @asynccontextmanager
 async def open_host(
     settings: Settings | None = None,
@@ -99,6 +110,8 @@ async def open_host(
         migrate: run migrations first; by default only on the embedded default (SQLite).
     """
     settings = settings or load_settings()
+    install_log_redaction()
+    _register_secrets(settings)
     settings.prepare()
     cipher, created = load_cipher(settings.encryption_keys, settings.data_dir)
     if created:

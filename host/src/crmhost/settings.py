@@ -36,6 +36,9 @@ class Settings:
         pace_requests: pace CRM calls client-side by each account's published rate limits
             (``CRMHOST_PACE_REQUESTS``, ``on`` by default). ``off`` leaves pacing to the CRM's
             429s alone: for sandboxes and benchmarks with their limits off, never for a real CRM.
+        notify_allow: networks (``10.1.2.0/24``) and host names that platform notifications may
+            go to although they are not public (``CRMHOST_NOTIFY_ALLOW``, comma-separated;
+            empty by default: only public addresses, see :mod:`crmhost.sync.notify_target`).
     """
 
     data_dir: Path
@@ -47,6 +50,7 @@ class Settings:
     refresh_margin_s: float = 300.0
     log_level: str = "INFO"
     pace_requests: bool = True
+    notify_allow: tuple[str, ...] = ()
 
     @property
     def embedded(self) -> bool:
@@ -54,9 +58,13 @@ class Settings:
         return self.database_url.startswith("sqlite")
 
     def prepare(self) -> None:
-        """Create the data directory the embedded default keeps its files in."""
+        """Create the data directory the embedded default keeps its files in (mode 0700).
+
+        It holds the contact store and the generated encryption key: owner-only. A directory
+        that already exists keeps its mode (an operator may have chosen it).
+        """
         if self.embedded:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     @property
     def redirect_uri(self) -> str:
@@ -127,4 +135,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         refresh_margin_s=margin,
         log_level=env.get("CRMHOST_LOG_LEVEL", "INFO"),
         pace_requests=_SWITCH[pace],
+        notify_allow=tuple(e.strip() for e in env.get("CRMHOST_NOTIFY_ALLOW", "").split(",") if e.strip()),
     )

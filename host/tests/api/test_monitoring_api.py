@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,9 +21,11 @@ T0 = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 
 
 async def _integration(stack: Stack, key: str) -> str:
-    stack.oauth.api_keys.add("pk-good")
+    # a key of its own: one CRM account serves one integration
+    crm_key = f"pk-{uuid.uuid4().hex}"
+    stack.oauth.api_keys.add(crm_key)
     async with stack.client(key) as c:
-        r = await c.post("/v1/integrations", json={"provider": "testcrm", "api_key": "pk-good"})
+        r = await c.post("/v1/integrations", json={"provider": "testcrm", "api_key": crm_key})
     assert r.status_code == 201, r.text
     iid = str(r.json()["integration"]["id"])
     # activation starts the initial sync in the served host; let it finish so its runs are not

@@ -44,6 +44,22 @@ def test_create_tenant_prints_one_json_line_and_keeps_a_0600_key(env: dict[str, 
     assert out["api_key"] not in done.stderr
 
 
+def test_the_embedded_store_is_private_to_its_owner(env: dict[str, str], tmp_path: Path) -> None:
+    # a permissive umask, as on many servers (the command inherits it): modes must not depend on it
+    before = os.umask(0o002)
+    try:
+        done = _run(["create-tenant", "Acme"], env)
+    finally:
+        os.umask(before)
+    assert done.returncode == 0, done.stderr
+    data = tmp_path / "data"
+    assert data.stat().st_mode & 0o777 == 0o700
+    store = [p for p in data.iterdir() if p.name.startswith("crmhost.db")]
+    assert data / "crmhost.db" in store
+    for path in store:  # the database and its -wal/-shm files
+        assert path.stat().st_mode & 0o777 == 0o600, path.name
+
+
 def test_bad_database_url_is_one_line(env: dict[str, str]) -> None:
     env["CRMHOST_DATABASE_URL"] = "mysql://db/crm"
     done = _run(["migrate"], env)

@@ -36,21 +36,30 @@ class OAuthServerState:
     api_keys: set[str] = field(default_factory=set)
     token_calls: dict[str, int] = field(default_factory=lambda: {"authorization_code": 0, "refresh_token": 0})
     revoked: list[str] = field(default_factory=list)
+    # the account the next consents are for; None: every consent is another account, as when
+    # each test user has an account of their own (one account serves one integration)
+    consent_account: str | None = None
+    accounts: dict[str, str] = field(default_factory=dict)  # code or token -> its account
     # webhook subscriptions made through the API: id -> {"url", "secret", "expires_at"}
     subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
     subscription_calls: list[str] = field(default_factory=list)
     subscription_ttl_s: int = 3600
 
-    def mint(self) -> dict[str, Any]:
+    def account_for_key(self, api_key: str) -> str:
+        """An API key belongs to one account."""
+        return "acct-" + hashlib.sha256(api_key.encode()).hexdigest()[:8]
+
+    def mint(self, account: str) -> dict[str, Any]:
         access, refresh = "at-" + secrets.token_urlsafe(16), "rt-" + secrets.token_urlsafe(16)
         self.access[access] = time.time() + self.expires_in
         self.refresh[refresh] = True
+        self.accounts[access] = self.accounts[refresh] = account
         return {
             "access_token": access,
             "refresh_token": refresh,
             "expires_in": self.expires_in,
             "token_type": "bearer",
-            "account_id": "acct-42",
+            "account_id": account,
         }
 
 
@@ -75,6 +84,7 @@ def create_oauth_server(state: OAuthServerState) -> Litestar:
             "challenge": q.get("code_challenge"),
             "method": q.get("code_challenge_method"),
             "scope": q.get("scope"),
+            "account": state.consent_account or "acct-" + secrets.token_hex(4),
         }
         return Redirect(f"{redirect_uri}?{urlencode({'code': code, 'state': st})}", status_code=302)
 
@@ -104,12 +114,12 @@ def create_oauth_server(state: OAuthServerState) -> Litestar:
                 )
                 if digest != entry["challenge"]:
                     return _error("invalid_grant", "PKCE verification failed")
-            return Response(state.mint())
+            return Response(state.mint(entry["account"]))
         if grant == "refresh_token":
             rt = form.get("refresh_token", "")
             if not state.refresh.get(rt):
                 return _error("invalid_grant", "refresh token is invalid, expired or revoked")
-            body = state.mint()
+            body = state.mint(state.accounts.get(rt, "acct-unknown"))
             if state.rotate_refresh:
                 state.refresh[rt] = False
             else:
@@ -130,8 +140,10 @@ def create_oauth_server(state: OAuthServerState) -> Litestar:
     @get("/me")
     async def me(request: Request[Any, Any, Any]) -> Response[dict[str, str]]:
         tok = request.headers.get("authorization", "").removeprefix("Bearer ")
-        if tok in state.api_keys or state.access.get(tok, 0) > time.time():
-            return Response({"account_id": "acct-42"})
+        if tok in state.api_keys:
+            return Response({"account_id": state.account_for_key(tok)})
+        if state.access.get(tok, 0) > time.time():
+            return Response({"account_id": state.accounts[tok]})
         return Response({"message": "invalid token"}, status_code=401)
 
     def bearer_ok(request: Request[Any, Any, Any]) -> bool:

@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 
-from crmhost.sync.expressions import ExpressionError, compile_conditional, compile_expression
+from crmhost.sync.expressions import (
+    MAX_NUMBER,
+    EvaluationError,
+    ExpressionError,
+    compile_conditional,
+    compile_expression,
+)
 
 CONTACT: dict[str, Any] = {
     "email": "ada@example.com",
@@ -187,3 +193,42 @@ def test_random_garbage_only_ever_raises_expression_error(kind: str) -> None:
             continue
         for vals in values:
             compiled.evaluate(vals)  # evaluation of anything that compiled never raises
+
+
+@pytest.mark.parametrize(
+    ("kind", "text", "position"),
+    [
+        ("aggregation", "AVG(" + "9" * 400 + ", opens)", 4),
+        ("aggregation", "SUM(opens * 1e999)", 12),
+        ("conditional", f"lead_score > {MAX_NUMBER + 1} ? 1 : 2", 13),
+        ("aggregation", "MAX(opens, 1000000000000000.5)", 11),
+    ],
+)
+def test_number_literals_are_bounded_when_saved(kind: str, text: str, position: int) -> None:
+    """Issue 11 item 5: these saved, then overflowed every push of every contact."""
+    with pytest.raises(ExpressionError) as raised:
+        compile_expression(kind, text)
+    assert raised.value.position == position and "larger than" in raised.value.message
+    assert value("aggregation", f"SUM(opens, {MAX_NUMBER})") == MAX_NUMBER + 7
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "SUM(custom.big * custom.big)",
+        "AVG(custom.big * custom.big, opens)",
+        "SUM(custom.big * custom.big / 7)",
+        "AVG(custom.huge, custom.huge)",
+        "MAX(custom.huge / 3, 1)",
+        "SUM(-(custom.big * custom.big))",
+    ],
+)
+def test_out_of_range_values_are_one_typed_error_naming_the_expression(text: str) -> None:
+    """Contact values can still overflow; that is an EvaluationError (a per-record reject)."""
+    expression = compile_expression("aggregation", text)
+    contact = {**CONTACT, "custom.big": 1e200, "custom.huge": 10**400}
+    with pytest.raises(EvaluationError) as raised:
+        expression.evaluate(contact)
+    assert text[:20] in str(raised.value)
+    assert isinstance(raised.value, ValueError)  # what the push rejects a record for
+    assert expression.evaluate({**CONTACT, "custom.big": 3, "custom.huge": 9}) is not None

@@ -141,3 +141,19 @@ async def test_app_wide_crms_have_no_webhook_url(env: SyncEnv, api: str) -> None
         assert r.status_code == 400 and r.json()["extra"][0]["key"] == "path.integration_id"
         r = await c.post("/v1/integrations/nope/webhook-secret")
         assert r.status_code == 404
+
+
+async def test_the_webhook_url_is_shown_once_at_creation(env: SyncEnv, api: str) -> None:
+    async with httpx.AsyncClient(base_url=api, headers={"Authorization": f"Bearer {env.api_key}"}) as c:
+        r = await c.post("/v1/integrations", json={"provider": "salesforce"})
+        assert r.status_code == 201, r.text
+        created = r.json()
+        url, iid = created["webhook_url"], created["integration"]["id"]
+        assert url.startswith(f"{env.settings.public_url}/v1/webhooks/salesforce/{iid}/")
+        secret = url.rsplit("/", 1)[1]
+        assert len(secret) >= 43  # 256 bits, base64url
+        assert created["integration"]["webhook_secret_set"] is True
+        for shown in ((await c.get(f"/v1/integrations/{iid}")).text, (await c.get("/v1/integrations")).text):
+            assert secret not in shown and '"webhook_secret_set":true' in shown
+        r = await c.post("/v1/integrations", json={"provider": "hubspot"})
+        assert r.status_code == 201 and r.json()["webhook_url"] is None  # app-wide webhooks

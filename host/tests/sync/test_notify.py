@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import itertools
@@ -50,7 +51,9 @@ def fx_receiver() -> Iterator[tuple[Receiver, str]]:
         yield receiver, f"{url}/hook"
 
 
-async def _configure(env: SyncEnv, url: str) -> None:
+async def _configure(env: SyncEnv, url: str, *, allow: tuple[str, ...] = ("127.0.0.1/32",)) -> None:
+    """Notifications to ``url``; the receiver listens on loopback, so an operator allows that."""
+    env.host.settings = dataclasses.replace(env.host.settings, notify_allow=allow)
     async with env.host.db.transaction(env.tenant_id) as session:
         session.add(
             TenantSettings(
@@ -129,3 +132,34 @@ async def test_a_notification_is_dead_after_max_attempts(
     assert gaps == sorted(gaps) and gaps[1] >= 2 * gaps[0] - 1
     # dead stays dead
     assert (await deliver(env.host, env.tenant_id, now=at + timedelta(days=1))).delivered == 0
+
+
+async def test_an_internal_target_is_refused_at_send_time(
+    env: SyncEnv, receiver: tuple[Receiver, str]
+) -> None:
+    """A URL stored before the check (or whose name now resolves inward) is never called."""
+    platform, url = receiver
+    await _configure(env, url.replace("127.0.0.1", "localhost"), allow=())
+    async with env.host.db.transaction(env.tenant_id) as session:
+        session.add(
+            NotificationRow(
+                tenant_id=env.tenant_id,
+                event="contacts.changed",
+                payload={},
+                created_at=utcnow(),
+                next_attempt_at=utcnow(),
+            )
+        )
+    result = await deliver(env.host, env.tenant_id)
+    assert (result.delivered, result.failed) == (0, 1)
+    assert platform.received == []
+    (row,) = await _rows(env)
+    assert row.last_error is not None and row.last_error.startswith(
+        "refused: localhost resolves to 127.0.0.1"
+    )
+    # allowed by host name, it is delivered (to the address that was checked)
+    env.host.settings = dataclasses.replace(env.host.settings, notify_allow=("localhost",))
+    result = await deliver(env.host, env.tenant_id, now=utcnow() + timedelta(hours=2))
+    assert result.delivered == 1 and len(platform.received) == 1
+    headers, _ = platform.received[0]
+    assert headers["host"].startswith("localhost:")

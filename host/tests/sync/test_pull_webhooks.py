@@ -52,13 +52,18 @@ def _signed(env: SyncEnv, body: bytes) -> dict[str, str]:
     }
 
 
-async def test_hubspot_webhooks_valid_tampered_replayed(env: SyncEnv, api: str) -> None:
-    (remote,) = env.seed("hubspot", [{"properties": {"email": "w@example.com", "firstname": "Wes"}}])
+async def _connected(env: SyncEnv, email: str, first_name: str) -> tuple[str, str, str]:
+    """A HubSpot contact, then HubSpot connected: ``(integration id, portal id, record id)``."""
+    (remote,) = env.seed("hubspot", [{"properties": {"email": email, "firstname": first_name}}])
     hubspot = await env.connect("hubspot")
     async with env.host.db.session(env.tenant_id) as session:
         integration = await session.get(Integration, hubspot)
         assert integration is not None and integration.account_id
-        portal = integration.account_id
+        return hubspot, integration.account_id, remote
+
+
+async def test_hubspot_webhooks_valid_tampered_replayed(env: SyncEnv, api: str) -> None:
+    hubspot, portal, remote = await _connected(env, "w@example.com", "Wes")
     url = f"{api}/v1/webhooks/hubspot"
     # event ids are unique per test: the plugin also drops repeats within its process
     event_id = time.time_ns() % 1_000_000_000
@@ -132,3 +137,46 @@ async def test_conflicts_api(env: SyncEnv, api: str) -> None:
         assert r.status_code == 404
         assert (await client.get("/v1/conflicts")).json()["items"] == []
     assert (await env.contact("m@example.com")).first_name == "Both"
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"occurredAt": "abc"}, "[0].occurredAt"),
+        ({"occurredAt": 1e20}, "[0].occurredAt"),
+        ({"occurredAt": 10**20}, "[0].occurredAt"),
+        ({"objectId": "not-a-number"}, "[0].objectId"),
+        ({"portalId": [1]}, "[0].portalId"),
+        (
+            {"subscriptionType": "contact.merge", "mergedObjectIds": "abc", "newObjectId": 1},
+            "mergedObjectIds",
+        ),
+        ({"subscriptionType": "contact.merge", "mergedObjectIds": [1]}, "names no newObjectId"),
+        ({"eventId": 2**64}, "[0].eventId"),
+    ],
+)
+async def test_malformed_hubspot_events_are_400_and_change_nothing(
+    env: SyncEnv, api: str, change: dict[str, Any], why: str
+) -> None:
+    """Validly signed, malformed events: a 400 naming the field, never a 500 (issue 11 item 3)."""
+    _, portal, remote = await _connected(env, "m@example.com", "Max")
+    event = {**_event(portal, remote, time.time_ns() % 1_000_000_000, "Mallory"), **change}
+    good = _event(portal, remote, time.time_ns() % 1_000_000_000 + 1, "Mallory")
+    body = msgspec.json.encode([good, event] if why.startswith("[0]") is False else [event, good])
+    async with httpx.AsyncClient(timeout=30) as client:
+        r = await client.post(f"{api}/v1/webhooks/hubspot", content=body, headers=_signed(env, body))
+    assert r.status_code == 400, r.text
+    assert why in r.json()["detail"], r.json()
+    # nothing of the delivery was applied, not even its well-formed event
+    assert (await env.contact("m@example.com")).first_name == "Max"
+    async with env.host.db.session(env.tenant_id) as session:
+        assert list(await session.scalars(select(SeenWebhookEvent.event_id))) == []
+
+
+async def test_an_overflowing_hubspot_timestamp_header_is_refused(env: SyncEnv, api: str) -> None:
+    body = b"[]"
+    for stamp in ("9" * 30, "-5", "1e3"):
+        headers = {**_signed(env, body), "X-HubSpot-Request-Timestamp": stamp}
+        async with httpx.AsyncClient(timeout=30) as client:
+            r = await client.post(f"{api}/v1/webhooks/hubspot", content=body, headers=headers)
+        assert r.status_code == 401 and "Timestamp" in r.json()["detail"], r.text

@@ -29,3 +29,10 @@ async def test_the_host_paces_as_configured(pace: bool, tmp_path: Path) -> None:
     env = {"CRMHOST_DATA_DIR": str(tmp_path), "CRMHOST_PACE_REQUESTS": "on" if pace else "off"}
     async with open_host(load_settings(env), with_queue=False) as host:
         assert host.limiters.enabled is pace
+
+
+def test_notify_allow_list(tmp_path: Path) -> None:
+    env = {"CRMHOST_DATA_DIR": str(tmp_path)}
+    assert load_settings(env).notify_allow == ()
+    env["CRMHOST_NOTIFY_ALLOW"] = " 10.1.2.0/24, hooks.internal ,,"
+    assert load_settings(env).notify_allow == ("10.1.2.0/24", "hooks.internal")

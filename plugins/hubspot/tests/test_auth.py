@@ -21,7 +21,7 @@ from crmhost.models import (
 )
 from crmhost.sandbox import pkce_challenge
 from crmhost.testing.contract.harness import REDIRECT_URI as REDIRECT
-from crmhost_hubspot import plugin
+from crmhost_hubspot import auth, plugin
 from crmhost_hubspot.sandbox import HubSpotSandbox
 
 from .conftest import MakeCtx
@@ -138,3 +138,16 @@ async def test_a_minted_private_app_token_connects_as_an_api_key(base_url: str) 
         contacts = await admin.get("/crm/v3/objects/contacts", headers={"Authorization": f"Bearer {key}"})
     assert key.startswith("pat-na1-")
     assert contacts.status_code == 200, contacts.text
+
+
+async def test_token_metadata_is_asked_with_the_token_in_the_body_not_the_url(
+    admin: httpx.AsyncClient, sandbox: HubSpotSandbox, creds: Credentials, make_ctx: MakeCtx
+) -> None:
+    # a token response without hub_id (HubSpot's before Aug 2025) sends the plugin to the
+    # metadata endpoint; the v1 one would put the token in the path, where logs and proxies see it
+    await admin.post("/_sandbox/reset")
+    got = await auth._credentials(make_ctx(), {"access_token": creds.access_token, "expires_in": 1800}, None)
+    assert got.account_id == str(sandbox.portal_id)
+    calls = (await admin.get("/_sandbox/stats")).json()["calls"]
+    assert any("introspect" in endpoint for endpoint in calls), calls
+    assert not any("access-tokens" in endpoint for endpoint in calls), calls

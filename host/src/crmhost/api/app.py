@@ -13,8 +13,10 @@ from litestar.openapi import OpenAPIConfig
 from litestar.plugins import InitPluginProtocol
 
 from crmhost import __version__
+from crmhost.api.bounds import BoundedPathsMiddleware, BoundedRequest
 from crmhost.api.conflicts import ConflictController
 from crmhost.api.contacts import ContactController
+from crmhost.api.contract import COMPONENTS, ClosedStructSchemas, declare
 from crmhost.api.deps import provide_host
 from crmhost.api.errors import EXCEPTION_HANDLERS
 from crmhost.api.events import EventController
@@ -23,6 +25,7 @@ from crmhost.api.mappings import MappingController
 from crmhost.api.monitoring import MetricsController, MonitoringController
 from crmhost.api.oauth import OAuthController
 from crmhost.api.outbox import OutboxController
+from crmhost.api.privacy import PrivacyController
 from crmhost.api.rules import RuleController
 from crmhost.api.settings import SettingsController
 from crmhost.api.system import HealthController, PluginController
@@ -60,10 +63,15 @@ class CrmHostCore(InitPluginProtocol):
         # field mappings and monitoring (runs, record log, audit, status, /metrics)
         app_config.route_handlers.extend([MappingController, MonitoringController, MetricsController])
         # the platform side: contacts, events, rules, settings
-        platform = [ContactController, EventController, RuleController, SettingsController]
+        platform = [ContactController, EventController, RuleController, SettingsController, PrivacyController]
         app_config.route_handlers.extend(platform)
+        # the OpenAPI contract: error responses and the bearer scheme (crmhost.api.contract)
+        declare(app_config.route_handlers)
         app_config.dependencies["host"] = Provide(provide_host, sync_to_thread=False)
         app_config.exception_handlers.update(EXCEPTION_HANDLERS)
+        # bad input is a 400 wherever it comes in (crmhost.api.bounds)
+        app_config.request_class = BoundedRequest
+        app_config.middleware.insert(0, BoundedPathsMiddleware)
         app_config.lifespan.append(self._lifespan)
         return app_config
 
@@ -71,6 +79,11 @@ class CrmHostCore(InitPluginProtocol):
 def create_app(settings: Settings | None = None, plugins: Plugins | None = None) -> Litestar:
     """The platform API. Plugins are loaded when the app starts, not at import."""
     return Litestar(
-        plugins=[CrmHostCore(settings, plugins)],
-        openapi_config=OpenAPIConfig(title="crmhost platform API", version=__version__, path="/schema"),
+        plugins=[CrmHostCore(settings, plugins), ClosedStructSchemas()],
+        # logging is the process's (``crmhost serve`` sets it up with CRMHOST_LOG_LEVEL and
+        # redaction); Litestar's default config would replace the root handler and level
+        logging_config=None,
+        openapi_config=OpenAPIConfig(
+            title="crmhost platform API", version=__version__, path="/schema", components=COMPONENTS
+        ),
     )

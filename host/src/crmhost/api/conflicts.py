@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from litestar import Controller, get, post
@@ -11,6 +11,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody
 from sqlalchemy import select
 
+from crmhost.api.bounds import Offset
 from crmhost.api.deps import provide_tenant_id
 from crmhost.db.platform import ContactRow
 from crmhost.db.syncstate import ConflictRow
@@ -75,7 +76,7 @@ class ConflictPage(msgspec.Struct, kw_only=True):
 class Resolve(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """``local`` keeps the platform's value, ``remote`` takes the CRM's, ``value`` sets ``value``."""
 
-    resolution: str
+    resolution: Literal["local", "remote", "value"]  # the enum the resolve service accepts
     value: Any = msgspec.UNSET
 
 
@@ -94,15 +95,13 @@ class ConflictController(Controller):
         status: FromQuery[str | None] = "open",
         integration_id: FromQuery[str | None] = None,
         limit: FromQuery[int] = 100,
-        offset: FromQuery[int] = 0,
+        offset: Offset = 0,
     ) -> ConflictPage:
         """Conflicts by status (``open`` by default) and integration, paged by offset."""
         if status is not None and status not in STATUSES:
             raise InvalidInput(f"status must be one of {', '.join(STATUSES)}", where="query.status")
         if not 1 <= limit <= MAX_LIMIT:
             raise InvalidInput(f"limit must be 1 to {MAX_LIMIT}", where="query.limit")
-        if offset < 0:
-            raise InvalidInput("offset must not be negative", where="query.offset")
         stmt = select(ConflictRow, ContactRow.email).join(ContactRow, ContactRow.id == ConflictRow.contact_id)
         if status is not None:
             stmt = stmt.where(ConflictRow.status == status)

@@ -46,7 +46,13 @@ _FIELD = re.compile(r"(?:missing required field|unknown field) `([^`]+)`")
 
 def _where(entry: object) -> object:
     """Point a body validation error at the field: ``body.provider`` rather than ``data``."""
-    if not isinstance(entry, dict) or entry.get("key") != "data" or entry.get("source") != "body":
+    if not isinstance(entry, dict):
+        return entry
+    key, raw_source = str(entry.get("key", "")), entry.get("source")
+    source = str(getattr(raw_source, "value", raw_source))  # Litestar's ParamType or a str
+    if source in ("query", "path") and key and not key.startswith(f"{source}."):
+        return {**entry, "key": f"{source}.{key}"}  # query.offset, like the services' errors
+    if key != "data" or source != "body":
         return entry
     message = str(entry.get("message", ""))
     path = ""

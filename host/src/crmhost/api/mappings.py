@@ -9,12 +9,13 @@ CRM's fields, each mapped remote field exists (or will be created on push) and i
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, delete, get, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody
+from msgspec import Meta
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import select
 
@@ -56,15 +57,15 @@ class MappingIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """
 
     object: ObjectType = ObjectType.CONTACT
-    remote: str
-    local: str | None = None
+    remote: Annotated[str, Meta(min_length=1, max_length=200)]
+    local: Annotated[str, Meta(max_length=200)] | None = None
     type: Kind = "direct"
-    expression: str | None = None
-    condition: str | None = None
-    value_if_true: str | int | float | bool | None = None
-    value_if_false: str | int | float | bool | None = None
+    expression: Annotated[str, Meta(max_length=4000)] | None = None
+    condition: Annotated[str, Meta(max_length=4000)] | None = None
+    value_if_true: Annotated[str, Meta(max_length=4000)] | int | float | bool | None = None
+    value_if_false: Annotated[str, Meta(max_length=4000)] | int | float | bool | None = None
     direction: Direction | None = None
-    remote_type: str = "string"
+    remote_type: Annotated[str, Meta(max_length=32)] = "string"
     create_if_missing: bool = False
     conflict_strategy: FieldStrategy | None = None
 

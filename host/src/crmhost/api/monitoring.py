@@ -18,6 +18,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import case, func, select
 
+from crmhost.api.bounds import After, Before
 from crmhost.api.deps import provide_tenant_id
 from crmhost.db.models import AuditEntry
 from crmhost.db.syncstate import ConflictRow, OutboxRow, RecordLogRow, SyncRun
@@ -169,7 +170,7 @@ class MonitoringController(Controller):
         tenant_id: NamedDependency[str],
         run_id: FromPath[str],
         outcome: FromQuery[str | None] = None,
-        after: Annotated[int, QueryParameter(ge=0)] = 0,
+        after: After = 0,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
     ) -> RecordPage:
         """A run's record log in the order it was written, ``limit`` lines after id ``after``."""
@@ -205,7 +206,7 @@ class MonitoringController(Controller):
         host: NamedDependency[Host],
         tenant_id: NamedDependency[str],
         integration_id: FromQuery[str | None] = None,
-        before: Annotated[int | None, QueryParameter(ge=1)] = None,
+        before: Before = None,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
     ) -> AuditPage:
         """The tenant's audit log, newest first, optionally of one integration."""

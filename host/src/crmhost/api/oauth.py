@@ -74,5 +74,7 @@ class OAuthController(Controller):
             return Response(page, status_code=200, media_type=MediaType.HTML)
         text = f"The CRM was not connected: {html.escape(outcome.error or 'unknown error')}."
         return Response(
-            _PAGE.format(title="Not connected", text=text), status_code=400, media_type=MediaType.HTML
+            _PAGE.format(title="Not connected", text=text),
+            status_code=outcome.status,
+            media_type=MediaType.HTML,
         )

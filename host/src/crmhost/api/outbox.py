@@ -10,11 +10,14 @@ from litestar import Controller, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, QueryParameter
 from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from crmhost.api.bounds import After, RowId
 from crmhost.api.deps import provide_tenant_id
 from crmhost.db.base import utcnow
 from crmhost.db.syncstate import OutboxRow
 from crmhost.runtime import Host
+from crmhost.services.audit import audit
 from crmhost.services.errors import Conflict, InvalidInput, NotFound
 from crmhost.services.integrations import get_integration
 from crmhost.sync.outbox import kick
@@ -76,6 +79,18 @@ class Retried(msgspec.Struct, kw_only=True):
     retried: int
 
 
+def _audit_retry(session: AsyncSession, tenant_id: str, integration_id: str, **detail: Any) -> None:
+    """An ``outbox.retried`` audit entry: which rows a person sent again."""
+    audit(
+        session,
+        tenant_id=tenant_id,
+        action="outbox.retried",
+        actor="api",
+        integration_id=integration_id,
+        **detail,
+    )
+
+
 class OutboxController(Controller):
     """An integration's outbox: pending work and dead letters, visible and retryable."""
 
@@ -91,7 +106,7 @@ class OutboxController(Controller):
         integration_id: FromPath[str],
         row_state: Annotated[str, QueryParameter(name="state")] = "dead",
         limit: FromQuery[int] = PAGE,
-        after: FromQuery[int] = 0,
+        after: After = 0,
     ) -> OutboxPage:
         """Rows in ``state`` (``dead`` or ``pending``), oldest first, with attempts and last error."""
         state = row_state  # Litestar reserves the argument name "state"
@@ -101,8 +116,6 @@ class OutboxController(Controller):
             )
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", where="query.limit")
-        if after < 0:
-            raise InvalidInput("after must be a row id (0 for the first page)", where="query.after")
         await get_integration(host, tenant_id, integration_id)
         where = (OutboxRow.integration_id == integration_id, OutboxRow.state == state)
         async with host.db.session(tenant_id) as session:
@@ -127,7 +140,7 @@ class OutboxController(Controller):
         host: NamedDependency[Host],
         tenant_id: NamedDependency[str],
         integration_id: FromPath[str],
-        row_id: FromPath[int],
+        row_id: RowId,
     ) -> OutboxRowOut:
         """Send a dead (or waiting) row again now, with its attempts reset."""
         await get_integration(host, tenant_id, integration_id)
@@ -138,6 +151,7 @@ class OutboxController(Controller):
             if row.state == "done":
                 raise Conflict(f"outbox row {row_id} is done; there is nothing to retry", where="path.row_id")
             row.state, row.attempts, row.next_attempt_at, row.last_error = "pending", 0, utcnow(), None
+            _audit_retry(session, tenant_id, integration_id, rows=[row_id])
         await kick(host, tenant_id, [integration_id])
         return OutboxRowOut.of(row)
 
@@ -155,6 +169,7 @@ class OutboxController(Controller):
                 .execution_options(synchronize_session=False)
             )
             count = int(getattr(result, "rowcount", 0) or 0)
+            _audit_retry(session, tenant_id, integration_id, dead_rows=count)
         if count:
             await kick(host, tenant_id, [integration_id])
         return Retried(retried=count)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
+from msgspec import Meta
 
 from crmhost.db.models import CredentialRow, Integration
 
@@ -25,6 +26,19 @@ class _In(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Input bodies reject unknown fields, so a typo is a 400 rather than silently ignored."""
 
 
+# lengths are the columns' (crmhost.db.models): longer values are a 400, never truncated
+Slug = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")]
+Label = Annotated[str, Meta(max_length=200)]
+Url = Annotated[str, Meta(min_length=1, max_length=2000)]
+ApiBase = Annotated[str, Meta(min_length=1, max_length=500)]
+ApiKey = Annotated[str, Meta(min_length=1, max_length=4096)]
+SettingName = Annotated[str, Meta(min_length=1, max_length=64)]
+#: a plugin setting's value: a scalar (a plugin declares str, int, bool or choice settings);
+#: its length is checked with its name (services.integrations.MAX_SETTING)
+SettingValue = str | int | bool | None
+PluginSettings = dict[SettingName, SettingValue]
+
+
 class CreateIntegration(_In):
     """``POST /v1/integrations``.
 
@@ -38,18 +52,18 @@ class CreateIntegration(_In):
         api_base: the account's API base, for CRMs whose API-key accounts need one.
     """
 
-    provider: str
-    name: str = ""
-    settings: dict[str, Any] = {}
-    redirect_to: str | None = None
-    api_key: str | None = None
-    api_base: str | None = None
+    provider: Slug
+    name: Label = ""
+    settings: PluginSettings = {}
+    redirect_to: Url | None = None
+    api_key: ApiKey | None = None
+    api_base: ApiBase | None = None
 
 
 class UpdateIntegration(_In):
     """``PATCH /v1/integrations/{id}``: only the fields given change."""
 
-    name: str | msgspec.UnsetType = msgspec.UNSET
+    name: Label | msgspec.UnsetType = msgspec.UNSET
     enabled: bool | msgspec.UnsetType = msgspec.UNSET
     sync_frequency: Literal["hourly", "daily"] | msgspec.UnsetType = msgspec.UNSET
     direction: Literal["both", "to_crm", "from_crm"] | msgspec.UnsetType = msgspec.UNSET
@@ -57,7 +71,7 @@ class UpdateIntegration(_In):
         Literal["crm_wins", "local_wins", "newest_wins", "fill_if_blank", "manual", "field_level"]
         | msgspec.UnsetType
     ) = msgspec.UNSET
-    settings: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    settings: PluginSettings | msgspec.UnsetType = msgspec.UNSET
 
     def changes(self) -> dict[str, Any]:
         """The fields that were given."""
@@ -67,7 +81,7 @@ class UpdateIntegration(_In):
 class Authorize(_In):
     """``POST /v1/integrations/{id}/authorize``: start (again) the OAuth flow."""
 
-    redirect_to: str | None = None
+    redirect_to: Url | None = None
 
 
 class CredentialInfo(msgspec.Struct, kw_only=True):

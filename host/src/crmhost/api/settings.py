@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, get, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
+from msgspec import Meta
 
 from crmhost.api.deps import provide_tenant_id
 from crmhost.runtime import Host
 from crmhost.services.audit import audit
 from crmhost.services.errors import InvalidInput
+from crmhost.sync.notify_target import UnsafeTarget, resolve_target
 from crmhost.sync.scoring import ScoringError, model_from_settings, validate_model
 from crmhost.sync.tenant_settings import load_settings, set_notification_target
 
@@ -38,8 +39,8 @@ class NotificationsIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     never shown again. Leave it out to keep the current one while changing the URL.
     """
 
-    url: str | None
-    secret: str | None = None
+    url: Annotated[str, Meta(min_length=1, max_length=2000)] | None
+    secret: Annotated[str, Meta(min_length=MIN_SECRET, max_length=500)] | None = None
 
 
 class NotificationsOut(msgspec.Struct, kw_only=True):
@@ -107,11 +108,10 @@ class SettingsController(Controller):
     ) -> NotificationsOut:
         """Set (or with ``url: null`` clear) the notification URL and its signing secret."""
         if data.url is not None:
-            parts = urlsplit(data.url)
-            if parts.scheme not in ("http", "https") or not parts.netloc or len(data.url) > 2000:
-                raise InvalidInput(
-                    "url must be an absolute http(s) URL up to 2000 characters", where="body.url"
-                )
+            try:
+                await resolve_target(data.url, host.settings.notify_allow, unresolvable_ok=True)
+            except UnsafeTarget as exc:
+                raise InvalidInput(f"url refused: {exc.message}", where="body.url") from None
         if data.secret is not None and not MIN_SECRET <= len(data.secret) <= 500:
             raise InvalidInput(f"secret must be {MIN_SECRET} to 500 characters", where="body.secret")
         async with host.db.transaction(tenant_id) as session:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from crmhost.db.tenancy import install_tenant_scoping, tenant_info
@@ -14,10 +17,33 @@ from crmhost.db.tenancy import install_tenant_scoping, tenant_info
 __all__ = ["Database", "create_engine"]
 
 
+def _private_sqlite_file(url: str) -> None:
+    """Create the SQLite file owner-only (0600) before SQLite creates it with the umask's mode.
+
+    It holds every contact of every tenant. SQLite gives its ``-wal`` and ``-shm`` files the
+    database file's mode, so they are private too. An existing file keeps its mode.
+    """
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if not path.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:  # another process created it meanwhile: its mode stands
+            pass
+
+
 def create_engine(url: str) -> AsyncEngine:
-    """An async engine; SQLite gets WAL, foreign keys and a busy timeout for concurrent jobs."""
+    """An async engine; SQLite gets WAL, foreign keys and a busy timeout for concurrent jobs.
+
+    Statement parameters are kept out of logs and error messages (``hide_parameters``): they
+    are contacts' emails and names.
+    """
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        _private_sqlite_file(url)
+        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -28,7 +54,7 @@ def create_engine(url: str) -> AsyncEngine:
             cur.close()
 
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True)
 
 
 class Database:

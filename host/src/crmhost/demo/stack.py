@@ -73,6 +73,7 @@ class StackConfig:
         tiers: a rate-limit tier per CRM that overrides ``limits`` (any tier its sandbox names).
         api_process: serve the API as a ``crmhost serve`` subprocess (its memory measured apart
             from the sandboxes') instead of a thread of this process.
+        log_level: ``CRMHOST_LOG_LEVEL`` of the subprocesses (their logs are in ``data_dir``).
     """
 
     data_dir: Path
@@ -83,6 +84,7 @@ class StackConfig:
     limits: str = "real"
     tiers: Mapping[str, str] = field(default_factory=dict)
     api_process: bool = False
+    log_level: str = "INFO"
 
 
 @dataclass
@@ -359,7 +361,7 @@ def _plugins(crms: Sequence[str]) -> Plugins:
         raise StackError(str(exc)) from None
 
 
-def _env(settings: Settings, crms: Sequence[str]) -> dict[str, str]:
+def _env(settings: Settings, crms: Sequence[str], log_level: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRMHOST_")}
     env.update(
         {
@@ -372,6 +374,7 @@ def _env(settings: Settings, crms: Sequence[str]) -> dict[str, str]:
             "CRMHOST_PACE_REQUESTS": "on" if settings.pace_requests else "off",
         }
     )
+    env["CRMHOST_LOG_LEVEL"] = log_level
     for slug in crms:
         app = settings.providers[slug]
         upper = slug.upper()
@@ -423,7 +426,7 @@ async def open_stack(config: StackConfig) -> AsyncIterator[Stack]:
                 sandboxes=dict(sandboxes.boxes),
                 sandbox_urls=dict(sandboxes.urls),
             )
-            env._worker_env = _env(settings, config.crms)
+            env._worker_env = _env(settings, config.crms, config.log_level)
             if config.api_process:
                 await async_stack.enter_async_context(_api_process(env, int(url.rsplit(":", 1)[1])))
             env.tenant_id, env.api_key = await create_tenant(host, "Demo Co")

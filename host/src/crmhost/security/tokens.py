@@ -129,7 +129,7 @@ def load_cipher(spec: str | None, data_dir: Path) -> tuple[TokenCipher, str | No
     key_file = data_dir / "encryption.keys"
     created = None
     if not key_file.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(generate_key_spec() + "\n")

@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 SYNC_FREQUENCIES = ("hourly", "daily")
 DIRECTIONS = ("both", "to_crm", "from_crm")
+#: the longest string a plugin setting may hold
+MAX_SETTING = 4096
 CONFLICT_STRATEGIES = ("crm_wins", "local_wins", "newest_wins", "fill_if_blank", "manual", "field_level")
 
 
@@ -72,6 +74,10 @@ def _split_settings(
             not isinstance(value, expected) or (expected is int and isinstance(value, bool))
         ):
             raise InvalidInput(f"setting {name!r} must be {spec.type}", where=f"{where}.{name}")
+        if isinstance(value, str) and len(value) > MAX_SETTING:
+            raise InvalidInput(
+                f"setting {name!r} is longer than {MAX_SETTING} characters", where=f"{where}.{name}"
+            )
         if spec.type == "choice" and value is not None and value not in spec.choices:
             raise InvalidInput(
                 f"setting {name!r} must be one of {', '.join(spec.choices)}", where=f"{where}.{name}"

@@ -8,6 +8,7 @@ the plugin's ``authenticate`` hook, because every CRM's token response differs (
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import secrets
@@ -16,7 +17,8 @@ from datetime import timedelta
 
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
-from sqlalchemy import update
+from sqlalchemy import func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from crmhost.context import utcnow
 from crmhost.db.models import CredentialRow, Integration, IntegrationStatus, OAuthState
@@ -27,12 +29,13 @@ from crmhost.runtime import Host
 from crmhost.services.audit import audit
 from crmhost.services.context import build_context
 from crmhost.services.credentials import forget_credentials
-from crmhost.services.errors import InvalidInput
+from crmhost.services.errors import Conflict, InvalidInput
 from crmhost.services.vault import store_credentials
 from crmhost.services.webhook_subscriptions import request_subscription
 
 __all__ = [
     "STATE_TTL",
+    "AccountTaken",
     "CallbackOutcome",
     "activate",
     "begin_authorization",
@@ -100,13 +103,24 @@ async def begin_authorization(host: Host, integration: Integration, redirect_to:
 
 @dataclass(frozen=True)
 class CallbackOutcome:
-    """What the callback did, for the API to answer with."""
+    """What the callback did, for the API to answer with (``status`` 409: account taken)."""
 
     tenant_id: str
     integration_id: str
     connected: bool
     redirect_to: str | None
     error: str | None = None
+    status: int = 400
+
+
+class AccountTaken(Conflict):
+    """The CRM account is already connected to another integration (409).
+
+    One CRM account serves one integration: two tenants on one HubSpot portal would read each
+    other's contacts, and its app-wide webhooks could reach only one of them. So the second
+    connection is refused, whichever tenant asks, until the first is disconnected. Another
+    tenant's integration is not named.
+    """
 
 
 async def _claim_state(host: Host, state: str) -> OAuthState:
@@ -204,18 +218,67 @@ async def complete_authorization(
     except CrmError as exc:
         reason = f"code exchange failed: {exc.message}"
         return await _failed(host, claimed, reason, actor="system", action="oauth.failed")
-    await activate(host, integration, creds, actor="user", action="oauth.connected")
+    try:
+        await activate(host, integration, creds, actor="user", action="oauth.connected")
+    except AccountTaken as exc:
+        failed = await _failed(host, claimed, exc.message, actor="user", action="oauth.account_taken")
+        return dataclasses.replace(failed, status=exc.status)
     return CallbackOutcome(tenant_id, integration_id, True, claimed.redirect_to)
+
+
+async def _refuse_taken_account(
+    host: Host, session: AsyncSession, integration: Integration, account_id: str | None
+) -> None:
+    """Raise :class:`AccountTaken` when another integration is connected to ``account_id``."""
+    if not account_id:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        # two concurrent connects of one account: the second waits here until the first commits
+        key = f"crm-account:{integration.provider}:{account_id}"
+        await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
+    async with host.db.session(ALL_TENANTS) as everyone:
+        holders = (
+            await everyone.execute(
+                select(Integration.id, Integration.tenant_id)
+                .join(CredentialRow, CredentialRow.integration_id == Integration.id)
+                .where(
+                    Integration.provider == integration.provider,
+                    func.coalesce(CredentialRow.account_id, Integration.account_id) == account_id,
+                    Integration.id != integration.id,
+                )
+                .limit(1)
+            )
+        ).first()
+    if holders is None:
+        return
+    title = host.plugins.info(integration.provider).title
+    if holders.tenant_id == integration.tenant_id:
+        raise AccountTaken(
+            f"this {title} account is already connected to integration {holders.id}: "
+            "disconnect or delete that one first",
+            where="integration_id",
+        )
+    raise AccountTaken(
+        f"this {title} account is already connected to another tenant's integration; one {title} "
+        "account serves one tenant: connect a different account",
+        where="integration_id",
+    )
 
 
 async def activate(
     host: Host, integration: Integration, creds: Credentials, *, actor: str, action: str
 ) -> None:
-    """Store ``creds`` encrypted and mark the integration active, then start its initial sync."""
+    """Store ``creds`` encrypted and mark the integration active, then start its initial sync.
+
+    Raises:
+        AccountTaken: another integration (of any tenant) holds credentials for the same CRM
+            account; nothing is stored.
+    """
     async with host.db.transaction(integration.tenant_id) as session:
         row = await session.get(Integration, integration.id)
         if row is None:
             raise InvalidInput("the integration was deleted", where="integration_id")
+        await _refuse_taken_account(host, session, row, creds.account_id)
         existing = await session.get(CredentialRow, integration.id)
         store_credentials(
             session,

@@ -65,6 +65,7 @@ from crmhost.sync.contacts import (
     field_modified_at,
     normalize_email,
 )
+from crmhost.sync.erasure import erased_among
 from crmhost.sync.mapping import field_times, incoming, outgoing
 from crmhost.sync.outbox import PUSH_DIRECTIONS, pushing_integrations
 from crmhost.sync.runs import RunRecorder
@@ -273,6 +274,10 @@ async def _apply_upserts(
         and r.email != e
     }
     batch.taken = {r.email for r in await contacts_by(session, emails=list(moves))}
+    # people erased on request stay erased: a CRM that still has them does not bring them back
+    erased = await erased_among(
+        session, integration.tenant_id, [e for c, _, e, _ in mapped if e and c.remote_id not in links]
+    )
     new_links: list[dict[str, Any]] = []
     created: list[ContactRow] = []
     for change, values, email, times in mapped:
@@ -295,6 +300,9 @@ async def _apply_upserts(
                     batch.log("needs_pull", None, change.remote_id)
                 else:
                     batch.log("skipped", None, change.remote_id, "no email")
+                continue
+            if email in erased:
+                batch.log("erased", None, change.remote_id, "the person was erased on request; not taken")
                 continue
             row = _new_contact(batch, email, values)
             by_email[email] = row

@@ -35,6 +35,7 @@ from crmhost.db.platform import ContactRow
 from crmhost.db.syncstate import ConflictRow
 from crmhost.models import Contact
 from crmhost.runtime import Host
+from crmhost.services.audit import audit
 from crmhost.services.errors import Conflict as ConflictError
 from crmhost.services.errors import InvalidInput, NotFound
 from crmhost.sync.apply_store import hold_while_backfilling, pulling_crms, queue_pushes
@@ -220,6 +221,18 @@ async def resolve(
             conflict.local_value if resolution == "local" else {"value": msgspec.to_builtins(chosen)}
         )
         conflict.resolved_at = now
+        # by ids only: an audit entry outlives the contact's erasure, so it holds no value of it
+        audit(
+            session,
+            tenant_id=tenant_id,
+            action="conflict.resolved",
+            actor="api",
+            integration_id=integration.id,
+            conflict_id=conflict.id,
+            contact_id=row.id,
+            field=conflict.field,
+            resolution=resolution,
+        )
     if push_to:
         await kick(host, tenant_id, push_to)
     return conflict

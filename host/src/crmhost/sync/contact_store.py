@@ -71,7 +71,7 @@ async def in_transaction(host: Host, tenant_id: str, work: Callable[[AsyncSessio
         except DBAPIError as exc:
             if attempt == _RETRIES - 1 or not _retryable(exc):
                 raise
-            log.info("ingest chunk lost a race (%s); retrying", type(exc).__name__)
+            log.info("ingest transaction lost a race (%s); retrying it whole", type(exc).__name__)
             await asyncio.sleep(0.02 * 2**attempt)
     raise AssertionError("unreachable")
 

@@ -1,7 +1,9 @@
 """The tree a parsed mapping expression becomes, and how each node evaluates.
 
-Every node is a frozen dataclass with ``eval(values)``; evaluation never raises: a type
-mismatch, an ordering against ``None`` or a division by zero gives ``None`` or ``False``.
+Every node is a frozen dataclass with ``eval(values)``. A type mismatch, an ordering against
+``None`` or a division by zero gives ``None`` or ``False``. A number past :data:`MAX_RESULT`
+(``1e300 * 1e300`` of two custom fields) is :class:`EvaluationError`, the one error
+evaluation raises: the record cannot be mapped and is rejected with that reason.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 __all__ = [
+    "MAX_RESULT",
     "Arith",
     "Call",
     "Compare",
+    "EvaluationError",
     "Field",
     "Lit",
     "Logic",
@@ -26,6 +30,20 @@ __all__ = [
 ]
 
 CUSTOM = "custom."
+#: the largest magnitude a computed number may have (a CRM number field holds a double at most)
+MAX_RESULT = 1e300
+
+
+class EvaluationError(ValueError):
+    """An expression cannot be evaluated for this contact (a number out of range); why."""
+
+
+def _bounded(number: Any) -> Any:
+    """``number`` when within :data:`MAX_RESULT`; raises :class:`EvaluationError` otherwise."""
+    if _is_number(number) and not -MAX_RESULT <= number <= MAX_RESULT:  # NaN fails both too
+        raise EvaluationError(f"a computed number is out of range (magnitude above {MAX_RESULT:g})")
+    return number
+
 
 Values = Mapping[str, Any]
 
@@ -93,7 +111,7 @@ class Neg:
         value = self.operand.eval(values)
         if value is None and self.sum_context:
             return 0
-        return -value if _is_number(value) else None
+        return _bounded(-value) if _is_number(value) else None
 
 
 @dataclass(frozen=True)
@@ -185,12 +203,12 @@ class Arith:
         if not (_is_number(a) and _is_number(b)):
             return None
         if self.op == "+":
-            return a + b
+            return _bounded(a + b)
         if self.op == "-":
-            return a - b
+            return _bounded(a - b)
         if self.op == "*":
-            return a * b
-        return None if b == 0 else _tidy(a / b)
+            return _bounded(a * b)
+        return None if b == 0 else _bounded(_tidy(a / b))
 
 
 @dataclass(frozen=True)
@@ -207,7 +225,7 @@ class Call:
             return sum(1 for v in got if v is not None)
         if self.func == "SUM":
             numbers = [0 if v is None else v for v in got]
-            return sum(numbers) if all(_is_number(v) for v in numbers) else None
+            return _bounded(sum(numbers)) if all(_is_number(v) for v in numbers) else None
         present = [v for v in got if v is not None]
         if not present or not all(_is_number(v) for v in present):
             return None
@@ -215,7 +233,7 @@ class Call:
             return min(present)
         if self.func == "MAX":
             return max(present)
-        return _tidy(sum(present) / len(present))
+        return _bounded(_tidy(_bounded(sum(present)) / len(present)))
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,11 @@ immutable nodes, and the tree is evaluated against a contact's canonical values.
   through arithmetic, and ``MIN MAX AVG COUNT`` skip ``None`` arguments like SQL does.
 
 Any bad input raises :class:`ExpressionError` with a 0-based character position; referenced
-fields must be canonical contact fields or ``custom.<name>``. Evaluation never raises: a type
-mismatch or a division by zero yields ``None``.
+fields must be canonical contact fields or ``custom.<name>``, and number literals are at most
+:data:`MAX_NUMBER` in magnitude (``AVG(<400 nines>, opens)`` overflowed every evaluation). A
+type mismatch or a division by zero yields ``None``; evaluation raises nothing but
+:class:`EvaluationError` (a ``ValueError``, naming the expression and why), which the push turns
+into a per-record reject with that reason.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from crmhost.sync.expression_nodes import (
     Arith,
     Call,
     Compare,
+    EvaluationError,
     Field,
     Lit,
     Logic,
@@ -43,6 +47,8 @@ from crmhost.sync.expression_nodes import (
 __all__ = [
     "AGGREGATES",
     "ALIASES",
+    "MAX_NUMBER",
+    "EvaluationError",
     "Expression",
     "ExpressionError",
     "compile_conditional",
@@ -58,6 +64,8 @@ MAX_LENGTH = 2000
 MAX_DEPTH = 40
 #: binary operators chain left-deep, so their count bounds the tree's depth too
 MAX_OPERATORS = 200
+#: the largest number literal (as large as any count or amount gets, and exact in a double)
+MAX_NUMBER = 10**15
 _CUSTOM = "custom."
 _KEYWORDS = {"and", "or", "not", "true", "false", "null"}
 
@@ -126,7 +134,10 @@ def _tokenize(text: str, offset: int = 0) -> list[_Tok]:
             continue
         if kind == "num":
             raw = m.group()
-            number = float(raw)
+            number = float(raw)  # an overlong literal is inf here, never an error
+            if not number <= MAX_NUMBER:
+                shown = raw if len(raw) <= 20 else f"{raw[:17]}..."
+                raise ExpressionError(f"number {shown} is larger than {MAX_NUMBER:,}", offset + i)
             toks.append(_Tok("num", raw, offset + i, int(raw) if raw.isdigit() else number))
         elif kind in ("name", "op"):
             toks.append(_Tok(kind, m.group(), offset + i))
@@ -367,8 +378,22 @@ class Expression:
     _root: Any
 
     def evaluate(self, values: Values) -> Any:
-        """The value for a contact's canonical ``values`` (``custom.x`` keys or a ``custom`` dict)."""
-        return self._root.eval(values)
+        """The value for a contact's canonical ``values`` (``custom.x`` keys or a ``custom`` dict).
+
+        Raises:
+            EvaluationError: the only error: this contact's values give no value (a number out
+                of range); the message names the expression.
+        """
+        try:
+            return self._root.eval(values)
+        except EvaluationError as exc:
+            raise EvaluationError(f"{self.type} {self._shown()}: {exc}") from None
+        except (ArithmeticError, ValueError, TypeError, LookupError, RecursionError) as exc:
+            # a bound above was missed: still a reject of this record, never a stuck push
+            raise EvaluationError(f"{self.type} {self._shown()}: {type(exc).__name__}: {exc}") from None
+
+    def _shown(self) -> str:
+        return repr(self.text if len(self.text) <= 80 else self.text[:77] + "...")
 
 
 def compile_expression(type: str, text: str) -> Expression:

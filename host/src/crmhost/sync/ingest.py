@@ -1,12 +1,15 @@
 """What the platform posts: contacts in bulk, email events, deletes; with the outbox rows they cause.
 
-Set-based: each chunk of rows is one transaction that reads the contacts it touches with one
-``IN`` query (row-locked on PostgreSQL, in email order so concurrent chunks cannot deadlock
-each other), writes them through :func:`crmhost.sync.contacts.apply_values` (per-field change
-times, ``version``), inserts events and outbox rows with multi-row statements, and commits. A
-chunk that loses a race with a concurrent writer (a duplicate new email or event id, SQLite's
-stale-snapshot ``database is locked``, a PostgreSQL deadlock) is retried whole: nothing of it
-was written, and on the retry the other writer's rows are simply there.
+One request is one transaction: all of its valid rows commit together or none does, so a
+crash, a killed process or a dropped connection mid-request leaves nothing of it behind, and
+a resend lands it exactly once (event ids and upserts by email are idempotent). Inside that
+transaction the rows are processed in chunks, set-based: each chunk reads the contacts it
+touches with one ``IN`` query (row-locked on PostgreSQL, in id order so concurrent writers
+cannot deadlock each other), writes them through :func:`crmhost.sync.contacts.apply_values`
+(per-field change times, ``version``), and inserts events and outbox rows with multi-row
+statements. A request that loses a race with a concurrent writer (a duplicate new email or
+event id, SQLite's stale-snapshot ``database is locked``, a PostgreSQL deadlock) is retried
+whole: nothing of it was written, and on the retry the other writer's rows are simply there.
 
 Unknown emails in events create the contact (source ``platform``): the platform mailed that
 address, so the contact exists for it, and dropping the event would lose engagement. Events for
@@ -25,7 +28,9 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crmhost.db.platform import ContactRow, EmailEventRow, TenantSettings
+from crmhost.db.privacy import PrivacySettings
 from crmhost.runtime import Host
+from crmhost.services.audit import audit
 from crmhost.sync.apply_store import hold_while_backfilling, pulling_crms
 from crmhost.sync.contact_store import (
     Move,
@@ -43,6 +48,7 @@ from crmhost.sync.contact_store import (
     write_contacts,
 )
 from crmhost.sync.contacts import CUSTOM_PREFIX, apply_values
+from crmhost.sync.erasure import erased_among, lift_erasures
 from crmhost.sync.outbox import add_rows, pushing_integrations
 from crmhost.sync.rules import RulePlan, resolve_value, without_workflows
 from crmhost.sync.scoring import apply_event, engagement_after, model_from_settings, reset_score
@@ -50,7 +56,7 @@ from crmhost.sync.validation import EventIn, RowError, check_contact, check_even
 
 __all__ = ["ContactsResult", "EventsResult", "delete_contact", "ingest_events", "upsert_contacts"]
 
-#: Rows per transaction: big enough for set-based statements, small enough for short locks.
+#: Rows per set-based statement group inside a request's transaction (bounds statement size).
 CHUNK = 1000
 
 
@@ -130,6 +136,8 @@ async def _upsert_chunk(
         counts["updated" if changed else "unchanged"] += 1
         if changed:
             changed_rows[row.id] = row
+    if new:  # the platform adds these people on purpose: an earlier erasure no longer holds them off
+        await lift_erasures(session, tenant_id, list(new))
     await write_contacts(session, list(new.values()), list(changed_rows.values()))
     moves += [
         Move(n["id"], n["email"], 0, n["lead_score"], f"v{n['version']}", now)
@@ -150,7 +158,8 @@ async def upsert_contacts(host: Host, tenant_id: str, rows: Sequence[Any]) -> Co
 
     ``custom`` keys merge into the contact's custom fields (``null`` removes one). Every
     contact that changed gets a ``record`` outbox row per pushing integration, and its
-    pushes are kicked after commit. Invalid rows are reported and skipped.
+    pushes are kicked after commit. Invalid rows are reported and skipped; the valid ones
+    commit in one transaction, all or nothing.
     """
     result = ContactsResult()
     valid: list[tuple[int, dict[str, Any]]] = []
@@ -161,25 +170,30 @@ async def upsert_contacts(host: Host, tenant_id: str, rows: Sequence[Any]) -> Co
         elif values is not None:
             valid.append((index, values))
     result.rejected = len(result.errors)
-    touched: set[str] = set()
     crms = _Crms.of(host)
-    for start in range(0, len(valid), CHUNK):
-        chunk = valid[start : start + CHUNK]
 
-        async def work(session: AsyncSession, chunk: Sequence[tuple[int, dict[str, Any]]] = chunk) -> Any:
-            return await _upsert_chunk(session, tenant_id, chunk, datetime.now(UTC), crms)
+    async def work(session: AsyncSession) -> tuple[dict[str, int], set[str]]:
+        # every chunk in the one transaction: a retry starts the counts from scratch
+        totals = {"created": 0, "updated": 0, "unchanged": 0}
+        touched: set[str] = set()
+        for start in range(0, len(valid), CHUNK):
+            chunk = valid[start : start + CHUNK]
+            counts, chunk_touched = await _upsert_chunk(session, tenant_id, chunk, datetime.now(UTC), crms)
+            for name, n in counts.items():
+                totals[name] += n
+            touched |= chunk_touched
+        return totals, touched
 
-        counts, chunk_touched = await in_transaction(host, tenant_id, work)
-        result.created += counts["created"]
-        result.updated += counts["updated"]
-        result.unchanged += counts["unchanged"]
-        touched |= chunk_touched
+    totals, touched = await in_transaction(host, tenant_id, work) if valid else ({}, set())
+    result.created = totals.get("created", 0)
+    result.updated = totals.get("updated", 0)
+    result.unchanged = totals.get("unchanged", 0)
     if touched:
         await kick_quietly(host, tenant_id, touched)
     return result
 
 
-async def delete_contact(host: Host, tenant_id: str, email: str) -> bool | None:
+async def delete_contact(host: Host, tenant_id: str, email: str, *, actor: str = "api") -> bool | None:
     """Soft-delete a contact and queue a ``delete`` for every pushing integration.
 
     Returns None when there is no such contact, False when it was already deleted.
@@ -197,6 +211,15 @@ async def delete_contact(host: Host, tenant_id: str, email: str) -> bool | None:
         row.version += 1
         await write_contacts(session, [], [row])
         pushing = [i.id for i in await pushing_integrations(session)]
+        # by id: an audit entry outlives an erasure of the contact, so it holds no email
+        audit(
+            session,
+            tenant_id=tenant_id,
+            action="contact.deleted",
+            actor=actor,
+            contact_id=row.id,
+            crms=pushing,
+        )
         rows = [
             {"integration_id": i, "kind": "delete", "dedupe_key": f"delete:{row.id}", "contact_id": row.id}
             for i in pushing
@@ -211,6 +234,12 @@ async def delete_contact(host: Host, tenant_id: str, email: str) -> bool | None:
 
 
 # --- events ---------------------------------------------------------------------------------
+
+
+def _rejected(index: int, email: str, message: str) -> RowError:
+    error = RowError(index, email)
+    error.add("email", message)
+    return error
 
 
 def _event_json(event: EventIn) -> dict[str, Any]:
@@ -282,18 +311,34 @@ class _Values:
         self.new[name] = base + by
 
 
-def _apply_events(
-    values: _Values, events: Sequence[EventIn], plan: RulePlan, model: Any, campaign_at: datetime | None
-) -> tuple[set[str], list[tuple[int, int, EventIn]]]:
-    """Counters, scores and rule effects of a contact's events (in time order).
+@dataclass
+class _Applied:
+    """What a contact's events cause: pushes the rules select, score moves, events kept back."""
 
-    Returns the integrations the rules select for a push, and the score moves per event.
-    """
+    selected: set[str] = field(default_factory=set)
+    moves: list[tuple[int, int, EventIn]] = field(default_factory=list)
+    #: events of a contact already unsubscribed when they happened, with the tenant's consent
+    #: setting on: stored and counted here, never pushed to a CRM
+    withheld: set[str] = field(default_factory=set)
+
+
+def _apply_events(
+    values: _Values,
+    events: Sequence[EventIn],
+    plan: RulePlan,
+    model: Any,
+    campaign_at: datetime | None,
+    *,
+    withhold_unsubscribed: bool = False,
+) -> _Applied:
+    """Counters, scores and rule effects of a contact's events (in time order)."""
     row = values.row
-    selected: set[str] = set()
-    moves: list[tuple[int, int, EventIn]] = []
+    applied = _Applied()
+    selected, moves = applied.selected, applied.moves
     for event in events:
         kind = event.kind.value
+        if withhold_unsubscribed and values.get("unsubscribed") is True:
+            applied.withheld.add(event.id)
         score = apply_event(row, kind, event.occurred_at, model)
         values.set("lead_score", score.after)
         values.set("engagement_score", engagement_after(values.get("engagement_score"), kind, model))
@@ -321,7 +366,7 @@ def _apply_events(
                 if not name.startswith(CUSTOM_PREFIX):  # canonical datetimes are datetimes
                     attributes["occurred_at"] = event.occurred_at
                 values.set(name, resolve_value(arg, attributes))
-    return selected, moves
+    return applied
 
 
 async def _events_chunk(
@@ -345,18 +390,24 @@ async def _events_chunk(
         else:
             fresh.append((index, event))
     contacts = await contacts_by_email(session, (e.email for _, e in fresh))
+    erased = await erased_among(session, tenant_id, {e.email for _, e in fresh if e.email not in contacts})
     by_contact: dict[str, list[EventIn]] = defaultdict(list)
     created: set[str] = set()
     for index, event in fresh:
         row = contacts.get(event.email)
+        if row is None and event.email in erased:
+            out.errors.append(
+                _rejected(index, event.email, "the person was erased on request; their events are not taken")
+            )
+            continue
         if row is None:
             row = contacts[event.email] = new_contact(tenant_id, now)
             apply_values(row, {"email": event.email}, at=now)
             created.add(event.email)
         elif row.deleted_at is not None:
-            error = RowError(index, event.email)
-            error.add("email", "the contact is deleted; upsert it first to bring it back")
-            out.errors.append(error)
+            out.errors.append(
+                _rejected(index, event.email, "the contact is deleted; upsert it first to bring it back")
+            )
             continue
         by_contact[event.email].append(event)
     out.rejected = len(out.errors)
@@ -365,6 +416,8 @@ async def _events_chunk(
         return out, set()
     settings = await session.get(TenantSettings, tenant_id)
     model = model_from_settings(settings.scoring if settings else None)
+    privacy = await session.get(PrivacySettings, tenant_id)
+    withhold = bool(privacy and privacy.suppress_unsubscribed_events)
     integrations = await pushing_integrations(session)
     pushing = [i.id for i in integrations]
     plan = await rule_plan(session, tenant_id, integrations, crms.no_workflows)
@@ -376,13 +429,17 @@ async def _events_chunk(
         row = contacts[email]
         events.sort(key=lambda e: e.occurred_at)
         values = _Values(row)
-        selected, score_moves = _apply_events(values, events, plan, model, campaign_times.get(row.id))
+        applied = _apply_events(
+            values, events, plan, model, campaign_times.get(row.id), withhold_unsubscribed=withhold
+        )
         changed = apply_values(row, values.new, at=now)
         if changed and email not in created:
             changed_rows.append(row)
-        targets = set(pushing) if email in created else (selected if changed else set())
+        targets = set(pushing) if email in created else (applied.selected if changed else set())
         outbox += record_rows(row.id, sorted(targets))
         for event in events:
+            if event.id in applied.withheld:
+                continue
             kind_plan = plan.kinds[event.kind.value]
             outbox += [_activity_row(i, row, event) for i in kind_plan.activity]
             outbox += [
@@ -391,7 +448,11 @@ async def _events_chunk(
                 )
                 for rule, i in kind_plan.workflows
             ]
-        moves += [Move(row.id, row.email, b, a, e.id, e.occurred_at) for b, a, e in score_moves if a != b]
+        moves += [
+            Move(row.id, row.email, b, a, e.id, e.occurred_at)
+            for b, a, e in applied.moves
+            if a != b and e.id not in applied.withheld
+        ]
     # contacts first: events and rule state refer to them
     new = [column_values(contacts[e]) for e in created if e in by_contact]
     await write_contacts(session, new, changed_rows)
@@ -425,7 +486,8 @@ async def ingest_events(host: Host, tenant_id: str, rows: Sequence[Any]) -> Even
 
     Counters (opens, clicks, last opened, last campaign, unsubscribed), lead and engagement
     scores, rule effects, and the outbox rows for activities, record pushes and workflows are
-    written together per chunk. A repeated id (in this batch or any earlier) is a no-op.
+    written together, in one transaction for the whole batch. A repeated id (in this batch or
+    any earlier) is a no-op, so resending a batch whose answer was lost is harmless.
     """
     result = EventsResult()
     now = datetime.now(UTC)
@@ -441,21 +503,29 @@ async def ingest_events(host: Host, tenant_id: str, rows: Sequence[Any]) -> Even
         elif event is not None:
             ids.add(event.id)
             valid.append((index, event))
-    touched: set[str] = set()
     crms = _Crms.of(host)
-    for start in range(0, len(valid), CHUNK):
-        chunk = valid[start : start + CHUNK]
 
-        async def work(session: AsyncSession, chunk: Sequence[tuple[int, EventIn]] = chunk) -> Any:
-            return await _events_chunk(session, tenant_id, chunk, datetime.now(UTC), crms)
+    async def work(session: AsyncSession) -> tuple[EventsResult, set[str]]:
+        # every chunk in the one transaction: a retry starts the counts from scratch
+        total = EventsResult()
+        touched: set[str] = set()
+        for start in range(0, len(valid), CHUNK):
+            chunk = valid[start : start + CHUNK]
+            part, chunk_touched = await _events_chunk(session, tenant_id, chunk, datetime.now(UTC), crms)
+            total.accepted += part.accepted
+            total.duplicate += part.duplicate
+            total.contacts_created += part.contacts_created
+            total.errors += part.errors
+            total.duplicate_rows += part.duplicate_rows
+            touched |= chunk_touched
+        return total, touched
 
-        part, chunk_touched = await in_transaction(host, tenant_id, work)
-        result.accepted += part.accepted
-        result.duplicate += part.duplicate
-        result.contacts_created += part.contacts_created
-        result.errors += part.errors
-        result.duplicate_rows += part.duplicate_rows
-        touched |= chunk_touched
+    stored, touched = await in_transaction(host, tenant_id, work) if valid else (EventsResult(), set())
+    result.accepted = stored.accepted
+    result.duplicate += stored.duplicate
+    result.contacts_created = stored.contacts_created
+    result.errors += stored.errors
+    result.duplicate_rows += stored.duplicate_rows
     result.errors.sort(key=lambda e: e.row)
     result.duplicate_rows.sort()
     result.rejected = len(result.errors)

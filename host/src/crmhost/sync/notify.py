@@ -19,7 +19,9 @@ To verify: recompute the HMAC over the timestamp header, a dot, and the raw body
 the secret set through the settings API, compare in constant time, and refuse timestamps more
 than five minutes old. Delivery is at least once: a receiver de-duplicates by ``id``.
 
-Any 2xx answer delivers it. Anything else (or no answer) is retried with exponential backoff
+Only public addresses receive notifications (:mod:`crmhost.sync.notify_target`: checked when
+the URL is set and at every send; ``CRMHOST_NOTIFY_ALLOW`` exempts internal ones). Redirects are
+not followed. Any 2xx answer delivers it. Anything else (or no answer) is retried with exponential backoff
 (:data:`BACKOFF_S` doubling, at most :data:`MAX_BACKOFF_S`); after :data:`MAX_ATTEMPTS` tries
 the notification is ``dead`` and kept with its last error. Nothing is queued for tenants that
 set no URL and secret.
@@ -45,6 +47,7 @@ from crmhost.db.platform import TenantSettings
 from crmhost.db.syncstate import NotificationRow
 from crmhost.db.tenancy import ALL_TENANTS
 from crmhost.runtime import Host
+from crmhost.sync.notify_target import UnsafeTarget, resolve_target
 
 __all__ = [
     "BACKOFF_S",
@@ -138,7 +141,22 @@ async def _post(host: Host, url: str, secret: str, body: bytes, now: datetime) -
         "X-Crmhost-Signature": sign(secret, stamp, body),
     }
     try:
-        answer = await host.http.post(url, content=body, headers=headers, timeout=TIMEOUT_S)
+        # checked at every send and connected to the checked address (see notify_target)
+        target = await resolve_target(url, host.settings.notify_allow)
+    except UnsafeTarget as exc:
+        return f"refused: {exc.message}"[:500]
+    assert target is not None
+    headers["Host"] = target.host_header
+    extensions = {"sni_hostname": target.server_name} if target.server_name else None
+    try:
+        answer = await host.http.post(
+            target.url,
+            content=body,
+            headers=headers,
+            timeout=TIMEOUT_S,
+            follow_redirects=False,  # a redirect could point anywhere, unchecked
+            extensions=extensions,
+        )
     except httpx.HTTPError as exc:
         return f"{type(exc).__name__}: {exc}"[:500]
     if 200 <= answer.status_code < 300:

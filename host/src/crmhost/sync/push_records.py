@@ -37,6 +37,7 @@ from crmhost.models import (
 )
 from crmhost.sync.contacts import contact_values
 from crmhost.sync.echo import ledger_upsert, value_hash
+from crmhost.sync.erasure import erasure_target, is_erasure, scrub_erasures
 from crmhost.sync.push import Drain, release, release_in
 from crmhost.sync.push_outcomes import Claimed, Outcome, Stop, error_outcome, settle_in, stop_for
 
@@ -256,6 +257,11 @@ async def _prepare(drain: Drain, rows: list[Claimed]) -> _Batch:
     for row in rows:
         contact = contacts.get(row.contact_id or "")
         remote_id = links.get(row.contact_id or "")
+        if row.kind == "delete" and is_erasure(row.payload):
+            # the person was erased here: the row carries what the CRM's delete needs
+            email, erased_id = erasure_target(row.payload)
+            batch.deletes.append((row, Record(object=_OBJECT, key=email, remote_id=erased_id)))
+            continue
         if row.kind == "delete":
             if contact is not None and contact.deleted_at is None:
                 batch.early.append(
@@ -398,6 +404,14 @@ async def _confirm(drain: Drain, batch: _Batch, sent: _Sent) -> None:
             rows.append(row)
             outcomes.append(_delete_outcome(row, record, res, now))
         await settle_in(session, drain, rows, outcomes)
+        await scrub_erasures(
+            session,
+            [
+                row.id
+                for (row, _), res in zip(batch.deletes, sent.deleted, strict=False)
+                if is_erasure(row.payload) and isinstance(res, RecordResult) and res.ok
+            ],
+        )
         if sent.unsent:  # not sent: give them back now rather than after the lease
             await release_in(session, sent.unsent, sent.stop.until if sent.stop and sent.stop.until else now)
     if any(o.log_outcome == DELETED_IN_CRM for o in outcomes):

@@ -31,6 +31,8 @@ __all__ = [
 #: Rows per request of ``PUT /v1/contacts:bulk`` and ``POST /v1/events``.
 MAX_BATCH = 10_000
 
+#: engagement counters are 32-bit integer columns
+MAX_COUNT = 2**31 - 1
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _FUTURE = timedelta(days=1)  # clock skew allowed on event times
 
@@ -131,6 +133,8 @@ def check_contact(index: int, raw: Any) -> tuple[dict[str, Any] | None, RowError
             error.add(name, "must be between 0 and 100")
         elif name in ("total_opens", "total_clicks") and value is not None and value < 0:
             error.add(name, "must not be negative")
+        elif name in ("total_opens", "total_clicks") and value is not None and value > MAX_COUNT:
+            error.add(name, f"must be at most {MAX_COUNT:,} (a 32-bit column)")
         values[name] = value
     custom = row.custom  # type: ignore[attr-defined]
     if custom is not msgspec.UNSET:

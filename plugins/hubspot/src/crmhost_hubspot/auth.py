@@ -30,6 +30,7 @@ __all__ = ["AUTHORIZE_URL", "REVOKE_URL", "SCOPES", "TOKEN_URL", "authenticate",
 AUTHORIZE_URL = "https://app.hubspot.com/oauth/authorize"
 TOKEN_URL = f"{API}/oauth/2026-03/token"
 REVOKE_URL = f"{API}/oauth/2026-03/token/revoke"
+INTROSPECT_URL = f"{API}/oauth/2026-03/token/introspect"
 _V1_TOKEN_URL = f"{API}/oauth/v1/token"
 #: as small as the features need: contacts and companies, their schemas (custom properties),
 #: timeline events, workflow enrollment and reading contact lists (segments from list memberships)
@@ -71,13 +72,39 @@ async def _token_call(ctx: IntegrationContext, form: dict[str, str]) -> dict[str
     return body
 
 
+async def _token_endpoint(
+    ctx: IntegrationContext, url: str, token: str, v1_method: str, v1_kind: str, what: str
+) -> httpx.Response:
+    """POST ``token`` to a date-versioned endpoint (in the form body); v1 only once that is gone.
+
+    The v1 endpoints (``/oauth/v1/<v1_kind>/<token>``) put the token in the URL path, where
+    proxies and request logs see it: the fallback while they live, never the first choice.
+    """
+    form = {"token": token, "client_id": ctx.app.client_id, "client_secret": ctx.app.client_secret}
+    response = await _post_form(ctx, url, form)
+    if response.status_code in (404, 405):
+        try:
+            response = await ctx.http.request(v1_method, ctx.url(f"{API}/oauth/v1/{v1_kind}/{token}"))
+        except httpx.HTTPError as exc:
+            # the exception's text may carry the URL, and with it the token: name its type only
+            raise TransientError(f"HubSpot {what}: {type(exc).__name__}") from exc
+    return response
+
+
+async def _introspect(ctx: IntegrationContext, token: str) -> dict[str, Any] | None:
+    """The token's metadata (``hub_id``...), or None when HubSpot does not say."""
+    response = await _token_endpoint(ctx, INTROSPECT_URL, token, "GET", "access-tokens", "token metadata")
+    body = response.json() if response.status_code == 200 else None
+    return body if isinstance(body, dict) else None
+
+
 async def _credentials(ctx: IntegrationContext, body: dict[str, Any], old: Credentials | None) -> Credentials:
     expires_in = int(body.get("expires_in") or 1800)
     hub_id = body.get("hub_id")
     if hub_id is None:
         # responses from before Aug 2025 lack hub_id: ask the token metadata endpoint
-        meta = await ctx.http.get(ctx.url(f"{API}/oauth/v1/access-tokens/{body['access_token']}"))
-        hub_id = meta.json().get("hub_id") if meta.status_code == 200 else (old.account_id if old else None)
+        meta = await _introspect(ctx, str(body["access_token"]))
+        hub_id = meta.get("hub_id") if meta is not None else (old.account_id if old else None)
     scopes = body.get("scopes") or (body.get("scope", "").split() if body.get("scope") else [])
     return Credentials(
         kind=AuthKind.OAUTH2,
@@ -127,16 +154,8 @@ async def revoke(ctx: IntegrationContext) -> None:
         raise Unsupported("private-app tokens are revoked in HubSpot's settings, not through the API")
     if not creds.refresh_token:
         return
-    form = {
-        "token": creds.refresh_token,
-        "client_id": ctx.app.client_id,
-        "client_secret": ctx.app.client_secret,
-    }
-    response = await _post_form(ctx, REVOKE_URL, form)
-    if response.status_code in (404, 405):
-        try:
-            response = await ctx.http.delete(ctx.url(f"{API}/oauth/v1/refresh-tokens/{creds.refresh_token}"))
-        except httpx.HTTPError as exc:
-            raise TransientError(f"HubSpot revoke: {exc}") from exc
+    response = await _token_endpoint(
+        ctx, REVOKE_URL, creds.refresh_token, "DELETE", "refresh-tokens", "revoke"
+    )
     if response.status_code >= 500:
         raise TransientError(f"HubSpot revoke answered {response.status_code}")

@@ -13,7 +13,7 @@ import hashlib
 import hmac
 from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import unquote
 
 import msgspec
@@ -71,8 +71,10 @@ def verify(request: WebhookRequest, secret: str, *, now: datetime | None = None)
     v3 = headers.get("x-hubspot-signature-v3")
     if v3 is not None:
         stamp = headers.get("x-hubspot-request-timestamp", "")
-        if not stamp.isdigit():
-            raise WebhookRejected("X-HubSpot-Request-Timestamp is missing or not a number")
+        # ASCII digits of a plausible time only: "²" is a digit to str.isdigit, and a huge
+        # number overflows datetime
+        if not (stamp.isascii() and stamp.isdigit()) or int(stamp) > MAX_MS:
+            raise WebhookRejected("X-HubSpot-Request-Timestamp is missing or not a time in milliseconds")
         sent = datetime.fromtimestamp(int(stamp) / 1000, UTC)
         current = now or request.received_at
         if current - sent > MAX_AGE:
@@ -117,21 +119,54 @@ class EventDeduplicator:
 
 
 _OBJECTS = {"contact": ObjectType.CONTACT, "company": ObjectType.COMPANY}
+#: occurredAt is milliseconds since 1970; later than the year 9999 is not a time
+MAX_MS = 253_402_300_799_999
+_Id = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+
+
+class _Event(msgspec.Struct, kw_only=True):
+    """One event of HubSpot's array, typed so a malformed field is named, never guessed at."""
+
+    eventId: _Id  # noqa: N815 - HubSpot's wire names
+    subscriptionId: _Id | None = None  # noqa: N815
+    portalId: _Id | None = None  # noqa: N815
+    occurredAt: Annotated[int, msgspec.Meta(ge=0, le=MAX_MS)] | None = None  # noqa: N815
+    subscriptionType: str | None = None  # noqa: N815
+    eventType: str | None = None  # noqa: N815
+    objectId: _Id | None = None  # noqa: N815
+    objectTypeId: str | None = None  # noqa: N815
+    propertyName: str | None = None  # noqa: N815
+    propertyValue: str | int | float | bool | None = None  # noqa: N815
+    mergedObjectIds: list[_Id] = []  # noqa: N815
+    newObjectId: _Id | None = None  # noqa: N815
+    primaryObjectId: _Id | None = None  # noqa: N815
+
+
+_EVENTS = msgspec.json.Decoder(list[_Event])
+
+
+def _decode(body: bytes) -> list[_Event]:
+    try:
+        return _EVENTS.decode(body)
+    except msgspec.ValidationError as exc:
+        # "Expected `int`, got `str` - at `$[0].occurredAt`": say which event and field
+        message, _, at = str(exc).partition(" - at `$")
+        where = f"event {at.rstrip('`')}: " if at else ""
+        raise WebhookRejected(f"malformed event array: {where}{message}", status=400) from None
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise WebhookRejected(f"body is not a JSON array of events: {exc}", status=400) from None
 
 
 def parse_events(body: bytes, dedupe: EventDeduplicator) -> WebhookResult:
-    """Turn an event array into changes; repeats (same event id) are dropped."""
-    try:
-        events = msgspec.json.decode(body)
-    except msgspec.DecodeError as exc:
-        raise WebhookRejected(f"body is not JSON: {exc}", status=400) from exc
-    if not isinstance(events, list):
-        raise WebhookRejected("body must be a JSON array of events", status=400)
+    """Turn an event array into changes; repeats (same event id) are dropped.
+
+    Raises:
+        WebhookRejected: (400) the body is not a well-typed event array; the message names the
+            event and field (``event [0].occurredAt: Expected `int`, got `str```).
+    """
     changes: list[Change] = []
-    for index, event in enumerate(events):
-        if not isinstance(event, dict) or "eventId" not in event:
-            raise WebhookRejected(f"event [{index}] has no eventId", status=400)
-        event_id = f"{event.get('portalId')}:{event.get('subscriptionId')}:{event['eventId']}"
+    for event in _decode(body):
+        event_id = f"{event.portalId}:{event.subscriptionId}:{event.eventId}"
         found = _changes(event, event_id)
         if found and dedupe.first_time(event_id):
             changes.extend(found)
@@ -139,34 +174,42 @@ def parse_events(body: bytes, dedupe: EventDeduplicator) -> WebhookResult:
     return WebhookResult(changes=changes)
 
 
-def _changes(event: dict[str, Any], event_id: str) -> list[Change]:
-    kind = str(event.get("subscriptionType") or event.get("eventType") or "")
+def _changes(event: _Event, event_id: str) -> list[Change]:
+    kind = event.subscriptionType or event.eventType or ""
     prefix, _, action = kind.partition(".")
     obj = _OBJECTS.get(prefix)
     if prefix == "object":
-        obj = {"0-1": ObjectType.CONTACT, "0-2": ObjectType.COMPANY}.get(str(event.get("objectTypeId")))
+        obj = {"0-1": ObjectType.CONTACT, "0-2": ObjectType.COMPANY}.get(event.objectTypeId or "")
     if obj is None:
         return []
-    occurred = event.get("occurredAt")
+    occurred = event.occurredAt
     common: dict[str, Any] = {
         "object": obj,
-        "account_id": str(event["portalId"]) if "portalId" in event else None,
+        "account_id": str(event.portalId) if event.portalId is not None else None,
         "event_id": event_id,
-        "modified_at": datetime.fromtimestamp(int(occurred) / 1000, UTC) if occurred is not None else None,
+        "modified_at": datetime.fromtimestamp(occurred / 1000, UTC) if occurred is not None else None,
     }
     if action == "merge":
-        survivor = str(event.get("newObjectId") or event.get("primaryObjectId"))
-        merged = [str(i) for i in event.get("mergedObjectIds") or [] if str(i) != survivor]
+        survivor_id = event.newObjectId if event.newObjectId is not None else event.primaryObjectId
+        if survivor_id is None:
+            raise WebhookRejected(
+                f"merge event {event.eventId} names no newObjectId or primaryObjectId", status=400
+            )
+        survivor = str(survivor_id)
+        merged = [str(i) for i in event.mergedObjectIds if str(i) != survivor]
         # one change per merged-away id; the survivor's own data follows as an ordinary change
         return [Change(remote_id=m, op=ChangeOp.MERGE, merged_into=survivor, **common) for m in merged]
-    remote_id = str(event.get("objectId", ""))
+    if action not in ("deletion", "privacyDeletion", "creation", "propertyChange"):
+        return []
+    if event.objectId is None:
+        raise WebhookRejected(f"{kind} event {event.eventId} has no objectId", status=400)
+    remote_id = str(event.objectId)
     if action in ("deletion", "privacyDeletion"):
         return [Change(remote_id=remote_id, op=ChangeOp.DELETE, **common)]
     if action == "creation":
         return [Change(remote_id=remote_id, partial=True, **common)]
-    if action == "propertyChange":
-        name = str(event.get("propertyName", ""))
-        fields = {name: event.get("propertyValue")} if name else {}
-        times = {name: common["modified_at"]} if name and common["modified_at"] else {}
-        return [Change(remote_id=remote_id, fields=fields, field_modified_at=times, partial=True, **common)]
-    return []
+    # propertyChange
+    name = event.propertyName or ""
+    fields = {name: event.propertyValue} if name else {}
+    times = {name: common["modified_at"]} if name and common["modified_at"] else {}
+    return [Change(remote_id=remote_id, fields=fields, field_modified_at=times, partial=True, **common)]

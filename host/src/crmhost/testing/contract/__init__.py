@@ -67,6 +67,8 @@ class PluginContract(
         api_base: the ``ApiKeyGrant.api_base`` an API-key connect passes (an account domain).
         bad_person: canonical fields that make a person the CRM refuses (default: an
             invalid email).
+        workflow_id: a workflow the sandbox has after ``workflow_setup`` (workflow triggers).
+        workflow_setup: admin requests ``(method, path, json)`` that create ``workflow_id``.
         webhook_setup: admin requests ``(method, path, json)`` that make the sandbox send webhooks
             for person changes, where the CRM needs that set up (an Outbound Message action).
         webhook_signs_body: the CRM signs deliveries over their body (tampered bodies are refused).

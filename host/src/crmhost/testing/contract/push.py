@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import ClassVar
 
-from crmhost.models import ActivityResult, Capability, EmailActivity, EmailEventKind
-from crmhost.testing.contract.harness import CrmUnderTest, covers, sample_person
+from crmhost.models import (
+    ActivityResult,
+    Capability,
+    EmailActivity,
+    EmailEventKind,
+    Record,
+    RecordBatch,
+    RecordOp,
+    WorkflowTrigger,
+)
+from crmhost.testing.contract.harness import AdminCall, CrmUnderTest, covers, sample_person
 
 __all__ = ["PushContract"]
 
@@ -17,6 +27,13 @@ class PushContract:
 
     #: canonical fields that make a person the CRM refuses (merged over a valid sample person)
     bad_person: ClassVar[dict[str, object]] = {"email": "kit-not-an-email"}
+    #: a workflow the sandbox has after ``workflow_setup``, for ``Capability.WORKFLOW_TRIGGERS``
+    workflow_id: ClassVar[str] = "kit-workflow"
+    #: admin requests ``(method, path, json)`` that create ``workflow_id`` in the sandbox (by
+    #: default the sandboxes' convention, ``POST /_sandbox/seed/workflows [{"id", "name"}]``)
+    workflow_setup: ClassVar[Sequence[AdminCall]] = (
+        ("POST", "/_sandbox/seed/workflows", [{"id": "kit-workflow", "name": "Kit workflow"}]),
+    )
 
     @covers("push_records", "map_fields")
     async def test_upserting_the_same_batch_twice_creates_nothing_twice(self, crm: CrmUnderTest) -> None:
@@ -83,3 +100,40 @@ class PushContract:
         assert logged[0].kind in (None, EmailEventKind.OPENED.value)
         if remote_id is not None and logged[0].person_id is not None:
             assert logged[0].person_id == remote_id, "the activity is logged on another person"
+
+    @covers("push_records")
+    async def test_a_pushed_delete_removes_the_person(self, crm: CrmUnderTest) -> None:
+        """A delete pushed for a known person leaves it deleted (or gone) in the CRM."""
+        crm.require(Capability.PUSH_RECORDS)
+        ctx = (await crm.connect()).ctx
+        kept, doomed = await crm.push_people(ctx, [sample_person(0), sample_person(1)])
+        assert kept.ok and doomed.ok, (kept, doomed)
+        record = Record(object=crm.person_object, key=doomed.key, remote_id=doomed.remote_id)
+        batch = RecordBatch(object=crm.person_object, op=RecordOp.DELETE, records=[record])
+        (deleted,) = await crm.call("push_records", ctx, batch=batch)
+        assert deleted.key == doomed.key and deleted.ok, deleted
+        live = {p.id for p in await crm.people() if not p.deleted}
+        assert doomed.remote_id not in live, "the deleted person is still live in the CRM"
+        assert kept.remote_id in live, "a delete removed another person"
+
+    @covers("push_activity")
+    async def test_a_workflow_trigger_enrolls_once(self, crm: CrmUnderTest) -> None:
+        """A workflow trigger pushed twice (a retried job) enrolls the contact once."""
+        crm.require(Capability.WORKFLOW_TRIGGERS, Capability.PUSH_RECORDS)
+        for method, path, body in self.workflow_setup:
+            await crm.admin_json(method, path, body)
+        ctx = (await crm.connect()).ctx
+        (person,) = await crm.push_people(ctx, [sample_person(0)])
+        trigger = WorkflowTrigger(
+            id=f"kit-{uuid.uuid4().hex}",
+            workflow=self.workflow_id,
+            contact_email=person.key,
+            contact_remote_id=person.remote_id,
+            occurred_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+            reason="lead_score 80 >= 75",
+        )
+        for _ in range(2):
+            (result,) = await crm.call("push_activity", ctx, batch=[trigger])
+            assert result.id == trigger.id and result.ok, result
+        enrollments = (await crm.admin_json("GET", "/_sandbox/enrollments"))["enrollments"]
+        assert enrollments.get(self.workflow_id) == 1, f"enrollments after two pushes: {enrollments}"

@@ -30,7 +30,7 @@ from crmhost.sandbox import (
     WireResponse,
 )
 from crmhost_pipedrive.activity import parse_marker
-from crmhost_pipedrive.mapping import DEFAULT_MAPPING, map_record
+from crmhost_pipedrive.mapping import CUSTOM_FIELDS, DEFAULT_MAPPING, map_record
 from crmhost_pipedrive.sandbox.records import delete, write_activity, write_organization, write_person
 from crmhost_pipedrive.sandbox.store import PipedriveError, Store, now_iso
 from crmhost_pipedrive.wire import FieldDefs, logical_person, person_body
@@ -430,7 +430,7 @@ class PipedriveSandbox(Sandbox):
         if not email:
             logical.pop("emails", None)
         org_name = logical.pop("org_name", None)
-        for name, kind in ((n, t) for n, t in _custom_types().items() if n in logical):
+        for name, kind in ((n, t) for n, t in CUSTOM_FIELDS.items() if n in logical):
             if name not in self._defs().by_name:
                 self.store.add_field(self.store.person_fields, name, kind)
         body = person_body(logical, self._defs(), fallback_name=email if create else "")
@@ -486,12 +486,6 @@ class PipedriveSandbox(Sandbox):
         from crmhost_pipedrive.sandbox.routes import api_routes
 
         return api_routes(self)
-
-
-def _custom_types() -> dict[str, str]:
-    from crmhost_pipedrive.mapping import CUSTOM_FIELDS
-
-    return CUSTOM_FIELDS
 
 
 def _later(previous: str) -> str:

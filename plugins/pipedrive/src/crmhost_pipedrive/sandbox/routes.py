@@ -142,7 +142,6 @@ def api_routes(sandbox: PipedriveSandbox) -> list[BaseRouteHandler]:
         plural: str, table: Callable[[], Table], write: Callable[..., dict[str, Any]], singular: str, cap: str
     ) -> list[BaseRouteHandler]:
         base = f"/api/v2/{plural}"
-        entity = singular
 
         @get(base, opt=op(f"get{cap}s" if cap != "Activity" else "getActivities"), before_request=gate)
         async def listing(request: Request[Any, Any, Any]) -> Response[bytes]:
@@ -155,7 +154,7 @@ def api_routes(sandbox: PipedriveSandbox) -> list[BaseRouteHandler]:
         @post(base, opt=op(f"add{cap}"), before_request=gate, status_code=200)
         async def create(request: Request[Any, Any, Any]) -> Response[bytes]:
             row = write(store(), await _json(request), now_iso())
-            sandbox.emit("create", entity, row, None, "api")
+            sandbox.emit("create", singular, row, None, "api")
             return json_response(200, {"success": True, "data": row})
 
         @get(f"{base}/{{row_id:str}}", opt=op(f"get{cap}"), before_request=gate)
@@ -175,7 +174,7 @@ def api_routes(sandbox: PipedriveSandbox) -> list[BaseRouteHandler]:
             before = msgspec.json.decode(msgspec.json.encode(row))
             write(store(), await _json(request), now_iso(), row)
             changed = {k: v for k, v in before.items() if row.get(k) != v and k != "update_time"}
-            sandbox.emit("change", entity, row, changed, "api")
+            sandbox.emit("change", singular, row, changed, "api")
             return json_response(200, {"success": True, "data": row})
 
         @delete(f"{base}/{{row_id:str}}", opt=op(f"delete{cap}"), before_request=gate, status_code=200)
@@ -184,7 +183,7 @@ def api_routes(sandbox: PipedriveSandbox) -> list[BaseRouteHandler]:
             row = table().live(_id(row_id, singular))
             last = msgspec.json.decode(msgspec.json.encode(row)) if row is not None else None
             gone = soft_delete(table(), _id(row_id, singular), singular, now_iso())
-            sandbox.emit("delete", entity, gone, last, "api")
+            sandbox.emit("delete", singular, gone, last, "api")
             return json_response(200, {"success": True, "data": {"id": gone["id"]}})
 
         return [listing, create, read, update, remove]

@@ -1,0 +1,1 @@
+"""crmhost plugin for Pipedrive."""

@@ -43,7 +43,11 @@ class Org:
         return list(response.json()["ids"])
 
     def token(self) -> dict[str, Any]:
-        return dict(self.admin.post("/_sandbox/token", json={"scopes": INFO.oauth.scopes if INFO.oauth else []}).json())
+        return dict(
+            self.admin.post(
+                "/_sandbox/token", json={"scopes": INFO.oauth.scopes if INFO.oauth else []}
+            ).json()
+        )
 
     def api(self, method: str, path: str, token: str, **kwargs: Any) -> httpx.Response:
         """A raw API call with a token, as any client would send it."""

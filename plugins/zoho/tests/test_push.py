@@ -12,11 +12,15 @@ def _batch(rows: list[dict[str, Any]], obj: ObjectType = ObjectType.CONTACT) -> 
     return RecordBatch(
         object=obj,
         op=RecordOp.UPSERT,
-        records=[Record(object=obj, key=str(r.get("Email", r.get("Account_Name"))).lower(), fields=r) for r in rows],
+        records=[
+            Record(object=obj, key=str(r.get("Email", r.get("Account_Name"))).lower(), fields=r) for r in rows
+        ],
     )
 
 
-async def test_upsert_inserts_then_updates_in_calls_of_100(org: Any, contexts: Any, make_contacts: Any) -> None:
+async def test_upsert_inserts_then_updates_in_calls_of_100(
+    org: Any, contexts: Any, make_contacts: Any
+) -> None:
     ctx = contexts()
     rows = make_contacts(250)
     first = await records.push_records(ctx, _batch(rows))
@@ -39,14 +43,23 @@ async def test_per_record_errors_name_the_field(org: Any, contexts: Any) -> None
     ]
     results = await records.push_records(ctx, _batch(rows))
     assert results[0].ok
-    assert (results[1].ok, results[1].error_code, results[1].field) == (False, "MANDATORY_NOT_FOUND", "Last_Name")
+    assert (results[1].ok, results[1].error_code, results[1].field) == (
+        False,
+        "MANDATORY_NOT_FOUND",
+        "Last_Name",
+    )
     assert (results[2].ok, results[2].error_code, results[2].field) == (False, "INVALID_DATA", "Email")
     assert not results[1].retryable
 
 
 async def test_penguinmails_fields_are_created_when_missing(org: Any, contexts: Any) -> None:
     ctx = contexts()
-    row = {"Email": "a@example.com", "Last_Name": "A", "penguinmails_lead_score": 80, "penguinmails_unsubscribed": False}
+    row = {
+        "Email": "a@example.com",
+        "Last_Name": "A",
+        "penguinmails_lead_score": 80,
+        "penguinmails_unsubscribed": False,
+    }
     [result] = await records.push_records(ctx, _batch([row]))
     assert result.ok
     fields = org.sandbox.org.modules["Contacts"].fields
@@ -63,13 +76,19 @@ async def test_fields_that_cannot_be_created_are_left_out_and_reported(
     ctx = contexts_for(org)()
     row = {"Email": "a@example.com", "Last_Name": "A", "penguinmails_lead_score": 80}
     [result] = await records.push_records(ctx, _batch([row]))
-    assert (result.ok, result.error_code, result.field) == (True, "FIELD_MISSING_IN_ORG", "penguinmails_lead_score")
+    assert (result.ok, result.error_code, result.field) == (
+        True,
+        "FIELD_MISSING_IN_ORG",
+        "penguinmails_lead_score",
+    )
     assert "penguinmails_lead_score" not in org.sandbox.org.modules["Contacts"].fields
 
 
 async def test_leads_module_setting(org: Any, contexts: Any) -> None:
     ctx = contexts(settings={"person_module": "Leads"})
-    [result] = await records.push_records(ctx, _batch([{"Email": "l@example.com", "Last_Name": "L", "Company": "Acme"}]))
+    [result] = await records.push_records(
+        ctx, _batch([{"Email": "l@example.com", "Last_Name": "L", "Company": "Acme"}])
+    )
     assert result.ok
     assert list(org.sandbox.org.records["Leads"]) == [result.remote_id]
     assert not org.sandbox.org.records["Contacts"]
@@ -79,7 +98,9 @@ async def test_accounts_upsert_on_name(org: Any, contexts: Any) -> None:
     ctx = contexts()
     rows = [{"Account_Name": "Acme", "Website": "acme.example"}]
     [first] = await records.push_records(ctx, _batch(rows, ObjectType.COMPANY))
-    [second] = await records.push_records(ctx, _batch([{"Account_Name": "Acme", "Employees": 12}], ObjectType.COMPANY))
+    [second] = await records.push_records(
+        ctx, _batch([{"Account_Name": "Acme", "Employees": 12}], ObjectType.COMPANY)
+    )
     assert first.created and not second.created and first.remote_id == second.remote_id
 
 

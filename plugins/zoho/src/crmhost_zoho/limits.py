@@ -34,7 +34,7 @@ HEAVY_RECORDS = 10
 
 @dataclass(frozen=True)
 class Edition:
-    """One edition's limits: ``base`` credits + ``per_user`` per licence, at most ``most``."""
+    """An edition's limits: ``base`` credits + ``per_user`` per licence, at most ``most`` (None: no cap)."""
 
     base: int
     per_user: int
@@ -59,8 +59,8 @@ def edition_of(settings: Mapping[str, Any], extra: Mapping[str, str]) -> tuple[s
     return (name, EDITIONS[name]) if name in EDITIONS else ("enterprise", EDITIONS["enterprise"])
 
 
-def daily_credits(edition: Edition, licences: int) -> int | None:
-    """Credits per rolling 24 hours; ``None`` for an unlimited edition."""
+def daily_credits(edition: Edition, licences: int) -> int:
+    """Credits per rolling 24 hours: the base and the licences' share, up to the edition's most."""
     credits = edition.base + edition.per_user * max(0, licences)
     return credits if edition.most is None else min(credits, edition.most)
 

@@ -59,20 +59,17 @@ async def upsert(
 def _result(record: Record, item: Any, left_out: Sequence[str] = ()) -> RecordResult:
     if isinstance(item, dict) and item.get("status") == "success":
         details = item.get("details") or {}
-        missing = {}
-        if left_out:
-            # written without them: still ok, and the result says which fields the org lacks
-            missing = {
-                "error_code": "FIELD_MISSING_IN_ORG",
-                "error": f"the org has no field(s) {', '.join(left_out)}; they were not written",
-                "field": left_out[0],
-            }
+        # written without the fields the org lacks: still ok, and the result names them
         return RecordResult(
             key=record.key,
             ok=True,
             remote_id=str(details.get("id")),
             created=item.get("action") == "insert",
-            **missing,
+            error_code="FIELD_MISSING_IN_ORG" if left_out else None,
+            error=f"the org has no field(s) {', '.join(left_out)}; they were not written"
+            if left_out
+            else None,
+            field=left_out[0] if left_out else None,
         )
     code, message, field = error_parts(item)
     return RecordResult(
@@ -109,7 +106,9 @@ async def push_records(ctx: IntegrationContext, batch: RecordBatch) -> list[Reco
             if check == "Email":
                 row.setdefault("Email", record.key)
         answers = await upsert(client, module, rows, [check], trigger)
-        results.extend(_result(r, a, sorted(absent & set(r.fields))) for r, a in zip(part, answers, strict=True))
+        results.extend(
+            _result(r, a, sorted(absent & set(r.fields))) for r, a in zip(part, answers, strict=True)
+        )
     return results
 
 

@@ -68,9 +68,11 @@ class ZohoApi:
     # ---------------------------------------------------------------- metadata
 
     def get_org(self) -> tuple[int, Any]:
+        """``GET /org``: the org, its edition and licences."""
         return 200, {"org": [self.org_meta()]}
 
     def get_users(self, query: Mapping[str, str]) -> tuple[int, Any]:
+        """``GET /users``: the connected user (``type=CurrentUser`` and every other type alike)."""
         user = {
             "id": "5725767000000412001",
             "first_name": "Sandbox",
@@ -86,13 +88,16 @@ class ZohoApi:
         return 200, {"users": [user], "info": {"per_page": 200, "count": 1, "page": 1, "more_records": False}}
 
     def get_modules(self) -> tuple[int, Any]:
+        """``GET /settings/modules``."""
         return 200, {"modules": [m.meta() for m in self.org.modules.values()]}
 
     def get_fields(self, query: Mapping[str, str]) -> tuple[int, Any]:
+        """``GET /settings/fields?module=``."""
         module = self.org.module(_required(query, "module"))
         return 200, {"fields": list(module.fields.values())}
 
     def create_fields(self, query: Mapping[str, str], body: Any) -> tuple[int, Any]:
+        """``POST /settings/fields?module=``: custom fields, api_name from the label; one entry each."""
         module = self.org.module(_required(query, "module"))
         if not self.allow_field_creation:
             raise ZohoError(
@@ -162,6 +167,10 @@ class ZohoApi:
     def list_records(
         self, module: str, query: Mapping[str, str], headers: Mapping[str, str]
     ) -> tuple[int, Any]:
+        """``GET /{module}``: ``fields`` required; ``page`` up to 2,000 records, ``page_token`` past them.
+
+        Answers 304 when nothing changed since ``If-Modified-Since``.
+        """
         self.org.module(module)
         fields = [f for f in _required(query, "fields").split(",") if f.strip()]
         per_page = _int(query, "per_page", MAX_PER_PAGE)
@@ -224,6 +233,7 @@ class ZohoApi:
         return 200, {"data": [project(r, fields) for r in chunk], "info": info}
 
     def get_record(self, module: str, record_id: str) -> tuple[int, Any]:
+        """``GET /{module}/{id}``: every field; 204 for an unknown id."""
         spec = self.org.module(module)
         record = self.org.records[module].get(record_id)
         if record is None:
@@ -231,6 +241,7 @@ class ZohoApi:
         return 200, {"data": [project(record, list(spec.fields))]}
 
     def write(self, module: str, body: Any, mode: str, record_id: str | None = None) -> tuple[int, Any]:
+        """``POST``/``PUT /{module}`` and ``POST /{module}/upsert``: one entry per record."""
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, list) or not data:
             raise ZohoError(
@@ -247,12 +258,14 @@ class ZohoApi:
         return 200, {"data": self.org.write(module, data, mode=mode, check=check)}
 
     def delete(self, module: str, query: Mapping[str, str], record_id: str | None = None) -> tuple[int, Any]:
+        """``DELETE /{module}?ids=`` (at most 100) or ``/{module}/{id}``: one entry per id."""
         ids = [record_id] if record_id else [i for i in _required(query, "ids").split(",") if i]
         if len(ids) > 100:
             raise ZohoError(400, "LIMIT_EXCEEDED", "the maximum number of ids allowed is 100", {"limit": 100})
         return 200, {"data": self.org.delete(module, ids)}
 
     def deleted(self, module: str, query: Mapping[str, str], headers: Mapping[str, str]) -> tuple[int, Any]:
+        """``GET /{module}/deleted``: recycle-bin entries since ``If-Modified-Since``, newest first."""
         kind = query.get("type", "all")
         if kind not in ("all", "recycle", "permanent"):
             raise ZohoError(400, "INVALID_DATA", "type must be all, recycle or permanent", {"param": "type"})
@@ -273,6 +286,7 @@ class ZohoApi:
         return 200, {"data": chunk, "info": info}
 
     def coql(self, body: Any) -> tuple[int, Any]:
+        """``POST /coql``: a COQL query; 204 when nothing matches."""
         rows, more = run_query(self.org, body.get("select_query") if isinstance(body, dict) else None)
         if not rows:
             return 204, None
@@ -281,6 +295,7 @@ class ZohoApi:
     # ---------------------------------------------------------------- notifications
 
     def watch_list(self) -> tuple[int, Any]:
+        """``GET /actions/watch``: the live channels."""
         live = [c for c in self.channels.values() if c.expiry > self.org.now()]
         if not live:
             return 204, None
@@ -291,6 +306,7 @@ class ZohoApi:
         }
 
     def watch_enable(self, body: Any, *, replace: bool) -> tuple[int, Any]:
+        """``POST`` (create) or ``PUT``/``PATCH`` (replace details of) ``/actions/watch``."""
         items = body.get("watch") if isinstance(body, dict) else None
         if not isinstance(items, list) or not items:
             raise ZohoError(
@@ -331,6 +347,7 @@ class ZohoApi:
         return (200 if replace else 201) if ok else 202, {"watch": answers}
 
     def watch_disable(self, query: Mapping[str, str]) -> tuple[int, Any]:
+        """``DELETE /actions/watch?channel_ids=``."""
         ids = [i for i in _required(query, "channel_ids").split(",") if i]
         answers = []
         for channel_id in ids:

@@ -59,6 +59,7 @@ class ZohoSandbox(Sandbox):
         utc_offset_minutes: the org's time zone, in which Zoho writes date-times.
         person_module: where the inspector's user creates persons.
         allow_field_creation: whether the connected user may create custom fields.
+        credits: the org's credits per rolling day, instead of what the edition and licences give.
     """
 
     title = "Zoho CRM"
@@ -76,6 +77,7 @@ class ZohoSandbox(Sandbox):
         utc_offset_minutes: int = 330,
         person_module: str = "Contacts",
         allow_field_creation: bool = True,
+        credits: int | None = None,
     ) -> None:
         if region not in REGIONS:
             raise ValueError(f"unknown region {region!r}; one of {sorted(REGIONS)}")
@@ -86,6 +88,7 @@ class ZohoSandbox(Sandbox):
         self.region = REGIONS[region]
         self.edition = edition
         self.licences = licences
+        self.credits = credits
         self.person_module = person_module
         self.utc_offset = timedelta(minutes=utc_offset_minutes)
         self.clock_offset = 0.0
@@ -151,7 +154,11 @@ class ZohoSandbox(Sandbox):
         """One tier per edition: its credits per rolling day (a call costs a credit)."""
         tiers = {}
         for name, edition in EDITIONS.items():
-            credits = daily_credits(edition, self.licences)
+            credits = (
+                self.credits
+                if self.credits is not None and name == self.edition
+                else daily_credits(edition, self.licences)
+            )
             windows = (
                 () if credits is None else (Window(limit=credits, seconds=86_400.0, policy=CREDITS_POLICY),)
             )
@@ -417,88 +424,90 @@ class ZohoSandbox(Sandbox):
         def module(request: Request[Any, Any, Any]) -> str:
             return str(request.path_params["module"])
 
-        api = lambda: self.api  # noqa: E731 - the API object is replaced by a data reset
         base = "/crm/v8"
         return [
-            self._wrap(f"{base}/org", ["GET"], lambda r, b: api().get_org(), "org"),
-            self._wrap(f"{base}/users", ["GET"], lambda r, b: api().get_users(q(r)), "users"),
-            self._wrap(f"{base}/settings/modules", ["GET"], lambda r, b: api().get_modules(), "modules"),
-            self._wrap(f"{base}/settings/fields", ["GET"], lambda r, b: api().get_fields(q(r)), "fields"),
+            self._wrap(f"{base}/org", ["GET"], lambda r, b: self.api.get_org(), "org"),
+            self._wrap(f"{base}/users", ["GET"], lambda r, b: self.api.get_users(q(r)), "users"),
+            self._wrap(f"{base}/settings/modules", ["GET"], lambda r, b: self.api.get_modules(), "modules"),
+            self._wrap(f"{base}/settings/fields", ["GET"], lambda r, b: self.api.get_fields(q(r)), "fields"),
             self._wrap(
                 f"{base}/settings/fields",
                 ["POST"],
-                lambda r, b: api().create_fields(q(r), b),
+                lambda r, b: self.api.create_fields(q(r), b),
                 "create_fields",
             ),
-            self._wrap(f"{base}/coql", ["POST"], lambda r, b: api().coql(b), "coql"),
-            self._wrap(f"{base}/actions/watch", ["GET"], lambda r, b: api().watch_list(), "watch_list"),
+            self._wrap(f"{base}/coql", ["POST"], lambda r, b: self.api.coql(b), "coql"),
+            self._wrap(f"{base}/actions/watch", ["GET"], lambda r, b: self.api.watch_list(), "watch_list"),
             self._wrap(
                 f"{base}/actions/watch",
                 ["POST"],
-                lambda r, b: api().watch_enable(b, replace=False),
+                lambda r, b: self.api.watch_enable(b, replace=False),
                 "watch_enable",
             ),
             self._wrap(
                 f"{base}/actions/watch",
                 ["PUT", "PATCH"],
-                lambda r, b: api().watch_enable(b, replace=True),
+                lambda r, b: self.api.watch_enable(b, replace=True),
                 "watch_update",
             ),
             self._wrap(
-                f"{base}/actions/watch", ["DELETE"], lambda r, b: api().watch_disable(q(r)), "watch_disable"
+                f"{base}/actions/watch",
+                ["DELETE"],
+                lambda r, b: self.api.watch_disable(q(r)),
+                "watch_disable",
             ),
             self._wrap(
                 f"{base}/{{module:str}}/upsert",
                 ["POST"],
-                lambda r, b: api().write(module(r), b, "upsert"),
+                lambda r, b: self.api.write(module(r), b, "upsert"),
                 "upsert",
                 heavy=True,
             ),
             self._wrap(
                 f"{base}/{{module:str}}/deleted",
                 ["GET"],
-                lambda r, b: api().deleted(module(r), q(r), h(r)),
+                lambda r, b: self.api.deleted(module(r), q(r), h(r)),
                 "deleted",
             ),
             self._wrap(
                 f"{base}/{{module:str}}",
                 ["GET"],
-                lambda r, b: api().list_records(module(r), q(r), h(r)),
+                lambda r, b: self.api.list_records(module(r), q(r), h(r)),
                 "list",
             ),
             self._wrap(
                 f"{base}/{{module:str}}",
                 ["POST"],
-                lambda r, b: api().write(module(r), b, "insert"),
+                lambda r, b: self.api.write(module(r), b, "insert"),
                 "insert",
                 heavy=True,
             ),
             self._wrap(
                 f"{base}/{{module:str}}",
                 ["PUT"],
-                lambda r, b: api().write(module(r), b, "update"),
+                lambda r, b: self.api.write(module(r), b, "update"),
                 "update",
                 heavy=True,
             ),
             self._wrap(
-                f"{base}/{{module:str}}", ["DELETE"], lambda r, b: api().delete(module(r), q(r)), "delete"
+                f"{base}/{{module:str}}", ["DELETE"], lambda r, b: self.api.delete(module(r), q(r)), "delete"
             ),
             self._wrap(
                 f"{base}/{{module:str}}/{{record_id:str}}",
                 ["GET"],
-                lambda r, b: api().get_record(module(r), str(r.path_params["record_id"])),
+                lambda r, b: self.api.get_record(module(r), str(r.path_params["record_id"])),
                 "get",
             ),
             self._wrap(
                 f"{base}/{{module:str}}/{{record_id:str}}",
                 ["PUT"],
-                lambda r, b: api().write(module(r), b, "update", str(r.path_params["record_id"])),
+                lambda r, b: self.api.write(module(r), b, "update", str(r.path_params["record_id"])),
                 "update_one",
             ),
             self._wrap(
                 f"{base}/{{module:str}}/{{record_id:str}}",
                 ["DELETE"],
-                lambda r, b: api().delete(module(r), q(r), str(r.path_params["record_id"])),
+                lambda r, b: self.api.delete(module(r), q(r), str(r.path_params["record_id"])),
                 "delete_one",
             ),
             *self._accounts_routes(),

@@ -1,4 +1,4 @@
-"""The sandbox org's modules and their field metadata, as ``/settings/modules`` and ``/settings/fields`` answer.
+"""The sandbox org's modules and field metadata, as ``/settings/modules`` and ``/settings/fields`` answer.
 
 Field metadata is what the official SDK reads before it writes a record (``data_type``,
 ``json_type``, ``system_mandatory``, ``lookup``), and what the sandbox validates writes against.

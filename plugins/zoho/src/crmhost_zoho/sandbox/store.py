@@ -238,7 +238,7 @@ class Org:
             record = self.records.get(target, {}).get(str(target_id))
             if record is None:
                 raise ValueError(f"no {target} record with id {target_id}")
-            out = {"name": self.display_name(target, record), "id": str(target_id)}
+            out: dict[str, Any] = {"name": self.display_name(target, record), "id": str(target_id)}
             if meta["api_name"] in ("What_Id", "Parent_Id"):
                 out["module"] = {"api_name": target, "id": self.modules[target].id}
             return out

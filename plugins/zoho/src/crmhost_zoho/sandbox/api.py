@@ -83,7 +83,6 @@ class ZohoApi:
             "role": {"name": "CEO", "id": "5725767000000026005"},
             "profile": {"name": "Administrator", "id": "5725767000000026011"},
             "confirm": True,
-            "time_zone": "Asia/Kolkata",
         }
         return 200, {"users": [user], "info": {"per_page": 200, "count": 1, "page": 1, "more_records": False}}
 
@@ -106,14 +105,7 @@ class ZohoApi:
                 "permission denied to create fields",
                 {"permissions": ["Crm_Implied_Customize_Zoho_CRM"]},
             )
-        items = body.get("fields") if isinstance(body, dict) else None
-        if not isinstance(items, list) or not items:
-            raise ZohoError(
-                400,
-                "MANDATORY_NOT_FOUND",
-                "required field not found",
-                {"api_name": "fields", "json_path": "$.fields"},
-            )
+        items = _members(body, "fields")
         answers = []
         for index, item in enumerate(items):
             label = item.get("field_label") if isinstance(item, dict) else None
@@ -220,11 +212,9 @@ class ZohoApi:
             "sort_by": sort_by,
             "sort_order": order,
             "more_records": more,
-            "next_page_token": None,
-            "previous_page_token": None,
-            "page_token_expiry": None,
         }
         if more:
+            # the tokens are sent only when there is a page to go to (the spec types them non-null)
             next_token = secrets.token_hex(24)
             expires = self.org.now() + timedelta(days=1)
             self.page_tokens[next_token] = _PageToken(key, offset + per_page, expires)
@@ -242,14 +232,7 @@ class ZohoApi:
 
     def write(self, module: str, body: Any, mode: str, record_id: str | None = None) -> tuple[int, Any]:
         """``POST``/``PUT /{module}`` and ``POST /{module}/upsert``: one entry per record."""
-        data = body.get("data") if isinstance(body, dict) else None
-        if not isinstance(data, list) or not data:
-            raise ZohoError(
-                400,
-                "MANDATORY_NOT_FOUND",
-                "required field not found",
-                {"api_name": "data", "json_path": "$.data"},
-            )
+        data = _members(body, "data")
         if record_id is not None:
             data = [{**row, "id": record_id} if isinstance(row, dict) else row for row in data[:1]]
         check = body.get("duplicate_check_fields") or []
@@ -307,14 +290,7 @@ class ZohoApi:
 
     def watch_enable(self, body: Any, *, replace: bool) -> tuple[int, Any]:
         """``POST`` (create) or ``PUT``/``PATCH`` (replace details of) ``/actions/watch``."""
-        items = body.get("watch") if isinstance(body, dict) else None
-        if not isinstance(items, list) or not items:
-            raise ZohoError(
-                400,
-                "MANDATORY_NOT_FOUND",
-                "required field not found",
-                {"api_name": "watch", "json_path": "$.watch"},
-            )
+        items = _members(body, "watch")
         answers = []
         for index, item in enumerate(items):
             try:
@@ -345,6 +321,43 @@ class ZohoApi:
             )
         ok = all(a.get("status") == "success" for a in answers)
         return (200 if replace else 201) if ok else 202, {"watch": answers}
+
+    def watch_patch(self, body: Any) -> tuple[int, Any]:
+        """``PATCH /actions/watch``: update given details of channels, or drop events (``_delete_events``)."""
+        items = _members(body, "watch")
+        answers = []
+        for index, item in enumerate(items):
+            channel_id = str(item.get("channel_id")) if isinstance(item, dict) else ""
+            current = self.channels.get(channel_id)
+            if current is None:
+                answers.append(
+                    error_entry("NOT_SUBSCRIBED", "the channel is not subscribed", channel_id=channel_id)
+                )
+                continue
+            if item.get("_delete_events"):
+                drop = set(item.get("events") or [])
+                current.events = [e for e in current.events if e not in drop]
+                if not current.events:
+                    del self.channels[channel_id]
+                message = "Successfully removed the subscribe details"
+            else:
+                merged = {**self._channel_view(current), **item}
+                try:
+                    self.channels[channel_id] = self._channel(merged, index)
+                except ZohoError as exc:
+                    answers.append(exc.body())
+                    continue
+                current = self.channels[channel_id]
+                message = "Successfully updated the subscribe details"
+            answers.append(
+                {
+                    "code": "SUCCESS",
+                    "details": {"events": self._events(current)},
+                    "message": message,
+                    "status": "success",
+                }
+            )
+        return (200 if all(a["status"] == "success" for a in answers) else 202), {"watch": answers}
 
     def watch_disable(self, query: Mapping[str, str]) -> tuple[int, Any]:
         """``DELETE /actions/watch?channel_ids=``."""
@@ -457,6 +470,19 @@ class ZohoApi:
             "return_affected_field_values": channel.affected_values,
             "notify_on_related_action": False,
         }
+
+
+def _members(body: Any, name: str) -> list[Any]:
+    """The non-empty list ``body[name]``, or Zoho's ``MANDATORY_NOT_FOUND`` naming it."""
+    items = body.get(name) if isinstance(body, dict) else None
+    if not isinstance(items, list) or not items:
+        raise ZohoError(
+            400,
+            "MANDATORY_NOT_FOUND",
+            "required field not found",
+            {"api_name": name, "json_path": f"$.{name}"},
+        )
+    return items
 
 
 def _required(query: Mapping[str, str], name: str) -> str:

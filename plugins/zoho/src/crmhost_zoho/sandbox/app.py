@@ -107,26 +107,58 @@ class ZohoSandbox(Sandbox):
         return Org(org_id, utc_offset=self.utc_offset, clock=self._now, notify=self._notify)
 
     def _org_meta(self) -> dict[str, Any]:
+        """The org as ``GET /crm/v8/org`` describes it (every property the published spec lists)."""
+        ist = self.utc_offset == timedelta(minutes=330)
         return {
             "id": self.account_id,
             "company_name": "PenguinMails Sandbox",
+            "alias": None,
             "domain_name": f"org{self.account_id}",
             "primary_email": "admin@penguinmails.sandbox",
-            "time_zone": "Asia/Kolkata" if self.utc_offset == timedelta(minutes=330) else "UTC",
+            "primary_zuid": "5725767000000412001",
+            "zgid": self.account_id,
+            "ezgid": self.account_id,
+            "zia_portal_id": None,
+            "zia_zgid": 0,
+            "photo_id": None,
+            "description": None,
+            "street": None,
+            "city": None,
+            "state": None,
+            "zip": None,
+            "country": "India" if ist else "United States",
+            "country_code": self.region.code.upper(),
+            "phone": "+1 555 0100",
+            "mobile": None,
+            "fax": None,
+            "website": "https://penguinmails.sandbox",
+            "employee_count": "10",
+            "time_zone": "Asia/Kolkata" if ist else "UTC",
             "currency": "US Dollar - USD",
             "currency_symbol": "$",
+            "currency_locale": "en_US",
             "iso_code": "USD",
-            "country_code": self.region.code.upper(),
-            "type": "production",
+            "mc_status": False,
+            "gapps_enabled": False,
+            "translation_enabled": False,
+            "privacy_settings": False,
+            "hipaa_compliance_enabled": False,
+            "lite_users_enabled": False,
+            "deletable_org_account": False,
+            "oauth_presence": False,
+            "call_icon": "",
             "max_per_page": 200,
+            "type": "Production",
+            "hierarchy_preferences": {"type": "Role_Hierarchy", "strictly_reporting": False},
+            "checkin_preferences": {"restricted_event_types": ""},
             "license_details": {
                 "paid": self.edition != "free",
                 "paid_type": self.edition,
                 "users_license_purchased": self.licences,
-                "paid_expiry": None,
+                "paid_expiry": "2027-12-31T00:00:00+05:30" if ist else "2027-12-31T00:00:00+00:00",
                 "trial_type": None,
                 "trial_expiry": None,
-                "trial_action": None,
+                "trial_action": "",
             },
         }
 
@@ -446,9 +478,12 @@ class ZohoSandbox(Sandbox):
             ),
             self._wrap(
                 f"{base}/actions/watch",
-                ["PUT", "PATCH"],
+                ["PUT"],
                 lambda r, b: self.api.watch_enable(b, replace=True),
                 "watch_update",
+            ),
+            self._wrap(
+                f"{base}/actions/watch", ["PATCH"], lambda r, b: self.api.watch_patch(b), "watch_patch"
             ),
             self._wrap(
                 f"{base}/actions/watch",

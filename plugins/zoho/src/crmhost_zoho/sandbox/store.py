@@ -173,10 +173,12 @@ class Org:
                     {},
                     error_entry(
                         "INVALID_DATA",
-                        str(exc) or "invalid data",
+                        "invalid data",
                         api_name=name,
                         json_path=path,
                         expected_data_type=meta["data_type"],
+                        # Zoho's message is always "invalid data"; why stays beside it for people
+                        reason=str(exc),
                     ),
                 )
         if insert:
@@ -318,7 +320,7 @@ class Org:
             if target is None or target not in self.records[name]:
                 entry = error_entry(
                     "INVALID_DATA",
-                    "the related id given seems to be invalid",
+                    "the id given seems to be invalid",
                     api_name="id",
                     json_path=f"$.data[{index}].id",
                 )
@@ -349,7 +351,7 @@ class Org:
                     )
                     return entry, None, False, []
             record = self._insert(name, row.values)
-            extra = {"action": "insert", "duplicate_field": None} if mode == "upsert" else {}
+            extra = {"action": "insert"} if mode == "upsert" else {}
             return success_entry(record, "record added", **extra), record["id"], True, []
         for field in self.unique_fields(name):
             other = self.find_unique(name, field, row.values.get(field))
@@ -359,8 +361,10 @@ class Org:
                 )
                 return entry, None, False, []
         record, changed = self._update(name, target, row.values)
-        extra = {"action": "update", "duplicate_field": duplicate_field} if mode == "upsert" else {}
-        return success_entry(record, "record updated", **extra), target, False, changed
+        upsert: dict[str, Any] = (
+            {"action": "update", "duplicate_field": duplicate_field} if mode == "upsert" else {}
+        )
+        return success_entry(record, "record updated", **upsert), target, False, changed
 
     def _insert(self, module: str, values: Mapping[str, Any]) -> dict[str, Any]:
         stamp = self.stamp()

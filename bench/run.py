@@ -198,9 +198,10 @@ async def _webhook_to_store(stack: Stack, crm: str, samples: int) -> list[float]
             "/_sandbox/salesforce/outbound",
             json={"sobject": "Contact", "fields": ["Email", "FirstName", "LastName"]},
         )
-        await stack.sandbox_call(
-            crm, "PUT", "/_sandbox/webhooks", json={"url": f"{stack.url}/v1/webhooks/salesforce/{iid}"}
-        )
+        # the per-integration URL carries a secret, issued (and shown) once by the API
+        issued = await stack.api("POST", f"/v1/integrations/{iid}/webhook-secret")
+        path = issued["webhook_url"][issued["webhook_url"].index("/v1/webhooks/") :]
+        await stack.sandbox_call(crm, "PUT", "/_sandbox/webhooks", json={"url": f"{stack.url}{path}"})
     from crmhost.demo.crmuser import crm_edit
 
     emails = sorted(crmstate.snapshot(crm, stack.sandboxes[crm]).contacts)[-samples:]

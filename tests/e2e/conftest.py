@@ -16,7 +16,6 @@ from crmhost.sandbox import Sandbox, running
 from crmhost.services.tenants import create_tenant
 from crmhost.settings import Settings
 from crmhost.testing.crmstack import (
-    CRMS,
     Sandboxes,
     crm_plugins,
     host_settings,
@@ -44,7 +43,7 @@ class E2E:
 
 @pytest.fixture(name="sandbox_servers")
 def fx_sandbox_servers() -> Iterator[Sandboxes]:
-    with running_sandboxes(CRMS) as sandboxes:
+    with running_sandboxes() as sandboxes:
         yield sandboxes
 
 
@@ -52,10 +51,10 @@ def fx_sandbox_servers() -> Iterator[Sandboxes]:
 async def fx_e2e(database_url: str, tmp_path: Path, sandbox_servers: Sandboxes) -> AsyncIterator[E2E]:
     await upgrade(database_url)
     settings = host_settings(tmp_path, database_url)
-    with running(create_app(settings, crm_plugins(CRMS))) as url:
+    with running(create_app(settings, crm_plugins())) as url:
         # the callback URL is only known once the server listens
         wire_providers(settings, sandbox_servers, f"{url}/v1/oauth/callback")
-        async with open_host(settings, plugins=crm_plugins(CRMS), with_queue=False, migrate=False) as host:
+        async with open_host(settings, plugins=crm_plugins(), with_queue=False, migrate=False) as host:
             env = E2E(
                 url=url,
                 host=host,

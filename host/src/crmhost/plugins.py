@@ -19,14 +19,17 @@ import pluggy
 from crmhost import hookspecs
 from crmhost.errors import PluginLoadError
 from crmhost.markers import PROJECT
-from crmhost.models import CrmInfo
+from crmhost.models import AuthKind, Capability, CrmInfo
 
 __all__ = [
+    "CAPABILITY_HOOKS",
+    "HOOK_CAPABILITIES",
     "Dispatcher",
     "PluginStatus",
     "Plugins",
     "load_plugins",
     "new_plugin_manager",
+    "validate_capabilities",
 ]
 
 log = logging.getLogger(__name__)
@@ -56,6 +59,75 @@ class PluginStatus:
     error: str | None = None
     info: CrmInfo | None = None
     hooks: list[str] = field(default_factory=list)
+
+
+#: A declared capability needs each of these hooks implemented (any one of a tuple's names).
+CAPABILITY_HOOKS: dict[Capability, tuple[tuple[str, ...], ...]] = {
+    Capability.PUSH_RECORDS: (("push_records",),),
+    Capability.PUSH_ACTIVITY: (("push_activity",),),
+    Capability.WORKFLOW_TRIGGERS: (("push_activity",),),
+    Capability.PULL_CHANGES: (("pull_changes",),),
+    Capability.LIST_MEMBERSHIPS: (("pull_changes",),),
+    Capability.DELETES: (("pull_changes", "handle_webhook"),),
+    Capability.WEBHOOKS: (("handle_webhook",),),
+    Capability.WEBHOOK_SUBSCRIPTIONS: (
+        ("subscribe_webhooks",),
+        ("unsubscribe_webhooks",),
+        ("handle_webhook",),
+    ),
+    Capability.FIELD_DISCOVERY: (("discover_fields",),),
+    Capability.REVOKE: (("revoke",),),
+}
+#: An implemented hook needs one of these capabilities declared: the host selects behaviour by
+#: capability, so an undeclared hook would never be called (or a declared one called in vain).
+HOOK_CAPABILITIES: dict[str, tuple[Capability, ...]] = {
+    "push_records": (Capability.PUSH_RECORDS,),
+    "push_activity": (Capability.PUSH_ACTIVITY, Capability.WORKFLOW_TRIGGERS),
+    "pull_changes": (Capability.PULL_CHANGES,),
+    "handle_webhook": (Capability.WEBHOOKS, Capability.WEBHOOK_SUBSCRIPTIONS),
+    "discover_fields": (Capability.FIELD_DISCOVERY,),
+    "revoke": (Capability.REVOKE,),
+    "subscribe_webhooks": (Capability.WEBHOOK_SUBSCRIPTIONS,),
+    "unsubscribe_webhooks": (Capability.WEBHOOK_SUBSCRIPTIONS,),
+}
+
+
+def validate_capabilities(info: CrmInfo, hooks: Iterable[str]) -> None:
+    """Check that ``info``'s capabilities and auth kinds match the implemented ``hooks``.
+
+    Raises:
+        PluginLoadError: names the first capability without its hook, or hook without its
+            capability, and how to fix it.
+    """
+    implemented = set(hooks)
+    slug = info.slug
+    for capability in info.capabilities:
+        for names in CAPABILITY_HOOKS.get(capability, ()):
+            if not implemented & set(names):
+                wanted = " or ".join(repr(n) for n in names)
+                raise PluginLoadError(
+                    f"plugin {slug!r}: declares Capability.{capability.name} but does not implement "
+                    f"the {wanted} hook; implement it or drop the capability from crm_info()"
+                )
+    for hook, capabilities in HOOK_CAPABILITIES.items():
+        if hook in implemented and not set(capabilities) & set(info.capabilities):
+            wanted = " or ".join(f"Capability.{c.name}" for c in capabilities)
+            raise PluginLoadError(
+                f"plugin {slug!r}: implements {hook!r} but declares neither {wanted} in "
+                f"crm_info().capabilities, so the host would never call it"
+            )
+    if info.auth_kinds and "authenticate" not in implemented:
+        kinds = ", ".join(k.value for k in info.auth_kinds)
+        raise PluginLoadError(
+            f"plugin {slug!r}: supports auth kinds {kinds} but does not implement 'authenticate'"
+        )
+    if AuthKind.OAUTH2 in info.auth_kinds and info.oauth is None:
+        raise PluginLoadError(f"plugin {slug!r}: supports AuthKind.OAUTH2 but crm_info().oauth is None")
+    if Capability.WEBHOOKS in info.capabilities and info.webhook_routing is None:
+        raise PluginLoadError(
+            f"plugin {slug!r}: declares Capability.WEBHOOKS but no crm_info().webhook_routing "
+            "(app: one URL for every account; integration: one URL per integration)"
+        )
 
 
 def new_plugin_manager() -> pluggy.PluginManager:
@@ -94,6 +166,7 @@ def validate_plugin(pm: pluggy.PluginManager, plugin: object, slug: str) -> CrmI
         raise PluginLoadError(
             f"plugin {slug!r}: crm_info().slug is {info.slug!r}; it must equal the entry-point name"
         )
+    validate_capabilities(info, _implemented_hooks(pm, plugin))
     return info
 
 

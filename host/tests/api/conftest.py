@@ -45,16 +45,26 @@ def fx_oauth_server() -> Iterator[tuple[OAuthServerState, str]]:
         yield state, url
 
 
-def _plugins() -> Plugins:
+def _plugins(extra: dict[str, object] | None = None) -> Plugins:
     plugins = Plugins()
-    status = plugins.register(testcrm, "testcrm")
-    assert status.loaded, status.error
+    for slug, plugin in {"testcrm": testcrm, **(extra or {})}.items():
+        status = plugins.register(plugin, slug)
+        assert status.loaded, status.error
     return plugins
+
+
+@pytest.fixture(name="extra_plugins")
+def fx_extra_plugins() -> dict[str, object]:
+    """Plugins served besides ``testcrm`` (by slug), each an app of the test OAuth server."""
+    return {}
 
 
 @pytest.fixture(name="stack")
 async def fx_stack(
-    database_url: str, tmp_path: Path, oauth_server: tuple[OAuthServerState, str]
+    database_url: str,
+    tmp_path: Path,
+    oauth_server: tuple[OAuthServerState, str],
+    extra_plugins: dict[str, object],
 ) -> AsyncIterator[Stack]:
     state, oauth_url = oauth_server
     await upgrade(database_url)
@@ -63,16 +73,21 @@ async def fx_stack(
         database_url=database_url,
         encryption_keys=generate_key_spec("k1"),
     )
-    app = create_app(settings, _plugins())
+    app = create_app(settings, _plugins(extra_plugins))
     with running(app) as url:
         # the callback URL is only known once the server listens
-        settings.providers["testcrm"] = ProviderApp(
-            client_id=state.client_id,
-            client_secret=state.client_secret,
-            redirect_uri=f"{url}/v1/oauth/callback",
-            base_url=oauth_url,
-        )
-        async with open_host(settings, plugins=_plugins(), with_queue=False, migrate=False) as host:
+        # frozen: the public URL (where CRMs deliver webhooks) is only known once the server listens
+        object.__setattr__(settings, "public_url", url)
+        for slug in ("testcrm", *extra_plugins):
+            settings.providers[slug] = ProviderApp(
+                client_id=state.client_id,
+                client_secret=state.client_secret,
+                redirect_uri=f"{url}/v1/oauth/callback",
+                base_url=oauth_url,
+            )
+        async with open_host(
+            settings, plugins=_plugins(extra_plugins), with_queue=False, migrate=False
+        ) as host:
             yield Stack(url=url, host=host, oauth=state, oauth_url=oauth_url, settings=settings)
 
 
@@ -82,10 +97,10 @@ async def fx_tenant(stack: Stack) -> tuple[str, str]:
     return await create_tenant(stack.host, "Acme")
 
 
-async def connect_oauth(stack: Stack, api_key: str) -> str:
+async def connect_oauth(stack: Stack, api_key: str, provider: str = "testcrm") -> str:
     """Run the whole OAuth connect flow; returns the active integration's id."""
     async with stack.client(api_key) as c:
-        r = await c.post("/v1/integrations", json={"provider": "testcrm"})
+        r = await c.post("/v1/integrations", json={"provider": provider})
         assert r.status_code == 201, r.text
         body = r.json()
     async with httpx.AsyncClient() as c:

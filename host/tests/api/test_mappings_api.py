@@ -22,13 +22,14 @@ from crmhost.services.tenants import create_tenant
 from crmhost.sync.mapping import load_mappings
 from crmhost.testing.browser import consent
 from crmhost.testing.crmstack import (
-    CRMS,
     Sandboxes,
     crm_plugins,
     host_settings,
     running_sandboxes,
     wire_providers,
 )
+
+from ..support.syncenv import CRMS
 
 
 @dataclass

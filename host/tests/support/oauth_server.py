@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from litestar import Litestar, MediaType, Request, Response, get, post
+from litestar import Litestar, MediaType, Request, Response, delete, get, post
 from litestar.response import Redirect
 
 __all__ = ["OAuthServerState", "create_oauth_server"]
@@ -36,6 +36,10 @@ class OAuthServerState:
     api_keys: set[str] = field(default_factory=set)
     token_calls: dict[str, int] = field(default_factory=lambda: {"authorization_code": 0, "refresh_token": 0})
     revoked: list[str] = field(default_factory=list)
+    # webhook subscriptions made through the API: id -> {"url", "secret", "expires_at"}
+    subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    subscription_calls: list[str] = field(default_factory=list)
+    subscription_ttl_s: int = 3600
 
     def mint(self) -> dict[str, Any]:
         access, refresh = "at-" + secrets.token_urlsafe(16), "rt-" + secrets.token_urlsafe(16)
@@ -130,4 +134,24 @@ def create_oauth_server(state: OAuthServerState) -> Litestar:
             return Response({"account_id": "acct-42"})
         return Response({"message": "invalid token"}, status_code=401)
 
-    return Litestar([authorize, token, revoke, me])
+    def bearer_ok(request: Request[Any, Any, Any]) -> bool:
+        tok = request.headers.get("authorization", "").removeprefix("Bearer ")
+        return tok in state.api_keys or state.access.get(tok, 0) > time.time()
+
+    @post("/subscriptions", status_code=200)
+    async def subscribe(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+        if not bearer_ok(request):
+            return Response({"message": "invalid token"}, status_code=401)
+        body = await request.json()
+        sub_id = str(body.get("id") or "sub-" + secrets.token_hex(4))
+        state.subscription_calls.append("renew" if sub_id in state.subscriptions else "create")
+        expires_at = time.time() + state.subscription_ttl_s
+        state.subscriptions[sub_id] = {"url": body["url"], "secret": body["secret"], "expires_at": expires_at}
+        return Response({"id": sub_id, "expires_at": expires_at})
+
+    @delete("/subscriptions/{sub_id:str}", status_code=204)
+    async def unsubscribe(request: Request[Any, Any, Any]) -> None:
+        state.subscription_calls.append("delete")
+        state.subscriptions.pop(request.path_params["sub_id"], None)
+
+    return Litestar([authorize, token, revoke, me, subscribe, unsubscribe])

@@ -30,8 +30,10 @@ from crmhost.services.tenants import create_tenant
 from crmhost.settings import Settings
 from crmhost.sync.initial import on_activated
 from crmhost.testing.browser import consent
-from crmhost.testing.crmstack import CRMS, Sandboxes, crm_plugins, host_settings, running_sandboxes
+from crmhost.testing.crmstack import Sandboxes, crm_plugins, host_settings, running_sandboxes
 
+#: the CRMs these host tests drive by name (the first-party plugins)
+CRMS = ("hubspot", "salesforce")
 SF = "/services/data/v60.0"
 USER_SCOPES = {"hubspot": ["crm.objects.contacts.write"], "salesforce": ["api"]}
 

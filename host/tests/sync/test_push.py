@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 from sqlalchemy import func, insert, select, update
 
@@ -23,7 +24,7 @@ from crmhost.db.models import Integration
 from crmhost.db.platform import ContactRow, EmailEventRow
 from crmhost.db.syncstate import OutboxRow, RecordLogRow, RemoteLink, WriteLedger
 from crmhost.errors import PermanentError
-from crmhost.models import Credentials, CrmInfo, ObjectType, Record, RecordBatch, RecordResult
+from crmhost.models import Capability, Credentials, CrmInfo, ObjectType, Record, RecordBatch, RecordResult
 from crmhost.plugins import Plugins
 from crmhost.runtime import Host, open_host
 from crmhost.sandbox import Sandbox, running
@@ -32,7 +33,6 @@ from crmhost.settings import Settings
 from crmhost.sync.echo import value_hash
 from crmhost.sync.push import MAX_ATTEMPTS, drain, drain_naive
 from crmhost.testing.crmstack import (
-    CRMS,
     Sandboxes,
     crm_plugins,
     host_settings,
@@ -44,6 +44,8 @@ from crmhost_hubspot import plugin as hubspot_plugin
 from crmhost_hubspot.client import HubSpotClient
 from crmhost_hubspot.mapping import CUSTOM_PROPERTIES
 from crmhost_hubspot.properties import ensure_properties
+
+from ..support.syncenv import CRMS
 
 HS_UPSERT = "POST /crm/v3/objects/{object_type}/batch/upsert"
 HS_UPDATE = "POST /crm/v3/objects/{object_type}/batch/update"
@@ -478,7 +480,9 @@ class AllOrNothingHubSpot:
 
     @hookimpl
     def crm_info(self) -> CrmInfo:
-        return hubspot_plugin.crm_info()
+        # only what this fake implements (the loader refuses capabilities without their hooks)
+        info = hubspot_plugin.crm_info()
+        return msgspec.structs.replace(info, capabilities=[Capability.PUSH_RECORDS], webhook_routing=None)
 
     @hookimpl
     def map_fields(self, ctx: Any, record: Record, direction: Any, mapping: Any) -> Record:

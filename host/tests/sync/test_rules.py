@@ -14,7 +14,17 @@ from crmhost import hookimpl
 from crmhost.db.models import Integration
 from crmhost.db.platform import ContactRow
 from crmhost.db.syncstate import OutboxRow, RuleRow, RuleState
-from crmhost.models import AuthKind, Capability, CrmInfo, ObjectType, RateLimitPolicy
+from crmhost.models import (
+    Activity,
+    ActivityResult,
+    AuthKind,
+    Capability,
+    CrmInfo,
+    ObjectType,
+    RateLimitPolicy,
+    RecordBatch,
+    RecordResult,
+)
 from crmhost.runtime import Host
 from crmhost.services.tenants import create_tenant
 from crmhost.sync.ingest import ingest_events, upsert_contacts
@@ -266,6 +276,22 @@ class _WorkflowCrm:
             rate_limit=RateLimitPolicy(requests=100, per_seconds=1),
             capabilities=[Capability.PUSH_RECORDS, Capability.WORKFLOW_TRIGGERS],
         )
+
+    # the loader refuses capabilities without their hooks; these are never called here
+    @staticmethod
+    @hookimpl
+    async def authenticate(ctx: Any, grant: Any) -> Any:
+        raise AssertionError("not called by this test")
+
+    @staticmethod
+    @hookimpl
+    async def push_records(ctx: Any, batch: RecordBatch) -> list[RecordResult]:
+        return [RecordResult(key=r.key, ok=True) for r in batch.records]
+
+    @staticmethod
+    @hookimpl
+    async def push_activity(ctx: Any, batch: list[Activity]) -> list[ActivityResult]:
+        return [ActivityResult(id=a.id, ok=True) for a in batch]
 
 
 async def test_workflow_rules_only_for_crms_that_can_trigger_them(host: Host) -> None:

@@ -19,7 +19,7 @@ from crmhost.plugins import ALLOW_ENV, load_plugins
 
 PLUGIN = """
 from crmhost import hookimpl
-from crmhost.models import AuthKind, CrmInfo, RateLimitPolicy
+from crmhost.models import AuthKind, Capability, CrmInfo, OAuthSpec, RateLimitPolicy, WebhookRouting
 
 CALLS = []
 
@@ -29,11 +29,12 @@ def crm_info():
     return CrmInfo(
         slug={slug!r},
         title="Test CRM",
-        auth_kinds=[AuthKind.API_KEY],
+        auth_kinds=[{auth}],
         objects=[],
         batch_sizes={{}},
         rate_limit=RateLimitPolicy(requests=10, per_seconds=1),
-        capabilities=[],
+        capabilities=[{capabilities}],
+        {extra}
     )
 
 {body}
@@ -56,10 +57,25 @@ def fx_make_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     modules: list[str] = []
 
     def make(
-        name: str, *, slug: str | None = None, body: str = "", source: str | None = None
+        name: str,
+        *,
+        slug: str | None = None,
+        body: str = "",
+        source: str | None = None,
+        capabilities: str | None = None,
+        auth: str = "",
+        extra: str = "",
     ) -> importlib.metadata.EntryPoint:
         module = f"crmhost_test_{name}_{len(modules)}"
-        text = source if source is not None else PLUGIN.format(slug=slug or name, body=body)
+        if capabilities is None:  # by default, declare what the body implements
+            capabilities = "Capability.PUSH_RECORDS" if "def push_records" in body else ""
+        text = (
+            source
+            if source is not None
+            else PLUGIN.format(
+                slug=slug or name, body=body, capabilities=capabilities, auth=auth, extra=extra
+            )
+        )
         (tmp_path / f"{module}.py").write_text(textwrap.dedent(text))
         modules.append(module)
         return importlib.metadata.EntryPoint(name=name, value=module, group="crmhost")
@@ -164,3 +180,88 @@ async def test_the_dispatcher_calls_only_the_owner(make_plugin: Make) -> None:
     assert await dispatcher.acall("beta", "push_records", ctx=None, batch="b2") == ["beta"]
     with pytest.raises(KeyError):
         await dispatcher.acall("alpha", "push_records", ctx=None, batch="a2")
+
+
+REVOKE = "@hookimpl\nasync def revoke(ctx):\n    return None\n"
+AUTH = "@hookimpl\nasync def authenticate(ctx, grant):\n    return None\n"
+WEBHOOK = "@hookimpl\nasync def handle_webhook(ctx, request):\n    return None\n"
+
+
+@pytest.mark.parametrize(
+    ("capabilities", "body", "message"),
+    [
+        (
+            "Capability.PUSH_RECORDS",
+            "",
+            "declares Capability.PUSH_RECORDS but does not implement the 'push_records' hook",
+        ),
+        ("Capability.REVOKE", "", "declares Capability.REVOKE but does not implement the 'revoke' hook"),
+        (
+            "Capability.WEBHOOKS",
+            "",
+            "declares Capability.WEBHOOKS but does not implement the 'handle_webhook' hook",
+        ),
+        (
+            "Capability.WEBHOOK_SUBSCRIPTIONS",
+            WEBHOOK,
+            "declares Capability.WEBHOOK_SUBSCRIPTIONS but does not implement the 'subscribe_webhooks' hook",
+        ),
+        (
+            "Capability.DELETES",
+            "",
+            "declares Capability.DELETES but does not implement the 'pull_changes' or 'handle_webhook' hook",
+        ),
+        ("", PUSH.format(slug="x"), "implements 'push_records' but declares neither Capability.PUSH_RECORDS"),
+        ("", REVOKE, "implements 'revoke' but declares neither Capability.REVOKE"),
+        (
+            "",
+            WEBHOOK,
+            "implements 'handle_webhook' but declares neither Capability.WEBHOOKS or "
+            "Capability.WEBHOOK_SUBSCRIPTIONS",
+        ),
+    ],
+)
+def test_declared_capabilities_must_match_the_implemented_hooks(
+    make_plugin: Make, capabilities: str, body: str, message: str
+) -> None:
+    bad = make_plugin("mismatch", body=body, capabilities=capabilities)
+    good = make_plugin("fine", body=PUSH.format(slug="fine"))
+    plugins = load_plugins(entry_points=[bad, good])
+    assert plugins.loaded() == ["fine"]  # one mismatch does not stop the others
+    error = plugins.status["mismatch"].error or ""
+    assert error.startswith("plugin 'mismatch': ") and message in error
+    assert plugins.pm.get_plugin("mismatch") is None
+
+
+@pytest.mark.parametrize(
+    ("auth", "body", "extra", "message"),
+    [
+        ("AuthKind.API_KEY", "", "", "supports auth kinds api_key but does not implement 'authenticate'"),
+        ("AuthKind.OAUTH2", AUTH, "", "supports AuthKind.OAUTH2 but crm_info().oauth is None"),
+        ("", WEBHOOK, "", "declares Capability.WEBHOOKS but no crm_info().webhook_routing"),
+    ],
+)
+def test_auth_kinds_and_webhooks_need_their_parts(
+    make_plugin: Make, auth: str, body: str, extra: str, message: str
+) -> None:
+    capabilities = "Capability.WEBHOOKS" if "handle_webhook" in body else ""
+    ep = make_plugin("partial", body=body, capabilities=capabilities, auth=auth, extra=extra)
+    plugins = load_plugins(entry_points=[ep])
+    assert message in (plugins.status["partial"].error or "")
+
+
+def test_a_complete_declaration_loads(make_plugin: Make) -> None:
+    extra = (
+        'oauth=OAuthSpec(authorize_url="https://a.example/auth", token_url="https://a.example/token"),\n'
+        "        webhook_routing=WebhookRouting.INTEGRATION,"
+    )
+    ep = make_plugin(
+        "complete",
+        body=AUTH + REVOKE + WEBHOOK,
+        capabilities="Capability.REVOKE, Capability.WEBHOOKS, Capability.DELETES",
+        auth="AuthKind.OAUTH2, AuthKind.API_KEY",
+        extra=extra,
+    )
+    plugins = load_plugins(entry_points=[ep])
+    assert plugins.status["complete"].error is None
+    assert plugins.status["complete"].hooks == ["authenticate", "crm_info", "handle_webhook", "revoke"]

@@ -1,77 +1,64 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 from litestar import Litestar, Request, Response, post
 
-from crmhost.context import IntegrationContext, ProviderApp
+from crmhost.context import IntegrationContext
 from crmhost.models import AuthKind, Credentials, RefreshGrant
-from crmhost.ratelimit import SlidingWindowLimiter
-from crmhost.sandbox import running
+from crmhost.sandbox import Sandbox, running
+from crmhost.testing.contract import CrmUnderTest
 from crmhost_hubspot import plugin
 from crmhost_hubspot.sandbox import HubSpotSandbox
 
-REDIRECT = "http://127.0.0.1:1/v1/oauth/callback"
+
+@pytest.fixture(name="crm_slug")
+def fx_crm_slug() -> str:
+    return "hubspot"
+
+
+# the kit's harness (crmhost.testing.fixtures) serves the sandbox; these name its parts for HubSpot
 
 
 @pytest.fixture(name="sandbox")
-def fx_sandbox() -> HubSpotSandbox:
-    return HubSpotSandbox()
+def fx_sandbox(crm_sandbox: Sandbox) -> HubSpotSandbox:
+    assert isinstance(crm_sandbox, HubSpotSandbox)
+    return crm_sandbox
 
 
 @pytest.fixture(name="base_url")
-def fx_base_url(sandbox: HubSpotSandbox) -> Iterator[str]:
-    with running(sandbox) as url:
-        yield url
+def fx_base_url(crm: CrmUnderTest) -> str:
+    return crm.base_url
 
 
 @pytest.fixture(name="admin_sync")
-def fx_admin_sync(base_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=base_url, timeout=30) as client:
-        yield client
+def fx_admin_sync(crm_admin_sync: httpx.Client) -> httpx.Client:
+    return crm_admin_sync
 
 
 @pytest.fixture(name="admin")
-async def fx_admin(base_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
-        yield client
+def fx_admin(crm: CrmUnderTest) -> httpx.AsyncClient:
+    return crm.admin
 
 
 @pytest.fixture(name="http")
-async def fx_http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=10) as client:
-        yield client
+def fx_http(crm: CrmUnderTest) -> httpx.AsyncClient:
+    return crm.http
 
 
 MakeCtx = Callable[..., IntegrationContext]
 
 
 @pytest.fixture(name="make_ctx")
-def fx_make_ctx(sandbox: HubSpotSandbox, base_url: str, http: httpx.AsyncClient) -> MakeCtx:
+def fx_make_ctx(crm: CrmUnderTest) -> MakeCtx:
     def make(
         credentials: Credentials | None = None, *, paced: bool = True, **settings: Any
     ) -> IntegrationContext:
-        limiter = SlidingWindowLimiter(plugin.RATE_LIMIT)
-        limiter.enabled = paced
-        app = ProviderApp(
-            client_id=sandbox.client_id,
-            client_secret=sandbox.client_secret,
-            redirect_uri=REDIRECT,
-            base_url=base_url,
-        )
-        return IntegrationContext(
-            provider="hubspot",
-            app=app,
-            http=http,
-            limiter=limiter,
-            credentials=credentials,
-            settings=settings,
-            integration_id="int-1",
-        )
+        return crm.context(credentials, paced=paced, settings=settings, integration_id="int-1")
 
     return make
 

@@ -20,10 +20,11 @@ from crmhost.models import (
     RefreshGrant,
 )
 from crmhost.sandbox import pkce_challenge
+from crmhost.testing.contract.harness import REDIRECT_URI as REDIRECT
 from crmhost_hubspot import plugin
 from crmhost_hubspot.sandbox import HubSpotSandbox
 
-from .conftest import REDIRECT, MakeCtx
+from .conftest import MakeCtx
 
 
 def consent(

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import httpx
 import pytest
+import requests
+from simple_salesforce import Salesforce
 
-import crmhost_salesforce.plugin as plugin_module
-from crmhost.context import IntegrationContext, ProviderApp, utcnow
+from crmhost.context import IntegrationContext, utcnow
 from crmhost.models import Credentials
-from crmhost.plugins import Dispatcher, Plugins
-from crmhost.ratelimit import SlidingWindowLimiter
 from crmhost.sandbox import running
+from crmhost.testing.contract import CrmUnderTest, harness_for, load_plugin
 from crmhost_salesforce.auth import credentials_from_token
-from crmhost_salesforce.info import INFO
 from crmhost_salesforce.sandbox import SalesforceSandbox, create_sandbox
 
 
@@ -47,10 +46,10 @@ class Org:
 
 @dataclass
 class Contexts:
-    """Builds plugin contexts for one org; closes their HTTP clients at the end."""
+    """Builds plugin contexts for one org through the kit's harness (a context like the host's)."""
 
     org: Org
-    clients: list[httpx.AsyncClient] = field(default_factory=list)
+    crm: CrmUnderTest
 
     def __call__(
         self,
@@ -60,36 +59,15 @@ class Contexts:
         credentials: Credentials | None = None,
         integration_id: str = "int-1",
     ) -> IntegrationContext:
-        http = httpx.AsyncClient(timeout=30.0)
-        self.clients.append(http)
-        sandbox = self.org.sandbox
-        app = ProviderApp(
-            client_id=sandbox.client_id,
-            client_secret=sandbox.client_secret,
-            redirect_uri="http://127.0.0.1/v1/oauth/callback",
-            base_url=self.org.base_url,
-        )
-        ctx = IntegrationContext(
-            provider="salesforce",
-            app=app,
-            http=http,
-            limiter=SlidingWindowLimiter(INFO.rate_limit),
-            integration_id=integration_id,
-            settings=settings or {},
-            now=now,
-        )
+        def context(creds: Credentials | None) -> IntegrationContext:
+            return self.crm.context(
+                creds, settings=settings, now=now, integration_id=integration_id, paced=True
+            )
+
         if credentials is None:
-            credentials = credentials_from_token(ctx, self.org.token(), None)
-        return IntegrationContext(
-            provider=ctx.provider,
-            app=app,
-            http=http,
-            limiter=ctx.limiter,
-            integration_id=integration_id,
-            credentials=credentials,
-            settings=ctx.settings,
-            now=now,
-        )
+            # the plugin's own reading of a minted token response, without spending a refresh
+            credentials = credentials_from_token(context(None), self.org.token(), None)
+        return context(credentials)
 
 
 @contextmanager
@@ -120,16 +98,17 @@ def fx_other_org() -> Callable[..., Org]:
 @pytest.fixture(name="contexts_for")
 async def fx_contexts_for() -> AsyncIterator[Callable[[Org], Contexts]]:
     """``contexts_for(org)``: a context builder for ``org``; its HTTP clients close after the test."""
-    made: list[Contexts] = []
+    clients: list[httpx.AsyncClient] = []
 
     def build(org: Org) -> Contexts:
-        made.append(Contexts(org))
-        return made[-1]
+        admin = httpx.AsyncClient(base_url=org.base_url, timeout=30.0)
+        http = httpx.AsyncClient(timeout=30.0)
+        clients.extend((admin, http))
+        return Contexts(org, harness_for("salesforce", org.sandbox, org.base_url, admin=admin, http=http))
 
     yield build
-    for contexts in made:
-        for client in contexts.clients:
-            await client.aclose()
+    for client in clients:
+        await client.aclose()
 
 
 @pytest.fixture(name="contexts")
@@ -139,12 +118,9 @@ def fx_contexts(org: Org, contexts_for: Callable[[Org], Contexts]) -> Contexts:
 
 
 @pytest.fixture(name="dispatcher")
-def fx_dispatcher() -> Iterator[Dispatcher]:
-    plugins = Plugins()
-    status = plugins.register(plugin_module, "salesforce")
-    assert status.loaded, status.error
-    yield plugins.dispatcher()
-    plugins.unregister("salesforce")
+def fx_dispatcher() -> Any:
+    """The host's dispatcher with the plugin loaded from its entry point, as the host loads it."""
+    return load_plugin("salesforce").dispatcher()
 
 
 def _contacts(n: int, start: int = 0, domain: str = "example.com") -> list[dict[str, Any]]:
@@ -163,3 +139,27 @@ def _contacts(n: int, start: int = 0, domain: str = "example.com") -> list[dict[
 def fx_make_contacts() -> Callable[..., list[dict[str, Any]]]:
     """``make_contacts(n, start=0, domain=...)``: ``n`` contacts in Salesforce's shape."""
     return _contacts
+
+
+class LoopbackSession(requests.Session):
+    """A requests session for simple-salesforce on loopback.
+
+    simple-salesforce always builds ``https://`` URLs from ``instance_url``; the sandbox serves
+    plain HTTP on loopback, so its calls go over http.
+    """
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        target = url.decode() if isinstance(url, bytes) else url
+        return super().request(method, target.replace("https://", "http://", 1), *args, **kwargs)
+
+
+@pytest.fixture(name="sf")
+def fx_sf(org: Org) -> Salesforce:
+    """simple-salesforce, unmodified, connected to ``org`` with API version 60.0."""
+    token = org.token()
+    return Salesforce(
+        instance_url=token["instance_url"],
+        session_id=token["access_token"],
+        version="60.0",
+        session=LoopbackSession(),
+    )

@@ -1,8 +1,4 @@
-"""simple-salesforce, Salesforce's most used Python SDK, against the sandbox, unmodified.
-
-simple-salesforce always builds ``https://`` URLs from ``instance_url``; the sandbox serves
-plain HTTP on loopback, so the SDK gets a requests session that sends its calls over http.
-"""
+"""simple-salesforce, Salesforce's most used Python SDK, against the sandbox, unmodified (fixture ``sf``)."""
 
 from __future__ import annotations
 
@@ -10,7 +6,6 @@ import json
 from typing import Any
 
 import pytest
-import requests
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import (
     SalesforceExpiredSession,
@@ -19,23 +14,6 @@ from simple_salesforce.exceptions import (
 )
 
 from crmhost_salesforce.ids import is_valid_id
-
-
-class LoopbackSession(requests.Session):
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        target = url.decode() if isinstance(url, bytes) else url
-        return super().request(method, target.replace("https://", "http://", 1), *args, **kwargs)
-
-
-@pytest.fixture(name="sf")
-def fx_sf(org: Any) -> Salesforce:
-    token = org.token()
-    return Salesforce(
-        instance_url=token["instance_url"],
-        session_id=token["access_token"],
-        version="60.0",
-        session=LoopbackSession(),
-    )
 
 
 def test_query_all_pages_past_2000_records(org: Any, sf: Salesforce, make_contacts: Any) -> None:

@@ -16,12 +16,15 @@ from crmhost.api.schemas import (
     CreateIntegration,
     IntegrationOut,
     UpdateIntegration,
+    WebhookUrl,
 )
 from crmhost.models import AuthKind
 from crmhost.runtime import Host
 from crmhost.services import integrations as svc
-from crmhost.services.errors import InvalidInput
+from crmhost.services.errors import Conflict, InvalidInput
 from crmhost.services.oauth import begin_authorization
+from crmhost.services.webhook_secrets import issue_webhook_secret, takes_integration_webhooks
+from crmhost.services.webhook_subscriptions import request_subscription
 
 __all__ = ["IntegrationController"]
 
@@ -60,15 +63,22 @@ class IntegrationController(Controller):
         integration = await svc.create_integration(
             host, tenant_id, provider=data.provider, name=data.name, settings=data.settings
         )
+        hook = None
+        if takes_integration_webhooks(host, data.provider):
+            hook = await issue_webhook_secret(host, tenant_id, integration.id)
         if data.api_key is not None:
             try:
                 await svc.connect_api_key(host, integration, data.api_key, data.api_base)
-            except InvalidInput:
+            except (InvalidInput, Conflict):
                 await svc.delete_integration(host, tenant_id, integration.id)
                 raise
-            return CreatedIntegration(integration=await _out(host, tenant_id, integration.id))
+            return CreatedIntegration(
+                integration=await _out(host, tenant_id, integration.id), webhook_url=hook
+            )
         url = await begin_authorization(host, integration, data.redirect_to)
-        return CreatedIntegration(integration=await _out(host, tenant_id, integration.id), authorize_url=url)
+        return CreatedIntegration(
+            integration=await _out(host, tenant_id, integration.id), authorize_url=url, webhook_url=hook
+        )
 
     @get("/")
     async def list_all(
@@ -113,6 +123,20 @@ class IntegrationController(Controller):
         integration = await svc.get_integration(host, tenant_id, integration_id)
         url = await begin_authorization(host, integration, data.redirect_to)
         return CreatedIntegration(integration=await _out(host, tenant_id, integration_id), authorize_url=url)
+
+    @post("/{integration_id:str}/webhook-secret", status_code=HTTP_201_CREATED)
+    async def rotate_webhook_secret(
+        self, host: NamedDependency[Host], tenant_id: NamedDependency[str], integration_id: FromPath[str]
+    ) -> WebhookUrl:
+        """Issue a new webhook URL secret (shown once); the previous URL stops working at once.
+
+        Only for CRMs configured with a webhook URL per integration (Salesforce Outbound Messages);
+        set the answered URL as the CRM's endpoint. Where the plugin subscribes through the CRM's
+        API, the host re-subscribes with the new URL itself.
+        """
+        url = await issue_webhook_secret(host, tenant_id, integration_id)
+        await request_subscription(host, tenant_id, integration_id)
+        return WebhookUrl(webhook_url=url)
 
     @post("/{integration_id:str}/disconnect", status_code=200)
     async def disconnect(

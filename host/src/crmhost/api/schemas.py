@@ -17,6 +17,7 @@ __all__ = [
     "IntegrationOut",
     "PluginOut",
     "UpdateIntegration",
+    "WebhookUrl",
 ]
 
 
@@ -97,6 +98,7 @@ class IntegrationOut(msgspec.Struct, kw_only=True):
     created_at: datetime
     updated_at: datetime
     connected_at: datetime | None
+    webhook_secret_set: bool = False
     credentials: CredentialInfo | None = None
 
     @classmethod
@@ -118,6 +120,7 @@ class IntegrationOut(msgspec.Struct, kw_only=True):
             created_at=row.created_at,
             updated_at=row.updated_at,
             connected_at=row.connected_at,
+            webhook_secret_set=row.webhook_secret is not None,
             credentials=None
             if creds is None
             else CredentialInfo(
@@ -131,10 +134,22 @@ class IntegrationOut(msgspec.Struct, kw_only=True):
 
 
 class CreatedIntegration(msgspec.Struct, kw_only=True):
-    """``POST /v1/integrations`` answer: the integration and, for OAuth, where to send the user."""
+    """``POST /v1/integrations`` answer: the integration and, for OAuth, where to send the user.
+
+    ``webhook_url`` (CRMs configured with a webhook URL per account, such as Salesforce) carries
+    the URL's secret: it is shown this once; a new one is issued with
+    ``POST /v1/integrations/{id}/webhook-secret``.
+    """
 
     integration: IntegrationOut
     authorize_url: str | None = None
+    webhook_url: str | None = None
+
+
+class WebhookUrl(msgspec.Struct, kw_only=True):
+    """A newly issued per-integration webhook URL (shown once; the previous one stops working)."""
+
+    webhook_url: str
 
 
 class PluginOut(msgspec.Struct, kw_only=True):

@@ -1,8 +1,10 @@
-"""``POST /v1/webhooks/{slug}`` and ``POST /v1/webhooks/{slug}/{integration_id}``: CRM deliveries.
+"""``POST /v1/webhooks/{slug}`` and ``POST /v1/webhooks/{slug}/{integration_id}/{secret}``.
 
-No API key: the CRM calls these, and the plugin verifies each delivery (signature, timestamp,
-account). A rejected delivery is answered with the plugin's status and a JSON error, and
-nothing of it is processed.
+No API key: the CRM calls these. App-wide deliveries are verified by the plugin (HubSpot's
+signatures); per-integration ones first by the secret in their URL
+(:mod:`crmhost.services.webhook_secrets`), then by the plugin. A rejected delivery is answered
+with the plugin's status and a JSON error, and nothing of it is processed. The URL without a
+secret (``/v1/webhooks/{slug}/{integration_id}``) answers the same 404 as a wrong secret.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from litestar.params import FromPath
 from crmhost.errors import WebhookRejected
 from crmhost.models import WebhookReply, WebhookRequest
 from crmhost.runtime import Host
+from crmhost.services.errors import NotFound
+from crmhost.services.webhook_secrets import NO_SUCH_WEBHOOK
 
 __all__ = ["WebhookController"]
 
@@ -47,13 +51,17 @@ def _rejected(exc: WebhookRejected) -> Response[dict[str, object]]:
 
 
 async def _handle(
-    host: Host, request: Request[Any, Any, Any], slug: str, integration_id: str | None
+    host: Host,
+    request: Request[Any, Any, Any],
+    slug: str,
+    integration_id: str | None,
+    secret: str | None = None,
 ) -> Response[Any]:
     from crmhost.sync.webhooks import receive
 
     webhook = _request(host, request, await request.body())
     try:
-        return _reply(await receive(host, slug, webhook, integration_id))
+        return _reply(await receive(host, slug, webhook, integration_id, secret))
     except WebhookRejected as exc:
         return _rejected(exc)
 
@@ -71,13 +79,23 @@ class WebhookController(Controller):
         """A delivery for every account of the CRM app (HubSpot); routed by each change's account."""
         return await _handle(host, request, slug, None)
 
-    @post("/{slug:str}/{integration_id:str}", status_code=200)
+    @post("/{slug:str}/{integration_id:str}", status_code=200, include_in_schema=False)
+    async def without_secret(self, slug: FromPath[str], integration_id: FromPath[str]) -> None:
+        """The old per-integration URL: every delivery to it is refused, saying nothing more."""
+        raise NotFound(NO_SUCH_WEBHOOK, where="path")
+
+    @post("/{slug:str}/{integration_id:str}/{secret:str}", status_code=200)
     async def per_integration(
         self,
         host: NamedDependency[Host],
         request: Request[Any, Any, Any],
         slug: FromPath[str],
         integration_id: FromPath[str],
+        secret: FromPath[str],
     ) -> Response[Any]:
-        """A delivery configured for one integration (Salesforce Outbound Messages)."""
-        return await _handle(host, request, slug, integration_id)
+        """A delivery configured for one integration (Salesforce Outbound Messages).
+
+        The URL, secret included, is answered once by ``POST /v1/integrations`` and by
+        ``POST /v1/integrations/{integration_id}/webhook-secret``.
+        """
+        return await _handle(host, request, slug, integration_id, secret)

@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crmhost.db.base import Base, TenantScoped, new_id, utcnow
@@ -70,11 +70,17 @@ class Integration(TenantScoped, Base):
     conflict_strategy: Mapped[str] = mapped_column(String(16), default="newest_wins")
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     secret_settings: Mapped[str | None] = mapped_column(Text, default=None)  # encrypted JSON
+    # the secret path segment of /v1/webhooks/<slug>/<id>/<secret> (ciphertext, bound to id)
+    webhook_secret: Mapped[str | None] = mapped_column(Text, default=None)
     account_id: Mapped[str | None] = mapped_column(String(128), index=True, default=None)
     name: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     connected_at: Mapped[datetime | None] = mapped_column(default=None)
+    # the CRM-side webhook subscription a plugin created (crmhost.services.webhook_subscriptions);
+    # SQL NULL when there is none, so "missing" is one indexed comparison
+    webhook_subscription: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), default=None)
+    webhook_subscription_expires_at: Mapped[datetime | None] = mapped_column(index=True, default=None)
 
 
 class CredentialRow(TenantScoped, Base):

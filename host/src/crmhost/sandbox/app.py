@@ -255,6 +255,10 @@ class Sandbox:
         """(person records, activity records) held now; subclasses answer it without copying."""
         return len(self.inspect_people()), len(self.inspect_activities())
 
+    def integration_settings(self) -> dict[str, Any]:
+        """Integration settings a CRM admin enters at connect for this sandbox's app (none here)."""
+        return {}
+
     def user_create_person(self, fields: dict[str, Any]) -> str:
         """A CRM user creates a person from canonical ``fields``; returns its id.
 

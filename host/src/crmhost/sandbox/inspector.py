@@ -18,6 +18,9 @@ loop, so they are safe while the sandbox serves other requests):
 - ``GET /_sandbox/activities`` -> ``{"activities": [ActivityView, ...]}``: email activity logged.
 - ``GET /_sandbox/enrollments`` -> ``{"enrollments": {workflow id: contacts enrolled}}``.
 - ``GET /_sandbox/counts`` -> ``{"people": n, "activities": n}``: cheap progress figures.
+- ``GET /_sandbox/settings`` -> ``{"settings": {...}}``: the integration settings a CRM admin
+  enters at connect for the app this sandbox plays (an app-level id such as a timeline event
+  template); empty where the CRM needs none.
 
 A user's create, edit and delete change the modification time and fire the webhooks the CRM
 would fire for them, exactly as the same change made through the CRM's API would.
@@ -125,4 +128,8 @@ def inspector_routes(sandbox: Sandbox) -> list[BaseRouteHandler]:
         people_count, activity_count = sandbox.inspect_counts()
         return json_response(200, {"people": people_count, "activities": activity_count})
 
-    return [people, create, update, delete_many, delete_one, activities, enrollments, counts]
+    @get("/_sandbox/settings", opt=admin)
+    async def settings() -> Response[bytes]:
+        return json_response(200, {"settings": sandbox.integration_settings()})
+
+    return [people, create, update, delete_many, delete_one, activities, enrollments, counts, settings]

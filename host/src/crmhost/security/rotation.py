@@ -85,6 +85,7 @@ ENCRYPTED_COLUMNS: tuple[EncryptedColumn, ...] = (
     EncryptedColumn(CredentialRow, "access_token", bound_to="integration_id"),
     EncryptedColumn(CredentialRow, "refresh_token", bound_to="integration_id"),
     EncryptedColumn(Integration, "secret_settings", bound_to="id"),
+    EncryptedColumn(Integration, "webhook_secret", bound_to="id"),
     EncryptedColumn(OAuthState, "code_verifier", bound_to="state_hash"),
     EncryptedColumn(TenantSettings, "notify_secret", bound_to="tenant_id"),
 )

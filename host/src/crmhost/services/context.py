@@ -10,6 +10,7 @@ from crmhost.db.models import Integration
 from crmhost.models import Credentials
 from crmhost.runtime import Host
 from crmhost.services.vault import decrypt_secret_settings
+from crmhost.services.webhook_secrets import stored_webhook_secret, webhook_url
 
 __all__ = ["app_context", "build_context"]
 
@@ -23,6 +24,7 @@ def build_context(
     settings: dict[str, Any] = {s.name: s.default for s in info.settings if s.default is not None}
     settings.update(integration.settings or {})
     settings.update(decrypt_secret_settings(host.cipher, integration.id, integration.secret_settings))
+    secret = stored_webhook_secret(host, integration)
     return IntegrationContext(
         provider=integration.provider,
         app=host.settings.provider(integration.provider),
@@ -35,6 +37,8 @@ def build_context(
         log=logging.LoggerAdapter(
             logging.getLogger(f"crmhost.plugin.{integration.provider}"), {"integration_id": integration.id}
         ),
+        webhook_url=webhook_url(host, integration, secret) if secret else None,
+        webhook_secret=secret,
     )
 
 

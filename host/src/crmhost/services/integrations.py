@@ -22,6 +22,7 @@ from crmhost.services.vault import (
     decrypt_secret_settings,
     encrypt_secret_settings,
 )
+from crmhost.services.webhook_subscriptions import forget_subscription
 
 __all__ = [
     "CONFLICT_STRATEGIES",
@@ -227,10 +228,12 @@ async def disconnect(host: Host, tenant_id: str, integration_id: str, *, actor: 
     integration = await get_integration(host, tenant_id, integration_id)
     async with host.db.session(tenant_id) as session:
         row = await session.get(CredentialRow, integration_id)
+    creds = decrypt_credentials(host.cipher, row) if row is not None else None
+    # before the revoke: removing the subscription at the CRM needs the credentials
+    await forget_subscription(host, integration, creds)
     revoked = False
-    if row is not None:
+    if creds is not None:
         info = plugin_info(host, integration.provider)
-        creds = decrypt_credentials(host.cipher, row)
         if Capability.REVOKE in info.capabilities and host.dispatcher.implements(
             integration.provider, "revoke"
         ):

@@ -29,6 +29,7 @@ from crmhost.services.context import build_context
 from crmhost.services.credentials import forget_credentials
 from crmhost.services.errors import InvalidInput
 from crmhost.services.vault import store_credentials
+from crmhost.services.webhook_subscriptions import request_subscription
 
 __all__ = [
     "STATE_TTL",
@@ -242,5 +243,6 @@ async def activate(
         from crmhost.sync.initial import on_activated
 
         await on_activated(host, integration.tenant_id, integration.id)
+        await request_subscription(host, integration.tenant_id, integration.id)
     else:
         log.warning("integration %s active; no job queue here, so its initial sync waits", integration.id)

@@ -23,15 +23,18 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crmhost.context import IntegrationContext
 from crmhost.db.models import CredentialRow, Integration, IntegrationStatus
 from crmhost.db.syncstate import SeenWebhookEvent
 from crmhost.db.tenancy import ALL_TENANTS
+from crmhost.errors import WebhookRejected
 from crmhost.metrics import WEBHOOK_TO_STORE_SECONDS
 from crmhost.models import Change, ObjectType, WebhookReply, WebhookRequest, WebhookResult
 from crmhost.runtime import Host
 from crmhost.services.context import app_context, build_context
 from crmhost.services.errors import NotFound
 from crmhost.services.vault import decrypt_credentials
+from crmhost.services.webhook_secrets import verified_integration
 from crmhost.sync.apply import apply_changes, finish
 from crmhost.sync.apply_store import CHUNK, chunks
 from crmhost.sync.mapping import load_mappings
@@ -43,14 +46,9 @@ __all__ = ["receive"]
 log = logging.getLogger(__name__)
 
 
-async def _integration(
-    host: Host, slug: str, integration_id: str
-) -> tuple[Integration, CredentialRow | None]:
+async def _credentials(host: Host, integration: Integration) -> CredentialRow | None:
     async with host.db.session(ALL_TENANTS) as session:
-        integration = await session.get(Integration, integration_id)
-        if integration is None or integration.provider != slug:
-            raise NotFound(f"no {slug} integration {integration_id!r}", where="path.integration_id")
-        return integration, await session.get(CredentialRow, integration_id)
+        return await session.get(CredentialRow, integration.id)
 
 
 async def _by_account(host: Host, slug: str, accounts: Sequence[str]) -> dict[str, Integration]:
@@ -129,23 +127,56 @@ async def _process(
     await run.finish("ok")
 
 
-async def receive(host: Host, slug: str, request: WebhookRequest, integration_id: str | None) -> WebhookReply:
-    """Handle one delivery to ``/v1/webhooks/<slug>[/<integration_id>]``; returns the reply.
+async def _parse(host: Host, slug: str, ctx: IntegrationContext, request: WebhookRequest) -> WebhookResult:
+    """The plugin's verdict on a delivery; a plugin that trips over malformed input refuses it.
+
+    Bad input must never be a 500: a plugin that raises anything but ``WebhookRejected`` on a
+    malformed field (``int("abc")``, an overflowing timestamp) is turned into a 400 here, with the
+    plugin's own message logged (not answered: it may quote internals).
+    """
+    try:
+        result: WebhookResult = await host.dispatcher.acall(slug, "handle_webhook", ctx=ctx, request=request)
+    except (
+        ValueError,
+        TypeError,
+        KeyError,
+        IndexError,
+        AttributeError,
+        OverflowError,
+        RecursionError,
+    ) as exc:
+        log.warning("%s webhook: malformed delivery refused (%s: %s)", slug, type(exc).__name__, exc)
+        raise WebhookRejected(
+            f"malformed {slug} webhook: the plugin could not read it ({type(exc).__name__})", status=400
+        ) from exc
+    return result
+
+
+async def receive(
+    host: Host,
+    slug: str,
+    request: WebhookRequest,
+    integration_id: str | None,
+    secret: str | None = None,
+) -> WebhookReply:
+    """Handle one delivery to ``/v1/webhooks/<slug>[/<integration_id>/<secret>]``; returns the reply.
 
     Raises:
-        NotFound: no such plugin, or no such integration of it.
+        NotFound: no such plugin; for a per-integration delivery also no such integration of it
+            or not its secret (one indistinguishable answer).
         WebhookRejected: the plugin refused the delivery; nothing was processed.
     """
     if slug not in host.plugins.loaded():
         raise NotFound(f"no plugin {slug!r} is loaded", where="path.slug")
     if integration_id is not None:
-        integration, creds = await _integration(host, slug, integration_id)
+        integration = await verified_integration(host, slug, integration_id, secret or "")
+        creds = await _credentials(host, integration)
         ctx = build_context(host, integration, decrypt_credentials(host.cipher, creds) if creds else None)
-        result: WebhookResult = await host.dispatcher.acall(slug, "handle_webhook", ctx=ctx, request=request)
+        result = await _parse(host, slug, ctx, request)
         if integration.status == IntegrationStatus.ACTIVE.value:
             await _process(host, integration, result.changes, result.pull_objects, request.received_at)
         return result.reply
-    result = await host.dispatcher.acall(slug, "handle_webhook", ctx=app_context(host, slug), request=request)
+    result = await _parse(host, slug, app_context(host, slug), request)
     by_account: dict[str, list[Change]] = defaultdict(list)
     for change in result.changes:
         if change.account_id:

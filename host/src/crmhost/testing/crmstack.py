@@ -22,25 +22,23 @@ from crmhost.models import AuthKind, Credentials
 from crmhost.plugins import Plugins, load_plugins
 from crmhost.runtime import Host
 from crmhost.sandbox import Sandbox, running
+from crmhost.sandbox.cli import available as available_sandboxes
 from crmhost.sandbox.cli import create as create_sandbox
 from crmhost.security.tokens import generate_key_spec
 from crmhost.services.vault import store_credentials
 from crmhost.settings import Settings
 
 __all__ = [
-    "CRMS",
     "UNSERVED_CALLBACK",
     "PluginNotLoaded",
     "Sandboxes",
     "crm_plugins",
     "host_settings",
+    "installed_crms",
     "running_sandboxes",
     "stale_token_integration",
     "wire_providers",
 ]
-
-#: the CRMs whose plugins this repository ships
-CRMS = ("hubspot", "salesforce")
 
 #: where the OAuth callback goes when nothing serves it (the harness completes the flow itself)
 UNSERVED_CALLBACK = "http://127.0.0.1:9/v1/oauth/callback"
@@ -58,13 +56,24 @@ class Sandboxes:
     urls: Mapping[str, str]
 
 
-def crm_plugins(slugs: Iterable[str] = CRMS) -> Plugins:
-    """Exactly the plugins ``slugs`` (the allow-list), each of them loaded.
+def installed_crms() -> tuple[str, ...]:
+    """The CRMs a harness can run: loaded plugins that also ship a sandbox, by slug.
+
+    A plugin is in when it loads (``CRMHOST_PLUGINS`` still allow-lists) and names a sandbox in
+    the ``crmhost.sandboxes`` entry-point group; a plugin without one cannot be driven here.
+    """
+    with_sandbox = set(available_sandboxes())
+    loaded = load_plugins()
+    return tuple(sorted(slug for slug, s in loaded.status.items() if s.loaded and slug in with_sandbox))
+
+
+def crm_plugins(slugs: Iterable[str] | None = None) -> Plugins:
+    """Exactly the plugins ``slugs`` (every installed CRM by default), each of them loaded.
 
     Raises:
         PluginNotLoaded: one of them is missing or did not load.
     """
-    wanted = list(slugs)
+    wanted = list(installed_crms() if slugs is None else slugs)
     plugins = load_plugins(allow=set(wanted))
     for slug in wanted:
         status = plugins.status.get(slug)
@@ -76,10 +85,10 @@ def crm_plugins(slugs: Iterable[str] = CRMS) -> Plugins:
 
 
 @contextmanager
-def running_sandboxes(slugs: Iterable[str] = CRMS) -> Iterator[Sandboxes]:
-    """Each slug's sandbox (from the ``crmhost.sandboxes`` entry points) served on a free port."""
+def running_sandboxes(slugs: Iterable[str] | None = None) -> Iterator[Sandboxes]:
+    """Each slug's sandbox (every installed CRM's by default) served on a free port."""
     with ExitStack() as stack:
-        boxes = {slug: create_sandbox(slug) for slug in slugs}
+        boxes = {slug: create_sandbox(slug) for slug in (installed_crms() if slugs is None else slugs)}
         urls = {slug: stack.enter_context(running(box)) for slug, box in boxes.items()}
         yield Sandboxes(boxes, urls)
 

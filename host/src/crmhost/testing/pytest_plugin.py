@@ -1,5 +1,8 @@
 """The pytest plugin crmhost registers (``pytest11`` entry point): shared server fixtures.
 
+The plugin-test fixtures of :mod:`crmhost.testing.fixtures` (``crm``, ``crm_sandbox``,
+``crm_admin_sync``, ``crm_connected``; a plugin's conftest names its ``crm_slug``) come along.
+
 ``postgres_url`` and ``redis_url`` start real servers once per session; ``postgres_db_url``
 and ``redis_db_url`` give each test an empty database on them, and ``database_url`` runs a
 test on both SQLite and PostgreSQL. When a server's binaries are
@@ -17,6 +20,14 @@ from typing import NoReturn, TypeVar
 
 import pytest
 
+from crmhost.testing.fixtures import (
+    fx_crm,
+    fx_crm_admin_sync,
+    fx_crm_connected,
+    fx_crm_sandbox,
+    fx_crm_settings,
+    fx_crm_slug,
+)
 from crmhost.testing.servers import (
     PostgresServer,
     RedisServer,
@@ -26,6 +37,12 @@ from crmhost.testing.servers import (
 )
 
 __all__ = [
+    "fx_crm",
+    "fx_crm_admin_sync",
+    "fx_crm_connected",
+    "fx_crm_sandbox",
+    "fx_crm_settings",
+    "fx_crm_slug",
     "fx_database_url",
     "fx_postgres_db_url",
     "fx_postgres_server",

@@ -16,6 +16,7 @@ from crmhost.worker.jobs.notify import deliver_due_notifications, deliver_notifi
 from crmhost.worker.jobs.push import push_due, push_integration
 from crmhost.worker.jobs.sync import initial_sync, pull_integration, schedule_pulls
 from crmhost.worker.jobs.tokens import refresh_due_tokens, refresh_token
+from crmhost.worker.jobs.webhooks import renew_webhook_subscriptions, subscribe_webhooks
 from crmhost.worker.serial import JOB_TIMEOUT_S
 
 __all__ = ["CRON_JOBS", "FUNCTIONS", "by_name"]
@@ -49,6 +50,10 @@ FUNCTIONS: list[Function] = [
     # 20 s (each has a 10 s timeout) and the minutely cron continues
     func(deliver_notifications, max_tries=1, timeout=T, keep_result=0),
     func(deliver_due_notifications, max_tries=1, timeout=T),
+    # one CRM call (plus a refresh); 8 tries with backoff ride out a CRM blip of several minutes,
+    # and the renewal cron tries again after that, hours before the subscription lapses
+    func(subscribe_webhooks, max_tries=8, timeout=T, keep_result=0),
+    func(renew_webhook_subscriptions, max_tries=1, timeout=T),
 ]
 
 CRON_JOBS: list[CronJob] = [
@@ -61,6 +66,10 @@ CRON_JOBS: list[CronJob] = [
     cron(schedule_pulls, minute=0, second=0, unique=True, timeout=T),
     # every minute: a notification's first retry waits 30 s, so a minute bounds the extra wait
     cron(deliver_due_notifications, second=30, unique=True, timeout=T),
+    # every 15 minutes, well inside RENEW_MARGIN (6 h) of the shortest-lived subscription
+    cron(
+        renew_webhook_subscriptions, minute=set(range(7, 60, 15)), unique=True, run_at_startup=True, timeout=T
+    ),
 ]
 
 

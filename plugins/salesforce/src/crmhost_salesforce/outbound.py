@@ -1,23 +1,23 @@
 """handle_webhook: Salesforce Outbound Messages (SOAP), answered with the exact ``Ack``.
 
 An Outbound Message carries up to 100 notifications, each with a notification ``Id`` and the
-record's selected fields. It has no signature: the ``OrganizationId`` must be the connected
-org's, and the endpoint URL names the integration. Salesforce redelivers until it gets the
-``Ack`` (at least once, possibly out of order), so notifications seen recently are dropped by
-id here, and each change carries its ``event_id`` for the host's durable de-duplication.
-Change Data Capture over the Pub/Sub API (gRPC) is out of scope.
+record's selected fields. It has no signature, so nothing in its body is trusted: the host
+only hands it over when the URL's secret matched (``/v1/webhooks/salesforce/<id>/<secret>``),
+the ``OrganizationId`` must still be the connected org's (a mismatch is refused without naming
+either org), and the message is only a hint: it says which objects changed, and the values come
+from the Salesforce API through the pull it triggers. Salesforce redelivers until it gets the
+``Ack`` (at least once, possibly out of order); a redelivery only asks for a pull again, which
+reads from the saved cursor. Change Data Capture over the Pub/Sub API (gRPC) is out of scope.
 """
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections import OrderedDict
-from datetime import datetime
 from typing import Any
 
 from crmhost.context import IntegrationContext
 from crmhost.errors import WebhookRejected
-from crmhost.models import Change, ChangeOp, ObjectType, WebhookReply, WebhookRequest, WebhookResult
+from crmhost.models import ObjectType, WebhookReply, WebhookRequest, WebhookResult
 from crmhost_salesforce.ids import to_18
 
 __all__ = ["ACK", "MAX_NOTIFICATIONS", "handle_webhook"]
@@ -33,9 +33,6 @@ ACK = (
     b'<soapenv:Body><notificationsResponse xmlns="http://soap.sforce.com/2005/09/outbound">'
     b"<Ack>true</Ack></notificationsResponse></soapenv:Body></soapenv:Envelope>"
 )
-#: notification ids remembered per integration to drop redeliveries
-SEEN_PER_INTEGRATION = 5_000
-_SEEN: dict[str, OrderedDict[str, None]] = {}
 
 
 def _parse(body: bytes) -> ET.Element:
@@ -48,10 +45,6 @@ def _parse(body: bytes) -> ET.Element:
         raise WebhookRejected(f"the body is not well-formed XML: {exc}", status=400) from None
 
 
-def _local(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
-
-
 def _object_for(sobject: str, settings: Any) -> ObjectType | None:
     person = str(settings.get("person_object") or "Contact")
     if sobject == person:
@@ -59,29 +52,18 @@ def _object_for(sobject: str, settings: Any) -> ObjectType | None:
     return {"Lead": ObjectType.LEAD, "Account": ObjectType.COMPANY}.get(sobject)
 
 
-def _fields(sobject_el: ET.Element) -> dict[str, Any]:
-    fields: dict[str, Any] = {}
-    for child in sobject_el:
-        nil = child.get(f"{{{_XSI}}}nil") == "true"
-        fields[_local(child.tag)] = None if nil else (child.text or "")
-    return fields
-
-
-def _stamp(value: Any) -> datetime | None:
-    if not value:
-        return None
+def _same_org(ctx: IntegrationContext, org_raw: str) -> bool:
+    connected = ctx.credentials.account_id if ctx.credentials else None
+    if not connected:
+        return False
     try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00").replace("+0000", "+00:00"))
+        return to_18(org_raw) == to_18(connected)
     except ValueError:
-        return None
-
-
-def _seen(ctx: IntegrationContext, org: str) -> OrderedDict[str, None]:
-    return _SEEN.setdefault(ctx.integration_id or org, OrderedDict())
+        return False
 
 
 async def handle_webhook(ctx: IntegrationContext, request: WebhookRequest) -> WebhookResult:
-    """Verify and parse one Outbound Message."""
+    """Check one Outbound Message and turn it into "pull these objects now"."""
     if request.method.upper() != "POST":
         raise WebhookRejected("Outbound Messages are POSTed", status=405)
     root = _parse(request.body)
@@ -89,54 +71,29 @@ async def handle_webhook(ctx: IntegrationContext, request: WebhookRequest) -> We
     if notifications is None:
         raise WebhookRejected("not an Outbound Message: no soapenv:Body/notifications element", status=400)
     org_raw = (notifications.findtext(f"{{{_OM}}}OrganizationId") or "").strip()
-    connected = ctx.credentials.account_id if ctx.credentials else None
-    try:
-        org = to_18(org_raw)
-        expected = to_18(connected) if connected else None
-    except ValueError:
-        raise WebhookRejected(f"OrganizationId {org_raw!r} is not a Salesforce org id", status=403) from None
-    if expected is None or org != expected:
+    if not _same_org(ctx, org_raw):
+        # never say which org was expected: that would tell a forger what to send
         raise WebhookRejected(
-            f"Outbound Message from org {org}, but the integration is connected to {expected}", status=403
+            "the Outbound Message is not from the org this integration is connected to", status=403
         )
     items = notifications.findall(f"{{{_OM}}}Notification")
     if len(items) > MAX_NOTIFICATIONS:
         raise WebhookRejected(
             f"{len(items)} notifications; Salesforce sends at most {MAX_NOTIFICATIONS}", status=400
         )
-    seen = _seen(ctx, org)
-    changes = []
-    for item in items:
+    wanted: dict[ObjectType, None] = {}
+    for index, item in enumerate(items):
         notification_id = (item.findtext(f"{{{_OM}}}Id") or "").strip()
         sobject_el = item.find(f"{{{_OM}}}sObject")
         if not notification_id or sobject_el is None:
-            raise WebhookRejected("a Notification lacks its Id or sObject", status=400)
-        if notification_id in seen:
-            continue
-        seen[notification_id] = None
+            raise WebhookRejected(f"Notification [{index}] lacks its Id or sObject", status=400)
         sobject = (sobject_el.get(f"{{{_XSI}}}type") or "").rsplit(":", 1)[-1]
         obj = _object_for(sobject, ctx.settings)
-        fields = _fields(sobject_el)
-        record_id = fields.pop("Id", None)
-        if obj is None or not record_id:
+        if obj is None:
             ctx.log.info("Outbound Message notification %s for %s ignored", notification_id, sobject or "?")
             continue
-        key = fields.get("Email") if obj is not ObjectType.COMPANY else fields.get("Name")
-        changes.append(
-            Change(
-                object=obj,
-                remote_id=to_18(str(record_id)),
-                op=ChangeOp.UPSERT,
-                fields=fields,
-                key=str(key).lower() if key else None,
-                modified_at=_stamp(fields.get("SystemModstamp") or fields.get("LastModifiedDate")),
-                account_id=org,
-                event_id=notification_id,
-                partial=True,
-            )
-        )
-    while len(seen) > SEEN_PER_INTEGRATION:
-        seen.popitem(last=False)
+        wanted[obj] = None
     return WebhookResult(
-        changes=changes, reply=WebhookReply(status=200, content_type="text/xml; charset=utf-8", body=ACK)
+        pull_objects=list(wanted),
+        reply=WebhookReply(status=200, content_type="text/xml; charset=utf-8", body=ACK),
     )

@@ -25,6 +25,7 @@ from crmhost.sandbox import (
     Window,
     WireResponse,
 )
+from crmhost_hubspot.sandbox.inspect import Inspector
 from crmhost_hubspot.sandbox.store import HubObject, InputError, Store
 from crmhost_hubspot.webhooks import sign_v1, sign_v3
 
@@ -83,7 +84,7 @@ def _with_attempt(body: bytes, attempt: int) -> bytes:
     return msgspec.json.encode(events)
 
 
-class HubSpotSandbox(Sandbox):
+class HubSpotSandbox(Inspector, Sandbox):
     """HubSpot on the wire, in memory.
 
     Args:
@@ -287,10 +288,12 @@ class HubSpotSandbox(Sandbox):
     def seed(self, object_name: str, records: list[Any]) -> list[str]:
         """Seed records in HubSpot's shape.
 
-        ``contacts``, ``companies`` and ``notes`` take ``{"properties": {...}}`` (or bare property
-        maps), ``workflows`` take ``{"id", "name"}``, ``private-app-tokens`` take
-        ``{"scopes": [...]}`` and are answered with the tokens, ``lists`` take the create body
-        (``name``, ``processingType``) plus ``members`` (contact ids) and are answered with list ids.
+        ``owners`` take ``{"email", "firstName", "lastName", "type", "archived"}`` and are
+        answered with owner ids. Every standard object (``contacts``, ``companies``, ``deals``,
+        ...) takes ``{"properties": {...}}`` (or bare property maps), ``workflows`` take
+        ``{"id", "name"}``, ``private-app-tokens`` take ``{"scopes": [...]}`` and are answered
+        with the tokens, ``lists`` take the create body (``name``, ``processingType``) plus
+        ``members`` (contact ids) and are answered with list ids.
         """
         if object_name == "lists":
             from crmhost_hubspot.sandbox.routes_lists import add_list
@@ -315,6 +318,10 @@ class HubSpotSandbox(Sandbox):
                 self.store.workflows[str(record["id"])] = record
                 ids.append(str(record["id"]))
             return ids
+        if object_name == "owners":
+            from crmhost_hubspot.sandbox.routes_discovery import seed_owners
+
+            return seed_owners(self.store, records)
         if object_name == "private-app-tokens":
             return [
                 self.new_private_token(r.get("scopes", []) if isinstance(r, dict) else []) for r in records
@@ -334,10 +341,29 @@ class HubSpotSandbox(Sandbox):
         return ids
 
     def wipe_data(self) -> None:
-        """Forget every record, event and enrollment (templates and tokens stay)."""
-        templates = self.store.templates
+        """Forget every record, event and enrollment; templates, tokens and property definitions stay.
+
+        A portal's schema is not data: plugins remember per account which custom properties
+        they created, so an emptied sandbox that also lost them would be a portal whose admin
+        deleted them, not a fresh customer.
+        """
+        old = self.store
         self.store = Store()
-        self.store.templates = templates
+        self.store.templates = old.templates
+        for name, objects in self.store.objects.items():
+            for prop in old.objects[name].properties.values():
+                if prop.name not in objects.properties:
+                    objects.add_property(
+                        {
+                            "name": prop.name,
+                            "label": prop.label,
+                            "type": prop.type,
+                            "fieldType": prop.field_type,
+                            "groupName": prop.group_name,
+                            "hasUniqueValue": prop.has_unique_value,
+                            "options": prop.options,
+                        }
+                    )
 
     def sign_webhook(self, method: str, url: str, body: bytes, timestamp_ms: int) -> Mapping[str, str]:
         """v3 headers, plus the v1 signature the webhooks API has always sent."""
@@ -378,9 +404,16 @@ class HubSpotSandbox(Sandbox):
 
     def routes(self) -> Sequence[BaseRouteHandler]:
         """Every HubSpot path the plugin and the official client use."""
+        from crmhost_hubspot.sandbox.routes_discovery import discovery_routes
         from crmhost_hubspot.sandbox.routes_extras import extra_routes
         from crmhost_hubspot.sandbox.routes_lists import list_routes
         from crmhost_hubspot.sandbox.routes_oauth import oauth_routes
         from crmhost_hubspot.sandbox.routes_objects import object_routes
 
-        return [*oauth_routes(self), *object_routes(self), *extra_routes(self), *list_routes(self)]
+        return [
+            *oauth_routes(self),
+            *object_routes(self),
+            *extra_routes(self),
+            *list_routes(self),
+            *discovery_routes(self),
+        ]

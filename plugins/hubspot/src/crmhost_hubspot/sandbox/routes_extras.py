@@ -27,6 +27,9 @@ def extra_routes(sandbox: HubSpotSandbox) -> list[BaseRouteHandler]:
     async def list_properties(request: Request[Any, Any, Any]) -> Response[bytes]:
         sandbox.caller(request)
         store = sandbox.store.of(request.path_params["object_type"])
+        if str(request.query_params.get("archived", "false")).lower() == "true":
+            # properties are never archived here (the sandbox has no property DELETE)
+            return json_response(200, {"results": []})
         return json_response(200, {"results": [p.to_wire() for p in store.properties.values()]})
 
     @get(PROPS + "/{name:str}")

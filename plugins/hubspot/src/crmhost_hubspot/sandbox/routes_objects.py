@@ -11,13 +11,14 @@ from litestar import Request, Response, delete, get, patch, post
 from litestar.handlers import BaseRouteHandler
 
 from crmhost.sandbox import json_response
+from crmhost_hubspot.sandbox.catalog import OBJECT_TYPES
 from crmhost_hubspot.sandbox.search import search as search_objects
 from crmhost_hubspot.sandbox.store import HubObject, InputError, ObjectStore, iso
 
 if TYPE_CHECKING:
     from crmhost_hubspot.sandbox.app import HubSpotSandbox
 
-__all__ = ["BATCH_LIMIT", "object_routes", "read_json", "to_wire"]
+__all__ = ["BATCH_LIMIT", "object_routes", "read_json", "to_wire", "with_associations"]
 
 #: FACTS 2.2: batch endpoints take at most 100 inputs
 BATCH_LIMIT = 100
@@ -49,6 +50,36 @@ def to_wire(store: ObjectStore, record: HubObject, properties: list[str] | None)
     if record.archived_at is not None:
         body["archivedAt"] = iso(record.archived_at)
     return body
+
+
+def with_associations(
+    wire: dict[str, Any], store: ObjectStore, links: set[tuple[str, str, str, str]], wanted: list[str]
+) -> dict[str, Any]:
+    """``wire`` with the ``associations`` a read's ``associations=`` parameter asked for.
+
+    HubSpot lists only the object types that have associations, each as ``{"results": [{"id",
+    "type"}]}`` with the type named ``contact_to_company``.
+    """
+    found: dict[str, Any] = {}
+    for to_type in wanted:
+        ids = sorted(
+            (t for f, fid, tt, t in links if f == store.type and fid == wire["id"] and tt == to_type), key=int
+        )
+        if ids:
+            kind = f"{_singular(store.type)}_to_{_singular(to_type)}"
+            found[to_type] = {"results": [{"id": i, "type": kind} for i in ids]}
+    if found:
+        wire["associations"] = found
+    return wire
+
+
+def _singular(object_type: str) -> str:
+    known = OBJECT_TYPES.get(object_type)
+    return known.singular.lower().replace(" ", "_") if known else object_type
+
+
+def _associations(request: Request[Any, Any, Any]) -> list[str]:
+    return [n for v in request.query_params.getall("associations", []) for n in v.split(",") if n]
 
 
 def _props(request: Request[Any, Any, Any]) -> list[str] | None:
@@ -180,7 +211,12 @@ def object_routes(sandbox: HubSpotSandbox) -> list[BaseRouteHandler]:
         archived = q.get("archived", "false").lower() == "true"
         after = int(q.get("after") or 0)
         page, nxt = store.page(after, limit, archived=archived)
-        body: dict[str, Any] = {"results": [to_wire(store, r, _props(request)) for r in page]}
+        links, wanted = sandbox.store.associations, _associations(request)
+        body: dict[str, Any] = {
+            "results": [
+                with_associations(to_wire(store, r, _props(request)), store, links, wanted) for r in page
+            ]
+        }
         if nxt is not None:
             query = {**dict(q), "after": nxt}
             body["paging"] = {
@@ -209,7 +245,10 @@ def object_routes(sandbox: HubSpotSandbox) -> list[BaseRouteHandler]:
         )
         if record is None:
             return json_response(404, _not_found())
-        return json_response(200, to_wire(store, record, _props(request)))
+        wire = to_wire(store, record, _props(request))
+        return json_response(
+            200, with_associations(wire, store, sandbox.store.associations, _associations(request))
+        )
 
     @patch(BASE + "/{object_id:str}")
     async def update(request: Request[Any, Any, Any]) -> Response[bytes]:

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from crmhost_hubspot.sandbox.catalog import CREATED, DEFAULT_OWNER, OBJECT_TYPES, READ_ONLY, TYPE_IDS
+
 __all__ = [
     "HubList",
     "HubObject",
@@ -64,6 +66,8 @@ class PropertyDef:
     hubspot_defined: bool = True
     options: list[dict[str, Any]] = field(default_factory=list)
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    #: HubSpot sets its value itself (``createdate``, ``hs_object_id``, ...)
+    read_only: bool = False
 
     def to_wire(self) -> dict[str, Any]:
         """The property in HubSpot's shape."""
@@ -84,6 +88,12 @@ class PropertyDef:
             "externalOptions": False,
             "displayOrder": -1,
             "description": "",
+            "hidden": False,
+            "modificationMetadata": {
+                "archivable": not self.hubspot_defined,
+                "readOnlyDefinition": self.hubspot_defined,
+                "readOnlyValue": self.read_only,
+            },
         }
 
 
@@ -103,51 +113,6 @@ class HubObject:
         return self.archived_at is not None
 
 
-_BUILTIN = {
-    "contacts": [
-        ("email", "Email", "string"),
-        ("firstname", "First Name", "string"),
-        ("lastname", "Last Name", "string"),
-        ("company", "Company Name", "string"),
-        ("phone", "Phone Number", "string"),
-        ("jobtitle", "Job Title", "string"),
-        ("city", "City", "string"),
-        ("state", "State/Region", "string"),
-        ("country", "Country/Region", "string"),
-        ("lifecyclestage", "Lifecycle Stage", "enumeration"),
-        ("hs_lead_status", "Lead Status", "enumeration"),
-        ("createdate", "Create Date", "datetime"),
-        ("lastmodifieddate", "Last Modified Date", "datetime"),
-        ("hs_object_id", "Record ID", "number"),
-        ("hs_merged_object_ids", "Merged Record IDs", "enumeration"),
-    ],
-    "companies": [
-        ("name", "Name", "string"),
-        ("domain", "Company Domain Name", "string"),
-        ("industry", "Industry", "enumeration"),
-        ("numberofemployees", "Number of Employees", "number"),
-        ("annualrevenue", "Annual Revenue", "number"),
-        ("createdate", "Create Date", "datetime"),
-        ("hs_lastmodifieddate", "Last Modified Date", "datetime"),
-        ("hs_object_id", "Record ID", "number"),
-        ("hs_merged_object_ids", "Merged Record IDs", "enumeration"),
-    ],
-    "notes": [
-        ("hs_timestamp", "Activity date", "datetime"),
-        ("hs_note_body", "Note body", "string"),
-        ("createdate", "Create Date", "datetime"),
-        ("hs_lastmodifieddate", "Last Modified Date", "datetime"),
-        ("hs_object_id", "Record ID", "number"),
-    ],
-}
-_DEFAULT_PROPERTIES = {
-    "contacts": ["createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname"],
-    "companies": ["createdate", "domain", "hs_lastmodifieddate", "hs_object_id", "name"],
-    "notes": ["createdate", "hs_lastmodifieddate", "hs_object_id"],
-}
-_READ_ONLY = {"createdate", "lastmodifieddate", "hs_lastmodifieddate", "hs_object_id", "hs_merged_object_ids"}
-
-
 class ObjectStore:
     """The records of one object type, with their property definitions and unique indexes."""
 
@@ -161,17 +126,27 @@ class ObjectStore:
         #: bumped on every write; cached search results are only valid for one version
         self.version = 0
         self.search_cache: tuple[tuple[int, str], list[HubObject]] | None = None
+        self.definition = OBJECT_TYPES[object_type]
         self.properties: dict[str, PropertyDef] = {}
-        for name, label, type_ in _BUILTIN[object_type]:
-            unique = object_type == "contacts" and name == "email"
-            self.properties[name] = PropertyDef(name=name, label=label, type=type_, has_unique_value=unique)
-        self.modified_key = "lastmodifieddate" if object_type == "contacts" else "hs_lastmodifieddate"
+        for spec in self.definition.properties:
+            self.properties[spec.name] = PropertyDef(
+                name=spec.name,
+                label=spec.label,
+                type=spec.type,
+                field_type=spec.field_type,
+                group_name=self.definition.group,
+                has_unique_value=object_type == "contacts" and spec.name == "email",
+                options=spec.option_list(),
+                created_at=CREATED,
+                read_only=spec.name in READ_ONLY,
+            )
+        self.modified_key = self.definition.modified_key
         self._unique: dict[str, dict[str, str]] = {"email": {}} if object_type == "contacts" else {}
 
     @property
     def default_properties(self) -> list[str]:
         """What reads return when no ``properties`` are asked for."""
-        return _DEFAULT_PROPERTIES[self.type]
+        return list(self.definition.defaults)
 
     # ------------------------------------------------------------------ properties
 
@@ -192,7 +167,7 @@ class ObjectStore:
             label=str(body.get("label") or name),
             type=type_,
             field_type=str(body.get("fieldType", "text")),
-            group_name=str(body.get("groupName", "contactinformation")),
+            group_name=str(body.get("groupName", self.definition.group)),
             has_unique_value=bool(body.get("hasUniqueValue", False)),
             hubspot_defined=False,
             options=list(body.get("options", [])),
@@ -224,7 +199,7 @@ class ObjectStore:
                 raise InputError(
                     f'Property "{name}" does not exist', sub="PROPERTY_DOESNT_EXIST"
                 )  # HubSpot's words
-            if name in _READ_ONLY:
+            if name in READ_ONLY:
                 raise InputError(f'Property "{name}" is read-only', sub="READ_ONLY_VALUE")
             text = "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
             if text and prop.type == "number":
@@ -245,6 +220,16 @@ class ObjectStore:
                     raise InputError(
                         f'"{text}" is not a valid date for property "{name}"', sub="INVALID_DATE"
                     ) from None
+            elif text and prop.type == "enumeration" and prop.options:
+                allowed = {o["value"] for o in prop.options}
+                # multi-select values are ';'-separated
+                wrong = [v for v in text.split(";") if v not in allowed]
+                if wrong:
+                    raise InputError(
+                        f'"{wrong[0]}" was not one of the allowed options for property "{name}": '
+                        f"{sorted(allowed)}",
+                        sub="INVALID_OPTION",
+                    )
             elif text and name == "email" and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", text):
                 raise InputError(f"Email address {text} is invalid", sub="INVALID_EMAIL")
             clean[name] = text.lower() if name == "email" else text
@@ -353,7 +338,7 @@ class ObjectStore:
         fill = {
             k: v
             for k, v in secondary.properties.items()
-            if k not in _READ_ONLY and v and not primary.properties.get(k) and k not in self._unique
+            if k not in READ_ONLY and v and not primary.properties.get(k) and k not in self._unique
         }
         self._unindex(secondary)
         del self.records[secondary.id]
@@ -423,7 +408,9 @@ class Store:
     def __init__(self, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.clock = clock
         ids = itertools.count(101)
-        self.objects = {t: ObjectStore(t, ids, clock) for t in _BUILTIN}
+        self.objects = {t: ObjectStore(t, ids, clock) for t in OBJECT_TYPES}
+        #: the account's users and queues (``/crm/v3/owners``), by id
+        self.owners: dict[str, dict[str, Any]] = {DEFAULT_OWNER["id"]: dict(DEFAULT_OWNER)}
         self.timeline: dict[tuple[str, str], dict[str, Any]] = {}
         self.templates: dict[str, dict[str, Any]] = {}
         self.workflows: dict[str, dict[str, Any]] = {}
@@ -434,8 +421,8 @@ class Store:
         self.list_ids = itertools.count(1)
 
     def of(self, object_type: str) -> ObjectStore:
-        """The store of ``object_type``; ``InputError`` 404 for an unknown type."""
-        store = self.objects.get(object_type)
+        """The store of ``object_type`` (a name or a type id like ``0-3``); ``InputError`` 404 if unknown."""
+        store = self.objects.get(TYPE_IDS.get(object_type, object_type))
         if store is None:
             raise InputError(
                 f"Unable to infer object type from: {object_type}", category="OBJECT_NOT_FOUND", status=404

@@ -1,8 +1,12 @@
 """The Salesforce sandbox: an in-memory org that behaves like Salesforce on the wire.
 
-Serves what the plugin and ``simple-salesforce`` use under ``/services/data/vXX.X``: sObject
-CRUD, upsert and get by external id, describe, ``query``/``queryAll`` with a SOQL subset and
-``nextRecordsUrl`` pages of 2,000, sObject Collections (200 records, ``allOrNone``),
+Serves what the plugin, ``simple-salesforce`` and generic clients use: the discovery a client
+runs on start (Versions at ``/services/data/``, the resource map of each version from v31.0 to
+v68.0, describeGlobal, sObject Basic Information and describe of every object it lists, all
+with Salesforce's shapes, see :mod:`~crmhost_salesforce.sandbox.resources`); under
+``/services/data/vXX.X``, sObject CRUD, upsert and get by external id, describe,
+``query``/``queryAll`` with a SOQL subset and ``nextRecordsUrl`` pages of 2,000, sObject
+Collections (200 records, ``allOrNone``),
 ``/composite`` (25 subrequests, at most 5 collections or queries, one API call), getUpdated and
 getDeleted with their windows, ``/limits``, ``Sforce-Limit-Info`` on every answer and a daily
 allocation that answers 403 ``REQUEST_LIMIT_EXCEEDED`` when spent; 18-character ids with a

@@ -16,6 +16,7 @@ from typing import Any
 
 from crmhost.sandbox import WireResponse
 from crmhost_salesforce.sandbox.org import QUERY_PAGE, ApiError, Org, RecordError, format_datetime
+from crmhost_salesforce.sandbox.resources import DiscoveryApi, check_version, describe_sobject, org_limits
 
 __all__ = ["ROUTES", "ApiRequest", "Route", "SalesforceApi", "error_response", "match_route"]
 
@@ -72,10 +73,13 @@ class Route:
 
 # static segments before parameters, so that /describe is never taken for a record id
 ROUTES: tuple[Route, ...] = (
+    Route("GET", "", "resources"),
     Route("GET", "/limits", "limits"),
+    Route("GET", "/sobjects", "describe_global"),
     Route("GET", "/sobjects/{sobject}/describe", "describe"),
     Route("GET", "/sobjects/{sobject}/updated", "updated"),
     Route("GET", "/sobjects/{sobject}/deleted", "deleted"),
+    Route("GET", "/sobjects/{sobject}", "basic_info"),
     Route("POST", "/sobjects/{sobject}", "create"),
     Route("GET", "/sobjects/{sobject}/{record_id}", "retrieve"),
     Route("PATCH", "/sobjects/{sobject}/{record_id}", "update"),
@@ -90,6 +94,7 @@ ROUTES: tuple[Route, ...] = (
     Route("PATCH", "/composite/sobjects", "collection_update", heavy=True),
     Route("DELETE", "/composite/sobjects", "collection_delete", heavy=True),
     Route("PATCH", "/composite/sobjects/{sobject}/{field}", "collection_upsert", heavy=True),
+    Route("GET", "/composite", "composite_resources"),
     Route("POST", "/composite", "composite"),
 )
 
@@ -141,7 +146,7 @@ def _save_error(error: RecordError, record_id: str | None = None) -> dict[str, A
     return {"id": record_id, "success": False, "errors": [error.item()]}
 
 
-class SalesforceApi:
+class SalesforceApi(DiscoveryApi):
     """The endpoints over one :class:`Org`.
 
     Args:
@@ -158,6 +163,7 @@ class SalesforceApi:
     def handle(self, route: Route, request: ApiRequest) -> WireResponse:
         """Run ``route``; API errors become error arrays."""
         try:
+            check_version(request.version)
             result: WireResponse = getattr(self, route.handler)(request)
         except ApiError as exc:
             return error_response(exc)
@@ -177,18 +183,12 @@ class SalesforceApi:
     def limits(self, request: ApiRequest) -> WireResponse:
         """``GET /limits``."""
         used, most = self.usage()
-        return WireResponse(
-            200,
-            {
-                "DailyApiRequests": {"Max": most, "Remaining": max(0, most - used)},
-                "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": 10000},
-                "DailyBulkApiBatches": {"Max": 15000, "Remaining": 15000},
-            },
-        )
+        return WireResponse(200, org_limits(self.org, used, most))
 
     def describe(self, request: ApiRequest) -> WireResponse:
         """``GET /sobjects/{sobject}/describe``."""
-        return WireResponse(200, self.org.sobject(request.params["sobject"]).describe(request.version))
+        obj = self.org.sobject(request.params["sobject"])
+        return WireResponse(200, describe_sobject(self.org, obj, request.version))
 
     def updated(self, request: ApiRequest) -> WireResponse:
         """GetUpdated."""

@@ -14,8 +14,9 @@ from typing import Any
 import msgspec
 from litestar import Request, Response, get, post, put, route
 from litestar.enums import HttpMethod, ScopeType
+from litestar.exceptions import MethodNotAllowedException, NotFoundException
 from litestar.handlers import BaseRouteHandler
-from litestar.types import Receive, Scope, Send
+from litestar.types import ExceptionHandler, Receive, Scope, Send
 
 from crmhost.sandbox import (
     IssuedTokens,
@@ -33,6 +34,7 @@ from crmhost.sandbox import (
 from crmhost.sandbox.token_endpoint import token_route
 from crmhost_salesforce.ids import checksum
 from crmhost_salesforce.sandbox.api import ROUTES, ApiRequest, Route, SalesforceApi
+from crmhost_salesforce.sandbox.inspect import Inspector
 from crmhost_salesforce.sandbox.org import DuplicateRule, Org, RecordError
 from crmhost_salesforce.sandbox.outbound import (
     MAX_NOTIFICATIONS,
@@ -40,6 +42,7 @@ from crmhost_salesforce.sandbox.outbound import (
     acknowledged,
     soap_message,
 )
+from crmhost_salesforce.sandbox.resources import unknown_resource, versions_route
 from crmhost_salesforce.sandbox.schema import default_objects
 
 __all__ = ["DAILY_POLICY", "SalesforceSandbox"]
@@ -65,7 +68,7 @@ class _Clock(msgspec.Struct, forbid_unknown_fields=True):
     advance_s: float
 
 
-class SalesforceSandbox(Sandbox):
+class SalesforceSandbox(Inspector, Sandbox):
     """An in-memory Salesforce org on the wire.
 
     Args:
@@ -104,7 +107,7 @@ class SalesforceSandbox(Sandbox):
         self.user_id += checksum(self.user_id)
         #: seconds added to the org's clock (``POST /_sandbox/salesforce/clock``)
         self.clock_offset = 0.0
-        self.org = Org(org, default_objects(self._omit), clock=self._now)
+        self.org = Org(org, default_objects(self._omit), clock=self._now, user_id=self.user_id)
         self.api = SalesforceApi(self.org, self._usage)
         self.outbound: OutboundConfig | None = None
         self.instance_url = "http://127.0.0.1"
@@ -224,6 +227,10 @@ class SalesforceSandbox(Sandbox):
             body["refresh_token"] = tokens.refresh_token
         return body
 
+    def exception_handlers(self) -> dict[type[Exception], ExceptionHandler[Any]]:
+        """Unknown REST paths and methods in Salesforce's error array (``NOT_FOUND``, ...)."""
+        return {NotFoundException: unknown_resource, MethodNotAllowedException: unknown_resource}
+
     def seed(self, object_name: str, records: list[Any]) -> list[str]:
         """Insert records in Salesforce's shape, duplicate rules bypassed (as a data loader may)."""
         if object_name not in self.org.objects:
@@ -240,12 +247,13 @@ class SalesforceSandbox(Sandbox):
 
     def wipe_data(self) -> None:
         """A fresh org with the same id and fields."""
-        self.org = Org(self.account_id, default_objects(self._omit), clock=self._now)
+        self.org = Org(self.account_id, default_objects(self._omit), clock=self._now, user_id=self.user_id)
         self.api = SalesforceApi(self.org, self._usage)
 
     # ---------------------------------------------------------------- Outbound Messages
 
-    def _notify(self, written: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    def notify_written(self, written: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Send the Outbound Messages the configured object's ``written`` records call for."""
         config = self.outbound
         if config is None:
             return
@@ -296,7 +304,7 @@ class SalesforceSandbox(Sandbox):
             api = sandbox.api
             api.written.clear()
             answer = api.handle(api_route, api_request)
-            sandbox._notify(api.written)
+            sandbox.notify_written(api.written)
             api.written.clear()
             return answer.to_response()
 
@@ -305,7 +313,12 @@ class SalesforceSandbox(Sandbox):
 
     def routes(self) -> Sequence[BaseRouteHandler]:
         """The REST API, the token, revoke and identity endpoints, and Salesforce's admin extras."""
-        return [*(self._api_handler(r) for r in ROUTES), *self._oauth_routes(), *self._extra_admin_routes()]
+        return [
+            versions_route(),
+            *(self._api_handler(r) for r in ROUTES),
+            *self._oauth_routes(),
+            *self._extra_admin_routes(),
+        ]
 
     def _oauth_routes(self) -> list[BaseRouteHandler]:
         sandbox = self

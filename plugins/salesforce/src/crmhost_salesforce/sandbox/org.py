@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from crmhost_salesforce.ids import checksum
-from crmhost_salesforce.sandbox.schema import FieldDef, ObjectDef, default_objects
+from crmhost_salesforce.sandbox.schema import FieldDef, ObjectDef, default_objects, org_records
 from crmhost_salesforce.sandbox.soql import Query, SoqlError, parse
 
 __all__ = ["ApiError", "DuplicateRule", "Org", "RecordError", "format_datetime"]
@@ -100,6 +100,8 @@ class Org:
     #: deletes before this moment were purged from the delete log (getDeleted's earliestDateAvailable)
     purged_at: float = 0.0
     on_write: Callable[[str, list[dict[str, Any]]], None] | None = None
+    #: the user the API acts as; the org's ``User`` (and ``Organization``) records exist from the start
+    user_id: str | None = None
     _serial: itertools.count[int] = field(default_factory=lambda: itertools.count(62**5))
     _cursors: OrderedDict[str, _Cursor] = field(default_factory=OrderedDict)
     # object -> field -> lower-cased value -> live record ids; unique, external-id and Email
@@ -114,6 +116,25 @@ class Org:
             self._index[name] = {
                 f.name: {} for f in obj.fields.values() if f.unique or f.external_id or f.name == "Email"
             }
+        if self.user_id is not None:
+            now = format_datetime(self.clock())
+            for name, values in org_records(self.org_id, self.user_id).items():
+                if name in self.objects:
+                    stamps = {
+                        "IsDeleted": False,
+                        "CreatedDate": now,
+                        "LastModifiedDate": now,
+                        "SystemModstamp": now,
+                    }
+                    record = {**values, **stamps}
+                    self.records[name][record["Id"]] = record
+                    self._index_add(name, record)
+
+    def _writable(self, obj: ObjectDef, operation: str) -> None:
+        if not obj.writable:
+            raise RecordError(
+                "INVALID_TYPE_FOR_OPERATION", f"entity type cannot be {operation}: {obj.name}", []
+            )
 
     def _index_add(self, obj_name: str, record: Mapping[str, Any]) -> None:
         for fname, values in self._index[obj_name].items():
@@ -278,6 +299,7 @@ class Org:
     def create(self, obj_name: str, values: Mapping[str, Any], *, allow_save: bool = False) -> dict[str, Any]:
         """Insert one record; returns it. Raises :class:`RecordError` for what Salesforce rejects."""
         obj = self.sobject(obj_name)
+        self._writable(obj, "inserted")
         clean = self._clean(obj, values)
         for fdef in obj.fields.values():
             if fdef.required and clean.get(fdef.name) in (None, ""):
@@ -304,6 +326,7 @@ class Org:
     ) -> dict[str, Any]:
         """Update one live record."""
         obj = self.sobject(obj_name)
+        self._writable(obj, "updated")
         record = self.records[obj.name].get(_norm(record_id))
         if record is None:
             raise RecordError(
@@ -363,6 +386,8 @@ class Org:
         """Move a record to the recycle bin and log the delete; returns the object name."""
         rid = _norm(record_id)
         for name, records in self.records.items():
+            if rid in records:
+                self._writable(self.objects[name], "deleted")
             record = records.pop(rid, None)
             if record is not None:
                 self._index_remove(name, record)

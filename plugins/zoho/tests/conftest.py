@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -12,12 +12,10 @@ import httpx
 import msgspec
 import pytest
 
-import crmhost_zoho.plugin as plugin_module
-from crmhost.context import IntegrationContext, ProviderApp, utcnow
+from crmhost.context import IntegrationContext, utcnow
 from crmhost.models import Credentials
-from crmhost.plugins import Dispatcher, Plugins
-from crmhost.ratelimit import SlidingWindowLimiter
 from crmhost.sandbox import running
+from crmhost.testing.contract import CrmUnderTest, harness_for, load_plugin
 from crmhost_zoho.auth import credentials_from_token
 from crmhost_zoho.info import INFO
 from crmhost_zoho.sandbox import ZohoSandbox, create_sandbox
@@ -57,19 +55,10 @@ class Org:
 
 @dataclass
 class Contexts:
-    """Builds plugin contexts for one org; closes their HTTP clients at the end."""
+    """Builds plugin contexts for one org through the kit's harness (a context like the host's)."""
 
     org: Org
-    clients: list[httpx.AsyncClient] = field(default_factory=list)
-
-    def app(self) -> ProviderApp:
-        sandbox = self.org.sandbox
-        return ProviderApp(
-            client_id=sandbox.client_id,
-            client_secret=sandbox.client_secret,
-            redirect_uri="http://127.0.0.1/v1/oauth/callback",
-            base_url=self.org.base_url,
-        )
+    crm: CrmUnderTest
 
     def __call__(
         self,
@@ -82,36 +71,24 @@ class Contexts:
         webhook_secret: str | None = None,
         connected: bool = True,
     ) -> IntegrationContext:
-        http = httpx.AsyncClient(timeout=30.0)
-        self.clients.append(http)
-        ctx = IntegrationContext(
-            provider="zoho",
-            app=self.app(),
-            http=http,
-            limiter=SlidingWindowLimiter(INFO.rate_limit),
-            integration_id=integration_id,
-            settings=settings or {},
-            now=now,
-            webhook_url=webhook_url,
-            webhook_secret=webhook_secret,
-        )
+        def context(creds: Credentials | None) -> IntegrationContext:
+            return self.crm.context(
+                creds,
+                settings=settings,
+                now=now,
+                integration_id=integration_id,
+                webhook_url=webhook_url,
+                webhook_secret=webhook_secret,
+                paced=True,
+            )
+
         if credentials is None and connected:
+            # the plugin's own reading of a minted token response, without spending a refresh
             creds = credentials_from_token(
-                ctx, self.org.token(), accounts_server=self.org.sandbox.region.accounts_server
+                context(None), self.org.token(), accounts_server=self.org.sandbox.region.accounts_server
             )
             credentials = msgspec.structs.replace(creds, account_id=self.org.sandbox.account_id)
-        return IntegrationContext(
-            provider=ctx.provider,
-            app=ctx.app,
-            http=http,
-            limiter=ctx.limiter,
-            integration_id=integration_id,
-            credentials=credentials,
-            settings=ctx.settings,
-            now=now,
-            webhook_url=webhook_url,
-            webhook_secret=webhook_secret,
-        )
+        return context(credentials)
 
 
 @contextmanager
@@ -142,16 +119,17 @@ def fx_other_org() -> Iterator[Callable[..., Org]]:
 @pytest.fixture(name="contexts_for")
 async def fx_contexts_for() -> AsyncIterator[Callable[[Org], Contexts]]:
     """``contexts_for(org)``: a context builder for ``org``; its HTTP clients close after the test."""
-    made: list[Contexts] = []
+    clients: list[httpx.AsyncClient] = []
 
     def build(org: Org) -> Contexts:
-        made.append(Contexts(org))
-        return made[-1]
+        admin = httpx.AsyncClient(base_url=org.base_url, timeout=30.0)
+        http = httpx.AsyncClient(timeout=30.0)
+        clients.extend((admin, http))
+        return Contexts(org, harness_for("zoho", org.sandbox, org.base_url, admin=admin, http=http))
 
     yield build
-    for contexts in made:
-        for client in contexts.clients:
-            await client.aclose()
+    for client in clients:
+        await client.aclose()
 
 
 @pytest.fixture(name="contexts")
@@ -161,12 +139,9 @@ def fx_contexts(org: Org, contexts_for: Callable[[Org], Contexts]) -> Contexts:
 
 
 @pytest.fixture(name="dispatcher")
-def fx_dispatcher() -> Iterator[Dispatcher]:
-    plugins = Plugins()
-    status = plugins.register(plugin_module, "zoho")
-    assert status.loaded, status.error
-    yield plugins.dispatcher()
-    plugins.unregister("zoho")
+def fx_dispatcher() -> Any:
+    """The host's dispatcher with the plugin loaded from its entry point, as the host loads it."""
+    return load_plugin("zoho").dispatcher()
 
 
 def _contacts(n: int, start: int = 0, domain: str = "example.com") -> list[dict[str, Any]]:

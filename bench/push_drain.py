@@ -41,9 +41,13 @@ from crmhost.db.syncstate import OutboxRow
 from crmhost.plugins import load_plugins
 from crmhost.runtime import open_host
 from crmhost.services.tenants import create_tenant
-from crmhost.testing.crmstack import UNSERVED_CALLBACK, host_settings, stale_token_integration
+from crmhost.testing.crmstack import (
+    UNSERVED_CALLBACK,
+    host_settings,
+    installed_crms,
+    stale_token_integration,
+)
 
-SCOPES = {"hubspot": ["crm.objects.contacts.write", "timeline"], "salesforce": ["api", "refresh_token"]}
 CHUNK = 5_000
 
 
@@ -163,7 +167,9 @@ async def run(args: argparse.Namespace, data: Path) -> dict[str, Any]:
         async with open_host(settings, plugins=plugins, migrate=False, with_queue=False) as host:
             host.limiters.enabled = args.limits == "real"
             tenant_id, _ = await create_tenant(host, "Bench")
-            iid = await stale_token_integration(host, tenant_id, args.crm, base, SCOPES[args.crm])
+            oauth = host.plugins.info(args.crm).oauth
+            scopes = [*oauth.scopes, *oauth.optional_scopes] if oauth is not None else []
+            iid = await stale_token_integration(host, tenant_id, args.crm, base, scopes)
             started = time.perf_counter()
             await _seed(host, tenant_id, iid, args.contacts)
             seed_s = time.perf_counter() - started
@@ -211,7 +217,7 @@ async def run(args: argparse.Namespace, data: Path) -> dict[str, Any]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--crm", choices=("hubspot", "salesforce"), required=True)
+    p.add_argument("--crm", choices=installed_crms(), required=True)
     p.add_argument("--contacts", type=int, default=10_000)
     p.add_argument("--limits", choices=("real", "off"), default="off")
     p.add_argument("--database-url", default=None, help="a PostgreSQL URL; a fresh SQLite file by default")

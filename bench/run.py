@@ -15,6 +15,10 @@ platform contact shows it), one sample at a time.
 ``--naive`` runs the same sync with S3's naive push (one record per CRM call,
 ``crmhost.sync.push.drain_naive``) in an arq worker inside this process, for the ratio.
 
+``--crm`` takes any installed CRM plugin that ships a sandbox; what differs between CRMs (the
+fields its persons carry, where its webhooks go, its batch sizes and limits for the floors)
+comes from the plugin's ``CrmInfo`` and the sandbox's inspector.
+
 Prints one JSON object. Examples::
 
     uv run python bench/run.py --crm hubspot --contacts 10000 --limits real
@@ -38,16 +42,16 @@ from pathlib import Path
 from typing import Any
 
 from crmhost.demo import crmstate
+from crmhost.demo.crmuser import create_in_crm, edit_person
 from crmhost.demo.report import api_calls, initial_floor, rate_limit_floor_s
-from crmhost.demo.scenario import Person
+from crmhost.demo.scenario import CrmTraits, Person
 from crmhost.demo.stack import Stack, StackConfig, open_stack
-from crmhost.demo.steps import hubspot_record, put_contacts, salesforce_record, settle
+from crmhost.demo.steps import put_contacts, settle
+from crmhost.testing.crmstack import installed_crms
 from crmhost.testing.servers import ServerUnavailable, postgres_server, redis_server
 
 #: a sample slower than this is a bug, not a latency (cron jobs that catch missed kicks run every minute)
 SAMPLE_CAP_S = 150
-
-SHAPES = {"hubspot": ("contacts", hubspot_record), "salesforce": ("Contact", salesforce_record)}
 
 
 def _person(i: int, who: str) -> Person:
@@ -116,10 +120,13 @@ async def _naive_worker(stack: Stack, exits: AsyncExitStack) -> None:
 
 async def _sync(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
     crm = args.crm
-    obj, shape = SHAPES[crm]
+    traits = CrmTraits.of(stack.host.plugins.info(crm))
     crm_only = [_person(i, "crm") for i in range(args.contacts // 10)]
     platform = [_person(i, "pf") for i in range(args.contacts)]
-    await stack.seed(crm, obj, [shape(p) for p in crm_only], chunk=5000)
+    # created as the CRM's users would, before the clock starts
+    await create_in_crm(
+        stack, crm, ({k: v for k, v in p.values().items() if k in traits.two_way} for p in crm_only)
+    )
     began = time.monotonic()
     await put_contacts(stack, platform, chunk=10_000)
     ingest_s = time.monotonic() - began
@@ -130,8 +137,8 @@ async def _sync(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
     finished = await settle(
         stack,
         {
-            "platform contacts": lambda c: (c.contacts, union),
-            f"{crm} contacts": lambda _c: (crmstate.counts(crm, stack.sandboxes[crm])[0], union),
+            "platform contacts": lambda seen: (seen.store.contacts, union),
+            f"{crm} contacts": lambda seen: (seen.crms[crm][0], union),
         },
         timeout_s=args.timeout,
         idle_s=1.0,
@@ -158,10 +165,10 @@ async def _sync(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _event_to_crm(stack: Stack, crm: str, samples: int) -> list[float]:
-    emails = sorted(crmstate.snapshot(crm, stack.sandboxes[crm]).contacts)[:samples]
+    emails = sorted((await crmstate.snapshot(stack, crm)).contacts)[:samples]
     out = []
     for i, email in enumerate(emails):
-        before = crmstate.counts(crm, stack.sandboxes[crm])[1]
+        before = (await crmstate.counts(stack, crm))[1]
         event = {
             "id": f"lat-{i}-{time.time_ns()}",
             "email": email,
@@ -173,7 +180,7 @@ async def _event_to_crm(stack: Stack, crm: str, samples: int) -> list[float]:
         }
         t0 = time.perf_counter()
         await stack.api("POST", "/v1/events", json={"events": [event]})
-        while crmstate.counts(crm, stack.sandboxes[crm])[1] <= before:
+        while (await crmstate.counts(stack, crm))[1] <= before:
             if time.perf_counter() - t0 > SAMPLE_CAP_S:
                 raise RuntimeError(f"event {event['id']} did not reach {crm} within {SAMPLE_CAP_S} s")
             await asyncio.sleep(0.002)
@@ -186,30 +193,15 @@ async def _webhook_to_store(stack: Stack, crm: str, samples: int) -> list[float]
 
     from crmhost.db.platform import ContactRow
 
-    iid = stack.integrations[crm]
-    if crm == "hubspot":
-        await stack.sandbox_call(
-            crm, "PUT", "/_sandbox/webhooks", json={"url": f"{stack.url}/v1/webhooks/hubspot"}
-        )
-    else:
-        await stack.sandbox_call(
-            crm,
-            "PUT",
-            "/_sandbox/salesforce/outbound",
-            json={"sobject": "Contact", "fields": ["Email", "FirstName", "LastName"]},
-        )
-        # the per-integration URL carries a secret, issued (and shown) once by the API
-        issued = await stack.api("POST", f"/v1/integrations/{iid}/webhook-secret")
-        path = issued["webhook_url"][issued["webhook_url"].index("/v1/webhooks/") :]
-        await stack.sandbox_call(crm, "PUT", "/_sandbox/webhooks", json={"url": f"{stack.url}{path}"})
-    from crmhost.demo.crmuser import crm_edit
-
-    emails = sorted(crmstate.snapshot(crm, stack.sandboxes[crm]).contacts)[-samples:]
+    # app-wide or per-integration (with the URL secret the host issued at connect): as its admin would
+    await stack.route_webhooks(crm)
+    emails = sorted((await crmstate.snapshot(stack, crm)).contacts)[-samples:]
+    ids = await crmstate.live_ids(stack, crm, emails)  # looked up before the clocks start
     out = []
     for i, email in enumerate(emails):
         name = f"Edited{i}"
         t0 = time.perf_counter()
-        await crm_edit(stack, crm, email, {"first_name": name})
+        await edit_person(stack, crm, ids[email], {"first_name": name})
         while True:
             async with stack.host.db.session(stack.tenant_id) as s:
                 got = await s.scalar(select(ContactRow.first_name).where(ContactRow.email == email))
@@ -277,7 +269,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--crm", choices=tuple(SHAPES), required=True)
+    p.add_argument("--crm", choices=installed_crms(), required=True)
     p.add_argument("--contacts", type=int, default=10_000)
     p.add_argument("--limits", choices=("real", "off"), default="real")
     p.add_argument("--latency", action="store_true", help="also measure p50/p99 latencies (arq + Redis)")

@@ -1,4 +1,4 @@
-"""Connecting HubSpot and Salesforce through the host's API and their sandboxes' consent pages."""
+"""Connecting every installed CRM through the host's API and its sandbox's consent pages."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 from crmhost.errors import ReauthRequired
 from crmhost.services.credentials import get_credentials, refresh_credentials
 from crmhost.testing.browser import consent
+from crmhost.testing.crmstack import installed_crms
 
 from .conftest import E2E
 
@@ -34,15 +35,17 @@ async def _connect(e2e: E2E, provider: str, decision: str = "allow") -> dict[str
     return got
 
 
-@pytest.mark.parametrize("provider", ["hubspot", "salesforce"])
+CRMS = installed_crms()
+
+
+@pytest.mark.parametrize("provider", CRMS)
 async def test_connect_refresh_disconnect(e2e: E2E, provider: str) -> None:
     got = await _connect(e2e, provider)
     assert got["status"] == "active" and got["account_id"], got
-    assert got["credentials"]["expires_at"] or provider == "salesforce"
     iid = got["id"]
     _, before, _ = await get_credentials(e2e.host, e2e.tenant_id, iid)
-    if provider == "salesforce":
-        assert before.api_base == e2e.sandbox_urls["salesforce"]  # instance_url from the token response
+    # a per-account API base comes from the token response, and names the CRM that answered it
+    assert before.api_base in (None, e2e.sandbox_urls[provider])
     after = await refresh_credentials(e2e.host, e2e.tenant_id, iid, force=True)
     assert after.access_token != before.access_token
     async with e2e.client() as c:
@@ -52,13 +55,13 @@ async def test_connect_refresh_disconnect(e2e: E2E, provider: str) -> None:
     assert any("revoke" in endpoint for endpoint in stats["calls"]), stats["calls"]
 
 
-@pytest.mark.parametrize("provider", ["hubspot", "salesforce"])
+@pytest.mark.parametrize("provider", CRMS)
 async def test_denied_consent_stays_pending(e2e: E2E, provider: str) -> None:
     got = await _connect(e2e, provider, decision="deny")
     assert got["status"] == "pending" and got["status_reason"].startswith("access_denied")
 
 
-@pytest.mark.parametrize("provider", ["hubspot", "salesforce"])
+@pytest.mark.parametrize("provider", CRMS)
 async def test_revoked_refresh_token_moves_to_needs_reauth(e2e: E2E, provider: str) -> None:
     got = await _connect(e2e, provider)
     _, creds, _ = await get_credentials(e2e.host, e2e.tenant_id, got["id"])

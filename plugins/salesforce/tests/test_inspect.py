@@ -146,3 +146,21 @@ def test_leads_and_tasks_are_inspected(org: tuple[httpx.Client, httpx.Client, Li
     assert activities[None] == {"id": other, "activity_id": None, "person_id": None, "kind": None}
     assert admin.get("/_sandbox/enrollments").json() == {"enrollments": {}}
     assert admin.get("/_sandbox/counts").json() == {"people": 2, "activities": 2}
+
+
+def test_a_fresh_org_sends_its_default_outbound_message_once_a_url_is_set() -> None:
+    listener = Listener()
+    with running(create_sandbox()) as url, running(listener.app()) as listen_url:
+        with httpx.Client(base_url=url, timeout=30) as admin:
+            admin.post("/_sandbox/people", json={"fields": {"last_name": "Before"}}).raise_for_status()
+            assert admin.get("/_sandbox/webhooks").json()["deliveries"] == []  # no endpoint, no message
+            admin.put("/_sandbox/webhooks", json={"url": f"{listen_url}/outbound"}).raise_for_status()
+            admin.post(
+                "/_sandbox/people", json={"fields": {"last_name": "After", "email": "a@example.com"}}
+            ).raise_for_status()
+            assert listener.wait_for(1) == 1
+            assert "<sf:Email>a@example.com</sf:Email>" in listener.bodies[0], listener.bodies[0]
+            admin.put("/_sandbox/salesforce/outbound", content=b"null").raise_for_status()
+            admin.post("/_sandbox/people", json={"fields": {"last_name": "Dropped"}}).raise_for_status()
+            time.sleep(0.3)
+            assert len(listener.bodies) == 1

@@ -1,26 +1,21 @@
-"""What a CRM sandbox holds, read from its memory in canonical terms, to check the sync's outcome.
+"""What a CRM holds, read through its sandbox's inspector, to check the sync's outcome.
 
-The demo, the benchmark and the end-to-end tests run the sandboxes in their own process, so
-they can look at a CRM's records the way a person would in the CRM's UI, without spending API
-calls (which they count) and without going through the plugin they are checking. Values are
-decoded with each plugin's own default mapping, ignoring direction (so the ``penguinmails_*``
-fields we only push are read back too).
-
-Read only while the sandbox is idle (after the sync settled): the sandbox mutates these
-structures from its server thread.
+The demo, the benchmark and the end-to-end tests look at a CRM's records the way a person would
+in the CRM's UI: through the sandbox's inspector endpoints (:mod:`crmhost.sandbox.inspector`),
+which answer in canonical terms, spend no counted API calls, and need no import of the plugin
+being checked. Safe while the sandbox serves: the inspector answers in the sandbox's own loop.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from crmhost.models import FieldMapping, ObjectType
-from crmhost.sandbox import Sandbox
+if TYPE_CHECKING:
+    from crmhost.demo.stack import Stack
 
-__all__ = ["CrmSnapshot", "counts", "mappings_for", "snapshot"]
+__all__ = ["CrmSnapshot", "counts", "live_ids", "people", "snapshot"]
 
 
 @dataclass
@@ -30,9 +25,9 @@ class CrmSnapshot:
     Attributes:
         contacts: live (not deleted) contacts by lower-cased email, canonical values.
         deleted: emails of contacts in the recycle bin / archived.
-        activities: email activities logged, by activity (event) id.
+        activities: email activities logged, by our activity id (the CRM's id for others).
         duplicate_emails: emails held by more than one live record (must be empty).
-        enrollments: contacts enrolled per workflow id (HubSpot; empty for Salesforce).
+        enrollments: contacts enrolled per workflow id (empty for a CRM without workflows).
     """
 
     contacts: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -42,85 +37,44 @@ class CrmSnapshot:
     enrollments: dict[str, int] = field(default_factory=dict)
 
 
-def mappings_for(slug: str) -> list[FieldMapping]:
-    """The plugin's default contact mapping (every direction)."""
-    return _decoder(slug)[0]
+async def people(stack: Stack, slug: str) -> list[dict[str, Any]]:
+    """Every person ``slug`` holds (``{"id", "fields", "deleted"}``), live and deleted."""
+    got: list[dict[str, Any]] = (await stack.sandbox_call(slug, "GET", "/_sandbox/people"))["people"]
+    return got
 
 
-def _decoder(slug: str) -> tuple[list[FieldMapping], Callable[[Any, str], Any]]:
-    if slug == "hubspot":
-        from crmhost_hubspot.mapping import DEFAULT_MAPPING as HUBSPOT
-        from crmhost_hubspot.mapping import decode
-
-        return [m for m in HUBSPOT if m.object is ObjectType.CONTACT], decode
-    if slug == "salesforce":
-        from crmhost_salesforce.mapping import DEFAULT_MAPPING as SALESFORCE
-        from crmhost_salesforce.mapping import decode_value
-
-        return [m for m in SALESFORCE if m.object is ObjectType.CONTACT], lambda v, t: decode_value(v, t, "")
-    raise ValueError(f"no inspector for the {slug} sandbox")
-
-
-def _canonical(
-    raw: dict[str, Any], mappings: list[FieldMapping], decode: Callable[[Any, str], Any]
-) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for m in mappings:
-        if m.remote in raw:
-            out[m.local] = decode(raw.get(m.remote), m.remote_type)
-    email = out.get("email")
-    if isinstance(email, str):
-        out["email"] = email.strip().lower()
+async def live_ids(stack: Stack, slug: str, emails: list[str]) -> dict[str, str]:
+    """Email -> the CRM's id of its live person, for those of ``emails`` the CRM holds."""
+    wanted = {e.lower() for e in emails}
+    out: dict[str, str] = {}
+    for person in await people(stack, slug):
+        email = person["fields"].get("email")
+        if not person["deleted"] and isinstance(email, str) and email in wanted:
+            out[email] = str(person["id"])
     return out
 
 
-def _add(snap: CrmSnapshot, values: dict[str, Any]) -> None:
-    email = values.get("email")
-    if not isinstance(email, str) or not email:
-        return
-    if email in snap.contacts:
-        snap.duplicate_emails.add(email)
-    snap.contacts[email] = values
-
-
-def snapshot(slug: str, sandbox: Sandbox) -> CrmSnapshot:
-    """Read ``sandbox``'s contacts, deletes, activities and workflow enrollments."""
-    mappings, decode = _decoder(slug)
+async def snapshot(stack: Stack, slug: str) -> CrmSnapshot:
+    """``slug``'s persons, deletes, activities and workflow enrollments."""
     snap = CrmSnapshot()
-    s: Any = sandbox  # the two sandboxes' stores differ; each branch knows its own
-    if slug == "hubspot":
-        contacts = s.store.objects["contacts"]
-        for record in list(contacts.records.values()):
-            values = _canonical(record.properties, mappings, decode)
-            if record.archived:
-                if isinstance(values.get("email"), str):
-                    snap.deleted.add(values["email"])
-                continue
-            _add(snap, values)
-        for _template, event_id in list(s.store.timeline):
-            snap.activities[str(event_id)] += 1
-        for note in list(s.store.objects["notes"].records.values()):
-            if not note.archived:
-                snap.activities[str(note.properties.get("penguinmails_activity_id") or note.id)] += 1
-        snap.enrollments = {wf: len(ids) for wf, ids in s.store.enrollments.items()}
-        return snap
-    org = s.org
-    for record in list(org.records.get("Contact", {}).values()):
-        _add(snap, _canonical(record, mappings, decode))
-    for record in list(org.recycle_bin.get("Contact", {}).values()):
-        email = record.get("Email")
-        if isinstance(email, str):
-            snap.deleted.add(email.strip().lower())
-    for task in list(org.records.get("Task", {}).values()):
-        snap.activities[str(task.get("PenguinMails_Activity_Id__c") or task.get("Id"))] += 1
+    for person in await people(stack, slug):
+        email = person["fields"].get("email")
+        if not isinstance(email, str) or not email:
+            continue
+        if person["deleted"]:
+            snap.deleted.add(email)
+            continue
+        if email in snap.contacts:
+            snap.duplicate_emails.add(email)
+        snap.contacts[email] = person["fields"]
+    activities = (await stack.sandbox_call(slug, "GET", "/_sandbox/activities"))["activities"]
+    for activity in activities:
+        snap.activities[str(activity.get("activity_id") or activity["id"])] += 1
+    snap.enrollments = dict((await stack.sandbox_call(slug, "GET", "/_sandbox/enrollments"))["enrollments"])
     return snap
 
 
-def counts(slug: str, sandbox: Sandbox) -> tuple[int, int]:
-    """Cheap progress figures: (contact records, activities) the sandbox holds right now."""
-    s: Any = sandbox
-    if slug == "hubspot":
-        return len(s.store.objects["contacts"].records), len(s.store.timeline) + len(
-            s.store.objects["notes"].records
-        )
-    return len(s.org.records.get("Contact", {})), len(s.org.records.get("Task", {}))
+async def counts(stack: Stack, slug: str) -> tuple[int, int]:
+    """Cheap progress figures: (person records, activities) ``slug`` holds right now."""
+    got = await stack.sandbox_call(slug, "GET", "/_sandbox/counts")
+    return int(got["people"]), int(got["activities"])

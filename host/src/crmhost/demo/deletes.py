@@ -1,19 +1,19 @@
 """Deletes on every side: on the platform through its API, in each CRM as a CRM user would.
 
-A CRM user's delete goes through the CRM's own API with a token the sandbox mints (HubSpot's
-batch archive, Salesforce's composite delete); the host learns of it on its next pull, which
+A CRM user's delete goes through the sandbox's inspector, which deletes as the CRM's UI would
+(to its recycle bin, with the webhooks it fires); the host learns of it on its next pull, which
 the harness asks for at once instead of waiting for the hourly schedule. A contact deleted
 anywhere must end deleted everywhere: soft-deleted on the platform, deleted in every CRM.
 """
 
 from __future__ import annotations
 
-from crmhost.demo import hoststate
-from crmhost.demo.crmuser import delete_in_crm, remote_ids
+from crmhost.demo.crmstate import live_ids
+from crmhost.demo.crmuser import delete_in_crm
 from crmhost.demo.progress import say
 from crmhost.demo.scenario import Scenario
 from crmhost.demo.stack import Stack
-from crmhost.demo.steps import Target, settle
+from crmhost.demo.steps import Seen, Target, settle
 
 __all__ = ["apply_deletes", "delete_on_platform", "pick_deletes"]
 
@@ -57,16 +57,16 @@ async def apply_deletes(
         total = len(done)
         say(f"  deleted {len(emails)} contacts {'on the platform' if where == 'platform' else 'in ' + where}")
 
-        def platform(c: hoststate.StoreCounts, total: int = total) -> tuple[int, int]:
-            return c.deleted, total
+        def platform(seen: Seen, total: int = total) -> tuple[int, int]:
+            return seen.store.deleted, total
 
         targets: dict[str, Target] = {"platform soft-deletes": platform}
         for slug in scenario.crms:
 
-            def in_crm(
-                _c: hoststate.StoreCounts, slug: str = slug, gone: tuple[str, ...] = tuple(done)
+            async def in_crm(
+                _seen: Seen, slug: str = slug, gone: tuple[str, ...] = tuple(done)
             ) -> tuple[int, int]:
-                return len(gone) - len(remote_ids(stack, slug, list(gone))), len(gone)
+                return len(gone) - len(await live_ids(stack, slug, list(gone))), len(gone)
 
             targets[f"{slug} deletes"] = in_crm
         await settle(stack, targets, timeout_s=timeout_s)

@@ -1,9 +1,14 @@
 """``python -m crmhost.demo``: the whole product on one machine, checked against its scenario.
 
 Starts the host on the embedded default (SQLite in a temporary data directory, in-process
-jobs) and the HubSpot and Salesforce sandboxes on 127.0.0.1, seeds both sides, connects both
-CRMs through their consent pages, waits for the initial two-way sync, ingests email events,
-deletes on both sides, then compares every side with the scenario and prints a report.
+jobs) and the sandbox of every installed CRM plugin on 127.0.0.1, seeds every side, connects
+each CRM through its consent page, waits for the initial two-way sync, ingests email events,
+deletes on every side, then compares every side with the scenario and prints a report.
+
+Each CRM's share of the CRM contacts (``--share``) and its sandbox's rate-limit tier
+(``--tier``) can be chosen per CRM. By default a CRM that has no batch write (its plugin's
+``push_records`` batch is one record) gets a quarter of a batching CRM's share
+(:data:`UNBATCHED_SHARE`): it writes one call per record, paced by its burst limit.
 Progress goes to stderr, the report to stdout. Exit status 0 only when every check passed;
 otherwise 1 and one line saying why.
 """
@@ -18,8 +23,9 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from crmhost.demo import crmstate, hoststate
 from crmhost.demo.deletes import apply_deletes
@@ -32,13 +38,13 @@ from crmhost.demo.report import (
     format_report,
     initial_floor,
 )
-from crmhost.demo.scenario import Scenario, build
+from crmhost.demo.scenario import CrmTraits, Scenario, build
 from crmhost.demo.stack import Stack, StackConfig, StackError, open_stack
 from crmhost.demo.steps import (
-    HUBSPOT_SETTINGS,
     THRESHOLD_WORKFLOW,
     DemoFailed,
     Phase,
+    Seen,
     Target,
     ingest_events,
     seed_scenario,
@@ -46,8 +52,12 @@ from crmhost.demo.steps import (
     snapshot_calls,
 )
 from crmhost.demo.verify import check_crm, check_platform, check_workflow
+from crmhost.models import Capability, CrmInfo
 
-__all__ = ["Options", "main", "run_demo"]
+__all__ = ["UNBATCHED_SHARE", "Options", "main", "run_demo"]
+
+#: the default share of CRM contacts of a CRM without batch writes, against 1 for the others
+UNBATCHED_SHARE = 0.25
 
 
 @dataclass
@@ -62,18 +72,22 @@ class Options:
     timeout_s: float = 900.0
     deletes: int = 50
     data_dir: Path | None = None
+    crms: tuple[str, ...] = ()
+    shares: dict[str, float] = field(default_factory=dict)
+    tiers: dict[str, str] = field(default_factory=dict)
 
 
-def _crm_target(stack: Stack, slug: str, total: int) -> Target:
-    def target(_c: hoststate.StoreCounts) -> tuple[int, int]:
-        return crmstate.counts(slug, stack.sandboxes[slug])[0], total
+def traits_for(info: CrmInfo, shares: dict[str, float]) -> CrmTraits:
+    """``info``'s CRM in the scenario: its chosen share, else the default for its batching."""
+    default = UNBATCHED_SHARE if info.batch_sizes.get("push_records", 1) <= 1 else 1.0
+    return CrmTraits.of(info, share=shares.get(info.slug, default))
 
-    return target
 
+def _crm_target(slug: str, total: int, which: int = 0) -> Target:
+    """Persons (``which`` 0) or activities (1) ``slug`` holds, against ``total``."""
 
-def _activity_target(stack: Stack, slug: str, total: int) -> Target:
-    def target(_c: hoststate.StoreCounts) -> tuple[int, int]:
-        return crmstate.counts(slug, stack.sandboxes[slug])[1], total
+    def target(seen: Seen) -> tuple[int, int]:
+        return seen.crms[slug][which], total
 
     return target
 
@@ -87,9 +101,7 @@ async def _initial_sync(stack: Stack, scenario: Scenario, opts: Options, slug: s
     phase = Phase(f"initial sync {slug}")
     started = time.monotonic()
     plan = scenario.crms[slug]
-    await stack.connect(
-        slug, conflict_strategy=plan.strategy, settings=HUBSPOT_SETTINGS if slug == "hubspot" else None
-    )
+    await stack.connect(slug, conflict_strategy=plan.strategy)
     say(f"  {slug} connected through its consent page ({plan.strategy}); initial sync running")
     # the union of what is on the platform and in the CRMs connected so far
     connected = [scenario.crms[s] for s in stack.integrations]
@@ -97,9 +109,9 @@ async def _initial_sync(stack: Stack, scenario: Scenario, opts: Options, slug: s
     for crm in connected:
         emails |= {p.email for p in crm.overlap + crm.shared + crm.only}
     union = len(emails)
-    targets: dict[str, Target] = {"platform contacts": lambda c: (c.contacts, union)}
+    targets: dict[str, Target] = {"platform contacts": lambda seen: (seen.store.contacts, union)}
     for other in stack.integrations:
-        targets[f"{other} contacts"] = _crm_target(stack, other, union)
+        targets[f"{other} contacts"] = _crm_target(other, union)
     phase.wall_s = await settle(stack, targets, timeout_s=opts.timeout_s) - started
     await snapshot_calls(stack, phase)
     return phase
@@ -110,7 +122,11 @@ async def _events(stack: Stack, scenario: Scenario, opts: Options) -> Phase:
     started = time.monotonic()
     await ingest_events(stack, scenario)
     want = scenario.expected_activities()
-    targets = {f"{slug} activities": _activity_target(stack, slug, want) for slug in scenario.crms}
+    targets = {
+        f"{slug} activities": _crm_target(slug, want, 1)
+        for slug, plan in scenario.crms.items()
+        if plan.traits.logs_activity
+    }
     phase.wall_s = await settle(stack, targets, timeout_s=opts.timeout_s) - started
     await snapshot_calls(stack, phase)
     return phase
@@ -118,17 +134,30 @@ async def _events(stack: Stack, scenario: Scenario, opts: Options) -> Phase:
 
 async def run_demo(opts: Options) -> tuple[str, list[str]]:
     """Run the scenario; returns the report and the problems found (empty: all checks passed)."""
-    scenario = build(
-        contacts=opts.contacts, crm_contacts=opts.crm_contacts, events=opts.events, seed=opts.seed
-    )
     begun = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="crmhost-demo-") as tmp:
         data_dir = opts.data_dir or Path(tmp)
         say(f"crmhost demo: host on SQLite in {data_dir}, in-process jobs; sandboxes on 127.0.0.1")
-        async with open_stack(StackConfig(data_dir=data_dir, limits=opts.limits)) as stack:
+        config = StackConfig(data_dir=data_dir, crms=opts.crms, limits=opts.limits, tiers=opts.tiers)
+        async with open_stack(config) as stack:
             quiet_logs()  # the host's startup may have configured logging afresh
+            unknown = sorted(set(opts.shares) - set(stack.sandboxes))
+            if unknown:
+                raise DemoFailed(f"--share for CRMs not installed: {', '.join(unknown)}")
+            traits = [traits_for(stack.host.plugins.info(slug), opts.shares) for slug in stack.sandboxes]
+            scenario = build(
+                traits,
+                contacts=opts.contacts,
+                crm_contacts=opts.crm_contacts,
+                events=opts.events,
+                seed=opts.seed,
+            )
             say(f"  host API {stack.url}; " + ", ".join(f"{s} {u}" for s, u in stack.sandbox_urls.items()))
-            say("seeding both sides (overlapping contacts with conflicting edits)")
+            say(
+                "  CRMs: "
+                + ", ".join(f"{s} {p.size:,} persons, tier {stack.tier(s)}" for s, p in scenario.crms.items())
+            )
+            say("seeding every side (overlapping contacts with conflicting edits)")
             await seed_scenario(stack, scenario)
             say("connecting the CRMs; each one's initial two-way sync starts on activation")
             initial = {}
@@ -138,7 +167,7 @@ async def run_demo(opts: Options) -> tuple[str, list[str]]:
             say("ingesting email events")
             events = await _events(stack, scenario, opts)
             say(f"events landed in {events.wall_s:.1f} s")
-            say("deleting on both sides")
+            say("deleting on every side")
             deleted = await apply_deletes(stack, scenario, opts.deletes, timeout_s=opts.timeout_s)
             say("checking every side against the scenario")
             platform = await hoststate.live_contacts(stack.host, stack.tenant_id)
@@ -149,7 +178,7 @@ async def run_demo(opts: Options) -> tuple[str, list[str]]:
             metrics = (await stack.http.get("/metrics")).text
             resolved = conflicts_by_strategy(metrics)
             for slug, plan in scenario.crms.items():
-                snap = crmstate.snapshot(slug, stack.sandboxes[slug])
+                snap = await crmstate.snapshot(stack, slug)
                 problems += check_crm(scenario, slug, snap, events_done=True, deleted=gone)
                 expected = scenario.expected_conflicts(slug)
                 if resolved.get(slug, Counter()) != expected:
@@ -157,12 +186,13 @@ async def run_demo(opts: Options) -> tuple[str, list[str]]:
                         f"{slug}: conflicts resolved {dict(resolved.get(slug, {}))}, "
                         f"the scenario's overlaps make {dict(expected)}"
                     )
-                if slug == "hubspot":  # Salesforce has no workflow API (a Flow on the fields does it)
+                info = stack.host.plugins.info(slug)
+                # a CRM without workflow triggers runs its own automation on the pushed fields
+                if Capability.WORKFLOW_TRIGGERS in info.capabilities:
                     triggered = store.outbox[(stack.integrations[slug], "workflow", "done")]
                     problems += check_workflow(
                         scenario, slug, snap, platform, workflow=THRESHOLD_WORKFLOW, triggered=triggered
                     )
-                info = stack.host.plugins.info(slug)
                 pushed = scenario.union_size() - plan.size + len(plan.old)
                 changed = len({e.email for e in scenario.events if e.kind != "sent"})
                 enrolled = sum(snap.enrollments.values())
@@ -196,10 +226,41 @@ def quiet_logs() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def _pairs(p: argparse.ArgumentParser, option: str, values: list[str], kind: type[Any]) -> dict[str, Any]:
+    """``SLUG=VALUE`` options as a dict; a malformed one is a usage error naming it."""
+    out: dict[str, Any] = {}
+    for item in values:
+        slug, sep, raw = item.partition("=")
+        try:
+            if not sep or not slug:
+                raise ValueError("expected SLUG=VALUE")
+            out[slug] = kind(raw)
+        except ValueError as exc:
+            p.error(f"{option} {item!r}: {exc}")
+    return out
+
+
 def _parse(argv: Sequence[str] | None) -> Options:
     p = argparse.ArgumentParser(prog="python -m crmhost.demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--contacts", type=int, default=10_000, help="platform contacts (default 10,000)")
     p.add_argument("--crm-contacts", type=int, default=10_000, help="CRM contacts, split between the CRMs")
+    p.add_argument(
+        "--crms", default="", help="comma-separated CRM slugs to run (default: every installed CRM plugin)"
+    )
+    p.add_argument(
+        "--share",
+        action="append",
+        default=[],
+        metavar="SLUG=WEIGHT",
+        help=f"a CRM's weight in the CRM contacts (default 1; {UNBATCHED_SHARE} without batch writes)",
+    )
+    p.add_argument(
+        "--tier",
+        action="append",
+        default=[],
+        metavar="SLUG=TIER",
+        help="a CRM sandbox's rate-limit tier, overriding --limits (real, off, or a tier it names)",
+    )
     p.add_argument("--events", type=int, default=50_000, help="email events (default 50,000)")
     p.add_argument("--seed", type=int, default=7, help="the scenario's random seed")
     p.add_argument("--limits", choices=("real", "off"), default="real", help="the sandboxes' rate limits")
@@ -209,7 +270,13 @@ def _parse(argv: Sequence[str] | None) -> Options:
         "--data-dir", type=Path, default=None, help="keep the host's data here (default: temporary)"
     )
     a = p.parse_args(argv)
+    shares = _pairs(p, "--share", a.share, float)
+    if any(w < 0 for w in shares.values()):
+        p.error("--share weights must not be negative")
     return Options(
+        crms=tuple(s.strip() for s in a.crms.split(",") if s.strip()),
+        shares=shares,
+        tiers=_pairs(p, "--tier", a.tier, str),
         contacts=a.contacts,
         crm_contacts=a.crm_contacts,
         events=a.events,

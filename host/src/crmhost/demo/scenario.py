@@ -11,24 +11,33 @@ Sets of contacts (by email, canonical field names):
 - ``overlap[crm]``: platform contacts the CRM also has, with conflicting edits. The first
   half was edited in the CRM *before* the platform's write (``old``: the platform is newer),
   the second half *after* it (``new``: the CRM is newer), so ``newest_wins`` goes both ways.
-- ``shared``: contacts both CRMs have and the platform does not, with identical values.
+- ``shared``: contacts every CRM has and the platform does not, with identical values.
 - ``only[crm]``: contacts only that CRM has.
 
 After the initial two-way sync every side holds the union, with the values below.
+
+Nothing here names a CRM: what differs between them comes from each plugin's ``CrmInfo``
+(:meth:`CrmTraits.of`): the fields its default mapping syncs both ways decide which fields its
+records carry and disagree on; its share of the CRM contacts is the caller's choice.
 """
 
 from __future__ import annotations
 
 import random
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from crmhost.models import Capability, CrmInfo, FieldDirection, ObjectType
+from crmhost.sync.conflicts import FIELD_LEVEL, field_strategy
+
 __all__ = [
-    "CONFLICT_FIELDS",
     "EVENT_KINDS",
+    "STRATEGIES",
     "CrmPlan",
+    "CrmTraits",
     "Event",
     "Person",
     "Scenario",
@@ -46,22 +55,58 @@ EVENT_KINDS: tuple[tuple[str, float], ...] = (
     ("unsubscribed", 0.02),
 )
 
-#: which fields each CRM's overlapping records disagree on, and the strategy deciding each one
-#: (the roadmap's field_level example: names crm_wins, company newest_wins; Salesforce's
-#: Contact has no company field, so its overlaps disagree on the job title instead)
-CONFLICT_FIELDS: dict[str, dict[str, str]] = {
-    "hubspot": {"first_name": "crm_wins", "company": "newest_wins"},
-    "salesforce": {"first_name": "newest_wins", "job_title": "newest_wins"},
-}
+#: the integration-level strategies the CRMs get in turn (in slug order): the roadmap's
+#: field_level example (names crm_wins, company newest_wins) and plain newest_wins
+STRATEGIES: tuple[str, ...] = (FIELD_LEVEL, "newest_wins")
 
-#: the canonical fields each CRM syncs both ways with its default mapping
-TWO_WAY_FIELDS: dict[str, tuple[str, ...]] = {
-    "hubspot": ("email", "first_name", "last_name", "company", "phone", "job_title", "city"),
-    "salesforce": ("email", "first_name", "last_name", "phone", "job_title", "city"),
-}
 
-#: each CRM's integration-level strategy in the demo
-STRATEGIES: dict[str, str] = {"hubspot": "field_level", "salesforce": "newest_wins"}
+@dataclass(frozen=True)
+class CrmTraits:
+    """What the scenario needs to know of one CRM.
+
+    Attributes:
+        slug: the plugin's slug.
+        two_way: the scenario's person fields its default contact mapping syncs both ways.
+        pushed: every canonical contact field its default mapping writes to the CRM.
+        logs_activity: it logs email activity (``Capability.PUSH_ACTIVITY``).
+        share: its weight in splitting the CRM contacts between the CRMs.
+    """
+
+    slug: str
+    two_way: tuple[str, ...]
+    pushed: frozenset[str] = frozenset()
+    logs_activity: bool = True
+    share: float = 1.0
+
+    @classmethod
+    def of(cls, info: CrmInfo, share: float = 1.0) -> CrmTraits:
+        """The traits of the CRM ``info`` describes."""
+        person = {f.name for f in fields(Person)}
+        both = {
+            m.local
+            for m in info.default_mapping
+            if m.object is ObjectType.CONTACT and m.direction is FieldDirection.BOTH and m.local in person
+        }
+        pushed = frozenset(
+            m.local
+            for m in info.default_mapping
+            if m.object is ObjectType.CONTACT and m.direction in (FieldDirection.BOTH, FieldDirection.TO_CRM)
+        )
+        return cls(
+            slug=info.slug,
+            two_way=tuple(f.name for f in fields(Person) if f.name in both),
+            pushed=pushed,
+            logs_activity=Capability.PUSH_ACTIVITY in info.capabilities,
+            share=share,
+        )
+
+    @property
+    def conflict_fields(self) -> tuple[str, str]:
+        """The two fields its overlapping records disagree on.
+
+        The first name and the company, or the job title where its persons have no company.
+        """
+        return "first_name", "company" if "company" in self.two_way else "job_title"
 
 
 @dataclass(frozen=True)
@@ -125,6 +170,7 @@ class CrmPlan:
 
     slug: str
     strategy: str
+    traits: CrmTraits
     old: list[Person] = field(default_factory=list)  # overlaps edited before the platform's write
     new: list[Person] = field(default_factory=list)  # overlaps edited after it
     shared: list[Person] = field(default_factory=list)
@@ -168,8 +214,8 @@ class Scenario:
             for newer, group in (("platform", plan.old), ("crm", plan.new)):
                 for person in group:
                     mine = by_email[person.email]
-                    for name, strategy in CONFLICT_FIELDS[plan.slug].items():
-                        strategy = strategy if plan.strategy == "field_level" else plan.strategy
+                    for name in plan.traits.conflict_fields:
+                        strategy = field_strategy(plan.strategy, name, {})
                         out[person.email][name] = winner(
                             strategy, getattr(mine, name), getattr(person, name), newer=newer
                         )
@@ -183,8 +229,8 @@ class Scenario:
         """Strategy -> number of field conflicts the CRM's overlaps cause."""
         plan = self.crms[slug]
         counts: Counter[str] = Counter()
-        for strategy in CONFLICT_FIELDS[slug].values():
-            counts[strategy if plan.strategy == "field_level" else plan.strategy] += len(plan.overlap)
+        for name in plan.traits.conflict_fields:
+            counts[field_strategy(plan.strategy, name, {})] += len(plan.overlap)
         return counts
 
     def expected_engagement(self) -> dict[str, dict[str, Any]]:
@@ -245,47 +291,76 @@ def _person(email: str, i: int, rng: random.Random, *, who: str, company: bool =
     )
 
 
-def _conflicting(mine: Person, slug: str) -> Person:
+def _conflicting(mine: Person, traits: CrmTraits) -> Person:
     """The CRM's version of a platform contact: the conflict fields differ."""
     changes: dict[str, Any] = {}
-    for name in CONFLICT_FIELDS[slug]:
-        changes[name] = f"{getattr(mine, name) or ''} ({slug} edit)".strip()
+    for name in traits.conflict_fields:
+        changes[name] = f"{getattr(mine, name) or ''} ({traits.slug} edit)".strip()
     return Person(**{**mine.__dict__, **changes})
 
 
+def _sizes(crms: Sequence[CrmTraits], total: int) -> dict[str, int]:
+    """``total`` split by share, the rounding left to the last CRM."""
+    weight = sum(c.share for c in crms) or 1.0
+    sizes = {c.slug: int(total * c.share / weight) for c in crms[:-1]}
+    if crms:
+        sizes[crms[-1].slug] = total - sum(sizes.values())
+    return sizes
+
+
 def build(
-    *, contacts: int = 10_000, crm_contacts: int = 10_000, events: int = 50_000, seed: int = 7
+    crms: Sequence[CrmTraits],
+    *,
+    contacts: int = 10_000,
+    crm_contacts: int = 10_000,
+    events: int = 50_000,
+    seed: int = 7,
 ) -> Scenario:
-    """A scenario of ``contacts`` platform contacts, ``crm_contacts`` split between the two CRMs.
+    """A scenario of ``contacts`` platform contacts, ``crm_contacts`` split between ``crms`` by share.
 
     A fifth of each CRM's records overlap the platform (disjoint sets, so each conflict has one
-    deciding strategy), a tenth are shared by both CRMs, the rest are the CRM's alone. Events
-    pick contacts from the union at random (seeded) over the last 30 days.
+    deciding strategy), a tenth of the smallest CRM's share are held by every CRM, the rest are
+    the CRM's alone. Events pick contacts from the union at random (seeded) over the last 30 days.
+
+    Raises:
+        ValueError: no CRMs, or a share below zero.
     """
+    if not crms:
+        raise ValueError("the scenario needs at least one CRM")
+    if any(c.share < 0 for c in crms):
+        raise ValueError(f"shares must not be negative: {[(c.slug, c.share) for c in crms]}")
+    ordered = sorted(crms, key=lambda c: c.slug)
     rng = random.Random(seed)  # noqa: S311 (test data, reproducible on purpose)
     platform = [_person(f"p{i:06d}@platform.demo", i, rng, who="Pat") for i in range(contacts)]
-    sizes = {"hubspot": crm_contacts // 2, "salesforce": crm_contacts - crm_contacts // 2}
+    sizes = _sizes(ordered, crm_contacts)
     shared_n = min(sizes.values()) // 10
-    # no company on records Salesforce holds: its Contact has none, so it cannot agree on one
-    shared = [_person(f"s{i:06d}@shared.demo", i, rng, who="Sam", company=False) for i in range(shared_n)]
-    crms: dict[str, CrmPlan] = {}
+    # a company only where every CRM's persons have one, else they could not agree on it
+    with_company = all("company" in c.two_way for c in ordered)
+    shared = [
+        _person(f"s{i:06d}@shared.demo", i, rng, who="Sam", company=with_company) for i in range(shared_n)
+    ]
+    plans: dict[str, CrmPlan] = {}
     start = 0
-    for slug, size in sizes.items():
-        plan = CrmPlan(slug=slug, strategy=STRATEGIES[slug], shared=list(shared))
+    for n, traits in enumerate(ordered):
+        slug, size = traits.slug, sizes[traits.slug]
+        plan = CrmPlan(
+            slug=slug, strategy=STRATEGIES[n % len(STRATEGIES)], traits=traits, shared=list(shared)
+        )
         overlap_n = min(size // 5, max(0, (contacts - start)))
         mine = platform[start : start + overlap_n]
         start += overlap_n
         half = overlap_n // 2
-        plan.old = [_conflicting(p, slug) for p in mine[:half]]
-        plan.new = [_conflicting(p, slug) for p in mine[half:]]
-        only_n = size - overlap_n - shared_n
-        prefix = slug[0]
+        plan.old = [_conflicting(p, traits) for p in mine[:half]]
+        plan.new = [_conflicting(p, traits) for p in mine[half:]]
+        only_n = max(0, size - overlap_n - shared_n)
         plan.only = [
-            _person(f"{prefix}{i:06d}@{slug}.demo", i, rng, who=slug.title(), company=slug == "hubspot")
+            _person(
+                f"{slug[0]}{i:06d}@{slug}.demo", i, rng, who=slug.title(), company="company" in traits.two_way
+            )
             for i in range(only_n)
         ]
-        crms[slug] = plan
-    scenario = Scenario(seed=seed, platform=platform, crms=crms, events=[], hot=[])
+        plans[slug] = plan
+    scenario = Scenario(seed=seed, platform=platform, crms=plans, events=[], hot=[])
     emails = sorted(scenario.expected_people())
     now = datetime.now(UTC).replace(microsecond=0)
     kinds = [k for k, _ in EVENT_KINDS]

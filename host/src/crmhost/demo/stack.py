@@ -21,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack, ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -34,6 +34,7 @@ from arq.constants import default_queue_name
 
 from crmhost.api.app import create_app
 from crmhost.db.migrate import upgrade
+from crmhost.models import WebhookRouting
 from crmhost.plugins import Plugins
 from crmhost.runtime import Host, open_host
 from crmhost.sandbox import Sandbox
@@ -41,12 +42,16 @@ from crmhost.services.tenants import create_tenant
 from crmhost.settings import Settings
 from crmhost.sync.pull import request_pull
 from crmhost.testing.browser import consent
-from crmhost.testing.crmstack import PluginNotLoaded, crm_plugins, host_settings, running_sandboxes
+from crmhost.testing.crmstack import (
+    PluginNotLoaded,
+    crm_plugins,
+    host_settings,
+    installed_crms,
+    running_sandboxes,
+)
 from crmhost.worker.queue import ArqQueue
 
 __all__ = ["Stack", "StackConfig", "StackError", "open_stack"]
-
-CRMS: tuple[str, ...] = ("hubspot", "salesforce")
 
 
 class StackError(RuntimeError):
@@ -62,8 +67,10 @@ class StackConfig:
         database_url: defaults to SQLite in ``data_dir`` (the embedded default).
         redis_url: arq's Redis; unset runs jobs in the API process.
         workers: ``crmhost worker`` processes to start (needs ``redis_url``).
-        crms: which CRM sandboxes to start and connect.
+        crms: which CRM sandboxes to start and connect; empty means every installed CRM
+            (:func:`~crmhost.testing.crmstack.installed_crms`).
         limits: the sandboxes' rate-limit tier: ``real`` or ``off``.
+        tiers: a rate-limit tier per CRM that overrides ``limits`` (any tier its sandbox names).
         api_process: serve the API as a ``crmhost serve`` subprocess (its memory measured apart
             from the sandboxes') instead of a thread of this process.
     """
@@ -72,8 +79,9 @@ class StackConfig:
     database_url: str | None = None
     redis_url: str | None = None
     workers: int = 0
-    crms: Sequence[str] = CRMS
+    crms: Sequence[str] = ()
     limits: str = "real"
+    tiers: Mapping[str, str] = field(default_factory=dict)
     api_process: bool = False
 
 
@@ -90,11 +98,12 @@ class Stack:
     tenant_id: str = ""
     api_key: str = ""
     integrations: dict[str, str] = field(default_factory=dict)  # slug -> integration id
+    webhook_urls: dict[str, str] = field(default_factory=dict)  # slug -> per-integration webhook URL
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     api_proc: subprocess.Popen[bytes] | None = None
     _http: httpx.AsyncClient | None = None
     _worker_env: dict[str, str] = field(default_factory=dict)
-    _tokens: dict[str, str] = field(default_factory=dict)
+    _admin: dict[str, httpx.AsyncClient] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ HTTP helpers
 
@@ -117,9 +126,11 @@ class Stack:
         return r.json() if r.content else None
 
     async def sandbox_call(self, slug: str, method: str, path: str, **kw: Any) -> Any:
-        """Call a sandbox's admin endpoint (``/_sandbox/...``)."""
-        async with httpx.AsyncClient(base_url=self.sandbox_urls[slug], timeout=60) as c:
-            r = await c.request(method, path, **kw)
+        """Call a sandbox's admin endpoint (``/_sandbox/...``); its JSON answer."""
+        client = self._admin.get(slug)
+        if client is None:
+            client = self._admin[slug] = httpx.AsyncClient(base_url=self.sandbox_urls[slug], timeout=60)
+        r = await client.request(method, path, **kw)
         if r.status_code >= 400:
             raise StackError(f"{slug} sandbox {method} {path} answered {r.status_code}: {r.text[:300]}")
         return r.json()
@@ -132,11 +143,36 @@ class Stack:
     async def reset_stats(self, slug: str) -> None:
         """Start counting a sandbox's calls (and rate-limit windows) afresh."""
         await self.sandbox_call(slug, "POST", "/_sandbox/reset")
-        await self.set_limits(slug, self.config.limits)
+        await self.set_limits(slug, self.tier(slug))
+
+    def tier(self, slug: str) -> str:
+        """The rate-limit tier ``slug``'s sandbox runs at (its override, else ``limits``)."""
+        return self.config.tiers.get(slug, self.config.limits)
 
     async def set_limits(self, slug: str, tier: str) -> None:
-        """``real`` (the CRM's default tier) or ``off``."""
+        """``real`` (the CRM's default tier), ``off``, or a tier the sandbox names."""
         await self.sandbox_call(slug, "PUT", "/_sandbox/rate-limits", json={"tier": tier})
+
+    async def route_webhooks(self, slug: str) -> str:
+        """Point ``slug``'s webhooks at the host, as the CRM's admin would; returns the URL.
+
+        App-wide webhooks (one URL for every account of the app) go to ``/v1/webhooks/<slug>``;
+        per-integration ones to the URL the host issued when the integration was created.
+
+        Raises:
+            StackError: the CRM sends no webhooks, or ``slug`` is not connected.
+        """
+        routing = self.host.plugins.info(slug).webhook_routing
+        if routing is WebhookRouting.APP:
+            url = f"{self.url}/v1/webhooks/{slug}"
+        elif routing is WebhookRouting.INTEGRATION and slug in self.webhook_urls:
+            url = self.webhook_urls[slug]
+        else:
+            raise StackError(
+                f"{slug}: no webhook URL to set (routing {routing}, connected: {slug in self.integrations})"
+            )
+        await self.sandbox_call(slug, "PUT", "/_sandbox/webhooks", json={"url": url})
+        return url
 
     async def seed(
         self, slug: str, object_name: str, records: list[dict[str, Any]], chunk: int = 2000
@@ -156,14 +192,12 @@ class Stack:
         """
         for iid in self.integrations.values():
             await self.api("POST", f"/v1/integrations/{iid}/disconnect")
-        for slug, sandbox in self.sandboxes.items():
+        for slug in self.sandboxes:
             await self.sandbox_call(slug, "PUT", "/_sandbox/webhooks", json={"url": None})
-            kept = _schema(sandbox)
             await self.sandbox_call(slug, "POST", "/_sandbox/reset", params={"data": "true"})
-            _restore_schema(sandbox, kept)
-            await self.set_limits(slug, self.config.limits)
+            await self.set_limits(slug, self.tier(slug))
         self.integrations.clear()
-        self._tokens.clear()
+        self.webhook_urls.clear()
         if self._http is not None:
             await self._http.aclose()
             self._http = None
@@ -174,12 +208,19 @@ class Stack:
     async def connect(
         self, slug: str, *, conflict_strategy: str | None = None, settings: dict[str, Any] | None = None
     ) -> str:
-        """Connect ``slug`` through its consent page; returns the integration id once active."""
+        """Connect ``slug`` through its consent page; returns the integration id once active.
+
+        The settings the CRM's admin enters for the app (``GET /_sandbox/settings``) are sent
+        along, under ``settings``.
+        """
+        app = (await self.sandbox_call(slug, "GET", "/_sandbox/settings"))["settings"]
         body: dict[str, Any] = {"provider": slug, "redirect_to": "https://app.example/crm"}
-        if settings:
-            body["settings"] = settings
+        if app or settings:
+            body["settings"] = {**app, **(settings or {})}
         started = await self.api("POST", "/v1/integrations", json=body)
         iid: str = started["integration"]["id"]
+        if started.get("webhook_url"):
+            self.webhook_urls[slug] = started["webhook_url"]
         if conflict_strategy:
             await self.api("PATCH", f"/v1/integrations/{iid}", json={"conflict_strategy": conflict_strategy})
         async with httpx.AsyncClient(timeout=60) as browser:
@@ -214,14 +255,6 @@ class Stack:
         past the change this one is for, so a follow-up is queued then.
         """
         await request_pull(self.host, self.tenant_id, self.integrations[slug])
-
-    async def crm_token(self, slug: str, scopes: Sequence[str]) -> str:
-        """An access token for acting as a CRM user (edits made "in the CRM"), minted once."""
-        key = f"{slug}:{' '.join(scopes)}"
-        if key not in self._tokens:
-            got = await self.sandbox_call(slug, "POST", "/_sandbox/token", json={"scopes": list(scopes)})
-            self._tokens[key] = str(got["access_token"])
-        return self._tokens[key]
 
     # ------------------------------------------------------------------ worker processes
 
@@ -267,24 +300,6 @@ class Stack:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-
-
-def _schema(sandbox: Sandbox) -> dict[str, dict[str, Any]]:
-    """A HubSpot sandbox's property definitions (a reset forgets them, a real portal does not).
-
-    Plugins remember per account which custom properties they created; an emptied sandbox
-    that also lost them is a portal whose admin deleted them, not a fresh customer.
-    """
-    store = getattr(sandbox, "store", None)
-    objects = getattr(store, "objects", None) or {}
-    return {name: dict(obj.properties) for name, obj in objects.items()}
-
-
-def _restore_schema(sandbox: Sandbox, kept: dict[str, dict[str, Any]]) -> None:
-    objects = getattr(getattr(sandbox, "store", None), "objects", None) or {}
-    for name, properties in kept.items():
-        if name in objects:
-            objects[name].properties.update(properties)
 
 
 # ---------------------------------------------------------------------- serving the API
@@ -373,6 +388,10 @@ async def open_stack(config: StackConfig) -> AsyncIterator[Stack]:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     database_url = config.database_url or f"sqlite+aiosqlite:///{config.data_dir / 'crmhost.db'}"
     await upgrade(database_url)
+    config = replace(config, crms=tuple(config.crms) or installed_crms())
+    unknown = sorted(set(config.tiers) - set(config.crms))
+    if unknown:
+        raise StackError(f"rate-limit tiers for CRMs not in this stack: {', '.join(unknown)}")
     with ExitStack() as stack:
         sandboxes = stack.enter_context(running_sandboxes(config.crms))
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -409,7 +428,7 @@ async def open_stack(config: StackConfig) -> AsyncIterator[Stack]:
                 await async_stack.enter_async_context(_api_process(env, int(url.rsplit(":", 1)[1])))
             env.tenant_id, env.api_key = await create_tenant(host, "Demo Co")
             for slug in config.crms:
-                await env.set_limits(slug, config.limits)
+                await env.set_limits(slug, env.tier(slug))
             for _ in range(config.workers):
                 env.start_worker()
             try:
@@ -418,4 +437,6 @@ async def open_stack(config: StackConfig) -> AsyncIterator[Stack]:
                 env.stop_workers()
                 if env._http is not None:
                     await env._http.aclose()
+                for client in env._admin.values():
+                    await client.aclose()
                 await asyncio.sleep(0)

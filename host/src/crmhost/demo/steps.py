@@ -3,33 +3,36 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from crmhost.demo import crmstate, hoststate
+from crmhost.demo.crmuser import create_in_crm
 from crmhost.demo.progress import Progress, say
-from crmhost.demo.scenario import Person, Scenario
+from crmhost.demo.scenario import CrmPlan, Person, Scenario
 from crmhost.demo.stack import Stack, StackError
+from crmhost.models import Capability
 
 __all__ = [
+    "THRESHOLD_WORKFLOW",
     "DemoFailed",
     "Phase",
     "Run",
+    "Seen",
     "Target",
     "fail_on_error",
-    "hubspot_record",
     "ingest_events",
     "put_contacts",
-    "salesforce_record",
+    "seed_people",
     "seed_scenario",
     "settle",
     "snapshot_calls",
 ]
 
-#: the HubSpot sandbox's timeline event template: email events land as timeline events
-HUBSPOT_SETTINGS = {"timeline_event_template_id": "1001"}
+#: the workflow the default lead-score rule triggers (crmhost.sync.rules.default_rules)
 THRESHOLD_WORKFLOW = "sales_qualified_lead"
 
 
@@ -56,37 +59,19 @@ class Run:
     started: float = field(default_factory=time.monotonic)
 
 
-def hubspot_record(p: Person) -> dict[str, Any]:
-    """A scenario person in HubSpot's seed shape."""
-    props = {
-        "email": p.email,
-        "firstname": p.first_name,
-        "lastname": p.last_name,
-        "company": p.company,
-        "jobtitle": p.job_title,
-        "city": p.city,
-        "phone": p.phone,
-    }
-    return {"properties": {k: v for k, v in props.items() if v is not None}}
+def _fields(person: Person, plan: CrmPlan) -> dict[str, Any]:
+    """A scenario person's values the CRM holds (its two-way fields)."""
+    return {k: v for k, v in person.values().items() if k in plan.traits.two_way}
 
 
-def salesforce_record(p: Person) -> dict[str, Any]:
-    """A scenario person as a Salesforce Contact."""
-    fields = {
-        "Email": p.email,
-        "FirstName": p.first_name,
-        "LastName": p.last_name,
-        "Title": p.job_title,
-        "MailingCity": p.city,
-        "Phone": p.phone,
-    }
-    return {k: v for k, v in fields.items() if v is not None}
-
-
-_SHAPES: dict[str, tuple[str, Callable[[Person], dict[str, Any]]]] = {
-    "hubspot": ("contacts", hubspot_record),
-    "salesforce": ("Contact", salesforce_record),
-}
+async def seed_people(stack: Stack, plan: CrmPlan, people: list[Person], label: str) -> None:
+    """Create ``people`` in ``plan``'s CRM as its users would, with a bar."""
+    bar = Progress(label, len(people))
+    step = 500
+    for start in range(0, len(people), step):
+        await create_in_crm(stack, plan.slug, [_fields(p, plan) for p in people[start : start + step]])
+        bar.update(min(start + step, len(people)))
+    bar.close()
 
 
 async def put_contacts(stack: Stack, people: list[Person], *, chunk: int = 5000, label: str = "") -> None:
@@ -108,11 +93,12 @@ async def seed_scenario(stack: Stack, scenario: Scenario) -> None:
     The pauses make the three writes land at clearly different times, so ``newest_wins`` has a
     definite answer for every overlapping field.
     """
-    if "hubspot" in stack.sandboxes:
-        await stack.seed("hubspot", "workflows", [{"id": THRESHOLD_WORKFLOW, "name": "Sales qualified lead"}])
     for slug, plan in scenario.crms.items():
-        obj, shape = _SHAPES[slug]
-        await stack.seed(slug, obj, [shape(p) for p in plan.seeded_first])
+        if Capability.WORKFLOW_TRIGGERS in stack.host.plugins.info(slug).capabilities:
+            # the CRM admin builds the workflow the threshold rule names
+            workflow = {"id": THRESHOLD_WORKFLOW, "name": "Sales qualified lead"}
+            await stack.seed(slug, "workflows", [workflow])
+        await seed_people(stack, plan, plan.seeded_first, f"{slug} persons created")
         say(
             f"  {slug}: {len(plan.seeded_first):,} records seeded ({len(plan.old):,} overlapping the "
             f"platform's, {len(plan.shared):,} shared with the other CRM, {len(plan.only):,} its own)"
@@ -121,8 +107,7 @@ async def seed_scenario(stack: Stack, scenario: Scenario) -> None:
     await put_contacts(stack, scenario.platform)
     await asyncio.sleep(1.1)
     for slug, plan in scenario.crms.items():
-        obj, shape = _SHAPES[slug]
-        await stack.seed(slug, obj, [shape(p) for p in plan.new])
+        await seed_people(stack, plan, plan.new, f"{slug} newer overlapping persons")
     edited = sum(len(p.new) for p in scenario.crms.values())
     say(f"  edited {edited:,} overlapping CRM records after the platform's write")
 
@@ -140,7 +125,21 @@ async def ingest_events(stack: Stack, scenario: Scenario, *, chunk: int = 1000) 
     bar.close()
 
 
-Target = Callable[[hoststate.StoreCounts], tuple[int, int]]
+@dataclass(frozen=True)
+class Seen:
+    """One look at every side while waiting: the host's store and each CRM's counts.
+
+    Attributes:
+        store: the tenant's store aggregates.
+        crms: slug -> (person records, activities) its sandbox holds.
+    """
+
+    store: hoststate.StoreCounts
+    crms: dict[str, tuple[int, int]]
+
+
+#: (done, total) of one thing being waited for; may be a coroutine (it reads a CRM)
+Target = Callable[[Seen], tuple[int, int] | Awaitable[tuple[int, int]]]
 
 
 async def settle(
@@ -171,15 +170,17 @@ async def settle(
     try:
         while True:
             c = await hoststate.counts(stack.host, stack.tenant_id)
+            seen = Seen(store=c, crms={s: await crmstate.counts(stack, s) for s in stack.sandboxes})
             met = True
             status = []
             for label, target in targets.items():
-                done, total = target(c)
+                got = target(seen)
+                done, total = await got if inspect.isawaitable(got) else got
                 bars[label].total = total
                 bars[label].update(done)
                 met = met and done >= total
                 status.append(f"{label} {done:,}/{total:,}")
-            fp = (c.fingerprint(), tuple(crmstate.counts(s, sb) for s, sb in stack.sandboxes.items()))
+            fp = (c.fingerprint(), tuple(sorted(seen.crms.items())))
             now = time.monotonic()
             if fp != last_fp:
                 last_fp, quiet_since = fp, now

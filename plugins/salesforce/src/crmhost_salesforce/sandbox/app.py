@@ -45,10 +45,12 @@ from crmhost_salesforce.sandbox.outbound import (
 from crmhost_salesforce.sandbox.resources import unknown_resource, versions_route
 from crmhost_salesforce.sandbox.schema import default_objects
 
-__all__ = ["DAILY_POLICY", "SalesforceSandbox"]
+__all__ = ["DAILY_POLICY", "DEFAULT_OUTBOUND_FIELDS", "SalesforceSandbox"]
 
 #: the name of the daily allocation in ``/limits`` and on the rate-limit window
 DAILY_POLICY = "DailyApiRequests"
+#: the fields of the default Outbound Message on Contact (``Id`` always goes too)
+DEFAULT_OUTBOUND_FIELDS = ("Email", "FirstName", "LastName")
 _INVALID_SESSION = [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
 
 
@@ -109,7 +111,9 @@ class SalesforceSandbox(Inspector, Sandbox):
         self.clock_offset = 0.0
         self.org = Org(org, default_objects(self._omit), clock=self._now, user_id=self.user_id)
         self.api = SalesforceApi(self.org, self._usage)
-        self.outbound: OutboundConfig | None = None
+        #: a fresh org has the Outbound Message the plugin's setup asks an admin to create (on
+        #: Contact writes); it sends once a webhook URL is set. ``PUT .../outbound null`` drops it.
+        self.outbound: OutboundConfig | None = OutboundConfig("Contact", list(DEFAULT_OUTBOUND_FIELDS))
         self.instance_url = "http://127.0.0.1"
         super().__init__(client_id=client_id, client_secret=client_secret, account_id=org)
 
@@ -255,7 +259,7 @@ class SalesforceSandbox(Inspector, Sandbox):
     def notify_written(self, written: Sequence[tuple[str, dict[str, Any]]]) -> None:
         """Send the Outbound Messages the configured object's ``written`` records call for."""
         config = self.outbound
-        if config is None:
+        if config is None or self.webhooks.url is None:  # no endpoint: the rule sends nothing
             return
         fields = ["Id", *[f for f in config.fields if f != "Id"]]
         batch = [

@@ -1,0 +1,90 @@
+"""The demo's scenario is built from each CRM's ``CrmInfo``, for any number of CRMs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from crmhost.demo.runner import UNBATCHED_SHARE, traits_for
+from crmhost.demo.scenario import STRATEGIES, CrmTraits, build
+from crmhost.models import (
+    AuthKind,
+    Capability,
+    CrmInfo,
+    FieldDirection,
+    FieldMapping,
+    ObjectType,
+    RateLimitPolicy,
+)
+
+
+def _info(slug: str, both: list[str], *, batch: int = 100, activity: bool = True, **extra: Any) -> CrmInfo:
+    mapping = [FieldMapping(object=ObjectType.CONTACT, local=f, remote=f.upper()) for f in both]
+    mapping.append(
+        FieldMapping(
+            object=ObjectType.CONTACT, local="total_opens", remote="OPENS", direction=FieldDirection.TO_CRM
+        )
+    )
+    mapping.append(FieldMapping(object=ObjectType.COMPANY, local="city", remote="CITY"))  # not a person's
+    return CrmInfo(
+        slug=slug,
+        title=slug.title(),
+        auth_kinds=[AuthKind.OAUTH2],
+        objects=[ObjectType.CONTACT],
+        batch_sizes={"push_records": batch, "pull": 100},
+        rate_limit=RateLimitPolicy(requests=100, per_seconds=10),
+        capabilities=[Capability.PUSH_RECORDS, *([Capability.PUSH_ACTIVITY] if activity else [])],
+        default_mapping=mapping,
+        **extra,
+    )
+
+
+PEOPLE = ["email", "first_name", "last_name", "job_title"]
+
+
+def test_traits_come_from_the_default_mapping_and_capabilities() -> None:
+    with_company = CrmTraits.of(_info("alpha", [*PEOPLE, "company", "lead_score"]))
+    assert with_company.two_way == ("email", "first_name", "last_name", "company", "job_title")
+    assert with_company.conflict_fields == ("first_name", "company")
+    assert "total_opens" in with_company.pushed and "city" not in with_company.pushed
+    without = CrmTraits.of(_info("beta", PEOPLE, activity=False))
+    assert without.conflict_fields == ("first_name", "job_title")
+    assert not without.logs_activity
+
+
+def test_a_crm_without_batch_writes_gets_a_smaller_default_share() -> None:
+    assert traits_for(_info("one", PEOPLE, batch=1), {}).share == UNBATCHED_SHARE
+    assert traits_for(_info("many", PEOPLE), {}).share == 1.0
+    assert traits_for(_info("one", PEOPLE, batch=1), {"one": 3.0}).share == 3.0
+
+
+def test_three_crms_split_by_share_and_agree_on_what_they_all_hold() -> None:
+    crms = [
+        CrmTraits.of(_info("gamma", [*PEOPLE, "company"]), share=2.0),
+        CrmTraits.of(_info("alpha", [*PEOPLE, "company"]), share=1.0),
+        CrmTraits.of(_info("beta", PEOPLE), share=1.0),
+    ]
+    scenario = build(crms, contacts=400, crm_contacts=800, events=0)
+    assert list(scenario.crms) == ["alpha", "beta", "gamma"]  # slug order, strategies in turn
+    assert [p.strategy for p in scenario.crms.values()] == [STRATEGIES[0], STRATEGIES[1], STRATEGIES[0]]
+    assert {s: p.size for s, p in scenario.crms.items()} == {"alpha": 200, "beta": 200, "gamma": 400}
+    # beta's persons have no company, so nothing every CRM holds has one
+    assert all(p.company is None for p in scenario.crms["alpha"].shared)
+    assert all(p.company is None for p in scenario.crms["beta"].only)
+    assert all(p.company for p in scenario.crms["gamma"].only)
+    # each CRM's overlaps disagree on its own conflict fields, and the expectations follow them
+    beta_edit = scenario.crms["beta"].new[0]
+    assert beta_edit.job_title and beta_edit.job_title.endswith("(beta edit)")
+    assert scenario.expected_conflicts("beta") == {"newest_wins": 2 * len(scenario.crms["beta"].overlap)}
+    assert len(scenario.crms["alpha"].overlap) == 40  # a fifth of its 200
+    # field_level: names crm_wins, company newest_wins
+    assert scenario.expected_conflicts("alpha") == {"crm_wins": 40, "newest_wins": 40}
+    assert scenario.union_size() == len(scenario.expected_people())
+
+
+def test_build_refuses_no_crms_and_negative_shares() -> None:
+    with pytest.raises(ValueError, match="at least one CRM"):
+        build([])
+    with pytest.raises(ValueError, match="negative"):
+        build([CrmTraits.of(_info("alpha", PEOPLE), share=-1.0)])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from crmhost.models import ObjectType, Record, RecordBatch, RecordOp
@@ -120,3 +121,13 @@ async def test_delete_by_id_and_by_email(org: Any, contexts: Any, make_contacts:
     assert [r.ok for r in results] == [True, True, True]
     assert list(org.sandbox.org.records["Contacts"]) == [ids[2]]
     assert set(org.sandbox.org.recycle["Contacts"]) == {ids[0], ids[1]}
+
+
+async def test_concurrent_batches_create_missing_fields_once(org: Any, contexts: Any) -> None:
+    ctx = contexts()
+    rows = [{"Email": f"c{i}@example.com", "Last_Name": "C", "penguinmails_total_opens": i} for i in range(4)]
+    results = await asyncio.gather(*(records.push_records(ctx, _batch([row])) for row in rows))
+    assert all(r.ok and r.error_code is None for [r] in results)
+    assert org.calls("POST /crm/v8/settings/fields") == 1
+    # what Zoho confirmed creating is not read back
+    assert org.calls("GET /crm/v8/settings/fields") == 1

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
+import msgspec
 import pytest
 
 from crmhost.context import utcnow
@@ -81,11 +82,20 @@ async def test_channel_delivers_checked_notices(
     ).json()["id"]
     await _wait_for(app, 1)
     created = await notifications.handle_webhook(ctx, _request(app.bodies[0]))
-    assert created.pull_objects == [ObjectType.CONTACT] and created.changes == []
+    # the channel asks for the written values, so the notice needs no pull
+    assert created.pull_objects == []
+    [change] = created.changes
+    assert (change.remote_id, change.key, change.partial) == (person, "w@example.com", True)
+    assert change.fields["Last_Name"] == "W" and change.modified_at is not None
+
+    org.admin.patch(f"/_sandbox/people/{person}", json={"fields": {"job_title": "CFO"}}).raise_for_status()
+    await _wait_for(app, 2)
+    edited = await notifications.handle_webhook(ctx, _request(app.bodies[1]))
+    assert [(c.remote_id, c.fields.get("Title")) for c in edited.changes] == [(person, "CFO")]
 
     org.admin.post("/_sandbox/people/delete", json={"ids": [person]}).raise_for_status()
-    await _wait_for(app, 2)
-    deleted = await notifications.handle_webhook(ctx, _request(app.bodies[1]))
+    await _wait_for(app, 3)
+    deleted = await notifications.handle_webhook(ctx, _request(app.bodies[2]))
     assert [(c.remote_id, c.op) for c in deleted.changes] == [(person, ChangeOp.DELETE)]
 
     other = contexts(webhook_url=url, webhook_secret="another-integration-secret")
@@ -93,6 +103,11 @@ async def test_channel_delivers_checked_notices(
         await notifications.handle_webhook(other, _request(app.bodies[0]))
     with pytest.raises(WebhookRejected):
         await notifications.handle_webhook(ctx, _request(b"not json"))
+    # a notice without values (a channel that did not ask for them) asks the host to pull
+    bare = msgspec.json.decode(app.bodies[1])
+    del bare["affected_values"]
+    hinted = await notifications.handle_webhook(ctx, _request(msgspec.json.encode(bare)))
+    assert hinted.pull_objects == [ObjectType.CONTACT] and hinted.changes == []
 
 
 async def test_renewal_extends_and_a_lapsed_channel_is_created_again(org: Any, contexts: Any) -> None:

@@ -10,6 +10,7 @@ fields still sync.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -73,17 +74,28 @@ def forget(client: ZohoClient, module: str) -> None:
 
 
 async def module_fields(client: ZohoClient, module: str) -> ModuleFields:
-    """The fields of ``module``, from the cache while fresh."""
-    now = client.ctx.now()
-    cached = _CACHE.get(_key(client, module))
-    if cached is not None and cached.fetched_at is not None and now - cached.fetched_at < FIELDS_TTL:
+    """The fields of ``module``, from the cache while fresh; concurrent misses share one read."""
+    key = _key(client, module)
+    cached = _fresh(client, key)
+    if cached is not None:
         return cached
-    body = await client.request("GET", "/settings/fields", params={"module": module})
-    items = body.get("fields") if isinstance(body, dict) else None
-    fields = {str(f["api_name"]): f for f in items or [] if isinstance(f, dict) and f.get("api_name")}
-    schema = ModuleFields(module, fields, now)
-    _CACHE[_key(client, module)] = schema
-    return schema
+    async with _lock("read", key):
+        cached = _fresh(client, key)
+        if cached is not None:
+            return cached
+        body = await client.request("GET", "/settings/fields", params={"module": module})
+        items = body.get("fields") if isinstance(body, dict) else None
+        fields = {str(f["api_name"]): f for f in items or [] if isinstance(f, dict) and f.get("api_name")}
+        schema = ModuleFields(module, fields, client.ctx.now())
+        _CACHE[key] = schema
+        return schema
+
+
+def _fresh(client: ZohoClient, key: tuple[str, str, str]) -> ModuleFields | None:
+    cached = _CACHE.get(key)
+    if cached is None or cached.fetched_at is None or client.ctx.now() - cached.fetched_at >= FIELDS_TTL:
+        return None
+    return cached
 
 
 def _label(api_name: str) -> str:
@@ -107,22 +119,37 @@ async def ensure_fields(
 ) -> ModuleFields:
     """``module``'s fields after creating those of ``wanted`` (api_name -> remote type) it lacks.
 
-    Fields in ``unique`` are created as unique fields. Fields Zoho refuses to create are logged
+    Fields in ``unique`` are created as unique fields. Concurrent batches of one org wait for
+    the first to create them rather than each trying. Fields Zoho refuses to create are logged
     by API name; the answer lacks them.
     """
     schema = await module_fields(client, module)
-    missing = {name: kind for name, kind in wanted.items() if not schema.has(name)}
-    if not missing:
+    if all(schema.has(name) for name in wanted):
         return schema
+    async with _lock("create", _key(client, module)):
+        schema = await module_fields(client, module)
+        missing = {name: kind for name, kind in wanted.items() if not schema.has(name)}
+        if not missing:
+            return schema
+        return await _create(client, schema, missing, unique)
+
+
+async def _create(
+    client: ZohoClient, schema: ModuleFields, missing: dict[str, str], unique: frozenset[str]
+) -> ModuleFields:
+    module = schema.module
     payload = [_definition(name, kind, name in unique) for name, kind in missing.items()]
+    created: dict[str, dict[str, Any]] = {}
     refused: dict[str, str] = {}
     try:
         body = await client.request(
             "POST", "/settings/fields", params={"module": module}, json={"fields": payload}
         )
         answers = body.get("fields") if isinstance(body, dict) else None
-        for name, answer in zip(missing, answers or [], strict=False):
-            if not (isinstance(answer, dict) and answer.get("status") == "success"):
+        for (name, _), definition, answer in zip(missing.items(), payload, answers or [], strict=False):
+            if isinstance(answer, dict) and answer.get("status") == "success":
+                created[name] = {**definition, "api_name": name, "custom_field": True}
+            else:
                 refused[name] = str(answer.get("code") if isinstance(answer, dict) else answer)
     except CrmError as exc:
         refused = {name: getattr(exc, "code", "") or exc.message for name in missing}
@@ -133,8 +160,25 @@ async def ensure_fields(
             ", ".join(sorted(refused)),
             ", ".join(sorted(set(refused.values()))),
         )
-    forget(client, module)
-    return await module_fields(client, module)
+    if len(created) != len(missing) - len(refused):
+        # an answer that does not say what became of each field: read them again
+        forget(client, module)
+        return await module_fields(client, module)
+    # Zoho confirmed each one: no call to read back what it just said it created
+    grown = ModuleFields(module, {**schema.fields, **created}, schema.fetched_at)
+    _CACHE[_key(client, module)] = grown
+    return grown
+
+
+_LOCKS: dict[tuple[int, str, str, str, str], asyncio.Lock] = {}
+
+
+def _lock(kind: str, key: tuple[str, str, str]) -> asyncio.Lock:
+    full = (id(asyncio.get_running_loop()), kind, *key)
+    lock = _LOCKS.get(full)
+    if lock is None:
+        lock = _LOCKS[full] = asyncio.Lock()
+    return lock
 
 
 def wanted_fields(mapping: Sequence[FieldMapping], obj: ObjectType) -> dict[str, str]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -152,6 +152,11 @@ async def unsubscribe_webhooks(ctx: IntegrationContext, subscription: WebhookSub
         ctx.log.info("Zoho did not remove channel %s (%s): it is gone already", subscription.id, exc.code)
 
 
+class _Affected(msgspec.Struct, kw_only=True):
+    record_id: str | int
+    values: dict[str, Any] = {}
+
+
 class _Notice(msgspec.Struct, kw_only=True):
     module: str
     operation: str
@@ -159,10 +164,11 @@ class _Notice(msgspec.Struct, kw_only=True):
     token: str | None = None
     ids: list[str | int] = []
     server_time: int | None = None
+    affected_values: list[_Affected] = []
 
 
 async def handle_webhook(ctx: IntegrationContext, request: WebhookRequest) -> WebhookResult:
-    """Check a notice's channel and token; deletes become changes, other notices pull hints."""
+    """Check a notice's channel and token; its deletes and written values become changes."""
     if not ctx.webhook_secret:
         raise WebhookRejected("this integration has no webhook secret; its channel is not the host's")
     try:
@@ -182,16 +188,30 @@ async def handle_webhook(ctx: IntegrationContext, request: WebhookRequest) -> We
     obj = _modules(ctx).get(notice.module)
     if obj is None:
         return WebhookResult()
+    event = f"{notice.channel_id}:{notice.server_time}"
     if notice.operation == "delete":
         return WebhookResult(
             changes=[
-                Change(
-                    object=obj,
-                    remote_id=str(i),
-                    op=ChangeOp.DELETE,
-                    event_id=f"{notice.channel_id}:{notice.server_time}:{i}",
-                )
+                Change(object=obj, remote_id=str(i), op=ChangeOp.DELETE, event_id=f"{event}:{i}")
                 for i in notice.ids
             ]
         )
-    return WebhookResult(pull_objects=[obj])
+    # with return_affected_field_values the notice carries what was written: no pull needed
+    sent_at = datetime.fromtimestamp(notice.server_time / 1000, UTC) if notice.server_time else None
+    changes = [
+        Change(
+            object=obj,
+            remote_id=str(a.record_id),
+            fields=a.values,
+            key=a.values["Email"].lower() if isinstance(a.values.get("Email"), str) else None,
+            modified_at=parse_datetime(a.values["Modified_Time"])
+            if isinstance(a.values.get("Modified_Time"), str)
+            else sent_at,
+            event_id=f"{event}:{a.record_id}",
+            partial=True,
+        )
+        for a in notice.affected_values
+    ]
+    covered = {str(a.record_id) for a in notice.affected_values}
+    pull = [obj] if any(str(i) not in covered for i in notice.ids) else []
+    return WebhookResult(changes=changes, pull_objects=pull)

@@ -42,6 +42,7 @@ __all__ = ["CREDITS_POLICY", "ZohoSandbox"]
 #: the name of the credits window
 CREDITS_POLICY = "CREDITS"
 _PEOPLE = {"Contacts": ObjectType.CONTACT, "Leads": ObjectType.LEAD}
+_SYSTEM = frozenset({"id", "Owner", "Created_Time", "Modified_Time", "Created_By", "Modified_By"})
 Handler = Callable[[Request[Any, Any, Any], Any], Awaitable[tuple[int, Any]] | tuple[int, Any]]
 
 
@@ -367,7 +368,21 @@ class ZohoSandbox(Sandbox):
                 "channel_id": int(channel.channel_id),
                 "token": channel.token,
             }
+            if channel.affected_values and operation != "delete":
+                # return_affected_field_values: the written values beside the ids (the member's
+                # exact shape is not in Zoho's published files; this is the documented idea)
+                notice["affected_values"] = [
+                    {"record_id": i, "values": self._written(module, i, operation, fields)} for i in ids
+                ]
             self._sender(channel.notify_url).send(msgspec.json.encode(notice))
+
+    def _written(self, module: str, record_id: str, operation: str, fields: list[str]) -> dict[str, Any]:
+        record = self.org.records[module].get(record_id, {})
+        if operation == "insert":
+            values = {k: v for k, v in record.items() if k not in _SYSTEM and v is not None}
+        else:
+            values = {f: record.get(f) for f in fields}
+        return {**values, "Modified_Time": record.get("Modified_Time")}
 
     def _sender(self, url: str) -> WebhookSender:
         if self.webhooks.url in (None, url):

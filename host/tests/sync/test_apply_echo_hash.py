@@ -8,7 +8,6 @@ import sqlalchemy as sa
 
 from crmhost.db.engine import Database
 from crmhost.db.migrate import upgrade
-from crmhost.db.models import Integration
 from crmhost.db.platform import ContactRow
 from crmhost.db.syncstate import WriteLedger
 from crmhost.sync.echo import forget, ledger_hashes, record_pushed, upsert_hashes, value_hash
@@ -41,11 +40,18 @@ async def _seeded(url: str, target: str = "head") -> Database:
         await conn.execute(
             sa.text("INSERT INTO tenants (id, name, created_at) VALUES ('t1', 'Acme', :now)"), {"now": now}
         )
-    async with db.transaction("t1") as session:
-        session.add(
-            Integration(id="i1", tenant_id="t1", provider="hubspot", auth_kind="oauth2", status="active")
+        # only the columns every revision has: an older target lacks the ones added since
+        await conn.execute(
+            sa.text(
+                "INSERT INTO integrations (id, tenant_id, provider, auth_kind, status, status_reason,"
+                " enabled, sync_frequency, direction, conflict_strategy, settings, account_id, name,"
+                " created_at, updated_at)"
+                " VALUES ('i1', 't1', 'hubspot', 'oauth2', 'active', NULL, :yes, 'hourly', 'both',"
+                " 'newest_wins', '{}', NULL, '', :now, :now)"
+            ),
+            {"now": now, "yes": True},
         )
-        await session.flush()
+    async with db.transaction("t1") as session:
         await session.execute(
             sa.insert(ContactRow),
             [

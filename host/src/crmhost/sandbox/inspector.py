@@ -99,7 +99,8 @@ def inspector_routes(sandbox: Sandbox) -> list[BaseRouteHandler]:
         return json_response(200, {"id": sandbox.user_create_person(body.fields)})
 
     @patch("/_sandbox/people/{person_id:str}", opt=admin, status_code=200)
-    async def update(request: Request[Any, Any, Any], person_id: str) -> Response[bytes]:
+    async def update(request: Request[Any, Any, Any]) -> Response[bytes]:
+        person_id = request.path_params["person_id"]
         body = decode_admin(await request.body(), _Fields, f"people/{person_id}")
         sandbox.user_update_person(person_id, body.fields)
         return json_response(200, {"id": person_id})
@@ -111,8 +112,8 @@ def inspector_routes(sandbox: Sandbox) -> list[BaseRouteHandler]:
         return json_response(200, {"deleted": len(body.ids)})
 
     @delete("/_sandbox/people/{person_id:str}", opt=admin, status_code=200)
-    async def delete_one(person_id: str) -> Response[bytes]:
-        sandbox.user_delete_people([person_id])
+    async def delete_one(request: Request[Any, Any, Any]) -> Response[bytes]:
+        sandbox.user_delete_people([request.path_params["person_id"]])
         return json_response(200, {"deleted": 1})
 
     @get("/_sandbox/activities", opt=admin)

@@ -54,7 +54,7 @@ async def test_code_refresh_and_revoke_in_the_users_data_centre(
         "zoho", "authenticate", ctx=ctx, grant=_grant(callback, ctx.app.redirect_uri)
     )
     assert creds.api_base == "https://www.zohoapis.eu"
-    assert creds.extra["accounts_server"] == "https://accounts.zoho.eu"
+    assert (creds.extra["accounts_server"], creds.extra["location"]) == ("https://accounts.zoho.eu", "eu")
     assert (creds.account_id, creds.extra["edition"], creds.extra["licences"]) == (
         org.sandbox.account_id,
         "professional",
@@ -168,6 +168,16 @@ async def test_unauthenticated_calls_get_zohos_error_body(org: Any) -> None:
         "status": "error",
     }
     assert bearer.status_code == 401  # Zoho wants its own scheme, not Bearer
+
+
+async def test_unknown_paths_and_methods_get_zohos_error_body(org: Any, contexts: Any) -> None:
+    token = contexts().credentials.access_token
+    missing = org.api("GET", "/crm/v8/Contacts/1/no/such/thing", token)
+    assert (missing.status_code, missing.json()["code"]) == (404, "INVALID_URL_PATTERN")
+    wrong = org.api("PATCH", "/crm/v8/org", token)
+    assert (wrong.status_code, wrong.json()["code"]) == (405, "INVALID_REQUEST_METHOD")
+    module = org.api("GET", "/crm/v8/Nothing", token, params={"fields": "Email"})
+    assert (module.status_code, module.json()["code"]) == (400, "INVALID_MODULE")
 
 
 def test_the_sandbox_cli_entry_point_finds_the_sandbox() -> None:

@@ -81,3 +81,17 @@ async def test_page_past_2000_is_refused(org: Any, contexts: Any) -> None:
         "message": "fields is a mandatory parameter",
         "status": "error",
     }
+
+
+async def test_a_lapsed_page_token_reads_the_listing_again(
+    org: Any, contexts: Any, make_contacts: Any
+) -> None:
+    ids = org.seed("Contacts", make_contacts(450))
+    ctx = contexts()
+    first = await pull.pull_changes(ctx, ObjectType.CONTACT, None)
+    assert first.has_more and "page_token" in str(first.next_cursor)
+    org.sandbox.clock_offset += 2 * 86_400  # Zoho's page tokens live a day
+    pages, _ = await _drain(ctx, first.next_cursor)
+    seen = {c.remote_id for c in first.changes} | {c.remote_id for p in pages for c in p.changes}
+    assert seen == set(ids)
+    assert org.stats()["by_status"].get("400") == 1

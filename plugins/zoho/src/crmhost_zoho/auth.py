@@ -3,12 +3,12 @@
 The OAuth callback names the data centre of the consenting user (``location`` and
 ``accounts-server``); the code is exchanged at that accounts server, and the token response's
 ``api_domain`` is where the account's API lives. Both go into the credentials
-(``Credentials.api_base`` and ``extra["accounts_server"]``), so refreshes and the revoke go to
-the same data centre. Zoho refresh tokens never expire and are not rotated, but a user keeps at
-most 20 per client (the 21st silently deletes the oldest), so the plugin refreshes with the one
-it holds and never asks for another; access tokens live an hour, and at most 10 may be minted
-per refresh token in 10 minutes (Zoho then answers ``Access Denied``), which the host's
-credential cache keeps us far from.
+(``Credentials.api_base``, ``extra["accounts_server"]`` and ``extra["location"]``), so refreshes
+and the revoke go to the same data centre. Zoho refresh tokens never expire and are not rotated,
+but a user keeps at most 20 per client (the 21st silently deletes the oldest), so the plugin
+refreshes with the one it holds and never asks for another; access tokens live an hour, and at
+most 10 may be minted per refresh token in 10 minutes (Zoho then answers ``Access Denied``),
+which the host's credential cache keeps us far from.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import msgspec
 
 from crmhost.context import IntegrationContext
 from crmhost.errors import ReauthRequired, TransientError, Unsupported
@@ -29,7 +30,7 @@ from crmhost.models import (
     Grant,
     RefreshGrant,
 )
-from crmhost_zoho.regions import DEFAULT_REGION, REGIONS, check_zoho_url, region_for_accounts_server
+from crmhost_zoho.regions import DEFAULT_REGION, REGIONS, Region, check_zoho_url, region_for_accounts_server
 
 __all__ = ["accounts_server_of", "authenticate", "credentials_from_token", "revoke"]
 
@@ -44,18 +45,18 @@ def accounts_server_of(creds: Credentials) -> str:
     return creds.extra.get("accounts_server") or DEFAULT_REGION.accounts_server
 
 
-def _code_accounts_server(grant: AuthorizationCodeGrant) -> str:
+def _code_region(grant: AuthorizationCodeGrant) -> Region:
     params = grant.callback_params
     server = params.get("accounts-server")
     if server:
-        return region_for_accounts_server(server).accounts_server
+        return region_for_accounts_server(server)
     location = params.get("location", "").lower()
     if location:
         region = REGIONS.get(location)
         if region is None:
             raise ReauthRequired(f"Zoho's callback names an unknown data centre location={location!r}")
-        return region.accounts_server
-    return DEFAULT_REGION.accounts_server
+        return region
+    return DEFAULT_REGION
 
 
 async def _token_call(ctx: IntegrationContext, accounts_server: str, form: dict[str, str]) -> dict[str, Any]:
@@ -122,7 +123,8 @@ async def authenticate(ctx: IntegrationContext, grant: Grant) -> Credentials:
     """Exchange a code at the callback's accounts server, or refresh at the stored one."""
     app = ctx.app
     if isinstance(grant, AuthorizationCodeGrant):
-        server = _code_accounts_server(grant)
+        region = _code_region(grant)
+        server = region.accounts_server
         form = {
             "grant_type": "authorization_code",
             "code": grant.code,
@@ -131,6 +133,7 @@ async def authenticate(ctx: IntegrationContext, grant: Grant) -> Credentials:
             "client_secret": app.client_secret,
         }
         creds = credentials_from_token(ctx, await _token_call(ctx, server, form), accounts_server=server)
+        creds = msgspec.structs.replace(creds, extra={**creds.extra, "location": region.code})
         return await _with_org(ctx, creds)
     if isinstance(grant, RefreshGrant):
         old = grant.credentials

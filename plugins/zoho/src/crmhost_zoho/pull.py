@@ -17,6 +17,7 @@ from typing import Any, Literal
 import msgspec
 
 from crmhost.context import IntegrationContext
+from crmhost.errors import PermanentError
 from crmhost.models import Change, ChangeOp, ChangePage, ObjectType
 from crmhost_zoho.client import ZohoClient
 from crmhost_zoho.mapping import DEFAULT_MAPPING, format_datetime, module_for, parse_datetime
@@ -27,6 +28,8 @@ __all__ = ["PAGE_SIZE", "PullCursor", "pull_changes", "pull_fields"]
 PAGE_SIZE = 200
 #: fields per call (Zoho's most)
 MAX_FIELDS = 50
+#: Zoho's answers to a page token it no longer honours
+_LAPSED_TOKEN = frozenset({"TOKEN_EXPIRED", "INVALID_DATA"})
 #: how far before the pull's start the next one reads again
 SAFETY = timedelta(seconds=2)
 
@@ -93,7 +96,20 @@ async def _records(client: ZohoClient, obj: ObjectType, module: str, state: Pull
         params["page_token"] = state.page_token
     else:
         params["page"] = str(state.page)
-    body = await client.request("GET", f"/{module}", params=params, headers=_headers(state.since))
+    try:
+        body = await client.request("GET", f"/{module}", params=params, headers=_headers(state.since))
+    except PermanentError as exc:
+        if not state.page_token or exc.code not in _LAPSED_TOKEN:
+            raise
+        # a page token lives a day: a pull resumed later reads the listing again from its start
+        # (the host drops what it saw already) rather than fail
+        client.ctx.log.info(
+            "Zoho's page token lapsed (%s); reading %s again from the start", exc.code, module
+        )
+        state.page, state.page_token = 1, None
+        params.pop("page_token")
+        params["page"] = "1"
+        body = await client.request("GET", f"/{module}", params=params, headers=_headers(state.since))
     rows = (body or {}).get("data") or []
     info = (body or {}).get("info") or {}
     key_field = "Account_Name" if obj is ObjectType.COMPANY else "Email"

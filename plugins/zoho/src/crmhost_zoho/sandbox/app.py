@@ -11,7 +11,9 @@ from typing import Any
 import msgspec
 from litestar import Request, Response, get, post, route
 from litestar.enums import HttpMethod
+from litestar.exceptions import HTTPException, MethodNotAllowedException, NotFoundException
 from litestar.handlers import BaseRouteHandler
+from litestar.types import ExceptionHandler
 
 from crmhost.models import CONTACT_FIELDS, MappingDirection, ObjectType, Record
 from crmhost.sandbox import (
@@ -206,6 +208,10 @@ class ZohoSandbox(Sandbox):
                 ZohoError(429, "LIMIT_EXCEEDED", "API credits for the day have been exhausted", {}).body(),
             )
         return WireResponse(429, ZohoError(429, "TOO_MANY_REQUESTS", "concurrency limit exceeded", {}).body())
+
+    def exception_handlers(self) -> dict[type[Exception], ExceptionHandler[Any]]:
+        """Unknown API paths and methods in Zoho's error body."""
+        return {NotFoundException: _unknown_resource, MethodNotAllowedException: _unknown_resource}
 
     def server_error_response(self, status: int) -> WireResponse:
         """Zoho's 5xx error body."""
@@ -586,6 +592,26 @@ class ZohoSandbox(Sandbox):
             )
 
         return [token, revoke, serverinfo]
+
+
+def _unknown_resource(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    """A path or method the API does not have, as Zoho answers it; the framework's elsewhere."""
+    assert isinstance(exc, HTTPException)
+    if not request.url.path.startswith("/crm/"):
+        return json_response(exc.status_code, {"status_code": exc.status_code, "detail": exc.detail})
+    if isinstance(exc, MethodNotAllowedException):
+        return json_response(
+            405,
+            ZohoError(
+                405, "INVALID_REQUEST_METHOD", "The http request method type is not a valid one"
+            ).body(),
+        )
+    return json_response(
+        404,
+        ZohoError(
+            404, "INVALID_URL_PATTERN", "Please check if the URL trying to access is a correct one"
+        ).body(),
+    )
 
 
 def _kind(text: Any) -> str | None:

@@ -7,10 +7,12 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import msgspec
 import pytest
 
 from crmhost.errors import AuthExpired, ReauthRequired, TransientError
-from crmhost.models import AuthorizationCodeGrant, ObjectType, RefreshGrant
+from crmhost.models import AuthorizationCodeGrant, ObjectType, Record, RecordBatch, RecordOp, RefreshGrant
+from crmhost_zoho import records
 from crmhost_zoho.info import INFO
 from crmhost_zoho.regions import REGIONS, region_for_accounts_server
 
@@ -186,3 +188,31 @@ def test_the_sandbox_cli_entry_point_finds_the_sandbox() -> None:
     assert "zoho" in available()
     sandbox = create("zoho")
     assert sandbox.title == "Zoho CRM" and sandbox.client_secret
+
+
+async def test_a_token_without_the_scope_is_refused_with_scope_mismatch(org: Any, contexts: Any) -> None:
+    minted = org.admin.post("/_sandbox/token", json={"scopes": ["ZohoCRM.modules.contacts.READ"]}).json()
+    token = minted["access_token"]
+    assert org.api("GET", "/crm/v8/Contacts", token, params={"fields": "Email"}).status_code == 204
+    refused = org.api("POST", "/crm/v8/Contacts/upsert", token, json={"data": [{"Email": "a@example.com"}]})
+    assert refused.status_code == 401 and refused.json()["code"] == "OAUTH_SCOPE_MISMATCH"
+    assert org.api("GET", "/crm/v8/Leads", token, params={"fields": "Email"}).status_code == 401
+    creds = contexts().credentials
+    narrow = contexts(credentials=msgspec.structs.replace(creds, access_token=token))
+    with pytest.raises(ReauthRequired, match="scope"):
+        await records.push_records(
+            narrow,
+            RecordBatch(
+                object=ObjectType.CONTACT,
+                op=RecordOp.UPSERT,
+                records=[Record(object=ObjectType.CONTACT, key="a@example.com", fields={"Last_Name": "A"})],
+            ),
+        )
+    # every scope the plugin asks for at consent is enough for everything it calls
+    full = org.token()["access_token"]
+    assert (
+        org.api(
+            "POST", "/crm/v8/coql", full, json={"select_query": "select id from Contacts where Email = 'x'"}
+        ).status_code
+        == 204
+    )

@@ -37,6 +37,7 @@ from crmhost_zoho.mapping import DEFAULT_MAPPING, map_record
 from crmhost_zoho.regions import REGIONS
 from crmhost_zoho.sandbox.api import ZohoApi
 from crmhost_zoho.sandbox.oauth import ZohoAccounts
+from crmhost_zoho.sandbox.scopes import granted, needed
 from crmhost_zoho.sandbox.store import Org, ZohoError
 
 __all__ = ["CREDITS_POLICY", "ZohoSandbox"]
@@ -415,6 +416,7 @@ class ZohoSandbox(Sandbox):
         self, path: str, methods: Sequence[str], handler: Handler, name: str, *, heavy: bool = False
     ) -> BaseRouteHandler:
         sandbox = self
+        template = path.replace(":str}", "}")
 
         async def endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
             auth = request.headers.get("authorization", "")
@@ -426,9 +428,16 @@ class ZohoSandbox(Sandbox):
             try:
                 if scheme.lower() != "zoho-oauthtoken":
                     raise OAuthError("invalid_token", "wrong scheme", status=401)
-                sandbox.oauth.authenticate(token.strip())
+                tokens = sandbox.oauth.authenticate(token.strip())
             except OAuthError:
                 return json_response(401, ZohoError(401, "INVALID_TOKEN", "invalid oauth token").body())
+            # a token minted without scopes (the admin endpoint's default) may call anything
+            wanted = needed(request.method, template, request.path_params.get("module"))
+            if tokens.scopes and not granted(tokens.scopes, wanted):
+                return json_response(
+                    401,
+                    ZohoError(401, "OAUTH_SCOPE_MISMATCH", "invalid oauth scope to access this URL").body(),
+                )
             raw = await request.body()
             try:
                 body = msgspec.json.decode(raw) if raw.strip() else None

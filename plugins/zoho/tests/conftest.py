@@ -84,9 +84,7 @@ class Contexts:
 
         if credentials is None and connected:
             # the plugin's own reading of a minted token response, without spending a refresh
-            creds = credentials_from_token(
-                context(None), self.org.token(), accounts_server=self.org.sandbox.region.accounts_server
-            )
+            creds = credentials_from_token(context(None), self.org.token(), accounts_server=self.org.base_url)
             credentials = msgspec.structs.replace(creds, account_id=self.org.sandbox.account_id)
         return context(credentials)
 

@@ -47,7 +47,8 @@ def _grant(callback: dict[str, str], redirect_uri: str) -> AuthorizationCodeGran
 async def test_code_refresh_and_revoke_in_the_users_data_centre(
     other_org: Any, contexts_for: Any, dispatcher: Any
 ) -> None:
-    org = other_org(region="eu", edition="professional", licences=4)
+    # an org that names Zoho's real EU servers, which the host rebases onto the sandbox
+    org = other_org(region="eu", real_domains=True, edition="professional", licences=4)
     contexts = contexts_for(org)
     ctx = contexts(connected=False)
     callback = _consent(org, ctx.app.redirect_uri)
@@ -77,6 +78,20 @@ async def test_code_refresh_and_revoke_in_the_users_data_centre(
         await dispatcher.acall("zoho", "pull_changes", ctx=connected, object=ObjectType.CONTACT, cursor=None)
     with pytest.raises(ReauthRequired):
         await dispatcher.acall("zoho", "authenticate", ctx=ctx, grant=RefreshGrant(credentials=refreshed))
+
+
+async def test_a_sandbox_names_itself_as_accounts_server_and_api_domain(
+    org: Any, contexts: Any, dispatcher: Any
+) -> None:
+    ctx = contexts(connected=False)
+    callback = _consent(org, ctx.app.redirect_uri)
+    assert (callback["location"], callback["accounts-server"]) == ("us", org.base_url)
+    creds = await dispatcher.acall(
+        "zoho", "authenticate", ctx=ctx, grant=_grant(callback, ctx.app.redirect_uri)
+    )
+    assert creds.api_base == org.base_url and creds.extra["accounts_server"] == org.base_url
+    refreshed = await dispatcher.acall("zoho", "authenticate", ctx=ctx, grant=RefreshGrant(credentials=creds))
+    assert refreshed.api_base == org.base_url
 
 
 async def test_a_forged_accounts_server_is_refused_before_any_call(

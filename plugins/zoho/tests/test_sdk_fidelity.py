@@ -1,11 +1,11 @@
 """The official Zoho SDK (``zohocrmsdk8-0``), unmodified, against the sandbox over real HTTP.
 
 The SDK is pointed at the sandbox through its own settings: a ``DataCenter.Environment`` whose
-API, accounts and file-upload URLs are the sandbox's, and ``SDKConfig(update_api_domain=False)``
-so that the token response's real ``api_domain`` (``https://www.zohoapis.com``) does not move it
-off to Zoho. It refreshes its access token at the sandbox's accounts server, reads the current
-user, the org and field metadata as it does before writes, and then does record CRUD, upserts,
-deleted records, field metadata and notification channels.
+API, accounts and file-upload URLs are the sandbox's; the token response's ``api_domain`` names
+the sandbox too, so the SDK's default ``update_api_domain`` keeps it there. It refreshes its
+access token at the sandbox's accounts server, reads the current user, the org and field
+metadata as it does before writes, and then does record CRUD, upserts, deleted records, field
+metadata and notification channels.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def fx_sdk(org: Any, tmp_path: Path) -> Iterator[Any]:
         environment=env,
         token=token,
         store=FileStore(str(tmp_path / "tokens.csv")),
-        sdk_config=SDKConfig(auto_refresh_fields=False, pick_list_validation=False, update_api_domain=False),
+        sdk_config=SDKConfig(auto_refresh_fields=False, pick_list_validation=False),
         resource_path=str(tmp_path),
         logger=Logger.get_instance(Logger.Levels.INFO, str(tmp_path / "sdk.log")),
     )

@@ -30,7 +30,14 @@ from crmhost.models import (
     Grant,
     RefreshGrant,
 )
-from crmhost_zoho.regions import DEFAULT_REGION, REGIONS, Region, check_zoho_url, region_for_accounts_server
+from crmhost_zoho.regions import (
+    DEFAULT_REGION,
+    REGIONS,
+    Region,
+    check_zoho_url,
+    origin,
+    region_for_accounts_server,
+)
 
 __all__ = ["accounts_server_of", "authenticate", "credentials_from_token", "revoke"]
 
@@ -45,11 +52,17 @@ def accounts_server_of(creds: Credentials) -> str:
     return creds.extra.get("accounts_server") or DEFAULT_REGION.accounts_server
 
 
-def _code_region(grant: AuthorizationCodeGrant) -> Region:
+def _sandbox(ctx: IntegrationContext) -> str | None:
+    # a host pointed at a sandbox (ProviderApp.base_url, operator configuration) calls it for
+    # every Zoho URL anyway; the sandbox names itself as accounts server and API domain
+    return origin(ctx.app.base_url) if ctx.app.base_url else None
+
+
+def _code_region(ctx: IntegrationContext, grant: AuthorizationCodeGrant) -> Region:
     params = grant.callback_params
     server = params.get("accounts-server")
     if server:
-        return region_for_accounts_server(server)
+        return region_for_accounts_server(server, params.get("location", ""), _sandbox(ctx))
     location = params.get("location", "").lower()
     if location:
         region = REGIONS.get(location)
@@ -95,7 +108,7 @@ def credentials_from_token(
     """Credentials from a token response; a refresh keeps the refresh token and account facts."""
     api_domain = body.get("api_domain")
     if isinstance(api_domain, str):
-        api_base = check_zoho_url(api_domain, "api_domain")
+        api_base = check_zoho_url(api_domain, "api_domain", _sandbox(ctx))
     elif previous is not None and previous.api_base:
         api_base = previous.api_base
     else:
@@ -123,7 +136,7 @@ async def authenticate(ctx: IntegrationContext, grant: Grant) -> Credentials:
     """Exchange a code at the callback's accounts server, or refresh at the stored one."""
     app = ctx.app
     if isinstance(grant, AuthorizationCodeGrant):
-        region = _code_region(grant)
+        region = _code_region(ctx, grant)
         server = region.accounts_server
         form = {
             "grant_type": "authorization_code",

@@ -13,7 +13,14 @@ from urllib.parse import urlsplit
 
 from crmhost.errors import ReauthRequired
 
-__all__ = ["DEFAULT_REGION", "REGIONS", "Region", "check_zoho_url", "region_for_accounts_server"]
+__all__ = [
+    "DEFAULT_REGION",
+    "REGIONS",
+    "Region",
+    "check_zoho_url",
+    "origin",
+    "region_for_accounts_server",
+]
 
 
 @dataclass(frozen=True)
@@ -54,12 +61,27 @@ REGIONS: dict[str, Region] = {
 DEFAULT_REGION = REGIONS["us"]
 
 
-def region_for_accounts_server(url: str) -> Region:
+def origin(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``, lower-cased."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def region_for_accounts_server(url: str, location: str = "", sandbox: str | None = None) -> Region:
     """The data centre whose accounts server ``url`` is.
 
+    Args:
+        url: the callback's ``accounts-server``.
+        location: the callback's ``location``.
+        sandbox: the origin of the sandbox the host is configured to call instead of Zoho; a
+            sandbox names itself as accounts server and API domain.
+
     Raises:
-        ReauthRequired: ``url`` is not one of Zoho's accounts servers.
+        ReauthRequired: ``url`` is not one of Zoho's accounts servers (nor the sandbox).
     """
+    if sandbox is not None and origin(url) == sandbox:
+        code = location.lower() if location.lower() in REGIONS else DEFAULT_REGION.code
+        return Region(code, url.rstrip("/"), url.rstrip("/"))
     host = urlsplit(url if "://" in url else f"https://{url}").hostname
     for region in REGIONS.values():
         if urlsplit(region.accounts_server).hostname == host:
@@ -67,12 +89,14 @@ def region_for_accounts_server(url: str) -> Region:
     raise ReauthRequired(f"{url!r} is not a Zoho accounts server; connect again from Zoho's consent page")
 
 
-def check_zoho_url(url: str, what: str) -> str:
-    """``url`` without a trailing slash when it is an https URL of a Zoho API host.
+def check_zoho_url(url: str, what: str, sandbox: str | None = None) -> str:
+    """``url`` without a trailing slash when it is an https URL of a Zoho API host (or the sandbox).
 
     Raises:
         ReauthRequired: any other URL (the token response is not trusted).
     """
+    if sandbox is not None and origin(url) == sandbox:
+        return url.rstrip("/")
     parts = urlsplit(url)
     hosts = frozenset().union(*(r.api_hosts for r in REGIONS.values()))
     if parts.scheme != "https" or parts.hostname not in hosts:

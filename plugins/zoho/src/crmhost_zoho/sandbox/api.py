@@ -59,7 +59,7 @@ class ZohoApi:
     """The API's state beside the org: page tokens and channels."""
 
     org: Org
-    api_domain: str
+    api_domain: Callable[[], str]
     org_meta: Callable[[], dict[str, Any]]
     allow_field_creation: bool = True
     channels: dict[str, Channel] = field(default_factory=dict)
@@ -453,7 +453,7 @@ class ZohoApi:
                 "resource_name": name,
                 "channel_expiry": channel.expiry.isoformat(),
                 "resource_id": self.org.modules[name].id,
-                "resource_uri": f"{self.api_domain}/crm/v8/{name}",
+                "resource_uri": f"{self.api_domain()}/crm/v8/{name}",
                 "channel_id": channel.channel_id,
                 "notification_condition": [],
             }

@@ -10,10 +10,10 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, get, post, route
-from litestar.enums import HttpMethod
+from litestar.enums import HttpMethod, ScopeType
 from litestar.exceptions import HTTPException, MethodNotAllowedException, NotFoundException
 from litestar.handlers import BaseRouteHandler
-from litestar.types import ExceptionHandler
+from litestar.types import ExceptionHandler, Receive, Scope, Send
 
 from crmhost.models import CONTACT_FIELDS, MappingDirection, ObjectType, Record
 from crmhost.sandbox import (
@@ -56,8 +56,11 @@ class ZohoSandbox(Sandbox):
         client_id: the OAuth client's id (generated when omitted).
         client_secret: its secret (generated when omitted).
         org_id: the org's id (a new random one when omitted).
-        region: the data centre the org lives in (``us``, ``eu``...): its accounts server goes
-            on the OAuth callback and its API domain in the token response.
+        region: the data centre the org lives in (``us``, ``eu``...), the callback's ``location``.
+        real_domains: name the data centre's real accounts server and API domain on the callback
+            and in the token response (clients rebase them onto the sandbox), as a hosted org's
+            would; by default the sandbox names the URL it is served at, so that clients reach
+            it without rebasing.
         edition: the edition, which sets the credits and the concurrency cap.
         licences: paid user licences (credits grow with them).
         utc_offset_minutes: the org's time zone, in which Zoho writes date-times.
@@ -76,6 +79,7 @@ class ZohoSandbox(Sandbox):
         client_secret: str | None = None,
         org_id: str | None = None,
         region: str = "us",
+        real_domains: bool = False,
         edition: str = "enterprise",
         licences: int = 10,
         utc_offset_minutes: int = 330,
@@ -90,6 +94,9 @@ class ZohoSandbox(Sandbox):
         # every sandbox is its own org, as every customer's org has its own id
         org_id = org_id or str(60_000_000_000 + secrets.randbelow(10_000_000_000))
         self.region = REGIONS[region]
+        self.real_domains = real_domains
+        #: the URL the sandbox is served at, learned from the first request's Host header
+        self.served_url = "http://127.0.0.1"
         self.edition = edition
         self.licences = licences
         self.credits = credits
@@ -100,9 +107,23 @@ class ZohoSandbox(Sandbox):
         self.heavy_in_flight = 0
         self._senders: dict[str, WebhookSender] = {}
         self.org = self._new_org(org_id)
-        self.api = ZohoApi(self.org, self.region.api_domain, self._org_meta, allow_field_creation)
+        self.api = ZohoApi(self.org, self._api_domain, self._org_meta, allow_field_creation)
         super().__init__(client_id=client_id, client_secret=client_secret, account_id=org_id)
         self.app.on_shutdown.append(self._stop_senders)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry; learns the URL it is served at, which it names as accounts server and API domain."""
+        if scope["type"] == ScopeType.HTTP and self.served_url == "http://127.0.0.1":
+            host = dict(scope.get("headers", [])).get(b"host")
+            if host:
+                self.served_url = f"{scope.get('scheme', 'http')}://{host.decode('latin-1')}"
+        await super().__call__(scope, receive, send)
+
+    def _api_domain(self) -> str:
+        return self.region.api_domain if self.real_domains else self.served_url
+
+    def _accounts_server(self) -> str:
+        return self.region.accounts_server if self.real_domains else self.served_url
 
     def _now(self) -> float:
         return time.time() + self.clock_offset
@@ -177,7 +198,7 @@ class ZohoSandbox(Sandbox):
         """Zoho Accounts of the org's data centre: hour-long access tokens, no rotation."""
         return ZohoAccounts(
             location=self.region.code,
-            accounts_server=self.region.accounts_server,
+            accounts_server=self._accounts_server,
             client_id=self.client_id,
             client_secret=self.client_secret,
             account_id=self.account_id,
@@ -227,11 +248,11 @@ class ZohoSandbox(Sandbox):
         )
 
     def token_response(self, tokens: IssuedTokens) -> dict[str, Any]:
-        """Zoho's token answer: ``api_domain`` of the data centre; refreshes omit ``refresh_token``."""
+        """Zoho's token answer with the ``api_domain``; refreshes omit ``refresh_token``."""
         body: dict[str, Any] = {
             "access_token": tokens.access_token,
             "scope": ",".join(tokens.scopes),
-            "api_domain": self.region.api_domain,
+            "api_domain": self._api_domain(),
             "token_type": "Bearer",
             "expires_in": tokens.expires_in,
         }
@@ -267,7 +288,7 @@ class ZohoSandbox(Sandbox):
     def wipe_data(self) -> None:
         """A fresh org with the same id and fields; channels and page tokens go too."""
         self.org = self._new_org(self.account_id)
-        self.api = ZohoApi(self.org, self.region.api_domain, self._org_meta, self.api.allow_field_creation)
+        self.api = ZohoApi(self.org, self._api_domain, self._org_meta, self.api.allow_field_creation)
 
     # ---------------------------------------------------------------- inspector
 
@@ -368,7 +389,7 @@ class ZohoSandbox(Sandbox):
                 "server_time": int(self._now() * 1000),
                 "query_params": {},
                 "module": module,
-                "resource_uri": f"{self.region.api_domain}/crm/v8/{module}",
+                "resource_uri": f"{self._api_domain()}/crm/v8/{module}",
                 "ids": ids,
                 "affected_fields": [{i: fields} for i in ids] if operation == "update" else [],
                 "operation": operation,

@@ -30,12 +30,17 @@ class ZohoAccounts(OAuthServer):
 
     Args:
         location: the data centre's code (``us``, ``eu``...), sent back on the callback.
-        accounts_server: its accounts server URL, sent back on the callback.
+        accounts_server: its accounts server URL (asked when a callback is sent back).
         **kwargs: as :class:`OAuthServer` takes them.
     """
 
     def __init__(
-        self, *, location: str, accounts_server: str, clock: Callable[[], float] = time.time, **kwargs: Any
+        self,
+        *,
+        location: str,
+        accounts_server: Callable[[], str],
+        clock: Callable[[], float] = time.time,
+        **kwargs: Any,
     ) -> None:
         super().__init__(clock=clock, **kwargs)
         self.location = location
@@ -47,7 +52,9 @@ class ZohoAccounts(OAuthServer):
         """The consent redirect, with ``location`` and ``accounts-server`` when it carries a code."""
         location = super().decide(params)
         if "code=" in location:
-            location += "&" + urlencode({"location": self.location, "accounts-server": self.accounts_server})
+            location += "&" + urlencode(
+                {"location": self.location, "accounts-server": self.accounts_server()}
+            )
         return location
 
     def exchange_code(self, **kwargs: Any) -> IssuedTokens:

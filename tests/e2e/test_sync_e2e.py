@@ -27,6 +27,7 @@ from crmhost.demo.stack import Stack, StackConfig, open_stack
 from crmhost.demo.steps import THRESHOLD_WORKFLOW, DemoFailed, Target, put_contacts, settle
 from crmhost.models import Capability, CrmInfo
 from crmhost.sync.conflicts import field_strategy
+from crmhost.testing.crmstack import installed_crms
 from crmhost.testing.servers import PostgresServer, RedisServer
 from crmhost.worker.serial import JOB_TIMEOUT_S
 
@@ -234,8 +235,10 @@ async def test_worker_killed_mid_batch_loses_and_duplicates_nothing(env: Stack) 
 # ---------------------------------------------------------------------- echo suppression
 
 
-async def test_two_way_edit_settles_in_one_round(env: Stack) -> None:
-    slug = _first(env, lambda info: Capability.WEBHOOKS in info.capabilities)
+@pytest.mark.parametrize("slug", installed_crms())
+async def test_two_way_edit_settles_in_one_round(env: Stack, slug: str) -> None:
+    if Capability.WEBHOOKS not in env.host.plugins.info(slug).capabilities:
+        pytest.skip(f"{slug} sends no webhooks")
     iid = await _connect(env, slug)
     people = _people("e", 5)
     await put_contacts(env, people)
@@ -246,6 +249,8 @@ async def test_two_way_edit_settles_in_one_round(env: Stack) -> None:
     edited = Person(email=people[0].email, first_name="Renamed", last_name=people[0].last_name)
     await put_contacts(env, [edited])
     await _settle(env)
+    deliveries = (await env.sandbox_call(slug, "GET", "/_sandbox/webhooks"))["deliveries"]
+    assert deliveries and all(d["delivered"] for d in deliveries), deliveries  # the echo came back
     await env.pull(slug)  # a scheduled pull on top of the webhook finds nothing new either
     await _settle(env)
     after = await hoststate.counts(env.host, env.tenant_id, record_log=True)

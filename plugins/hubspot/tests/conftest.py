@@ -1,17 +1,15 @@
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
-from litestar import Litestar, Request, Response, post
 
 from crmhost.context import IntegrationContext
 from crmhost.models import AuthKind, Credentials, RefreshGrant
-from crmhost.sandbox import Sandbox, running
-from crmhost.testing.contract import CrmUnderTest
+from crmhost.sandbox import Sandbox
+from crmhost.testing.contract import Capture, CrmUnderTest, capture_server
 from crmhost_hubspot import plugin
 from crmhost_hubspot.sandbox import HubSpotSandbox
 
@@ -76,43 +74,9 @@ def fx_ctx(make_ctx: MakeCtx, creds: Credentials) -> IntegrationContext:
     return make_ctx(creds)
 
 
-class Receiver:
-    """A webhook endpoint on 127.0.0.1 that keeps what it received."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, dict[str, str], bytes]] = []
-        self.arrived = threading.Event()
-        self._got = threading.Semaphore(0)
-        self._taken = 0
-        self.url = ""
-        self.fail_first = 0
-
-    def app(self) -> Litestar:
-        @post("/v1/webhooks/hubspot", status_code=200)
-        async def hook(request: Request[Any, Any, Any]) -> Response[str]:
-            if self.fail_first > 0:
-                self.fail_first -= 1
-                return Response("busy", status_code=503)
-            self.requests.append((str(request.url), dict(request.headers), await request.body()))
-            self.arrived.set()
-            self._got.release()
-            return Response("")
-
-        return Litestar([hook])
-
-    def wait_for(self, count: int, timeout: float = 10.0) -> bool:
-        """Block until ``count`` deliveries were accepted in total."""
-        while self._taken < count:
-            if not self._got.acquire(timeout=timeout):
-                return False
-            self._taken += 1
-        return True
-
-
 @pytest.fixture(name="receiver")
-def fx_receiver(admin_sync: httpx.Client) -> Iterator[Receiver]:
-    receiver = Receiver()
-    with running(receiver.app()) as url:
-        receiver.url = f"{url}/v1/webhooks/hubspot"
-        admin_sync.put("/_sandbox/webhooks", json={"url": receiver.url})
+def fx_receiver(admin_sync: httpx.Client) -> Iterator[Capture]:
+    """The kit's capture server, set as the app's webhook URL."""
+    with capture_server() as receiver:
+        admin_sync.put("/_sandbox/webhooks", json={"url": f"{receiver.url}/v1/webhooks/hubspot"})
         yield receiver

@@ -18,9 +18,8 @@ from hubspot.crm.contacts.exceptions import ApiException
 from hubspot.crm.properties import PropertyCreate
 from hubspot.utils.signature import Signature
 
+from crmhost.testing.contract import Capture
 from crmhost_hubspot.sandbox import HubSpotSandbox
-
-from .conftest import Receiver
 
 
 @pytest.fixture(name="sdk")
@@ -111,13 +110,13 @@ def test_oauth_refresh_with_the_sdk(sandbox: HubSpotSandbox, admin_sync: httpx.C
 
 
 def test_sdk_signature_helper_accepts_sandbox_webhooks(
-    sdk: Client, sandbox: HubSpotSandbox, receiver: Receiver
+    sdk: Client, sandbox: HubSpotSandbox, receiver: Capture
 ) -> None:
     sdk.crm.contacts.basic_api.create(
         SimplePublicObjectInputForCreate(properties={"email": "hook@example.com"})
     )
-    assert receiver.arrived.wait(10)
-    url, headers, body = receiver.requests[0]
+    delivered = receiver.wait(1)[0]
+    url, headers, body = delivered.url, delivered.headers, delivered.body
     sandbox_secret = sandbox.client_secret
     assert Signature.is_valid(
         signature=headers["x-hubspot-signature-v3"],

@@ -13,11 +13,10 @@ import pytest
 from crmhost.context import IntegrationContext
 from crmhost.errors import WebhookRejected
 from crmhost.models import ChangeOp, ObjectType, WebhookRequest
+from crmhost.testing.contract import Capture
 from crmhost_hubspot import plugin
 from crmhost_hubspot.sandbox import HubSpotSandbox
 from crmhost_hubspot.webhooks import sign_v1, sign_v2, sign_v3
-
-from .conftest import Receiver
 
 
 def request_of(url: str, headers: dict[str, str], body: bytes, at: datetime | None = None) -> WebhookRequest:
@@ -30,13 +29,12 @@ def request_of(url: str, headers: dict[str, str], body: bytes, at: datetime | No
     )
 
 
-async def delivered(receiver: Receiver, count: int = 1) -> list[WebhookRequest]:
-    assert await asyncio.to_thread(receiver.wait_for, count)
-    return [request_of(*r) for r in receiver.requests]
+async def delivered(receiver: Capture, count: int = 1) -> list[WebhookRequest]:
+    return await receiver.arrived(count)
 
 
 async def test_real_deliveries_become_changes_routed_by_portal(
-    ctx: IntegrationContext, admin: httpx.AsyncClient, sandbox: HubSpotSandbox, receiver: Receiver
+    ctx: IntegrationContext, admin: httpx.AsyncClient, sandbox: HubSpotSandbox, receiver: Capture
 ) -> None:
     headers = {"Authorization": f"Bearer {ctx.require_credentials().access_token}"}
     created = (
@@ -69,7 +67,7 @@ async def test_real_deliveries_become_changes_routed_by_portal(
 
 
 async def test_failed_deliveries_are_retried(
-    ctx: IntegrationContext, admin: httpx.AsyncClient, sandbox: HubSpotSandbox, receiver: Receiver
+    ctx: IntegrationContext, admin: httpx.AsyncClient, sandbox: HubSpotSandbox, receiver: Capture
 ) -> None:
     sandbox.webhooks.backoff_s = 0.01
     receiver.fail_first = 2
@@ -86,7 +84,7 @@ async def test_failed_deliveries_are_retried(
         await asyncio.sleep(0.1)
     assert [a["status"] for a in deliveries[0]["attempts"]] == [503, 503, 200], deliveries
     # the third attempt says so, and is signed afresh
-    accepted = request_of(*receiver.requests[0])
+    accepted = receiver.taken()[0]
     assert [e["attemptNumber"] for e in json.loads(accepted.body)] == [2]
     assert len((await plugin.handle_webhook(ctx, accepted)).changes) == 1
 

@@ -10,7 +10,6 @@ a CRM by name.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -509,15 +508,3 @@ async def crm_under_test(
             if rate_tier is not None:
                 await crm.rate_tier(rate_tier)
             yield crm
-
-
-async def eventually(check: Callable[[], Any], *, within_s: float = 10.0, what: str = "condition") -> Any:
-    """Poll the async ``check`` until it returns something truthy; fail after ``within_s`` seconds."""
-    deadline = asyncio.get_running_loop().time() + within_s
-    while True:
-        value = await check()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out after {within_s} s waiting for {what}")
-        await asyncio.sleep(0.05)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,7 +37,6 @@ from crmhost.testing.contract.harness import (
     CrmUnderTest,
     Integration,
     covers,
-    eventually,
     sample_person,
 )
 
@@ -45,16 +45,41 @@ __all__ = ["Capture", "WebhookContract", "capture_server"]
 
 @dataclass
 class Capture:
-    """What a capture server on 127.0.0.1 received, as the host would hand it to the plugin."""
+    """What a capture server on 127.0.0.1 received, as the host would hand it to the plugin.
+
+    Attributes:
+        url: the server's base URL; any path under it is captured.
+        requests: the requests received (and answered 200), in arrival order.
+        fail_first: how many of the next requests to answer 503 without keeping them (a
+            receiver that is down, to see the CRM retry).
+    """
 
     url: str = ""
     requests: list[WebhookRequest] = field(default_factory=list)
+    fail_first: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def taken(self) -> list[WebhookRequest]:
         """The requests received so far."""
         with self.lock:
             return list(self.requests)
+
+    def wait(self, count: int = 1, within_s: float = 20.0) -> list[WebhookRequest]:
+        """Block until ``count`` requests arrived (from sync code); all received so far.
+
+        Raises:
+            AssertionError: fewer arrived within ``within_s`` seconds.
+        """
+        deadline = time.monotonic() + within_s
+        while len(got := self.taken()) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{len(got)} of {count} webhook deliveries arrived in {within_s} s")
+            time.sleep(0.02)
+        return got
+
+    async def arrived(self, count: int = 1, within_s: float = 20.0) -> list[WebhookRequest]:
+        """Wait until ``count`` requests arrived; all received so far (see :meth:`wait`)."""
+        return await asyncio.to_thread(self.wait, count, within_s)
 
 
 @contextmanager
@@ -64,15 +89,20 @@ def capture_server() -> Iterator[Capture]:
 
     @route("/{path:path}", http_method=["POST", "PUT"], status_code=200)
     async def receive(request: Request[Any, Any, Any]) -> Response[bytes]:
-        got = WebhookRequest(
-            method=request.method,
-            url=str(request.url),
-            headers={k.lower(): v for k, v in request.headers.items()},
-            body=await request.body(),
-            received_at=datetime.now(UTC),
-        )
+        body = await request.body()
         with capture.lock:
-            capture.requests.append(got)
+            if capture.fail_first > 0:
+                capture.fail_first -= 1
+                return Response(b"busy", status_code=503)
+            capture.requests.append(
+                WebhookRequest(
+                    method=request.method,
+                    url=str(request.url),
+                    headers={k.lower(): v for k, v in request.headers.items()},
+                    body=body,
+                    received_at=datetime.now(UTC),
+                )
+            )
         return Response(b"", status_code=200)
 
     with running(Litestar([receive], openapi_config=None)) as url:
@@ -132,21 +162,13 @@ class WebhookContract:
         assert result.ok, result
         return str(result.remote_id)
 
-    async def _genuine(self, crm: CrmUnderTest, capture: Capture, count: int = 1) -> list[WebhookRequest]:
-        async def arrived() -> list[WebhookRequest] | None:
-            got = capture.taken()
-            return got if len(got) >= count else None
-
-        got: list[WebhookRequest] = await eventually(arrived, what="the sandbox's webhook delivery")
-        return got
-
     @covers("handle_webhook", "subscribe_webhooks")
     async def test_a_genuine_delivery_is_accepted(self, crm: CrmUnderTest) -> None:
         """The sandbox's own delivery after a user change is accepted and names the record."""
         with capture_server() as capture:
             integration, hook_ctx, _ = await self._listening(crm, capture)
             person_id = await self._person_changed(crm, integration)
-            delivered = (await self._genuine(crm, capture))[0]
+            delivered = (await capture.arrived())[0]
             result = await crm.call("handle_webhook", hook_ctx, request=delivered)
         assert isinstance(result, WebhookResult)
         assert result.changes or result.pull_objects, "a person changed but the webhook said nothing"
@@ -163,7 +185,7 @@ class WebhookContract:
         with capture_server() as capture:
             integration, hook_ctx, _ = await self._listening(crm, capture)
             await self._person_changed(crm, integration)
-            delivered = (await self._genuine(crm, capture))[0]
+            delivered = (await capture.arrived())[0]
         other = integration.credentials
         other = Credentials(
             kind=other.kind, access_token=other.access_token, account_id="kit-another-account"
@@ -190,7 +212,7 @@ class WebhookContract:
         with capture_server() as capture:
             integration, hook_ctx, _ = await self._listening(crm, capture)
             await self._person_changed(crm, integration)
-            delivered = (await self._genuine(crm, capture))[0]
+            delivered = (await capture.arrived())[0]
         tampered = msgspec.structs.replace(delivered, body=delivered.body + b" ")
         with pytest.raises(WebhookRejected):
             await crm.call("handle_webhook", hook_ctx, request=tampered)
@@ -208,7 +230,7 @@ class WebhookContract:
         with capture_server() as capture:
             integration, hook_ctx, _ = await self._listening(crm, capture)
             await self._person_changed(crm, integration)
-            delivered = (await self._genuine(crm, capture))[0]
+            delivered = (await capture.arrived())[0]
         # the same genuine request, replayed later than the CRM's window allows
         later = delivered.received_at + timedelta(seconds=self.webhook_max_age_s + 60)
         replayed = msgspec.structs.replace(delivered, received_at=later)
@@ -237,7 +259,7 @@ class WebhookContract:
             renewed = await crm.call("subscribe_webhooks", sub_ctx, subscription=subscription)
             assert isinstance(renewed, WebhookSubscription) and renewed.id
             await self._person_changed(crm, integration, 0)
-            before = len(await self._genuine(crm, capture))
+            before = len(await capture.arrived())
             deliveries = await crm.call("handle_webhook", hook_ctx, request=capture.taken()[0])
             assert isinstance(deliveries, WebhookResult)
             await crm.call("unsubscribe_webhooks", sub_ctx, subscription=renewed)

@@ -193,3 +193,10 @@ def test_notification_operations(check: Checker) -> None:
     )
     check("notifications", "DELETE", "/crm/v8/actions/watch?channel_ids=1000000068001", 200)
     check("notifications", "PUT", "/crm/v8/actions/watch", 202, json={"watch": [watch]})
+
+
+def test_search(check: Checker, org: Any, make_contacts: Any) -> None:
+    org.seed("Contacts", make_contacts(3))
+    found = check("record", "GET", "/crm/v8/Contacts/search?criteria=(Email:equals:person1@example.com)", 200)
+    assert [r["Email"] for r in found["data"]] == ["person1@example.com"]
+    check("record", "GET", "/crm/v8/Contacts/search?word=last&per_page=2", 200)

@@ -224,3 +224,22 @@ def test_the_sdk_pages_with_page_token(sdk: Any, make_contacts: Any) -> None:
     assert len(set(seen)) == 450
     # the sandbox answers only Zoho's own scheme, so every SDK call above sent Zoho-oauthtoken
     assert httpx.get(f"{org.base_url}/crm/v8/org", headers={"Authorization": "Bearer x"}).status_code == 401
+
+
+def test_search_records(sdk: Any, make_contacts: Any) -> None:
+    org = sdk
+    org.seed("Contacts", make_contacts(5))
+    ops = zr.RecordOperations("Contacts")
+    by_email = ParameterMap()
+    by_email.add(zr.SearchRecordsParam.email, "PERSON3@example.com")
+    [found] = _ok(ops.search_records(by_email)).get_data()
+    assert found.get_key_value("Last_Name") == "Last3"
+    by_criteria = ParameterMap()
+    by_criteria.add(
+        zr.SearchRecordsParam.criteria, "((Last_Name:equals:Last1)or(First_Name:starts_with:first4))"
+    )
+    names = sorted(r.get_key_value("Last_Name") for r in _ok(ops.search_records(by_criteria)).get_data())
+    assert names == ["Last1", "Last4"]
+    nothing = ParameterMap()
+    nothing.add(zr.SearchRecordsParam.word, "nobody-by-that-name")
+    assert ops.search_records(nothing).get_status_code() == 204

@@ -147,3 +147,14 @@ async def test_expiry_beyond_a_week_is_refused_by_zoho(org: Any, contexts: Any) 
     answer = org.api("POST", "/crm/v8/actions/watch", token, json={"watch": [watch]})
     assert answer.status_code == 202
     assert answer.json()["watch"][0]["code"] == "INVALID_DATA"
+
+
+async def test_a_rotated_secret_replaces_the_channel(org: Any, contexts: Any) -> None:
+    old = await notifications.subscribe_webhooks(
+        contexts(webhook_url="http://127.0.0.1:9/a", webhook_secret=SECRET), None
+    )
+    rotated = contexts(webhook_url="http://127.0.0.1:9/b", webhook_secret="a-rotated-secret-after-a-leak")
+    new = await notifications.subscribe_webhooks(rotated, old)
+    assert new.id != old.id
+    assert list(org.sandbox.api.channels) == [new.id]
+    assert org.sandbox.api.channels[new.id].notify_url == "http://127.0.0.1:9/b"

@@ -14,6 +14,7 @@ from typing import Any
 
 from crmhost_zoho.sandbox.coql import run_query
 from crmhost_zoho.sandbox.schema import JSON_TYPES, field_meta
+from crmhost_zoho.sandbox.search import matcher
 from crmhost_zoho.sandbox.store import Org, ZohoError, error_entry, project
 
 __all__ = ["DISCRETE_LIMIT", "Channel", "ZohoApi"]
@@ -220,6 +221,27 @@ class ZohoApi:
             self.page_tokens[next_token] = _PageToken(key, offset + per_page, expires)
             info["next_page_token"] = next_token
             info["page_token_expiry"] = expires.isoformat()
+        return 200, {"data": [project(r, fields) for r in chunk], "info": info}
+
+    def search(self, module: str, query: Mapping[str, str]) -> tuple[int, Any]:
+        """``GET /{module}/search``: ``criteria``, ``email``, ``phone`` or ``word``; 204 when none match."""
+        spec = self.org.module(module)
+        test = matcher(query, spec.fields)
+        per_page = _int(query, "per_page", MAX_PER_PAGE)
+        page = _int(query, "page", 1)
+        if not 1 <= per_page <= MAX_PER_PAGE or page < 1 or page * per_page > DISCRETE_LIMIT:
+            raise ZohoError(400, "INVALID_DATA", "invalid page or per_page", {"param": "per_page"})
+        rows = [r for r in self.org.modified_since(module, None, "id", False) if test(r)]
+        chunk = rows[(page - 1) * per_page : page * per_page]
+        if not chunk:
+            return 204, None
+        fields = [f for f in query.get("fields", "").split(",") if f.strip()] or list(spec.fields)
+        info = {
+            "per_page": per_page,
+            "count": len(chunk),
+            "page": page,
+            "more_records": len(rows) > page * per_page,
+        }
         return 200, {"data": [project(r, fields) for r in chunk], "info": info}
 
     def get_record(self, module: str, record_id: str) -> tuple[int, Any]:

@@ -550,6 +550,12 @@ class ZohoSandbox(Sandbox):
                 heavy=True,
             ),
             self._wrap(
+                f"{base}/{{module:str}}/search",
+                ["GET"],
+                lambda r, b: self.api.search(module(r), q(r)),
+                "search",
+            ),
+            self._wrap(
                 f"{base}/{{module:str}}/deleted",
                 ["GET"],
                 lambda r, b: self.api.deleted(module(r), q(r), h(r)),

@@ -168,7 +168,7 @@ class _Notice(msgspec.Struct, kw_only=True):
 
 
 async def handle_webhook(ctx: IntegrationContext, request: WebhookRequest) -> WebhookResult:
-    """Check a notice's channel and token; its deletes and written values become changes."""
+    """Check a notice's channel and token; deletes and creates become changes, edits pull hints."""
     if not ctx.webhook_secret:
         raise WebhookRejected("this integration has no webhook secret; its channel is not the host's")
     try:
@@ -196,7 +196,11 @@ async def handle_webhook(ctx: IntegrationContext, request: WebhookRequest) -> We
                 for i in notice.ids
             ]
         )
-    # with return_affected_field_values the notice carries what was written: no pull needed
+    if notice.operation != "insert":
+        # an edit's values may be overtaken: notices arrive in any order and a later write's
+        # may come first, so an edit is only a hint and the pull reads the record as it is now
+        return WebhookResult(pull_objects=[obj])
+    # a create's values (return_affected_field_values) are the record's first: no pull needed
     sent_at = datetime.fromtimestamp(notice.server_time / 1000, UTC) if notice.server_time else None
     changes = [
         Change(

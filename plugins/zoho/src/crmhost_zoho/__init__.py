@@ -1,0 +1,1 @@
+"""crmhost plugin for Zoho CRM (API v8) and its sandbox."""

@@ -128,9 +128,10 @@ async def test_export_then_erase_everywhere_for_good(stack: Stack) -> None:
         json={"contacts": [ERIN, {"email": KEPT, "first_name": "Kim", "last_name": "Keeper"}]},
     )
     assert r.status_code == 200 and not r.json().get("errors"), r.text
+    await _settle(stack, **{slug: _live(stack, slug, {erased, KEPT}) for slug in iids})  # as below
     r = await c.post("/v1/events", json={"events": _events(ERASED, "sent", "opened")})
     assert r.json()["accepted"] == 2, r.text
-    await _settle(stack, **{slug: _live(stack, slug, {erased, KEPT}) for slug in iids})
+    await _settle(stack)
     contact_id = (await c.get(f"/v1/contacts/{ERASED}")).json()["id"]
     # a conflict in review names the person too
     async with stack.host.db.transaction(stack.tenant_id) as s:
@@ -195,6 +196,10 @@ async def test_consent_keeps_an_unsubscribed_contacts_events_out_of_the_crm(stac
     # with last names: some CRMs refuse a person without one
     people = [{"email": email, "last_name": email.split("@")[0].title()} for email in sorted(both)]
     assert (await c.put("/v1/contacts:bulk", json={"contacts": people})).status_code == 200
+    # in every CRM before their events: an update queued while a contact's first push is still
+    # unlinked can reach a CRM as a partial insert, refused where a last name is required (a
+    # race of the push, not what this test is about)
+    await _settle(stack, **{slug: _live(stack, slug, both) for slug in iids})
     assert (await c.get("/v1/settings/privacy")).json()["suppress_unsubscribed_events"] is False
     bad = await c.put("/v1/settings/privacy", json={"suppress_unsubscribed_events": 0})
     assert bad.status_code == 400 and "suppress_unsubscribed_events" in bad.text
@@ -236,6 +241,7 @@ async def test_conflict_resolutions_outbox_retries_and_deletes_are_audited(stack
         "/v1/contacts:bulk",
         json={"contacts": [{"email": "a@gdpr.example", "last_name": "A", "city": "Lyon"}]},
     )
+    await _settle(stack, **{slug: _live(stack, slug, {"a@gdpr.example"}) for slug in iids})
     contact_id = (await c.get("/v1/contacts/a@gdpr.example")).json()["id"]
     async with stack.host.db.transaction(stack.tenant_id) as s:
         conflict = _city_conflict(stack, iid, contact_id)

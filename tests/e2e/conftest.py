@@ -11,6 +11,7 @@ import pytest
 
 from crmhost.api.app import create_app
 from crmhost.db.migrate import upgrade
+from crmhost.demo.stack import Stack, StackConfig, open_stack
 from crmhost.runtime import Host, open_host
 from crmhost.sandbox import Sandbox, running
 from crmhost.services.tenants import create_tenant
@@ -65,3 +66,10 @@ async def fx_e2e(database_url: str, tmp_path: Path, sandbox_servers: Sandboxes) 
             env.tenant_id, env.api_key = await create_tenant(host, "Acme")
             async with env.browser:
                 yield env
+
+
+@pytest.fixture(name="stack")
+async def fx_stack(database_url: str, tmp_path: Path) -> AsyncIterator[Stack]:
+    """Every installed CRM's sandbox and the host API on ``database_url``, jobs run in-process."""
+    async with open_stack(StackConfig(data_dir=tmp_path / "stack", database_url=database_url)) as stack:
+        yield stack

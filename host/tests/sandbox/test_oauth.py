@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from crmhost.sandbox import OAuthError, OAuthServer, pkce_challenge
+from crmhost.sandbox import OAuthError, OAuthServer, pkce_challenge, running
 
 from .conftest import ToySandbox
 
@@ -152,3 +152,30 @@ def test_rotation_retires_the_old_refresh_token() -> None:
     assert second.refresh_token != first.refresh_token
     with pytest.raises(OAuthError, match="invalid, expired or revoked"):
         server.refresh(client_id="c", client_secret="s", refresh_token=first.refresh_token)
+
+
+def test_issued_lists_every_code_and_token_handed_out_revoked_or_not() -> None:
+    server = OAuthServer(client_id="c", client_secret="s", account_id="1", rotate_refresh_tokens=True)
+    code = server.issue_code(redirect_uri=REDIRECT, scopes=[], code_challenge=None)
+    first = server.exchange_code(client_id="c", client_secret="s", code=code, redirect_uri=REDIRECT)
+    second = server.refresh(client_id="c", client_secret="s", refresh_token=first.refresh_token)
+    server.revoke(second.refresh_token)
+    assert server.issued() == {
+        code,
+        first.access_token,
+        first.refresh_token,
+        second.access_token,
+        second.refresh_token,
+    }
+
+
+def test_issued_secrets_add_the_api_keys_minted_through_the_admin_endpoint() -> None:
+    class Keyed(ToySandbox):
+        def mint_api_key(self) -> str:
+            return "key-" + "x" * 20
+
+    box = Keyed()
+    tokens = box.oauth.mint([])
+    with running(box) as url, httpx.Client(base_url=url, timeout=10) as admin:
+        assert admin.post("/_sandbox/api-key").json() == {"api_key": "key-" + "x" * 20}
+    assert box.issued_secrets() == {tokens.access_token, tokens.refresh_token, "key-" + "x" * 20}

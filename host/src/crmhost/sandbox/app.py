@@ -113,6 +113,7 @@ class Sandbox:
         self.client_secret = client_secret or self.new_client_secret()
         self.account_id = account_id
         self.faults = FaultInjector()
+        self._api_keys: set[str] = set()
         tiers, real = self.rate_tiers()
         self.limiter = ServerRateLimiter(tiers, real=real)
         self.stats = CallStats()
@@ -234,6 +235,15 @@ class Sandbox:
             SandboxInputError: the CRM has no API keys (501).
         """
         raise SandboxInputError(f"{self.title} has no API keys", status=501)
+
+    def issued_secrets(self) -> frozenset[str]:
+        """Every credential this sandbox has handed out: OAuth codes and tokens, API keys.
+
+        The codes and tokens of :meth:`OAuthServer.issued` and the keys minted through
+        ``POST /_sandbox/api-key``, live or revoked: what a test that a run's logs carry no
+        credential searches them for. Read it while the sandbox is idle.
+        """
+        return self.oauth.issued() | frozenset(self._api_keys)
 
     # ---------------------------------------------------------------- the inspector (a CRM user)
     # Each CRM sandbox answers these from its own store in canonical terms (see
@@ -379,7 +389,9 @@ class Sandbox:
 
         @post("/_sandbox/api-key", opt=admin, status_code=200)
         async def api_key() -> Response[bytes]:
-            return json_response(200, {"api_key": sandbox.mint_api_key()})
+            key = sandbox.mint_api_key()
+            sandbox._api_keys.add(key)
+            return json_response(200, {"api_key": key})
 
         @post("/_sandbox/faults", opt=admin, status_code=200)
         async def faults(request: Request[Any, Any, Any]) -> Response[bytes]:

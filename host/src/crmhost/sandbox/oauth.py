@@ -351,6 +351,14 @@ class OAuthServer:
             found = True
         return found
 
+    def issued(self) -> frozenset[str]:
+        """Every authorization code, access token and refresh token this server has handed out.
+
+        Live, used, expired and revoked alike: what a log-privacy test searches a run's logs
+        for. Read it while the server is idle (the dicts behind it change as it serves).
+        """
+        return frozenset({*self._codes, *self._access, *self._refresh, *self._revoked_refresh})
+
     def expire_all(self) -> None:
         """Make every access token expired now (tests of the refresh path)."""
         now = self.clock()

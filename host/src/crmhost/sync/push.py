@@ -40,6 +40,7 @@ __all__ = [
     "FILL_WAIT_S",
     "LEASE_S",
     "MAX_ATTEMPTS",
+    "ONE_PER_CALL_IN_FLIGHT",
     "RECORD_CALLS_IN_FLIGHT",
     "PushSummary",
     "backoff_s",
@@ -61,6 +62,11 @@ TIME_BUDGET_S = 900.0
 #: ``push_records`` calls of one claim sent at once (each paced by the account's limiter); a
 #: claim takes this many CRM batches, so a contact's rows never ride in two calls in flight
 RECORD_CALLS_IN_FLIGHT = 4
+#: calls of one claim sent at once when the CRM takes one record or activity per call (no
+#: batch write): the host's work per claim is then spread over this many calls instead of
+#: four, and the account's limiter, which every call waits for, still sets the pace; never
+#: more than the CRM's burst limit
+ONE_PER_CALL_IN_FLIGHT = 16
 ACTIVITY_KINDS = ("activity", "workflow")
 #: while rows arrive fast enough to fill a CRM batch, a partial batch waits at most this long
 #: (from its oldest row) for the rest, so a burst of events goes in full batches instead of a
@@ -448,7 +454,8 @@ async def drain(
             (``1`` is the naive one-record-per-call push, see :func:`drain_naive`).
         lease_s: how long claimed rows stay out of other drains' reach.
         time_budget_s: stop claiming after this long; the ``push_due`` cron continues.
-        in_flight: ``push_records`` calls sent at once (one with ``batch_size=1``).
+        in_flight: ``push_records`` calls sent at once (one with ``batch_size=1``; for a CRM
+            without batch writes, :data:`ONE_PER_CALL_IN_FLIGHT` within its burst limit).
 
     Returns:
         Counts per outcome, CRM calls, and why it stopped (``None``: nothing left due).
@@ -461,6 +468,7 @@ async def drain(
     sizes = info.batch_sizes
     record_batch = max(1, batch_size or sizes.get("push_records", 100))
     activity_batch = max(1, batch_size or sizes.get("push_activity", sizes.get("push_records", 100)))
+    one_per_call = max(1, min(ONE_PER_CALL_IN_FLIGHT, info.rate_limit.requests))
     state = Drain(
         host=host,
         tenant_id=tenant_id,
@@ -471,7 +479,9 @@ async def drain(
         record_batch=record_batch,
         activity_batch=activity_batch,
         lease_s=lease_s,
-        in_flight=1 if batch_size == 1 else max(1, in_flight),
+        # the naive push (batch_size=1) is one call at a time by definition
+        in_flight=1 if batch_size == 1 else (one_per_call if record_batch == 1 else max(1, in_flight)),
+        activity_in_flight=1 if batch_size == 1 or activity_batch > 1 else one_per_call,
         deadline=time.monotonic() + time_budget_s,
     )
     deadline = state.deadline

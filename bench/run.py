@@ -24,6 +24,11 @@ Prints one JSON object. Examples::
     uv run python bench/run.py --crm hubspot --contacts 10000 --limits real
     uv run python bench/run.py --crm salesforce --contacts 100000 --limits off
     uv run python bench/run.py --crm hubspot --contacts 1000 --limits off --latency
+    uv run python bench/run.py --crm salesforce --contacts 100000 --limits off --database postgres --workers 2
+
+``--database postgres --workers N`` runs the production engine: a throwaway PostgreSQL and
+Redis on 127.0.0.1, ``crmhost serve`` and ``N`` ``crmhost worker`` processes; the peak RSS of
+each process is reported.
 """
 
 from __future__ import annotations
@@ -225,9 +230,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     with tempfile.TemporaryDirectory(prefix="crmhost-bench-") as tmp, ExitStack() as servers:
         redis_url = database_url = None
-        if args.latency or args.naive:
+        workers = args.workers if args.workers is not None else (1 if args.latency else 0)
+        if args.latency or args.naive or workers:
             redis_url = servers.enter_context(redis_server()).url()
-        if args.latency:
+        if args.database == "postgres":
+            pg = servers.enter_context(postgres_server())  # ServerUnavailable: PostgreSQL not installed
+            database_url = pg.url(pg.create_database("bench"))
+        elif args.latency and args.database is None:
             try:
                 pg = servers.enter_context(postgres_server())
                 database_url = pg.url(pg.create_database("bench"))
@@ -237,15 +246,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             data_dir=Path(tmp),
             database_url=database_url,
             redis_url=redis_url,
-            workers=1 if args.latency else 0,
+            workers=workers,
             crms=(args.crm,),
             limits=args.limits,
             api_process=True,
         )
         result["database"] = "postgresql" if database_url else "sqlite"
-        result["jobs"] = (
-            "arq worker process" if args.latency else ("arq in-bench" if args.naive else "in-process")
-        )
+        in_serve = "arq in-bench" if args.naive else "in-process"
+        result["jobs"] = f"{workers} arq worker process(es)" if workers else in_serve
         async with open_stack(config) as stack, AsyncExitStack() as exits:
             if args.naive:
                 await _naive_worker(stack, exits)
@@ -260,6 +268,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 result["webhook_to_store_p99_ms"] = round(1000 * _percentile(hook, 0.99), 1)
             pids = [p.pid for p in ([stack.api_proc] if stack.api_proc else []) + stack.workers]
             result["peak_rss_mb"] = round(max(_vm_hwm_mb(pid) for pid in pids), 1)
+            result["peak_rss_mb_by_process"] = {
+                **({"serve": round(_vm_hwm_mb(stack.api_proc.pid), 1)} if stack.api_proc else {}),
+                **{f"worker{i}": round(_vm_hwm_mb(w.pid), 1) for i, w in enumerate(stack.workers)},
+            }
             result["peak_rss_of"] = "crmhost serve" + (" and crmhost worker" if stack.workers else "")
             if args.naive:
                 result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
@@ -275,6 +287,20 @@ def main() -> None:
     p.add_argument("--latency", action="store_true", help="also measure p50/p99 latencies (arq + Redis)")
     p.add_argument("--naive", action="store_true", help="one record per CRM call (S3's drain_naive)")
     p.add_argument("--samples", type=int, default=200, help="latency samples of each kind")
+    p.add_argument(
+        "--database",
+        choices=("sqlite", "postgres"),
+        default=None,
+        help="the host's database: postgres starts a throwaway PostgreSQL on 127.0.0.1 "
+        "(default: SQLite, or PostgreSQL when installed with --latency)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="crmhost worker processes on a throwaway Redis "
+        "(default: 0, jobs in crmhost serve; 1 with --latency)",
+    )
     p.add_argument("--timeout", type=float, default=3600.0)
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)

@@ -7,6 +7,9 @@ SQLite, in-process jobs), so its peak memory (``VmHWM``) is measured apart from 
 which lives in this process. Timing starts at the OAuth connect (activation enqueues the
 initial sync) and stops when both sides hold the union and nothing is pending.
 
+``--small-crm`` measures fairness instead of the sync alone: a small tenant on another CRM
+sends events one at a time while the big tenant's backfill runs (see :func:`_fairness`).
+
 ``--latency`` then measures, with Redis and an arq worker process (``crmhost worker``, on a
 throwaway PostgreSQL when one is installed), event-to-CRM (``POST /v1/events`` of a ``sent``
 event until its activity is in the CRM) and webhook-to-store (a CRM-side edit until the
@@ -24,6 +27,11 @@ Prints one JSON object. Examples::
     uv run python bench/run.py --crm hubspot --contacts 10000 --limits real
     uv run python bench/run.py --crm salesforce --contacts 100000 --limits off
     uv run python bench/run.py --crm hubspot --contacts 1000 --limits off --latency
+    uv run python bench/run.py --crm salesforce --contacts 100000 --limits off --database postgres --workers 2
+
+``--database postgres --workers N`` runs the production engine: a throwaway PostgreSQL and
+Redis on 127.0.0.1, ``crmhost serve`` and ``N`` ``crmhost worker`` processes; the peak RSS of
+each process is reported.
 """
 
 from __future__ import annotations
@@ -38,15 +46,17 @@ import statistics
 import tempfile
 import time
 from contextlib import AsyncExitStack, ExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from crmhost.demo import crmstate
+from crmhost.demo import crmstate, hoststate
 from crmhost.demo.crmuser import create_in_crm, edit_person
 from crmhost.demo.report import api_calls, initial_floor, rate_limit_floor_s
 from crmhost.demo.scenario import CrmTraits, Person
 from crmhost.demo.stack import Stack, StackConfig, open_stack
 from crmhost.demo.steps import put_contacts, settle
+from crmhost.services.tenants import create_tenant
 from crmhost.testing.crmstack import installed_crms
 from crmhost.testing.servers import ServerUnavailable, postgres_server, redis_server
 
@@ -164,28 +174,96 @@ async def _sync(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+async def _one_event(stack: Stack, crm: str, email: str, i: int) -> float:
+    """Seconds from ``POST /v1/events`` of one ``sent`` event until its activity is in ``crm``."""
+    before = (await crmstate.counts(stack, crm))[1]
+    event = {
+        "id": f"lat-{i}-{time.time_ns()}",
+        "email": email,
+        "kind": "sent",
+        "occurred_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "campaign_id": "lat",
+        "campaign_name": "Latency",
+        "subject": "ping",
+    }
+    t0 = time.perf_counter()
+    await stack.api("POST", "/v1/events", json={"events": [event]})
+    while (await crmstate.counts(stack, crm))[1] <= before:
+        if time.perf_counter() - t0 > SAMPLE_CAP_S:
+            raise RuntimeError(f"event {event['id']} did not reach {crm} within {SAMPLE_CAP_S} s")
+        await asyncio.sleep(0.002)
+    return time.perf_counter() - t0
+
+
 async def _event_to_crm(stack: Stack, crm: str, samples: int) -> list[float]:
     emails = sorted((await crmstate.snapshot(stack, crm)).contacts)[:samples]
-    out = []
-    for i, email in enumerate(emails):
-        before = (await crmstate.counts(stack, crm))[1]
-        event = {
-            "id": f"lat-{i}-{time.time_ns()}",
-            "email": email,
-            "kind": "sent",
-            "occurred_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "campaign_id": "lat",
-            "campaign_name": "Latency",
-            "subject": "ping",
-        }
-        t0 = time.perf_counter()
-        await stack.api("POST", "/v1/events", json={"events": [event]})
-        while (await crmstate.counts(stack, crm))[1] <= before:
-            if time.perf_counter() - t0 > SAMPLE_CAP_S:
-                raise RuntimeError(f"event {event['id']} did not reach {crm} within {SAMPLE_CAP_S} s")
-            await asyncio.sleep(0.002)
-        out.append(time.perf_counter() - t0)
-    return out
+    return [await _one_event(stack, crm, email, i) for i, email in enumerate(emails)]
+
+
+async def _fairness(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
+    """A small tenant's event-to-CRM latency while another tenant's backfill runs.
+
+    The small tenant (``--small-contacts`` contacts, CRM ``--small-crm``) is connected and
+    settled first; then the big tenant (``--contacts``, CRM ``--crm``, a tenth as many CRM-only
+    contacts) connects, and the small tenant sends one ``sent`` event at a time until the big
+    backfill is done. Each sandbox is one CRM account, so the two tenants use two CRMs; they
+    share the host's processes, database and queue, which is what fairness is about.
+    """
+    big, small = args.crm, args.small_crm
+    tenant_id, api_key = await create_tenant(stack.host, "small tenant")
+    view = replace(stack, tenant_id=tenant_id, api_key=api_key, _http=None, integrations={}, webhook_urls={})
+    try:
+        mine = [_person(i, "small") for i in range(args.small_contacts)]
+        await put_contacts(view, mine, chunk=10_000)
+        await view.connect(small)
+        await settle(
+            view,
+            {f"{small} contacts": lambda seen: (seen.crms[small][0], len(mine))},
+            timeout_s=args.timeout,
+            idle_s=1.0,
+            poll_s=0.2,
+        )
+        crm_only = [_person(i, "crm") for i in range(args.contacts // 10)]
+        traits = CrmTraits.of(stack.host.plugins.info(big))
+        await create_in_crm(
+            stack, big, ({k: v for k, v in p.values().items() if k in traits.two_way} for p in crm_only)
+        )
+        platform = [_person(i, "pf") for i in range(args.contacts)]
+        await put_contacts(stack, platform, chunk=10_000)
+        union = len(platform) + len(crm_only)
+        started = time.monotonic()
+        await stack.connect(big)
+
+        async def backfilled() -> bool:
+            contacts = (await hoststate.counts(stack.host, stack.tenant_id)).contacts
+            return contacts >= union and (await crmstate.counts(stack, big))[0] >= union
+
+        # sampling until the big tenant's union is on both sides (settle would wait for a quiet
+        # store and queue, which the small tenant's events never allow); looked at every 0.5 s
+        lat: list[float] = []
+        looked = 0.0
+        while True:
+            if time.monotonic() - looked >= 0.5:
+                looked = time.monotonic()
+                if await backfilled():
+                    break
+                if looked - started > args.timeout:
+                    raise RuntimeError(f"the big backfill did not finish within {args.timeout} s")
+            lat.append(await _one_event(view, small, mine[len(lat) % len(mine)].email, len(lat)))
+        wall_s = time.monotonic() - started
+    finally:
+        if view._http is not None:
+            await view._http.aclose()
+    return {
+        "small_crm": small,
+        "small_contacts": len(mine),
+        "big_wall_s": round(wall_s, 2),
+        "big_contacts_per_s": round(union / wall_s, 1),
+        "small_samples_during_backfill": len(lat),
+        "small_event_to_crm_p50_ms": round(1000 * statistics.median(lat), 1) if lat else None,
+        "small_event_to_crm_p99_ms": round(1000 * _percentile(lat, 0.99), 1) if lat else None,
+        "small_event_to_crm_max_ms": round(1000 * max(lat), 1) if lat else None,
+    }
 
 
 async def _webhook_to_store(stack: Stack, crm: str, samples: int) -> list[float]:
@@ -225,9 +303,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     with tempfile.TemporaryDirectory(prefix="crmhost-bench-") as tmp, ExitStack() as servers:
         redis_url = database_url = None
-        if args.latency or args.naive:
+        workers = args.workers if args.workers is not None else (1 if args.latency else 0)
+        if args.latency or args.naive or workers:
             redis_url = servers.enter_context(redis_server()).url()
-        if args.latency:
+        if args.database == "postgres":
+            pg = servers.enter_context(postgres_server())  # ServerUnavailable: PostgreSQL not installed
+            database_url = pg.url(pg.create_database("bench"))
+        elif args.latency and args.database is None:
             try:
                 pg = servers.enter_context(postgres_server())
                 database_url = pg.url(pg.create_database("bench"))
@@ -237,19 +319,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             data_dir=Path(tmp),
             database_url=database_url,
             redis_url=redis_url,
-            workers=1 if args.latency else 0,
-            crms=(args.crm,),
+            workers=workers,
+            crms=(args.crm, *([args.small_crm] if args.small_crm else [])),
             limits=args.limits,
             api_process=True,
         )
         result["database"] = "postgresql" if database_url else "sqlite"
-        result["jobs"] = (
-            "arq worker process" if args.latency else ("arq in-bench" if args.naive else "in-process")
-        )
+        in_serve = "arq in-bench" if args.naive else "in-process"
+        result["jobs"] = f"{workers} arq worker process(es)" if workers else in_serve
         async with open_stack(config) as stack, AsyncExitStack() as exits:
             if args.naive:
                 await _naive_worker(stack, exits)
-            result.update(await _sync(stack, args))
+            if args.small_crm:
+                result.update(await _fairness(stack, args))
+            else:
+                result.update(await _sync(stack, args))
             if args.latency:
                 lat = await _event_to_crm(stack, args.crm, args.samples)
                 hook = await _webhook_to_store(stack, args.crm, args.samples)
@@ -260,6 +344,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 result["webhook_to_store_p99_ms"] = round(1000 * _percentile(hook, 0.99), 1)
             pids = [p.pid for p in ([stack.api_proc] if stack.api_proc else []) + stack.workers]
             result["peak_rss_mb"] = round(max(_vm_hwm_mb(pid) for pid in pids), 1)
+            result["peak_rss_mb_by_process"] = {
+                **({"serve": round(_vm_hwm_mb(stack.api_proc.pid), 1)} if stack.api_proc else {}),
+                **{f"worker{i}": round(_vm_hwm_mb(w.pid), 1) for i, w in enumerate(stack.workers)},
+            }
             result["peak_rss_of"] = "crmhost serve" + (" and crmhost worker" if stack.workers else "")
             if args.naive:
                 result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
@@ -275,8 +363,31 @@ def main() -> None:
     p.add_argument("--latency", action="store_true", help="also measure p50/p99 latencies (arq + Redis)")
     p.add_argument("--naive", action="store_true", help="one record per CRM call (S3's drain_naive)")
     p.add_argument("--samples", type=int, default=200, help="latency samples of each kind")
+    p.add_argument(
+        "--database",
+        choices=("sqlite", "postgres"),
+        default=None,
+        help="the host's database: postgres starts a throwaway PostgreSQL on 127.0.0.1 "
+        "(default: SQLite, or PostgreSQL when installed with --latency)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="crmhost worker processes on a throwaway Redis "
+        "(default: 0, jobs in crmhost serve; 1 with --latency)",
+    )
+    p.add_argument(
+        "--small-crm",
+        choices=installed_crms(),
+        default=None,
+        help="fairness: a small tenant on this CRM sends events one at a time during the big backfill",
+    )
+    p.add_argument("--small-contacts", type=int, default=500, help="the small tenant's contacts")
     p.add_argument("--timeout", type=float, default=3600.0)
     args = p.parse_args()
+    if args.small_crm == args.crm:
+        p.error("--small-crm must differ from --crm: each sandbox is one CRM account")
     logging.basicConfig(level=logging.WARNING)
     print(json.dumps(asyncio.run(run(args)), indent=2))
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import pytest
 
+from crmhost.demo.report import events_floor, initial_floor
 from crmhost.demo.runner import UNBATCHED_SHARE, traits_for
 from crmhost.demo.scenario import STRATEGIES, CrmTraits, build
 from crmhost.models import (
@@ -88,3 +90,26 @@ def test_build_refuses_no_crms_and_negative_shares() -> None:
         build([])
     with pytest.raises(ValueError, match="negative"):
         build([CrmTraits.of(_info("alpha", PEOPLE), share=-1.0)])
+
+
+def test_a_later_crms_winning_overlaps_count_as_writes_to_the_earlier_ones() -> None:
+    crms = [CrmTraits.of(_info("alpha", [*PEOPLE, "company"])), CrmTraits.of(_info("beta", PEOPLE))]
+    scenario = build(crms, contacts=400, crm_contacts=400, events=0)
+    beta = scenario.crms["beta"]
+    # beta is newest_wins: its newer half of the overlaps wins on the platform and goes to alpha;
+    # its older half loses, and nothing is connected after beta
+    assert scenario.changed_later("alpha") == len(beta.new) > 0
+    assert scenario.changed_later("beta") == 0
+
+
+def test_floors_count_what_one_call_takes() -> None:
+    listing = _info("alpha", PEOPLE)
+    assert initial_floor(listing, 250, 1_000) == 3 + 10
+    # increments page 200 (a search), a backfill's full listing 100
+    backfill = msgspec.structs.replace(
+        listing, batch_sizes={"push_records": 100, "pull": 200, "backfill": 100}
+    )
+    assert initial_floor(backfill, 250, 1_000, later=30) == 3 + 10 + 1
+    one = _info("one", PEOPLE, batch=1)
+    # one record per call: every activity and every contact is a call of its own
+    assert events_floor(one, 40, 7, 2) == 40 + 7 + 2

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from crmhost.demo.crmstate import CrmSnapshot
@@ -20,6 +20,7 @@ from crmhost.models import CrmInfo
 __all__ = [
     "CrmFigures",
     "api_calls",
+    "calls_by_endpoint",
     "conflicts_by_strategy",
     "format_report",
     "initial_floor",
@@ -32,15 +33,25 @@ def api_calls(stats: dict[str, Any]) -> int:
     return sum(n for endpoint, n in stats.get("calls", {}).items() if "oauth" not in endpoint.lower())
 
 
-def initial_floor(info: CrmInfo, crm_records: int, pushed: int) -> int:
-    """The fewest calls an initial two-way sync can make: read every page, write every batch."""
-    page = info.batch_sizes.get("pull", 100)
+def initial_floor(info: CrmInfo, crm_records: int, pushed: int, later: int = 0) -> int:
+    """The fewest calls an initial two-way sync can make: read every page, write every batch.
+
+    A backfill reads the CRM's full listing, in ``batch_sizes["backfill"]`` records a page when
+    that listing pages smaller than the incremental reads (``pull``). ``later``: contacts of
+    this CRM that CRMs connected after it change on the platform (their initial syncs win
+    conflicts), written back in batches of their own, since they come after this CRM's sync.
+    """
+    page = info.batch_sizes.get("backfill", info.batch_sizes.get("pull", 100))
     batch = info.batch_sizes.get("push_records", 1)
-    return math.ceil(crm_records / page) + math.ceil(pushed / batch)
+    return math.ceil(crm_records / page) + math.ceil(pushed / batch) + math.ceil(later / batch)
 
 
 def events_floor(info: CrmInfo, activities: int, changed_contacts: int, enrollments: int) -> int:
-    """The fewest calls to log ``activities``, push ``changed_contacts`` and enroll contacts."""
+    """The fewest calls to log ``activities``, push ``changed_contacts`` and enroll contacts.
+
+    Per call, as many as the CRM takes in one request (``batch_sizes``): a CRM without batch
+    writes declares 1 and is counted one call per activity or contact.
+    """
     return (
         math.ceil(activities / info.batch_sizes.get("push_activity", 1))
         + math.ceil(changed_contacts / info.batch_sizes.get("push_records", 1))
@@ -75,6 +86,23 @@ class CrmFigures:
     deletes_to_crm: int
     deletes_from_crm: int
     conflicts: Counter[str]
+    #: phase ("initial sync", "events") -> endpoint -> calls, OAuth endpoints left out
+    calls_by_endpoint: dict[str, Counter[str]] = field(default_factory=dict)
+
+
+def calls_by_endpoint(stats: dict[str, Any]) -> Counter[str]:
+    """A sandbox's stats as endpoint -> calls, OAuth endpoints (consent, token, revoke) left out."""
+    return Counter({e: n for e, n in stats.get("calls", {}).items() if "oauth" not in e.lower()})
+
+
+def _endpoint_lines(f: CrmFigures) -> list[str]:
+    """Where each phase's calls went, most first: the figures to read when a phase is over its floor."""
+    lines = []
+    for phase, per in f.calls_by_endpoint.items():
+        if per:
+            lines.append(f"  calls by endpoint, {phase}")
+            lines += [f"    {n:>7,}  {endpoint}" for endpoint, n in per.most_common()]
+    return lines
 
 
 def _outcomes(c: StoreCounts, iid: str, direction: str) -> str:
@@ -148,6 +176,7 @@ def format_report(
             f"  answered 429               {f.rate_limited:,}",
             f"  wall time                  initial sync {f.initial_wall_s:.1f} s, "
             f"events {f.events_wall_s:.1f} s",
+            *_endpoint_lines(f),
         ]
     lines += ["", f"total wall time {wall_s:.1f} s", ""]
     return "\n".join(lines)

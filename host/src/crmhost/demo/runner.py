@@ -33,6 +33,7 @@ from crmhost.demo.progress import say
 from crmhost.demo.report import (
     CrmFigures,
     api_calls,
+    calls_by_endpoint,
     conflicts_by_strategy,
     events_floor,
     format_report,
@@ -203,7 +204,7 @@ async def run_demo(opts: Options) -> tuple[str, list[str]]:
                         strategy=plan.strategy,
                         integration_id=stack.integrations[slug],
                         initial_calls=sum(api_calls(p.calls[slug]) for p in initial.values()),
-                        initial_floor=initial_floor(info, plan.size, pushed),
+                        initial_floor=initial_floor(info, plan.size, pushed, scenario.changed_later(slug)),
                         initial_wall_s=initial[slug].wall_s,
                         events_calls=api_calls(events.calls[slug]),
                         events_floor=events_floor(info, scenario.expected_activities(), changed, enrolled),
@@ -214,6 +215,12 @@ async def run_demo(opts: Options) -> tuple[str, list[str]]:
                         deletes_to_crm=len(deleted.get("platform", [])),
                         deletes_from_crm=len(deleted.get(slug, [])),
                         conflicts=resolved.get(slug, Counter()),
+                        calls_by_endpoint={
+                            "initial sync": sum(
+                                (calls_by_endpoint(p.calls[slug]) for p in initial.values()), Counter()
+                            ),
+                            "events": calls_by_endpoint(events.calls[slug]),
+                        },
                     )
                 )
             report = format_report(scenario, figures, store, len(platform), time.monotonic() - begun)

@@ -225,6 +225,31 @@ class Scenario:
         """How many contacts every side holds after the sync."""
         return len(self.expected_people())
 
+    def changed_later(self, slug: str) -> int:
+        """Contacts in ``slug``'s CRM whose values the CRMs connected after it change.
+
+        Their overlaps with the platform settle on the CRM's value where its strategy lets it
+        win; those contacts are already in ``slug``'s CRM (pushed or linked by its own initial
+        sync), so each is one more write there.
+        """
+        order = list(self.crms)
+        mine = self.crms[slug]
+        by_email = {p.email: p for p in self.platform}
+        changed: set[str] = set()
+        for later in order[order.index(slug) + 1 :]:
+            plan = self.crms[later]
+            for newer, group in (("platform", plan.old), ("crm", plan.new)):
+                for person in group:
+                    local = by_email[person.email]
+                    for name in plan.traits.conflict_fields:
+                        if name not in mine.traits.pushed:
+                            continue
+                        strategy = field_strategy(plan.strategy, name, {})
+                        value = winner(strategy, getattr(local, name), getattr(person, name), newer=newer)
+                        if value != getattr(local, name):
+                            changed.add(person.email)
+        return len(changed)
+
     def expected_conflicts(self, slug: str) -> Counter[str]:
         """Strategy -> number of field conflicts the CRM's overlaps cause."""
         plan = self.crms[slug]

@@ -119,7 +119,8 @@ class CrmInfo(CanonicalStruct, frozen=True):
         oauth: the OAuth endpoints when ``AuthKind.OAUTH2`` is supported.
         objects: the record kinds it syncs.
         batch_sizes: the largest batch per hook (``push_records``, ``push_activity``) and per
-            ``pull`` page.
+            ``pull`` page; ``backfill``, when a full listing pages smaller than ``pull`` (the
+            report's floors use it for initial syncs).
         rate_limit: the CRM's limits for one account.
         capabilities: what it can do.
         settings: the per-integration settings it reads.

@@ -37,8 +37,10 @@ from crmhost.sync.push_outcomes import MAX_ATTEMPTS, RECORD_KINDS, Claimed, Stop
 from crmhost.sync.runs import RunRecorder, start_run
 
 __all__ = [
+    "FILL_WAIT_S",
     "LEASE_S",
     "MAX_ATTEMPTS",
+    "ONE_PER_CALL_IN_FLIGHT",
     "RECORD_CALLS_IN_FLIGHT",
     "PushSummary",
     "backoff_s",
@@ -60,7 +62,21 @@ TIME_BUDGET_S = 900.0
 #: ``push_records`` calls of one claim sent at once (each paced by the account's limiter); a
 #: claim takes this many CRM batches, so a contact's rows never ride in two calls in flight
 RECORD_CALLS_IN_FLIGHT = 4
+#: calls of one claim sent at once when the CRM takes one record or activity per call (no
+#: batch write): the host's work per claim is then spread over this many calls instead of
+#: four, and the account's limiter, which every call waits for, still sets the pace; never
+#: more than the CRM's burst limit
+ONE_PER_CALL_IN_FLIGHT = 16
 ACTIVITY_KINDS = ("activity", "workflow")
+#: while rows arrive fast enough to fill a CRM batch, a partial batch waits at most this long
+#: (from its oldest row) for the rest, so a burst of events goes in full batches instead of a
+#: call per drain round; a lone change, or a trickle that would not fill a batch in time, goes
+#: at once (see :func:`_fill`)
+FILL_WAIT_S = 2.0
+#: the arrival rate that decides whether waiting fills a batch is measured over this window
+ARRIVAL_WINDOW_S = 1.0
+#: how often a waiting drain looks again
+FILL_POLL_S = 0.1
 
 
 @dataclass
@@ -99,6 +115,8 @@ class Drain:
     lease_s: float
     #: ``push_records`` calls sent at once; a record claim takes ``record_batch * in_flight`` rows
     in_flight: int = 1
+    #: ``push_activity`` calls sent at once (more than one only for one-activity batches)
+    activity_in_flight: int = 1
     recorder: RunRecorder | None = None
     #: ``time.monotonic()`` after which no more batches are claimed (the cron continues)
     deadline: float = math.inf
@@ -284,13 +302,89 @@ async def _pause_all(drain: Drain, until: datetime) -> None:
         )
 
 
+async def _due_times(drain: Drain, kinds: Sequence[str], limit: int) -> list[datetime]:
+    """When each of the first ``limit`` due rows of ``kinds`` was queued, in id order."""
+    now = utcnow()
+    stmt = (
+        select(OutboxRow.created_at)
+        .where(
+            OutboxRow.tenant_id == drain.tenant_id,
+            OutboxRow.integration_id == drain.integration.id,
+            OutboxRow.state == literal("pending", literal_execute=True),
+            OutboxRow.next_attempt_at <= now,
+            OutboxRow.kind.in_(kinds),
+        )
+        .order_by(OutboxRow.id)
+        .limit(limit)
+    )
+    async with drain.host.db.session(drain.tenant_id) as session:
+        return list((await session.scalars(stmt)).all())
+
+
+def fill_plan(queued: Sequence[datetime], batch: int, size: int, now: datetime) -> tuple[float, int] | None:
+    """Whether to claim now, how many rows, or how long to wait for a fuller batch.
+
+    ``queued``: when the due rows were queued (at most ``size``), ``batch`` the CRM's batch,
+    ``size`` a full claim. Returns ``None`` when nothing is due, else ``(wait_s, limit)``:
+    ``wait_s`` 0 means claim ``limit`` rows now. While rows arrive fast enough that the batch
+    fills before its oldest row has waited :data:`FILL_WAIT_S`, it waits (Nagle's idea, bounded
+    by age); a claim of several batches takes whole batches only, the rest fills meanwhile.
+    """
+    if not queued:
+        return None
+    n = len(queued)
+    if n >= size:
+        return 0.0, size
+    if n >= batch:
+        return 0.0, n - n % batch
+    left = FILL_WAIT_S - (now - min(queued)).total_seconds()
+    if left <= 0:
+        return 0.0, size
+    recent = sum(1 for at in queued if (now - at).total_seconds() <= ARRIVAL_WINDOW_S)
+    rate = recent / ARRIVAL_WINDOW_S
+    if rate <= 0 or (batch - n) / rate > left:
+        return 0.0, size  # it would not fill in time: waiting only adds latency
+    return min(left, FILL_POLL_S), 0
+
+
+async def _fill(drain: Drain, kinds: Sequence[str], batch: int, size: int) -> tuple[float, int] | None:
+    """:func:`fill_plan` for the integration's due rows of ``kinds``."""
+    if batch <= 1:
+        return (0.0, size) if await _due_times(drain, kinds, 1) else None
+    return fill_plan(await _due_times(drain, kinds, size), batch, size, utcnow())
+
+
+async def _claim_filled(drain: Drain, kinds: Sequence[str], batch: int, size: int) -> list[Claimed]:
+    """:func:`_claim_next` of as many rows as :func:`_fill` says; none while a batch is filling."""
+    plan = await _fill(drain, kinds, batch, size)
+    if plan is None or plan[0] > 0:
+        return []
+    return await _claim_next(drain, kinds, plan[1])
+
+
 async def _round(drain: Drain) -> bool:
-    """Claim and push one batch; false when nothing was due."""
+    """Claim and push one batch; false when nothing was due.
+
+    A kind whose partial batch is still filling (see :func:`fill_plan`) is skipped; when no
+    kind is ready but some are filling, the round waits a little and reports work left.
+    """
     from crmhost.sync import push_activity, push_records
 
     records = drain.record_batch * drain.in_flight
-    for kinds, size in ((RECORD_KINDS, records), (ACTIVITY_KINDS, drain.activity_batch)):
-        rows = await _claim_next(drain, kinds, size)
+    groups = (
+        (RECORD_KINDS, drain.record_batch, records),
+        (ACTIVITY_KINDS, drain.activity_batch, drain.activity_batch * drain.activity_in_flight),
+    )
+    waits: list[float] = []
+    for kinds, batch, size in groups:
+        plan = await _fill(drain, kinds, batch, size)
+        if plan is None:
+            continue
+        wait, limit = plan
+        if wait > 0:
+            waits.append(wait)
+            continue
+        rows = await _claim_next(drain, kinds, limit)
         if not rows:
             continue
         if drain.recorder is None:
@@ -298,7 +392,7 @@ async def _round(drain: Drain) -> bool:
         try:
             if kinds is RECORD_KINDS:
                 await push_records.push_pipelined(
-                    drain, rows, lambda: _claim_next(drain, RECORD_KINDS, records)
+                    drain, rows, lambda: _claim_filled(drain, RECORD_KINDS, drain.record_batch, records)
                 )
             else:
                 await push_activity.push(drain, rows)
@@ -311,6 +405,9 @@ async def _round(drain: Drain) -> bool:
             # a bug or a crash of ours: nothing is lost, the rows come back after a short pause
             await asyncio.shield(release(drain, rows, utcnow() + timedelta(seconds=30)))
             raise
+        return True
+    if waits:
+        await asyncio.sleep(min(waits))
         return True
     return False
 
@@ -357,7 +454,8 @@ async def drain(
             (``1`` is the naive one-record-per-call push, see :func:`drain_naive`).
         lease_s: how long claimed rows stay out of other drains' reach.
         time_budget_s: stop claiming after this long; the ``push_due`` cron continues.
-        in_flight: ``push_records`` calls sent at once (one with ``batch_size=1``).
+        in_flight: ``push_records`` calls sent at once (one with ``batch_size=1``; for a CRM
+            without batch writes, :data:`ONE_PER_CALL_IN_FLIGHT` within its burst limit).
 
     Returns:
         Counts per outcome, CRM calls, and why it stopped (``None``: nothing left due).
@@ -368,6 +466,9 @@ async def drain(
         return summary
     integration, info, mappings = opened
     sizes = info.batch_sizes
+    record_batch = max(1, batch_size or sizes.get("push_records", 100))
+    activity_batch = max(1, batch_size or sizes.get("push_activity", sizes.get("push_records", 100)))
+    one_per_call = max(1, min(ONE_PER_CALL_IN_FLIGHT, info.rate_limit.requests))
     state = Drain(
         host=host,
         tenant_id=tenant_id,
@@ -375,10 +476,12 @@ async def drain(
         info=info,
         mappings=mappings,
         summary=summary,
-        record_batch=max(1, batch_size or sizes.get("push_records", 100)),
-        activity_batch=max(1, batch_size or sizes.get("push_activity", sizes.get("push_records", 100))),
+        record_batch=record_batch,
+        activity_batch=activity_batch,
         lease_s=lease_s,
-        in_flight=1 if batch_size == 1 else max(1, in_flight),
+        # the naive push (batch_size=1) is one call at a time by definition
+        in_flight=1 if batch_size == 1 else (one_per_call if record_batch == 1 else max(1, in_flight)),
+        activity_in_flight=1 if batch_size == 1 or activity_batch > 1 else one_per_call,
         deadline=time.monotonic() + time_budget_s,
     )
     deadline = state.deadline

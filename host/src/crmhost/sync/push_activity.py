@@ -9,6 +9,7 @@ to the CRM's confirmation is observed as the real-time latency.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -191,7 +192,14 @@ async def push(drain: Drain, rows: Sequence[Claimed]) -> None:
         if not pairs:
             continue
         activities = [a for _, a in pairs]
-        results = await drain.call_split(f"push_activity:{kind}", activities, call)
+        # a claim of several CRM batches (one-activity CRMs) sends them at once, each call
+        # paced by the account's limiter; activities are idempotent by id, so order is free
+        size = drain.activity_batch
+        parts = [activities[i : i + size] for i in range(0, len(activities), size)]
+        answers = await asyncio.gather(
+            *(drain.call_split(f"push_activity:{kind}", part, call) for part in parts)
+        )
+        results = [r for answer in answers for r in answer]
         confirmed = utcnow()
         outcomes: list[Outcome] = []
         for (row, activity), res in zip(pairs, results, strict=True):

@@ -70,7 +70,13 @@ _INFO = CrmInfo(
         pkce=True,
     ),
     objects=[ObjectType.CONTACT, ObjectType.COMPANY],
-    batch_sizes={"push_records": records.BATCH_SIZE, "push_activity": 100, "pull": pull.SEARCH_PAGE},
+    batch_sizes={
+        "push_records": records.BATCH_SIZE,
+        "push_activity": 100,
+        "pull": pull.SEARCH_PAGE,
+        # a backfill pages the list endpoint (search stops at 10,000 results): 100 a page
+        "backfill": pull.LIST_PAGE,
+    },
     rate_limit=RATE_LIMIT,
     capabilities=[
         Capability.PUSH_RECORDS,

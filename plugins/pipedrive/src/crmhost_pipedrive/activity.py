@@ -27,9 +27,10 @@ __all__ = ["ACTIVITIES", "BATCH_SIZE", "activity_index", "marker", "parse_marker
 
 ACTIVITIES = "/api/v2/activities"
 #: activities per ``push_activity`` call: Pipedrive has no batch write, so each is its own
-#: ``POST``; a batch lets them go out :data:`IN_FLIGHT` at a time (paced by the limiter) instead
-#: of one host round each
-BATCH_SIZE = 20
+#: ``POST`` and the declared batch is one (the floors count a call per activity); the host
+#: keeps several such calls in flight, paced by the limiter. A larger batch still goes out
+#: :data:`IN_FLIGHT` at a time
+BATCH_SIZE = 1
 IN_FLIGHT = 8
 _MARKER = re.compile(r"\[penguinmails:([a-z]+):([^\]<]+)\]")
 

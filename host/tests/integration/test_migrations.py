@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -89,3 +90,93 @@ async def test_datetime_columns_keep_their_time_zone(postgres_db_url: str) -> No
     assert rows, "no datetime columns found"
     naive = [f"{t}.{c}" for t, c, kind in rows if kind != "timestamp with time zone"]
     assert naive == []
+
+
+_RULES = sa.table(
+    "sync_rules",
+    sa.column("id", sa.String),
+    sa.column("tenant_id", sa.String),
+    sa.column("integration_id", sa.String),
+    sa.column("trigger", sa.String),
+    sa.column("action", sa.String),
+    sa.column("params", sa.JSON),
+    sa.column("enabled", sa.Boolean),
+    sa.column("position", sa.Integer),
+)
+
+
+async def test_0009_gives_integrations_on_the_first_defaults_the_new_activity_rules(
+    database_url: str,
+) -> None:
+    from crmhost.sync.rules import default_rules
+
+    await upgrade(database_url, "0008")
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    first = [r for r in default_rules("x") if r.action != "log_activity" or r.trigger == "email_sent"]
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                sa.text("INSERT INTO tenants (id, name, created_at) VALUES ('t1', 'Acme', :now)"),
+                {"now": now},
+            )
+            for iid in ("plain", "noflow", "edited"):
+                await conn.execute(
+                    sa.text(
+                        "INSERT INTO integrations (id, provider, auth_kind, status, enabled, sync_frequency,"
+                        " direction, conflict_strategy, settings, name, created_at, updated_at, tenant_id)"
+                        " VALUES (:id, 'p', 'oauth2', 'active', true, 'hourly', 'both', 'crm_wins', '{}',"
+                        " 'n', :now, :now, 't1')"
+                    ),
+                    {"id": iid, "now": now},
+                )
+            # the first defaults as ingest stored them (ids 0-4), positions 0-4
+            old = {
+                "plain": [(n, r) for n, r in enumerate(first)],
+                "noflow": [(n, r) for n, r in enumerate(first) if r.action != "trigger_workflow"],
+                "edited": [(n, r) for n, r in enumerate(first) if r.trigger != "unsubscribed"],
+            }
+            for iid, rules in old.items():
+                await conn.execute(
+                    _RULES.insert(),
+                    [
+                        {
+                            "id": next(d.id for d in default_rules(iid) if d.same_as(r)),
+                            "tenant_id": "t1",
+                            "integration_id": iid,
+                            "trigger": r.trigger,
+                            "action": r.action,
+                            "params": r.params,
+                            "enabled": True,
+                            "position": n,
+                        }
+                        for n, r in rules
+                    ],
+                )
+        await upgrade(database_url)
+
+        async def stored() -> dict[str, list[tuple[str, str, str]]]:
+            async with engine.connect() as conn:
+                rows = (await conn.execute(sa.select(_RULES).order_by(_RULES.c.position))).all()
+            out: dict[str, list[tuple[str, str, str]]] = {}
+            for row in rows:
+                out.setdefault(row.integration_id, []).append((row.id, row.trigger, row.action))
+            return out
+
+        after = await stored()
+        assert after["plain"] == [(r.id, r.trigger, r.action) for r in default_rules("plain")]
+        assert after["noflow"] == [
+            (r.id, r.trigger, r.action) for r in default_rules("noflow", workflows=False)
+        ]
+        # edited rules are the owner's choice: untouched
+        assert [a for _, _, a in after["edited"]].count("log_activity") == 1
+        assert len(after["edited"]) == 4
+        async with engine.begin() as conn:
+            await conn.run_sync(lambda sync: command.downgrade(alembic_config(database_url, sync), "0008"))
+        before = await stored()
+        assert [a for _, _, a in before["plain"]].count("log_activity") == 1
+        assert [i for i, _, _ in before["plain"]] == [
+            next(d.id for d in default_rules("plain") if d.same_as(r)) for r in first
+        ]
+    finally:
+        await engine.dispose()

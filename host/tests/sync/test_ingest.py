@@ -172,8 +172,10 @@ async def test_events_counters_scores_and_default_rules(host: Host) -> None:
     for o in rows:
         assert o.integration_id == iid
         by_kind.setdefault(o.kind, []).append(o)
-    # sends are logged as activities (default rule); opens/clicks push the contact (one row each)
-    assert sorted(o.dedupe_key or "" for o in by_kind["activity"]) == ["activity:ev-1", "activity:ev-5"]
+    # every event is logged as an activity (default rules); opens/clicks push the contact too
+    assert sorted(o.dedupe_key or "" for o in by_kind["activity"]) == [
+        f"activity:ev-{n}" for n in range(1, 6)
+    ]
     activity = next(o for o in by_kind["activity"] if o.dedupe_key == "activity:ev-1")
     assert activity.payload["email"] == "ann@x.io" and activity.payload["kind"] == "sent"
     assert activity.payload["subject"] == "Hi" and activity.payload["campaign_name"] == "Spring"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,7 +29,14 @@ from crmhost.models import (
 from crmhost.runtime import Host
 from crmhost.services.tenants import create_tenant
 from crmhost.sync.ingest import ingest_events, upsert_contacts
-from crmhost.sync.rules import RuleError, default_rules, load_rules, replace_rules, validate_rules
+from crmhost.sync.rules import (
+    EVENT_TRIGGERS,
+    RuleError,
+    default_rules,
+    load_rules,
+    replace_rules,
+    validate_rules,
+)
 
 from ..support import testcrm
 from ..support.plain_host import plain_host
@@ -157,11 +165,34 @@ def test_defaults_are_valid_and_stable() -> None:
     defaults = default_rules("i-1")
     assert [(r.trigger, r.action) for r in defaults] == [
         ("email_sent", "log_activity"),
+        ("email_opened", "log_activity"),
         ("email_opened", "set_field"),
+        ("email_clicked", "log_activity"),
         ("email_clicked", "increment_field"),
+        ("email_replied", "log_activity"),
+        ("email_bounced", "log_activity"),
+        ("unsubscribed", "log_activity"),
         ("unsubscribed", "set_field"),
         ("lead_score_threshold", "trigger_workflow"),
     ]
+    assert [r.position for r in defaults] == list(range(len(defaults)))
+    # every email event kind is logged by default
+    assert {r.trigger for r in defaults if r.action == "log_activity"} == set(EVENT_TRIGGERS.values())
+    # the first defaults kept their ids (integrations store them, and rule state refers to them)
+    first = {
+        ("email_sent", "log_activity"): 0,
+        ("email_opened", "set_field"): 1,
+        ("email_clicked", "increment_field"): 2,
+        ("unsubscribed", "set_field"): 3,
+        ("lead_score_threshold", "trigger_workflow"): 4,
+    }
+    for rule in defaults:
+        n = first.get((rule.trigger, rule.action))
+        if n is not None:
+            assert rule.id == str(uuid.uuid5(uuid.UUID(int=0), f"crmhost-default-rule:i-1:{n}"))
+    quiet = default_rules("i-1", activities=False)
+    assert "log_activity" not in {r.action for r in quiet}
+    assert {r.id for r in quiet} < {r.id for r in defaults}
     assert [r.id for r in default_rules("i-1")] == [r.id for r in defaults]
     assert {r.id for r in default_rules("i-2")}.isdisjoint(r.id for r in defaults)
     again = validate_rules([{"trigger": r.trigger, "action": r.action, "params": r.params} for r in defaults])
@@ -274,7 +305,7 @@ class _WorkflowCrm:
             objects=[ObjectType.CONTACT],
             batch_sizes={"push_records": 10},
             rate_limit=RateLimitPolicy(requests=100, per_seconds=1),
-            capabilities=[Capability.PUSH_RECORDS, Capability.WORKFLOW_TRIGGERS],
+            capabilities=[Capability.PUSH_RECORDS, Capability.PUSH_ACTIVITY, Capability.WORKFLOW_TRIGGERS],
         )
 
     # the loader refuses capabilities without their hooks; these are never called here
@@ -317,5 +348,8 @@ async def test_workflow_rules_only_for_crms_that_can_trigger_them(host: Host) ->
     async with host.db.session(tenant) as s:
         stored = await load_rules(s, tenant, [able, unable])
     assert stored[able][-1].action == "trigger_workflow"
-    assert [r.action for r in stored[unable]] == [r.action for r in default_rules(unable, workflows=False)]
-    assert "trigger_workflow" not in {r.action for r in stored[unable]}
+    # testcrm can neither trigger workflows nor log activity: its defaults have neither
+    expected = default_rules(unable, workflows=False, activities=False)
+    assert [r.action for r in stored[unable]] == [r.action for r in expected]
+    assert {"trigger_workflow", "log_activity"}.isdisjoint(r.action for r in stored[unable])
+    assert "log_activity" in {r.action for r in stored[able]}

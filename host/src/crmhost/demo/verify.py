@@ -130,7 +130,7 @@ def check_crm(
         logged = len(snap.activities)
         twice = [a for a, n in snap.activities.items() if n > 1]
         if logged != want:
-            problems.append(f"{slug}: {logged:,} activities logged, the scenario's sends make {want:,}")
+            problems.append(f"{slug}: {logged:,} activities logged, the scenario's events make {want:,}")
         if twice:
             problems.append(f"{slug}: {len(twice)} activities logged more than once, e.g. {twice[0]}")
     return problems

@@ -47,7 +47,8 @@ from sqlalchemy import select
 
 from crmhost.context import IntegrationContext, utcnow
 from crmhost.db.models import CredentialRow, Integration, IntegrationStatus
-from crmhost.errors import AuthExpired, ReauthRequired
+from crmhost.errors import AuthExpired, ReauthRequired, TransientError
+from crmhost.metrics import OAUTH_TOTAL
 from crmhost.models import Credentials, RefreshGrant
 from crmhost.runtime import Host
 from crmhost.services.audit import audit
@@ -192,6 +193,9 @@ async def mark_needs_reauth(host: Host, tenant_id: str, integration_id: str, rea
             integration = await session.get(Integration, integration_id)
             if integration is None:
                 return
+            if integration.status != IntegrationStatus.NEEDS_REAUTH.value:
+                # counted on the move only: several callers may report the same refusal
+                OAUTH_TOTAL.labels(integration.provider, "reauth").inc()
             integration.status = IntegrationStatus.NEEDS_REAUTH.value
             integration.status_reason = reason
             audit(
@@ -237,6 +241,7 @@ async def refresh_credentials(
         TransientError: the CRM's token endpoint failed; nothing changed.
     """
     margin = timedelta(seconds=host.settings.refresh_margin_s)
+    refreshed_by: str | None = None  # the provider, once this call refreshed at the CRM
     async with _lock(host, integration_id):
         try:
             async with host.db.transaction(tenant_id) as session:
@@ -253,9 +258,15 @@ async def refresh_credentials(
                 if not replaced and (force or current.expires_within(ctx.now(), margin)):
                     if not current.refresh_token:
                         raise ReauthRequired("the credentials have no refresh token; reconnect the CRM")
-                    result = await host.dispatcher.acall(
-                        integration.provider, "authenticate", ctx=ctx, grant=RefreshGrant(credentials=current)
-                    )
+                    try:
+                        grant = RefreshGrant(credentials=current)
+                        result = await host.dispatcher.acall(
+                            integration.provider, "authenticate", ctx=ctx, grant=grant
+                        )
+                    except TransientError:
+                        OAUTH_TOTAL.labels(integration.provider, "refresh_failed").inc()
+                        raise
+                    refreshed_by = integration.provider
                     store_credentials(
                         session,
                         host.cipher,
@@ -280,6 +291,8 @@ async def refresh_credentials(
             await mark_needs_reauth(host, tenant_id, integration_id, exc.message)
             raise
         # committed: only now may anyone use them
+        if refreshed_by is not None:
+            OAUTH_TOTAL.labels(refreshed_by, "refreshed").inc()
         _remember(host, tenant_id, integration, result, row)
         return result
 

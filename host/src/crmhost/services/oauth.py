@@ -24,6 +24,7 @@ from crmhost.context import utcnow
 from crmhost.db.models import CredentialRow, Integration, IntegrationStatus, OAuthState
 from crmhost.db.tenancy import ALL_TENANTS
 from crmhost.errors import CrmError
+from crmhost.metrics import OAUTH_TOTAL
 from crmhost.models import AuthorizationCodeGrant, Credentials
 from crmhost.runtime import Host
 from crmhost.services.audit import audit
@@ -160,6 +161,7 @@ async def _failed(
         integration = await session.get(Integration, claimed.integration_id)
         if integration is not None:
             integration.status_reason = reason
+            OAUTH_TOTAL.labels(integration.provider, "denied" if action == "oauth.denied" else "failed").inc()
         audit(
             session,
             tenant_id=claimed.tenant_id,
@@ -223,6 +225,7 @@ async def complete_authorization(
     except AccountTaken as exc:
         failed = await _failed(host, claimed, exc.message, actor="user", action="oauth.account_taken")
         return dataclasses.replace(failed, status=exc.status)
+    OAUTH_TOTAL.labels(integration.provider, "connected").inc()
     return CallbackOutcome(tenant_id, integration_id, True, claimed.redirect_to)
 
 

@@ -279,13 +279,23 @@ async def rule_plan(
     tenant_id: str,
     integrations: Sequence[Integration],
     no_workflow_crms: Collection[str],
+    no_activity_crms: Collection[str] = (),
 ) -> RulePlan:
     """The integrations' rules arranged for ingest (defaults stored, for threshold state).
 
     ``no_workflow_crms``: plugin slugs that cannot trigger workflows
     (:func:`crmhost.sync.rules.without_workflows`); their integrations get no workflow rows.
+    ``no_activity_crms``: slugs that cannot log activity; their integrations get no activity rows.
     """
     ids = [i.id for i in integrations]
     no_workflows = {i.id for i in integrations if i.provider in no_workflow_crms}
-    rules = await load_rules(session, tenant_id, ids, store_defaults=True, no_workflows=no_workflows)
-    return plan_rules(rules, no_workflows)
+    no_activities = {i.id for i in integrations if i.provider in no_activity_crms}
+    rules = await load_rules(
+        session,
+        tenant_id,
+        ids,
+        store_defaults=True,
+        no_workflows=no_workflows,
+        no_activities=no_activities,
+    )
+    return plan_rules(rules, no_workflows, no_activities)

@@ -50,7 +50,7 @@ from crmhost.sync.contact_store import (
 from crmhost.sync.contacts import CUSTOM_PREFIX, apply_values
 from crmhost.sync.erasure import erased_among, lift_erasures
 from crmhost.sync.outbox import add_rows, pushing_integrations
-from crmhost.sync.rules import RulePlan, resolve_value, without_workflows
+from crmhost.sync.rules import RulePlan, resolve_value, without_activities, without_workflows
 from crmhost.sync.scoring import apply_event, engagement_after, model_from_settings, reset_score
 from crmhost.sync.validation import EventIn, RowError, check_contact, check_event
 
@@ -89,10 +89,11 @@ class _Crms:
 
     no_workflows: frozenset[str]  # cannot trigger workflows
     pulling: frozenset[str]  # pull changes: their integrations backfill before any push
+    no_activities: frozenset[str] = frozenset()  # cannot log email activity
 
     @classmethod
     def of(cls, host: Host) -> _Crms:
-        return cls(without_workflows(host), pulling_crms(host))
+        return cls(without_workflows(host), pulling_crms(host), without_activities(host))
 
 
 # --- contacts -------------------------------------------------------------------------------
@@ -147,7 +148,7 @@ async def _upsert_chunk(
     outbox = [r for n in new.values() for r in record_rows(n["id"], pushing)]
     outbox += [r for cid in changed_rows for r in record_rows(cid, pushing)]
     if moves and pushing:
-        plan = await rule_plan(session, tenant_id, integrations, crms.no_workflows)
+        plan = await rule_plan(session, tenant_id, integrations, crms.no_workflows, crms.no_activities)
         outbox += await threshold_rows(session, tenant_id, plan.thresholds, moves)
     touched = await add_rows(session, tenant_id=tenant_id, rows=outbox, at=now) if outbox else set()
     return counts, touched - await hold_while_backfilling(session, crms.pulling, touched)
@@ -420,7 +421,7 @@ async def _events_chunk(
     withhold = bool(privacy and privacy.suppress_unsubscribed_events)
     integrations = await pushing_integrations(session)
     pushing = [i.id for i in integrations]
-    plan = await rule_plan(session, tenant_id, integrations, crms.no_workflows)
+    plan = await rule_plan(session, tenant_id, integrations, crms.no_workflows, crms.no_activities)
     campaign_times = await _last_campaign_times(session, [contacts[e].id for e in by_contact])
     outbox: list[dict[str, Any]] = []
     moves: list[Move] = []
@@ -436,6 +437,9 @@ async def _events_chunk(
         if changed and email not in created:
             changed_rows.append(row)
         targets = set(pushing) if email in created else (applied.selected if changed else set())
+        if "lead_score" in changed:
+            # the score is a pushed field whatever rule the event's kind has (a reply, a bounce)
+            targets = set(pushing)
         outbox += record_rows(row.id, sorted(targets))
         for event in events:
             if event.id in applied.withheld:

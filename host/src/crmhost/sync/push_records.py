@@ -392,7 +392,12 @@ async def _confirm(drain: Drain, batch: _Batch, sent: _Sent) -> None:
                 ContactRow.id.in_([i.contact.id for i, _ in ok])
             )
             if drain.host.db.is_postgres:
-                stmt = stmt.order_by(ContactRow.id).with_for_update()
+                # FOR NO KEY UPDATE: the link and ledger rows written above took FOR KEY SHARE
+                # on these contacts (their foreign keys), and so did another integration's
+                # drain confirming the same contacts; FOR UPDATE conflicts with those and two
+                # such drains deadlocked, NO KEY UPDATE does not, and still waits for any
+                # writer of the contact (ingest's FOR UPDATE, an UPDATE)
+                stmt = stmt.order_by(ContactRow.id).with_for_update(key_share=True)
             versions = dict((await session.execute(stmt)).all())
         rows = [r for r, _ in batch.early]
         outcomes = [o for _, o in batch.early]

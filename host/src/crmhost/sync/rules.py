@@ -18,10 +18,13 @@ integrations with the same rule never count a click twice. Other field effects a
 once per event however many integrations ask for them.
 
 An integration with no stored rules uses :func:`default_rules`, with ids derived from the
-integration id, so the ids shown before and after they are first stored are the same. A CRM
-whose plugin lacks :attr:`~crmhost.models.Capability.WORKFLOW_TRIGGERS` (Salesforce: a Flow on
-the pushed fields does it there) gets no workflow rule by default, and workflow rules stored
-for it select nothing (:func:`plan_rules`): the push could only dead-letter them.
+integration id, so the ids shown before and after they are first stored are the same. The
+defaults log every email event kind (sent, opened, clicked, replied, bounced, unsubscribed) as
+an activity in each CRM whose plugin has :attr:`~crmhost.models.Capability.PUSH_ACTIVITY`. A
+CRM whose plugin lacks :attr:`~crmhost.models.Capability.WORKFLOW_TRIGGERS` (Salesforce: a Flow
+on the pushed fields does it there) gets no workflow rule by default, and workflow rules stored
+for it select nothing (:func:`plan_rules`): the push could only dead-letter them; the same
+holds for ``log_activity`` rules of a CRM that cannot log activity.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ __all__ = [
     "ACTIONS",
     "BUILTIN_EFFECTS",
     "EVENT_ATTRIBUTES",
+    "EVENT_TRIGGERS",
     "TRIGGERS",
     "KindPlan",
     "Rule",
@@ -58,6 +62,7 @@ __all__ = [
     "replace_rules",
     "resolve_value",
     "validate_rules",
+    "without_activities",
     "without_workflows",
     "workflow_reason",
 ]
@@ -150,27 +155,53 @@ def without_workflows(host: Host) -> frozenset[str]:
     )
 
 
-def default_rules(integration_id: str, *, workflows: bool = True) -> list[Rule]:
-    """The roadmap's rules: log sends, mirror opens/clicks/unsubscribes, a workflow at 75.
+def without_activities(host: Host) -> frozenset[str]:
+    """Slugs of the loaded plugins that cannot log email activity."""
+    return frozenset(
+        slug
+        for slug in host.plugins.loaded()
+        if Capability.PUSH_ACTIVITY not in host.plugins.info(slug).capabilities
+    )
+
+
+#: The default rules as ``(id number, trigger, action, params)``, in the order shown. The id
+#: number feeds :func:`_default_id`, so a rule keeps its id when rules are added: 0-4 are the
+#: first defaults (stored by many integrations already), 5-9 log the other event kinds
+#: (migration 0009 adds them to integrations still on the first defaults).
+_DEFAULT_SPECS: tuple[tuple[int, str, str, dict[str, Any]], ...] = (
+    (0, "email_sent", "log_activity", {}),
+    (5, "email_opened", "log_activity", {}),
+    (1, "email_opened", "set_field", {"field": "last_email_opened", "value": "$event.occurred_at"}),
+    (6, "email_clicked", "log_activity", {}),
+    (2, "email_clicked", "increment_field", {"field": "total_clicks", "by": 1}),
+    (7, "email_replied", "log_activity", {}),
+    (8, "email_bounced", "log_activity", {}),
+    (9, "unsubscribed", "log_activity", {}),
+    (3, "unsubscribed", "set_field", {"field": "unsubscribed", "value": True}),
+    (
+        4,
+        THRESHOLD,
+        "trigger_workflow",
+        {"threshold": 75, "hysteresis": 10, "workflow": "sales_qualified_lead"},
+    ),
+)
+
+
+def default_rules(integration_id: str, *, workflows: bool = True, activities: bool = True) -> list[Rule]:
+    """The roadmap's rules: log every email event, mirror opens/clicks/unsubscribes, a workflow at 75.
 
     ``workflows=False`` (a CRM without workflow triggers) leaves out the threshold workflow;
-    the other rules keep their ids.
+    ``activities=False`` (a CRM that cannot log activity) leaves out the ``log_activity``
+    rules. The other rules keep their ids.
     """
-    specs: list[tuple[str, str, dict[str, Any]]] = [
-        ("email_sent", "log_activity", {}),
-        ("email_opened", "set_field", {"field": "last_email_opened", "value": "$event.occurred_at"}),
-        ("email_clicked", "increment_field", {"field": "total_clicks", "by": 1}),
-        ("unsubscribed", "set_field", {"field": "unsubscribed", "value": True}),
-        (
-            THRESHOLD,
-            "trigger_workflow",
-            {"threshold": 75, "hysteresis": 10, "workflow": "sales_qualified_lead"},
-        ),
+    kept = [
+        spec
+        for spec in _DEFAULT_SPECS
+        if (workflows or spec[2] != "trigger_workflow") and (activities or spec[2] != "log_activity")
     ]
     return [
-        Rule(id=_default_id(integration_id, n), trigger=t, action=a, params=p, position=n)
-        for n, (t, a, p) in enumerate(specs)
-        if workflows or a != "trigger_workflow"
+        Rule(id=_default_id(integration_id, n), trigger=t, action=a, params=dict(p), position=pos)
+        for pos, (n, t, a, p) in enumerate(kept)
     ]
 
 
@@ -320,12 +351,14 @@ async def load_rules(
     *,
     store_defaults: bool = False,
     no_workflows: Collection[str] = (),
+    no_activities: Collection[str] = (),
 ) -> dict[str, list[Rule]]:
     """The rules of each integration: stored ones, else :func:`default_rules`.
 
     With ``store_defaults`` the defaults are written (idempotently: their ids are fixed), so a
     threshold rule has a row for its per-contact state; ingest asks for that. Integrations in
-    ``no_workflows`` (their CRM cannot trigger workflows) get defaults without the workflow.
+    ``no_workflows`` (their CRM cannot trigger workflows) get defaults without the workflow,
+    those in ``no_activities`` (their CRM cannot log activity) without ``log_activity`` rules.
     """
     out: dict[str, list[Rule]] = {i: [] for i in integration_ids}
     if not integration_ids:
@@ -337,7 +370,11 @@ async def load_rules(
         out[row.integration_id].append(_of(row))
     missing = [i for i, rules in out.items() if not rules]
     for integration_id in missing:
-        out[integration_id] = default_rules(integration_id, workflows=integration_id not in no_workflows)
+        out[integration_id] = default_rules(
+            integration_id,
+            workflows=integration_id not in no_workflows,
+            activities=integration_id not in no_activities,
+        )
     if store_defaults and missing:
         await insert_ignore(
             session,
@@ -447,10 +484,13 @@ class RulePlan:
     thresholds: list[tuple[Rule, str]]  # (rule, integration)
 
 
-def plan_rules(rules: dict[str, list[Rule]], no_workflows: Collection[str] = ()) -> RulePlan:
+def plan_rules(
+    rules: dict[str, list[Rule]], no_workflows: Collection[str] = (), no_activities: Collection[str] = ()
+) -> RulePlan:
     """Arrange enabled rules per event kind; field effects deduplicated across integrations.
 
-    Workflow rules of integrations in ``no_workflows`` (their CRM cannot trigger one) are left
+    Workflow rules of integrations in ``no_workflows`` (their CRM cannot trigger one) and
+    ``log_activity`` rules of those in ``no_activities`` (their CRM cannot log one) are left
     out: their outbox rows could only be dead-lettered.
     """
     kinds = {kind: KindPlan() for kind in EVENT_TRIGGERS}
@@ -461,6 +501,8 @@ def plan_rules(rules: dict[str, list[Rule]], no_workflows: Collection[str] = ())
             if not rule.enabled:
                 continue
             if rule.action == "trigger_workflow" and integration_id in no_workflows:
+                continue
+            if rule.action == "log_activity" and integration_id in no_activities:
                 continue
             if rule.trigger == THRESHOLD:
                 thresholds.append((rule, integration_id))

@@ -14,6 +14,7 @@ from arq.worker import Function
 from crmhost.worker.jobs.keys import rotate_keys
 from crmhost.worker.jobs.notify import deliver_due_notifications, deliver_notifications
 from crmhost.worker.jobs.push import push_due, push_integration
+from crmhost.worker.jobs.scoring import decay_scores, schedule_decay
 from crmhost.worker.jobs.sync import initial_sync, pull_integration, schedule_pulls
 from crmhost.worker.jobs.tokens import refresh_due_tokens, refresh_token
 from crmhost.worker.jobs.webhooks import renew_webhook_subscriptions, subscribe_webhooks
@@ -54,6 +55,9 @@ FUNCTIONS: list[Function] = [
     # and the renewal cron tries again after that, hours before the subscription lapses
     func(subscribe_webhooks, max_tries=8, timeout=T, keep_result=0),
     func(renew_webhook_subscriptions, max_tries=1, timeout=T),
+    # local work in committed chunks; a rerun finds the scores already decayed
+    func(decay_scores, max_tries=3, timeout=T),
+    func(schedule_decay, max_tries=1, timeout=T),
 ]
 
 CRON_JOBS: list[CronJob] = [
@@ -70,6 +74,8 @@ CRON_JOBS: list[CronJob] = [
     cron(
         renew_webhook_subscriptions, minute=set(range(7, 60, 15)), unique=True, run_at_startup=True, timeout=T
     ),
+    # hourly: a half-life is days, so an hour's decay rarely moves a rounded score by more than 1
+    cron(schedule_decay, minute=23, second=0, unique=True, timeout=T),
 ]
 
 

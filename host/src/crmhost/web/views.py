@@ -123,6 +123,8 @@ def _done(code: str | None) -> str | None:
 
 def _badge(row: Integration) -> tuple[str, str]:
     """(label, css class) of an integration's state for the list and headers."""
+    if row.status == IntegrationStatus.NEEDS_REAUTH.value:
+        return "needs reconnect", "bad"
     if not row.enabled:
         return "inactive", "off"
     return {

@@ -201,3 +201,21 @@ async def test_plugins_health_ready_schema(stack: Stack, tenant: tuple[str, str]
         schema = (await c.get("/schema/openapi.json")).json()
         assert "/v1/integrations" in schema["paths"]
         assert (await c.get("/nope")).status_code == 404
+
+
+async def test_plugin_detail_declares_settings_and_auth(stack: Stack, tenant: tuple[str, str]) -> None:
+    async with stack.client(tenant[1]) as c:
+        r = await c.get("/v1/plugins/testcrm")
+        assert r.status_code == 200, r.text
+        detail = r.json()
+        assert detail["title"] and set(detail["auth_kinds"]) == {"oauth2", "api_key"}
+        settings = {s["name"]: s for s in detail["settings"]}
+        assert settings["object"]["type"] == "choice" and settings["object"]["choices"] == ["Contact", "Lead"]
+        assert settings["object"]["default"] == "Contact"
+        assert settings["webhook_secret"]["secret"] is True and settings["webhook_secret"]["default"] is None
+        assert "contact" in detail["objects"] and detail["capabilities"]
+        missing = await c.get("/v1/plugins/nosuchcrm")
+        assert missing.status_code == 404
+        assert "nosuchcrm" in missing.json()["detail"] and "testcrm" in missing.json()["detail"]
+    async with stack.client("wrong-key") as anonymous:
+        assert (await anonymous.get("/v1/plugins/testcrm")).status_code == 401

@@ -33,6 +33,7 @@ from crmhost.api.webhooks import WebhookController
 from crmhost.plugins import Plugins
 from crmhost.runtime import open_host
 from crmhost.settings import Settings
+from crmhost.web import template_config, web_routes
 
 __all__ = ["CrmHostCore", "create_app"]
 
@@ -67,6 +68,9 @@ class CrmHostCore(InitPluginProtocol):
         app_config.route_handlers.extend(platform)
         # the OpenAPI contract: error responses and the bearer scheme (crmhost.api.contract)
         declare(app_config.route_handlers)
+        # the settings page at /app (crmhost.web): templates, session sign-in, its static files
+        app_config.route_handlers.extend(web_routes())
+        app_config.template_config = template_config()
         app_config.dependencies["host"] = Provide(provide_host, sync_to_thread=False)
         app_config.exception_handlers.update(EXCEPTION_HANDLERS)
         # bad input is a 400 wherever it comes in (crmhost.api.bounds)

@@ -9,20 +9,15 @@ import msgspec
 from litestar import Controller, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody
-from sqlalchemy import select
 
 from crmhost.api.bounds import Offset
 from crmhost.api.deps import provide_tenant_id
-from crmhost.db.platform import ContactRow
 from crmhost.db.syncstate import ConflictRow
 from crmhost.runtime import Host
+from crmhost.services import conflicts as svc
 from crmhost.services.errors import InvalidInput
-from crmhost.sync.conflicts import resolve
 
 __all__ = ["ConflictController", "ConflictOut", "ConflictPage", "Resolve"]
-
-MAX_LIMIT = 500
-STATUSES = ("open", "resolved")
 
 
 class ConflictOut(msgspec.Struct, kw_only=True):
@@ -98,20 +93,12 @@ class ConflictController(Controller):
         offset: Offset = 0,
     ) -> ConflictPage:
         """Conflicts by status (``open`` by default) and integration, paged by offset."""
-        if status is not None and status not in STATUSES:
-            raise InvalidInput(f"status must be one of {', '.join(STATUSES)}", where="query.status")
-        if not 1 <= limit <= MAX_LIMIT:
-            raise InvalidInput(f"limit must be 1 to {MAX_LIMIT}", where="query.limit")
-        stmt = select(ConflictRow, ContactRow.email).join(ContactRow, ContactRow.id == ConflictRow.contact_id)
-        if status is not None:
-            stmt = stmt.where(ConflictRow.status == status)
-        if integration_id is not None:
-            stmt = stmt.where(ConflictRow.integration_id == integration_id)
-        stmt = stmt.order_by(ConflictRow.created_at, ConflictRow.id).offset(offset).limit(limit + 1)
-        async with host.db.session(tenant_id) as session:
-            rows = (await session.execute(stmt)).all()
-        items = [ConflictOut.of(row, email) for row, email in rows[:limit]]
-        return ConflictPage(items=items, next_offset=offset + limit if len(rows) > limit else None)
+        items, next_offset = await svc.list_conflicts(
+            host, tenant_id, status=status, integration_id=integration_id, limit=limit, offset=offset
+        )
+        return ConflictPage(
+            items=[ConflictOut.of(row, email) for row, email in items], next_offset=next_offset
+        )
 
     @post("/{conflict_id:str}/resolve", status_code=200)
     async def resolve_conflict(
@@ -125,7 +112,5 @@ class ConflictController(Controller):
         if data.resolution == "value" and data.value is msgspec.UNSET:
             raise InvalidInput("resolution 'value' needs a value", where="body.value")
         value = None if data.value is msgspec.UNSET else data.value
-        row = await resolve(host, tenant_id, conflict_id, data.resolution, value)
-        async with host.db.session(tenant_id) as session:
-            email = await session.scalar(select(ContactRow.email).where(ContactRow.id == row.contact_id))
+        row, email = await svc.resolve_conflict(host, tenant_id, conflict_id, data.resolution, value)
         return ConflictOut.of(row, email)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -12,13 +10,13 @@ from litestar import Controller, delete, get, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_204_NO_CONTENT
-from sqlalchemy import and_, func, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from crmhost.api.deps import provide_tenant_id
-from crmhost.db.platform import ContactRow, SegmentMember, SegmentRow
+from crmhost.db.platform import ContactRow
 from crmhost.models import CONTACT_FIELDS, Contact
 from crmhost.runtime import Host
+from crmhost.services import contacts as svc
+from crmhost.services.contacts import ContactFilter
 from crmhost.services.errors import InvalidInput, NotFound, ServiceError
 from crmhost.sync.contacts import normalize_email
 from crmhost.sync.ingest import delete_contact, upsert_contacts
@@ -118,38 +116,6 @@ def _out(row: ContactRow, segments: list[str]) -> ContactOut:
     )
 
 
-def _encode_cursor(row: ContactRow) -> str:
-    raw = msgspec.json.encode([row.updated_at.isoformat(), row.id])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, contact_id = msgspec.json.decode(raw, type=tuple[str, str])
-        when = datetime.fromisoformat(at)
-    except (binascii.Error, msgspec.DecodeError, ValueError):
-        raise InvalidInput("cursor is not one this API gave out", where="query.cursor") from None
-    if when.tzinfo is None:
-        raise InvalidInput("cursor is not one this API gave out", where="query.cursor")
-    return when, contact_id
-
-
-async def _segments_of(session: AsyncSession, contact_ids: list[str]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    if not contact_ids:
-        return out
-    rows = await session.execute(
-        select(SegmentMember.contact_id, SegmentRow.name)
-        .join(SegmentRow, SegmentRow.id == SegmentMember.segment_id)
-        .where(SegmentMember.contact_id.in_(contact_ids))
-        .order_by(SegmentRow.name)
-    )
-    for contact_id, name in rows.all():
-        out.setdefault(contact_id, []).append(name)
-    return out
-
-
 class ContactController(Controller):
     """The tenant's contacts and segments."""
 
@@ -188,38 +154,18 @@ class ContactController(Controller):
         include_deleted: FromQuery[bool] = False,
     ) -> ContactPage:
         """Contacts in change order (``updated_at``, then id), a page at a time."""
-        query = select(ContactRow).order_by(ContactRow.updated_at, ContactRow.id).limit(limit + 1)
-        if cursor:
-            at, after = _decode_cursor(cursor)
-            query = query.where(
-                or_(ContactRow.updated_at > at, and_(ContactRow.updated_at == at, ContactRow.id > after))
-            )
-        if email is not None:
-            query = query.where(ContactRow.email == normalize_email(email))
-        if updated_since is not None:
-            if updated_since.tzinfo is None:
-                raise InvalidInput("updated_since must include a time zone", where="query.updated_since")
-            query = query.where(ContactRow.updated_at >= updated_since)
-        if min_lead_score is not None:
-            query = query.where(ContactRow.lead_score >= min_lead_score)
-        if source is not None:
-            query = query.where(ContactRow.source == source)
-        if not include_deleted:
-            query = query.where(ContactRow.deleted_at.is_(None))
-        async with host.db.session(tenant_id) as session:
-            if segment is not None:
-                segment_id = await session.scalar(select(SegmentRow.id).where(SegmentRow.name == segment))
-                if segment_id is None:
-                    raise NotFound(f"no segment named {segment!r}", where="query.segment")
-                members = select(SegmentMember.contact_id).where(SegmentMember.segment_id == segment_id)
-                query = query.where(ContactRow.id.in_(members))
-            rows = list(await session.scalars(query))
-            page, more = rows[:limit], len(rows) > limit
-            segments = await _segments_of(session, [r.id for r in page])
-        return ContactPage(
-            contacts=[_out(r, segments.get(r.id, [])) for r in page],
-            next_cursor=_encode_cursor(page[-1]) if more else None,
+        where = ContactFilter(
+            email=email,
+            segment=segment,
+            updated_since=updated_since,
+            min_lead_score=min_lead_score,
+            source=source,
+            include_deleted=include_deleted,
         )
+        page, segments, next_cursor = await svc.list_contacts(
+            host, tenant_id, where, limit=limit, cursor=cursor
+        )
+        return ContactPage(contacts=[_out(r, segments.get(r.id, [])) for r in page], next_cursor=next_cursor)
 
     @get("/contacts/{email:str}")
     async def get_contact(
@@ -230,12 +176,8 @@ class ContactController(Controller):
         include_deleted: FromQuery[bool] = False,
     ) -> ContactOut:
         """One contact by email (a deleted one only with ``include_deleted=true``)."""
-        async with host.db.session(tenant_id) as session:
-            row = await session.scalar(select(ContactRow).where(ContactRow.email == normalize_email(email)))
-            if row is None or (row.deleted_at is not None and not include_deleted):
-                raise NotFound(f"no contact {normalize_email(email)!r}", where="path.email")
-            segments = await _segments_of(session, [row.id])
-        return _out(row, segments.get(row.id, []))
+        row, segments = await svc.get_contact(host, tenant_id, email, include_deleted=include_deleted)
+        return _out(row, segments)
 
     @delete("/contacts/{email:str}", status_code=HTTP_204_NO_CONTENT)
     async def delete_one(
@@ -250,22 +192,14 @@ class ContactController(Controller):
         self, host: NamedDependency[Host], tenant_id: NamedDependency[str]
     ) -> list[SegmentOut]:
         """The tenant's segments with their member counts (CRM imports and CRM lists land here)."""
-        async with host.db.session(tenant_id) as session:
-            # a correlated count, not an outer join: tenant scoping filters every joined table
-            members = (
-                select(func.count(SegmentMember.contact_id))
-                .where(SegmentMember.segment_id == SegmentRow.id)
-                .scalar_subquery()
+        return [
+            SegmentOut(
+                id=s.id,
+                name=s.name,
+                source=s.source,
+                remote_id=s.remote_id,
+                members=n,
+                created_at=s.created_at,
             )
-            rows = await session.execute(select(SegmentRow, members).order_by(SegmentRow.name))
-            return [
-                SegmentOut(
-                    id=s.id,
-                    name=s.name,
-                    source=s.source,
-                    remote_id=s.remote_id,
-                    members=n,
-                    created_at=s.created_at,
-                )
-                for s, n in rows.all()
-            ]
+            for s, n in await svc.list_segments(host, tenant_id)
+        ]

@@ -7,7 +7,6 @@ unauthenticated like ``/healthz`` (scrapers carry no tenant key; it holds no ten
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -16,24 +15,16 @@ from litestar import Controller, Response, get
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, QueryParameter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import case, func, select
 
 from crmhost.api.bounds import After, Before
 from crmhost.api.deps import provide_tenant_id
-from crmhost.db.models import AuditEntry
-from crmhost.db.syncstate import ConflictRow, OutboxRow, RecordLogRow, SyncRun
+from crmhost.db.syncstate import SyncRun
 from crmhost.metrics import REGISTRY
 from crmhost.runtime import Host
-from crmhost.services import integrations as svc
-from crmhost.services.errors import NotFound
+from crmhost.services import monitoring as mon
+from crmhost.services.monitoring import sync_success_rate
 
 __all__ = ["MetricsController", "MonitoringController", "sync_success_rate"]
-
-#: record outcomes that count against the sync success rate; every other outcome (created,
-#: updated, deleted, echo, unchanged, conflict resolved...) is the sync doing its job
-FAILED_OUTCOMES = frozenset({"rejected", "failed", "dead", "error"})
-#: how many recent runs the status summary's rates cover
-STATUS_WINDOW = 20
 
 
 class RunOut(msgspec.Struct, kw_only=True):
@@ -130,15 +121,6 @@ class StatusOut(msgspec.Struct, kw_only=True):
     sync_success_rate: float | None
 
 
-def sync_success_rate(counts: Counter[str]) -> float | None:
-    """Records not failed over all records (``None`` when there were none)."""
-    total = sum(v for v in counts.values() if v > 0)
-    if total == 0:
-        return None
-    failed = sum(counts[o] for o in FAILED_OUTCOMES)
-    return round((total - failed) / total, 4)
-
-
 class MonitoringController(Controller):
     """Runs, record logs, the audit log and integration status of the caller's tenant."""
 
@@ -155,13 +137,8 @@ class MonitoringController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
     ) -> list[RunOut]:
         """Recent runs of the integration, newest first (optionally one ``kind``)."""
-        await svc.get_integration(host, tenant_id, integration_id)
-        stmt = select(SyncRun).where(SyncRun.integration_id == integration_id)
-        if kind:
-            stmt = stmt.where(SyncRun.kind == kind)
-        stmt = stmt.order_by(SyncRun.started_at.desc(), SyncRun.id.desc()).limit(limit)
-        async with host.db.session(tenant_id) as session:
-            return [RunOut.of(r) for r in (await session.scalars(stmt)).all()]
+        rows = await mon.list_runs(host, tenant_id, integration_id, kind=kind, limit=limit)
+        return [RunOut.of(r) for r in rows]
 
     @get("/v1/runs/{run_id:str}/records")
     async def run_records(
@@ -174,15 +151,9 @@ class MonitoringController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
     ) -> RecordPage:
         """A run's record log in the order it was written, ``limit`` lines after id ``after``."""
-        async with host.db.session(tenant_id) as session:
-            run = await session.get(SyncRun, run_id)
-            if run is None:
-                raise NotFound(f"no run {run_id!r}", where="path.run_id")
-            stmt = select(RecordLogRow).where(RecordLogRow.run_id == run_id, RecordLogRow.id > after)
-            if outcome:
-                stmt = stmt.where(RecordLogRow.outcome == outcome)
-            rows = (await session.scalars(stmt.order_by(RecordLogRow.id).limit(limit + 1))).all()
-        page = rows[:limit]
+        run, page, next_after = await mon.run_records(
+            host, tenant_id, run_id, outcome=outcome, after=after, limit=limit
+        )
         return RecordPage(
             run=RunOut.of(run),
             records=[
@@ -197,7 +168,7 @@ class MonitoringController(Controller):
                 )
                 for r in page
             ],
-            next_after=page[-1].id if len(rows) > limit else None,
+            next_after=next_after,
         )
 
     @get("/v1/audit")
@@ -210,14 +181,9 @@ class MonitoringController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
     ) -> AuditPage:
         """The tenant's audit log, newest first, optionally of one integration."""
-        stmt = select(AuditEntry)
-        if integration_id:
-            stmt = stmt.where(AuditEntry.integration_id == integration_id)
-        if before is not None:
-            stmt = stmt.where(AuditEntry.id < before)
-        async with host.db.session(tenant_id) as session:
-            rows = (await session.scalars(stmt.order_by(AuditEntry.id.desc()).limit(limit + 1))).all()
-        page = rows[:limit]
+        page, next_before = await mon.audit_page(
+            host, tenant_id, integration_id=integration_id, before=before, limit=limit
+        )
         return AuditPage(
             entries=[
                 AuditOut(
@@ -230,7 +196,7 @@ class MonitoringController(Controller):
                 )
                 for r in page
             ],
-            next_before=page[-1].id if len(rows) > limit else None,
+            next_before=next_before,
         )
 
     @get("/v1/integrations/{integration_id:str}/status")
@@ -238,65 +204,18 @@ class MonitoringController(Controller):
         self, host: NamedDependency[Host], tenant_id: NamedDependency[str], integration_id: FromPath[str]
     ) -> StatusOut:
         """Outbox backlog, dead letters, open conflicts, last run per kind and success rates."""
-        integration = await svc.get_integration(host, tenant_id, integration_id)
-        async with host.db.session(tenant_id) as session:
-            outbox: dict[str, tuple[int, int]] = {}  # state -> (rows, rows already retried)
-            for state, n, retried in await session.execute(
-                select(
-                    OutboxRow.state,
-                    func.count(),
-                    func.sum(case((OutboxRow.attempts > 0, 1), else_=0)),
-                )
-                .where(OutboxRow.integration_id == integration_id, OutboxRow.state.in_(("pending", "dead")))
-                .group_by(OutboxRow.state)
-            ):
-                outbox[state] = (int(n), int(retried or 0))
-            conflicts = await session.scalar(
-                select(func.count())
-                .select_from(ConflictRow)
-                .where(ConflictRow.integration_id == integration_id, ConflictRow.status == "open")
-            )
-            latest = (
-                select(SyncRun.kind, func.max(SyncRun.started_at).label("started"))
-                .where(SyncRun.integration_id == integration_id)
-                .group_by(SyncRun.kind)
-                .subquery()
-            )
-            last_runs = (
-                await session.scalars(
-                    select(SyncRun)
-                    .join(
-                        latest,
-                        (SyncRun.kind == latest.c.kind) & (SyncRun.started_at == latest.c.started),
-                    )
-                    .where(SyncRun.integration_id == integration_id)
-                )
-            ).all()
-            recent = (
-                await session.scalars(
-                    select(SyncRun)
-                    .where(SyncRun.integration_id == integration_id, SyncRun.finished_at.is_not(None))
-                    .order_by(SyncRun.started_at.desc())
-                    .limit(STATUS_WINDOW)
-                )
-            ).all()
-        counts: Counter[str] = Counter()
-        for run in recent:
-            counts.update({k: int(v) for k, v in (run.counts or {}).items() if isinstance(v, int | float)})
-        finished = [r for r in recent if r.status != "running"]
+        st = await mon.integration_status(host, tenant_id, integration_id)
         return StatusOut(
-            integration_id=integration_id,
-            status=integration.status,
-            outbox_pending=outbox.get("pending", (0, 0))[0],
-            outbox_retrying=outbox.get("pending", (0, 0))[1],
-            outbox_dead=outbox.get("dead", (0, 0))[0],
-            conflicts_open=int(conflicts or 0),
-            last_runs={r.kind: RunOut.of(r) for r in last_runs},
-            runs_considered=len(finished),
-            run_success_rate=round(sum(r.status == "ok" for r in finished) / len(finished), 4)
-            if finished
-            else None,
-            sync_success_rate=sync_success_rate(counts),
+            integration_id=st.integration_id,
+            status=st.status,
+            outbox_pending=st.outbox_pending,
+            outbox_retrying=st.outbox_retrying,
+            outbox_dead=st.outbox_dead,
+            conflicts_open=st.conflicts_open,
+            last_runs={r.kind: RunOut.of(r) for r in st.last_runs},
+            runs_considered=st.runs_considered,
+            run_success_rate=st.run_success_rate,
+            sync_success_rate=st.sync_success_rate,
         )
 
 

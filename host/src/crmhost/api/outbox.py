@@ -9,25 +9,15 @@ import msgspec
 from litestar import Controller, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, QueryParameter
-from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from crmhost.api.bounds import After, RowId
 from crmhost.api.deps import provide_tenant_id
-from crmhost.db.base import utcnow
 from crmhost.db.syncstate import OutboxRow
 from crmhost.runtime import Host
-from crmhost.services.audit import audit
-from crmhost.services.errors import Conflict, InvalidInput, NotFound
-from crmhost.services.integrations import get_integration
-from crmhost.sync.outbox import kick
+from crmhost.services import outbox as svc
+from crmhost.services.outbox import PAGE
 
 __all__ = ["OutboxController", "OutboxPage", "OutboxRowOut", "Retried"]
-
-#: rows per page unless ``limit`` says otherwise, and the most ``limit`` may say
-PAGE = 100
-MAX_PAGE = 1000
-_STATES = ("dead", "pending")
 
 
 class OutboxRowOut(msgspec.Struct, kw_only=True):
@@ -79,18 +69,6 @@ class Retried(msgspec.Struct, kw_only=True):
     retried: int
 
 
-def _audit_retry(session: AsyncSession, tenant_id: str, integration_id: str, **detail: Any) -> None:
-    """An ``outbox.retried`` audit entry: which rows a person sent again."""
-    audit(
-        session,
-        tenant_id=tenant_id,
-        action="outbox.retried",
-        actor="api",
-        integration_id=integration_id,
-        **detail,
-    )
-
-
 class OutboxController(Controller):
     """An integration's outbox: pending work and dead letters, visible and retryable."""
 
@@ -109,30 +87,11 @@ class OutboxController(Controller):
         after: After = 0,
     ) -> OutboxPage:
         """Rows in ``state`` (``dead`` or ``pending``), oldest first, with attempts and last error."""
-        state = row_state  # Litestar reserves the argument name "state"
-        if state not in _STATES:
-            raise InvalidInput(
-                f"state must be one of {', '.join(_STATES)}, got {state!r}", where="query.state"
-            )
-        if not 1 <= limit <= MAX_PAGE:
-            raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", where="query.limit")
-        await get_integration(host, tenant_id, integration_id)
-        where = (OutboxRow.integration_id == integration_id, OutboxRow.state == state)
-        async with host.db.session(tenant_id) as session:
-            rows = list(
-                await session.scalars(
-                    select(OutboxRow)
-                    .where(*where, OutboxRow.id > after)
-                    .order_by(OutboxRow.id)
-                    .limit(limit + 1)
-                )
-            )
-            total = int(await session.scalar(select(func.count()).select_from(OutboxRow).where(*where)) or 0)
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return OutboxPage(
-            items=[OutboxRowOut.of(r) for r in rows], total=total, next_after=rows[-1].id if more else None
+        # Litestar reserves the argument name "state"
+        rows, total, next_after = await svc.list_rows(
+            host, tenant_id, integration_id, state=row_state, limit=limit, after=after
         )
+        return OutboxPage(items=[OutboxRowOut.of(r) for r in rows], total=total, next_after=next_after)
 
     @post("/{row_id:int}/retry", status_code=200)
     async def retry_one(
@@ -143,33 +102,11 @@ class OutboxController(Controller):
         row_id: RowId,
     ) -> OutboxRowOut:
         """Send a dead (or waiting) row again now, with its attempts reset."""
-        await get_integration(host, tenant_id, integration_id)
-        async with host.db.transaction(tenant_id) as session:
-            row = await session.get(OutboxRow, row_id)
-            if row is None or row.integration_id != integration_id:
-                raise NotFound(f"no outbox row {row_id} in integration {integration_id}", where="path.row_id")
-            if row.state == "done":
-                raise Conflict(f"outbox row {row_id} is done; there is nothing to retry", where="path.row_id")
-            row.state, row.attempts, row.next_attempt_at, row.last_error = "pending", 0, utcnow(), None
-            _audit_retry(session, tenant_id, integration_id, rows=[row_id])
-        await kick(host, tenant_id, [integration_id])
-        return OutboxRowOut.of(row)
+        return OutboxRowOut.of(await svc.retry_row(host, tenant_id, integration_id, row_id))
 
     @post("/retry-dead", status_code=200)
     async def retry_dead(
         self, host: NamedDependency[Host], tenant_id: NamedDependency[str], integration_id: FromPath[str]
     ) -> Retried:
         """Send every dead row of the integration again, attempts reset."""
-        await get_integration(host, tenant_id, integration_id)
-        async with host.db.transaction(tenant_id) as session:
-            result = await session.execute(
-                update(OutboxRow)
-                .where(OutboxRow.integration_id == integration_id, OutboxRow.state == "dead")
-                .values(state="pending", attempts=0, next_attempt_at=utcnow(), last_error=None)
-                .execution_options(synchronize_session=False)
-            )
-            count = int(getattr(result, "rowcount", 0) or 0)
-            _audit_retry(session, tenant_id, integration_id, dead_rows=count)
-        if count:
-            await kick(host, tenant_id, [integration_id])
-        return Retried(retried=count)
+        return Retried(retried=await svc.retry_dead(host, tenant_id, integration_id))

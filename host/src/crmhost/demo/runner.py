@@ -76,6 +76,8 @@ class Options:
     crms: tuple[str, ...] = ()
     shares: dict[str, float] = field(default_factory=dict)
     tiers: dict[str, str] = field(default_factory=dict)
+    #: after the checks, keep the host and sandboxes up (until Ctrl-C) to explore the settings page
+    keep_serving: bool = False
 
 
 def traits_for(info: CrmInfo, shares: dict[str, float]) -> CrmTraits:
@@ -154,6 +156,7 @@ async def run_demo(opts: Options) -> tuple[str, list[str]]:
                 seed=opts.seed,
             )
             say(f"  host API {stack.url}; " + ", ".join(f"{s} {u}" for s, u in stack.sandbox_urls.items()))
+            say(f"  settings page {stack.url}/app")
             say(
                 "  CRMs: "
                 + ", ".join(f"{s} {p.size:,} persons, tier {stack.tier(s)}" for s, p in scenario.crms.items())
@@ -224,7 +227,21 @@ async def run_demo(opts: Options) -> tuple[str, list[str]]:
                     )
                 )
             report = format_report(scenario, figures, store, len(platform), time.monotonic() - begun)
+            if opts.keep_serving:
+                await _serve(stack, report, problems)
     return report, problems
+
+
+async def _serve(stack: Stack, report: str, problems: list[str]) -> None:
+    """Show the outcome, then keep everything up for the settings page until interrupted."""
+    print(report, flush=True)
+    say(f"checks: {'passed' if not problems else f'{len(problems)} problems (listed when stopped)'}")
+    say(f"settings page: {stack.url}/app; sign in with the demo tenant's API key {stack.api_key}")
+    say("serving until Ctrl-C")
+    try:
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        say("stopping")
 
 
 def quiet_logs() -> None:
@@ -276,6 +293,11 @@ def _parse(argv: Sequence[str] | None) -> Options:
     p.add_argument(
         "--data-dir", type=Path, default=None, help="keep the host's data here (default: temporary)"
     )
+    p.add_argument(
+        "--keep-serving",
+        action="store_true",
+        help="after the checks, keep the host up to explore the settings page (until Ctrl-C)",
+    )
     a = p.parse_args(argv)
     shares = _pairs(p, "--share", a.share, float)
     if any(w < 0 for w in shares.values()):
@@ -292,6 +314,7 @@ def _parse(argv: Sequence[str] | None) -> Options:
         timeout_s=a.timeout,
         deletes=a.deletes,
         data_dir=a.data_dir,
+        keep_serving=a.keep_serving,
     )
 
 
@@ -305,7 +328,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DemoFailed, StackError) as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
         return 1
-    print(report)
+    except KeyboardInterrupt:
+        return 130
+    if not opts.keep_serving:  # --keep-serving printed it before serving
+        print(report)
     if problems:
         more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
         print(f"demo failed: {problems[0]}{more}", file=sys.stderr)

@@ -11,7 +11,14 @@ from crmhost.db.models import ApiKey, Tenant
 from crmhost.db.tenancy import ALL_TENANTS
 from crmhost.runtime import Host
 
-__all__ = ["KEY_PREFIX", "create_tenant", "hash_api_key", "issue_api_key", "tenant_for_key"]
+__all__ = [
+    "KEY_PREFIX",
+    "create_tenant",
+    "hash_api_key",
+    "issue_api_key",
+    "tenant_for_key",
+    "tenant_for_key_hash",
+]
 
 KEY_PREFIX = "chk_"
 
@@ -48,8 +55,13 @@ async def tenant_for_key(host: Host, key: str) -> str | None:
     """The tenant owning an unrevoked ``key``, or ``None``."""
     if not key.startswith(KEY_PREFIX):
         return None
+    return await tenant_for_key_hash(host, hash_api_key(key))
+
+
+async def tenant_for_key_hash(host: Host, key_hash: str) -> str | None:
+    """The tenant owning the unrevoked key with ``key_hash`` (a page session holds only the hash)."""
     async with host.db.session(ALL_TENANTS) as session:
         row = await session.scalar(
-            select(ApiKey.tenant_id).where(ApiKey.key_hash == hash_api_key(key), ApiKey.revoked_at.is_(None))
+            select(ApiKey.tenant_id).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
         )
     return row

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, get, post
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from sqlalchemy import select
 
 from crmhost.api.bounds import Offset
@@ -16,13 +16,19 @@ from crmhost.api.deps import provide_tenant_id
 from crmhost.db.platform import ContactRow
 from crmhost.db.syncstate import ConflictRow
 from crmhost.runtime import Host
-from crmhost.services.errors import InvalidInput
 from crmhost.sync.conflicts import resolve
 
-__all__ = ["ConflictController", "ConflictOut", "ConflictPage", "Resolve"]
+__all__ = [
+    "ConflictController",
+    "ConflictOut",
+    "ConflictPage",
+    "KeepLocal",
+    "Resolve",
+    "SetValue",
+    "TakeRemote",
+]
 
 MAX_LIMIT = 500
-STATUSES = ("open", "resolved")
 
 
 class ConflictOut(msgspec.Struct, kw_only=True):
@@ -73,11 +79,27 @@ class ConflictPage(msgspec.Struct, kw_only=True):
     next_offset: int | None
 
 
-class Resolve(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """``local`` keeps the platform's value, ``remote`` takes the CRM's, ``value`` sets ``value``."""
+class _Resolution(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, tag_field="resolution"):
+    """``resolution`` names the choice; the enum the resolve service accepts."""
 
-    resolution: Literal["local", "remote", "value"]  # the enum the resolve service accepts
-    value: Any = msgspec.UNSET
+
+class KeepLocal(_Resolution, tag="local"):
+    """Keep the platform's value."""
+
+
+class TakeRemote(_Resolution, tag="remote"):
+    """Take the CRM's value."""
+
+
+class SetValue(_Resolution, tag="value"):
+    """Set ``value`` (required here, null included) on both sides."""
+
+    value: Any
+
+
+#: ``local`` keeps the platform's value, ``remote`` takes the CRM's, ``value`` sets ``value``;
+#: one type per choice, so the description says that ``value`` comes with ``resolution: value``
+Resolve = KeepLocal | TakeRemote | SetValue
 
 
 class ConflictController(Controller):
@@ -92,16 +114,12 @@ class ConflictController(Controller):
         self,
         host: NamedDependency[Host],
         tenant_id: NamedDependency[str],
-        status: FromQuery[str | None] = "open",
+        status: FromQuery[Literal["open", "resolved"] | None] = "open",
         integration_id: FromQuery[str | None] = None,
-        limit: FromQuery[int] = 100,
+        limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = 100,
         offset: Offset = 0,
     ) -> ConflictPage:
         """Conflicts by status (``open`` by default) and integration, paged by offset."""
-        if status is not None and status not in STATUSES:
-            raise InvalidInput(f"status must be one of {', '.join(STATUSES)}", where="query.status")
-        if not 1 <= limit <= MAX_LIMIT:
-            raise InvalidInput(f"limit must be 1 to {MAX_LIMIT}", where="query.limit")
         stmt = select(ConflictRow, ContactRow.email).join(ContactRow, ContactRow.id == ConflictRow.contact_id)
         if status is not None:
             stmt = stmt.where(ConflictRow.status == status)
@@ -122,10 +140,9 @@ class ConflictController(Controller):
         data: JSONBody[Resolve],
     ) -> ConflictOut:
         """Settle a conflict; a second resolve is a 409."""
-        if data.resolution == "value" and data.value is msgspec.UNSET:
-            raise InvalidInput("resolution 'value' needs a value", where="body.value")
-        value = None if data.value is msgspec.UNSET else data.value
-        row = await resolve(host, tenant_id, conflict_id, data.resolution, value)
+        value = data.value if isinstance(data, SetValue) else None
+        resolution = str(type(data).__struct_config__.tag)  # local, remote or value
+        row = await resolve(host, tenant_id, conflict_id, resolution, value)
         async with host.db.session(tenant_id) as session:
             email = await session.scalar(select(ContactRow.email).where(ContactRow.id == row.contact_id))
         return ConflictOut.of(row, email)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, get, post
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.params import FromPath, QueryParameter
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,7 +18,7 @@ from crmhost.db.base import utcnow
 from crmhost.db.syncstate import OutboxRow
 from crmhost.runtime import Host
 from crmhost.services.audit import audit
-from crmhost.services.errors import Conflict, InvalidInput, NotFound
+from crmhost.services.errors import Conflict, NotFound
 from crmhost.services.integrations import get_integration
 from crmhost.sync.outbox import kick
 
@@ -27,7 +27,6 @@ __all__ = ["OutboxController", "OutboxPage", "OutboxRowOut", "Retried"]
 #: rows per page unless ``limit`` says otherwise, and the most ``limit`` may say
 PAGE = 100
 MAX_PAGE = 1000
-_STATES = ("dead", "pending")
 
 
 class OutboxRowOut(msgspec.Struct, kw_only=True):
@@ -104,18 +103,12 @@ class OutboxController(Controller):
         host: NamedDependency[Host],
         tenant_id: NamedDependency[str],
         integration_id: FromPath[str],
-        row_state: Annotated[str, QueryParameter(name="state")] = "dead",
-        limit: FromQuery[int] = PAGE,
+        row_state: Annotated[Literal["dead", "pending"], QueryParameter(name="state")] = "dead",
+        limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = PAGE,
         after: After = 0,
     ) -> OutboxPage:
         """Rows in ``state`` (``dead`` or ``pending``), oldest first, with attempts and last error."""
         state = row_state  # Litestar reserves the argument name "state"
-        if state not in _STATES:
-            raise InvalidInput(
-                f"state must be one of {', '.join(_STATES)}, got {state!r}", where="query.state"
-            )
-        if not 1 <= limit <= MAX_PAGE:
-            raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", where="query.limit")
         await get_integration(host, tenant_id, integration_id)
         where = (OutboxRow.integration_id == integration_id, OutboxRow.state == state)
         async with host.db.session(tenant_id) as session:

@@ -29,7 +29,10 @@ class _In(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 # lengths are the columns' (crmhost.db.models): longer values are a 400, never truncated
 Slug = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")]
 Label = Annotated[str, Meta(max_length=200)]
-Url = Annotated[str, Meta(min_length=1, max_length=2000)]
+#: an absolute http(s) URL: a scheme, ``//`` and a host (what ``_check_redirect`` and the
+#: notification target's checks take)
+HTTP_URL = r"^https?://[^/?#\[\]\s\u0000]+([/?#][^\u0000]*)?$"
+Url = Annotated[str, Meta(min_length=1, max_length=2000, pattern=HTTP_URL)]
 ApiBase = Annotated[str, Meta(min_length=1, max_length=500)]
 ApiKey = Annotated[str, Meta(min_length=1, max_length=4096)]
 SettingName = Annotated[str, Meta(min_length=1, max_length=64)]
@@ -61,7 +64,9 @@ class CreateIntegration(_In):
 
 
 class UpdateIntegration(_In):
-    """``PATCH /v1/integrations/{id}``: only the fields given change."""
+    """``PATCH /v1/integrations/{id}``: only the fields given change, at least one."""
+
+    __min_fields__ = 1  # minProperties in the description (crmhost.api.contract)
 
     name: Label | msgspec.UnsetType = msgspec.UNSET
     enabled: bool | msgspec.UnsetType = msgspec.UNSET

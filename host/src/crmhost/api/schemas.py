@@ -30,8 +30,10 @@ class _In(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 Slug = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")]
 Label = Annotated[str, Meta(max_length=200)]
 #: an absolute http(s) URL: a scheme, ``//`` and a host (what ``_check_redirect`` and the
-#: notification target's checks take)
-HTTP_URL = r"^https?://[^/?#\[\]\s\u0000]+([/?#][^\u0000]*)?$"
+#: notification target's checks take); tab, CR and LF are named rather than ``\s``, which
+#: differs between Python (it includes U+001C to U+001F) and the ECMA regex of JSON Schema, and
+#: ``urlsplit`` drops them, so a host made only of them would be empty
+HTTP_URL = r"^https?://[^/?#\[\]\t\n\r\u0000]+([/?#][^\u0000]*)?$"
 Url = Annotated[str, Meta(min_length=1, max_length=2000, pattern=HTTP_URL)]
 ApiBase = Annotated[str, Meta(min_length=1, max_length=500)]
 ApiKey = Annotated[str, Meta(min_length=1, max_length=4096)]

@@ -108,7 +108,7 @@ async def test_notification_target_secret_never_shown(stack: Stack, tenant: tupl
     async with stack.client(key) as c:
         assert (await c.get("/v1/settings/notifications")).json()["secret_set"] is False
         r = await c.put("/v1/settings/notifications", json={"url": "https://hooks.example.com/crm"})
-        assert r.status_code == 400 and r.json()["extra"][0]["key"] == "body.secret"
+        assert r.status_code == 409 and r.json()["extra"][0]["key"] == "body.secret"
         r = await c.put("/v1/settings/notifications", json={"url": "ftp://x", "secret": secret})
         assert r.status_code == 400 and r.json()["extra"][0]["key"] == "body.url"
         r = await c.put(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,12 +12,13 @@ from litestar.config.app import AppConfig
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins import InitPluginProtocol
+from litestar.routes import HTTPRoute
 
 from crmhost import __version__
 from crmhost.api.bounds import BoundedPathsMiddleware, BoundedRequest
 from crmhost.api.conflicts import ConflictController
 from crmhost.api.contacts import ContactController
-from crmhost.api.contract import COMPONENTS, ClosedStructSchemas, declare
+from crmhost.api.contract import COMPONENTS, ClosedStructSchemas, bound_inputs, declare
 from crmhost.api.deps import provide_host
 from crmhost.api.errors import EXCEPTION_HANDLERS
 from crmhost.api.events import EventController
@@ -80,9 +82,29 @@ class CrmHostCore(InitPluginProtocol):
         return app_config
 
 
+def _complete_options(app: Litestar) -> None:
+    """Make every path's automatic ``OPTIONS`` answer list all of the path's methods.
+
+    Litestar 2 registers a controller's handlers one at a time; the ``OPTIONS`` handler made for
+    a path's first handler answers from that first route's methods and is carried over when a
+    later handler of the same path rebuilds the route (litestar-org/litestar#4169, fixed in
+    Litestar 3 only), so ``OPTIONS /v1/integrations`` said ``Allow: OPTIONS, POST`` though GET
+    is served too. The stale route each handler still reads is given the path's methods.
+    """
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            if handler.handler_name != "options_handler":
+                continue
+            stale = inspect.getclosurevars(handler.fn).nonlocals.get("self")
+            if isinstance(stale, HTTPRoute) and stale is not route:
+                stale.methods = set(route.methods)
+
+
 def create_app(settings: Settings | None = None, plugins: Plugins | None = None) -> Litestar:
     """The platform API. Plugins are loaded when the app starts, not at import."""
-    return Litestar(
+    app = Litestar(
         plugins=[CrmHostCore(settings, plugins), ClosedStructSchemas()],
         # logging is the process's (``crmhost serve`` sets it up with CRMHOST_LOG_LEVEL and
         # redaction); Litestar's default config would replace the root handler and level
@@ -91,3 +113,7 @@ def create_app(settings: Settings | None = None, plugins: Plugins | None = None)
             title="crmhost platform API", version=__version__, path="/schema", components=COMPONENTS
         ),
     )
+    _complete_options(app)
+    # the shared input bounds, stated on the built description (it is built once and cached)
+    bound_inputs(app.openapi_schema)
+    return app

@@ -4,10 +4,10 @@
   most :data:`MAX_PARAM` (a value past a 64-bit column was an ``OverflowError`` deep in the
   driver).
 - JSON bodies (:class:`BoundedRequest`, the app's request class): valid UTF-8, nesting at most
-  :data:`MAX_DEPTH` deep, integers within 64 bits, no NUL character in any string or key
-  (PostgreSQL text cannot hold one), and then converted *strictly* to the handler's body type,
-  so ``{"enabled": 0}`` is not taken as ``false`` (Litestar converts leniently, for query
-  strings' sake).
+  :data:`MAX_DEPTH` deep, numbers (integers or not) within 64 bits, no NUL character in any
+  string or key (PostgreSQL text cannot hold one), and then converted *strictly* to the
+  handler's body type, so ``{"enabled": 0}`` is not taken as ``false`` (Litestar converts
+  leniently, for query strings' sake); ``2.0`` is an integer, as JSON Schema has it.
 - Paths and query strings (:class:`BoundedPathsMiddleware`): valid UTF-8 once percent-decoded,
   and no NUL.
 
@@ -67,8 +67,13 @@ def _check(value: Any, where: str, depth: int) -> None:
     if isinstance(value, str):
         if "\x00" in value:
             raise _Refused(where, "contains a NUL character")
-    elif isinstance(value, bool) or value is None or isinstance(value, float):
+    elif isinstance(value, bool) or value is None:
         return
+    elif isinstance(value, float):
+        # the same range as integers: the description bounds every number, and a client sending
+        # 1e19 where an integer-valued number is taken meant an integer past 64 bits
+        if not -MAX_INT - 1 <= value <= MAX_INT:
+            raise _Refused(where, f"number out of range (at most {MAX_INT} in magnitude)")
     elif isinstance(value, int):
         if not -MAX_INT - 1 <= value <= MAX_INT:
             raise _Refused(where, f"integer out of range (at most {MAX_INT} in magnitude)")
@@ -86,7 +91,7 @@ def _check(value: Any, where: str, depth: int) -> None:
 
 
 def check_json(value: Any, where: str = "body") -> None:
-    """Refuse what no column can hold: NUL characters, integers past 64 bits, deep nesting.
+    """Refuse what no column can hold: NUL characters, numbers past 64 bits, deep nesting.
 
     Raises:
         ValidationException: a 400 naming the first offending place.
@@ -112,6 +117,17 @@ def _conversion_error(exc: msgspec.ValidationError) -> ValidationException:
     if named:
         path = f"{path}.{named.group(1)}"
     return _invalid("body" + (path if not path or path[0] in ".[" else f".{path}"), message)
+
+
+def _integral(value: Any) -> Any:
+    """``2.0`` as ``2``: JSON Schema's (and the description's) ``integer`` includes it."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _integral(v) for k, v in value.items()}
+    return value
 
 
 class BoundedRequest(Request[Any, Any, Any]):
@@ -146,7 +162,7 @@ class BoundedRequest(Request[Any, Any, Any]):
         if field is None:
             return
         try:
-            msgspec.convert(value, field.annotation, strict=True, str_keys=True)
+            msgspec.convert(_integral(value), field.annotation, strict=True, str_keys=True)
         except msgspec.ValidationError as exc:
             raise _conversion_error(exc) from None
         except TypeError:

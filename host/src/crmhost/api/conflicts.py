@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import msgspec
 from litestar import Controller, get, post
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from crmhost.api.bounds import Offset
 from crmhost.api.deps import provide_tenant_id
 from crmhost.db.syncstate import ConflictRow
 from crmhost.runtime import Host
 from crmhost.services import conflicts as svc
-from crmhost.services.errors import InvalidInput
 
-__all__ = ["ConflictController", "ConflictOut", "ConflictPage", "Resolve"]
+__all__ = [
+    "ConflictController",
+    "ConflictOut",
+    "ConflictPage",
+    "KeepLocal",
+    "Resolve",
+    "SetValue",
+    "TakeRemote",
+]
+
+MAX_LIMIT = svc.MAX_LIMIT
 
 
 class ConflictOut(msgspec.Struct, kw_only=True):
@@ -68,11 +77,27 @@ class ConflictPage(msgspec.Struct, kw_only=True):
     next_offset: int | None
 
 
-class Resolve(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """``local`` keeps the platform's value, ``remote`` takes the CRM's, ``value`` sets ``value``."""
+class _Resolution(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, tag_field="resolution"):
+    """``resolution`` names the choice; the enum the resolve service accepts."""
 
-    resolution: Literal["local", "remote", "value"]  # the enum the resolve service accepts
-    value: Any = msgspec.UNSET
+
+class KeepLocal(_Resolution, tag="local"):
+    """Keep the platform's value."""
+
+
+class TakeRemote(_Resolution, tag="remote"):
+    """Take the CRM's value."""
+
+
+class SetValue(_Resolution, tag="value"):
+    """Set ``value`` (required here, null included) on both sides."""
+
+    value: Any
+
+
+#: ``local`` keeps the platform's value, ``remote`` takes the CRM's, ``value`` sets ``value``;
+#: one type per choice, so the description says that ``value`` comes with ``resolution: value``
+Resolve = KeepLocal | TakeRemote | SetValue
 
 
 class ConflictController(Controller):
@@ -87,9 +112,9 @@ class ConflictController(Controller):
         self,
         host: NamedDependency[Host],
         tenant_id: NamedDependency[str],
-        status: FromQuery[str | None] = "open",
+        status: FromQuery[Literal["open", "resolved"] | None] = "open",
         integration_id: FromQuery[str | None] = None,
-        limit: FromQuery[int] = 100,
+        limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = 100,
         offset: Offset = 0,
     ) -> ConflictPage:
         """Conflicts by status (``open`` by default) and integration, paged by offset."""
@@ -109,8 +134,8 @@ class ConflictController(Controller):
         data: JSONBody[Resolve],
     ) -> ConflictOut:
         """Settle a conflict; a second resolve is a 409."""
-        if data.resolution == "value" and data.value is msgspec.UNSET:
-            raise InvalidInput("resolution 'value' needs a value", where="body.value")
-        value = None if data.value is msgspec.UNSET else data.value
-        row, email = await svc.resolve_conflict(host, tenant_id, conflict_id, data.resolution, value)
+        value = data.value if isinstance(data, SetValue) else None
+        # the tag is one of the three literals: msgspec types it as plain str | int
+        resolution = cast(Literal["local", "remote", "value"], type(data).__struct_config__.tag)
+        row, email = await svc.resolve_conflict(host, tenant_id, conflict_id, resolution, value)
         return ConflictOut.of(row, email)

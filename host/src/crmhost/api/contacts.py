@@ -43,6 +43,19 @@ def check_batch_size(rows: list[Any], name: str) -> None:
         )
 
 
+def _since(value: str) -> datetime:
+    """An RFC 3339 date-time with its offset, as declared (Litestar would take ``0.5`` as a timestamp)."""
+    try:
+        since = msgspec.convert(value, datetime, strict=True)
+    except msgspec.ValidationError:
+        raise InvalidInput(
+            f"updated_since must be an RFC 3339 date-time, got {value!r}", where="query.updated_since"
+        ) from None
+    if since.tzinfo is None:
+        raise InvalidInput("updated_since must include a time zone", where="query.updated_since")
+    return since
+
+
 def all_rejected(errors: list[RowError], name: str, total: int) -> None:
     """400 when every row of a non-empty batch was rejected (nothing was written)."""
     if total and len(errors) == total:
@@ -148,8 +161,11 @@ class ContactController(Controller):
         cursor: FromQuery[str | None] = None,
         email: FromQuery[str | None] = None,
         segment: FromQuery[str | None] = None,
-        updated_since: FromQuery[datetime | None] = None,
-        min_lead_score: Annotated[int | None, QueryParameter(ge=0, le=100)] = None,
+        updated_since: Annotated[str | None, QueryParameter(format="date-time")] = None,
+        # minimum stated again: Litestar drops a falsy ge from an optional parameter's schema
+        min_lead_score: Annotated[
+            int | None, QueryParameter(ge=0, le=100, schema_extra={"minimum": 0})
+        ] = None,
         source: FromQuery[str | None] = None,
         include_deleted: FromQuery[bool] = False,
     ) -> ContactPage:
@@ -157,7 +173,7 @@ class ContactController(Controller):
         where = ContactFilter(
             email=email,
             segment=segment,
-            updated_since=updated_since,
+            updated_since=None if updated_since is None else _since(updated_since),
             min_lead_score=min_lead_score,
             source=source,
             include_deleted=include_deleted,

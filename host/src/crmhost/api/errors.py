@@ -42,6 +42,7 @@ def no_credentials(_: Request[Any, Any, Any], exc: NoCredentials) -> Response[di
 
 _AT = re.compile(r"at `\$\.?([^`]*)`")
 _FIELD = re.compile(r"(?:missing required field|unknown field) `([^`]+)`")
+_MISSING = re.compile(r"^Missing required (query|path|header|cookie) parameter '([^']+)'")
 
 
 def _where(entry: object) -> object:
@@ -68,6 +69,11 @@ def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[
     body: dict[str, object] = {"status_code": exc.status_code, "detail": exc.detail}
     if exc.extra:
         body["extra"] = [_where(e) for e in exc.extra] if isinstance(exc.extra, list) else exc.extra
+    elif missing := _MISSING.match(str(exc.detail)):
+        # Litestar names a missing required parameter in its detail only: say where, as elsewhere
+        detail = f"missing required {missing.group(1)} parameter {missing.group(2)!r}"
+        body["detail"] = detail
+        body["extra"] = [{"key": f"{missing.group(1)}.{missing.group(2)}", "message": detail}]
     headers = dict(exc.headers or {})
     return Response(body, status_code=exc.status_code, media_type=MediaType.JSON, headers=headers)
 

@@ -32,7 +32,10 @@ __all__ = ["IntegrationController"]
 def _check_redirect(url: str | None) -> None:
     if url is None:
         return
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unbalanced IPv6 bracket
+        parts = urlsplit("")
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise InvalidInput("redirect_to must be an absolute http(s) URL", where="body.redirect_to")
 

@@ -52,7 +52,8 @@ class OAuthController(Controller):
         self,
         request: Request[Any, Any, Any],
         host: NamedDependency[Host],
-        oauth_state: Annotated[str | None, QueryParameter(name="state")] = None,
+        # required: the host sends state with every authorize URL and OAuth 2.0 has it echoed back
+        oauth_state: Annotated[str, QueryParameter(name="state")],
         code: FromQuery[str | None] = None,
         error: FromQuery[str | None] = None,
         error_description: FromQuery[str | None] = None,

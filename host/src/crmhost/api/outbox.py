@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, get, post
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.params import FromPath, QueryParameter
 
 from crmhost.api.bounds import After, RowId
 from crmhost.api.deps import provide_tenant_id
 from crmhost.db.syncstate import OutboxRow
 from crmhost.runtime import Host
 from crmhost.services import outbox as svc
-from crmhost.services.outbox import PAGE
+from crmhost.services.outbox import MAX_PAGE, PAGE
 
 __all__ = ["OutboxController", "OutboxPage", "OutboxRowOut", "Retried"]
 
@@ -82,8 +82,8 @@ class OutboxController(Controller):
         host: NamedDependency[Host],
         tenant_id: NamedDependency[str],
         integration_id: FromPath[str],
-        row_state: Annotated[str, QueryParameter(name="state")] = "dead",
-        limit: FromQuery[int] = PAGE,
+        row_state: Annotated[Literal["dead", "pending"], QueryParameter(name="state")] = "dead",
+        limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = PAGE,
         after: After = 0,
     ) -> OutboxPage:
         """Rows in ``state`` (``dead`` or ``pending``), oldest first, with attempts and last error."""

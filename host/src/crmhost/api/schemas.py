@@ -29,7 +29,12 @@ class _In(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 # lengths are the columns' (crmhost.db.models): longer values are a 400, never truncated
 Slug = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")]
 Label = Annotated[str, Meta(max_length=200)]
-Url = Annotated[str, Meta(min_length=1, max_length=2000)]
+#: an absolute http(s) URL: a scheme, ``//`` and a host (what ``_check_redirect`` and the
+#: notification target's checks take); tab, CR and LF are named rather than ``\s``, which
+#: differs between Python (it includes U+001C to U+001F) and the ECMA regex of JSON Schema, and
+#: ``urlsplit`` drops them, so a host made only of them would be empty
+HTTP_URL = r"^https?://[^/?#\[\]\t\n\r\u0000]+([/?#][^\u0000]*)?$"
+Url = Annotated[str, Meta(min_length=1, max_length=2000, pattern=HTTP_URL)]
 ApiBase = Annotated[str, Meta(min_length=1, max_length=500)]
 ApiKey = Annotated[str, Meta(min_length=1, max_length=4096)]
 SettingName = Annotated[str, Meta(min_length=1, max_length=64)]
@@ -61,7 +66,9 @@ class CreateIntegration(_In):
 
 
 class UpdateIntegration(_In):
-    """``PATCH /v1/integrations/{id}``: only the fields given change."""
+    """``PATCH /v1/integrations/{id}``: only the fields given change, at least one."""
+
+    __min_fields__ = 1  # minProperties in the description (crmhost.api.contract)
 
     name: Label | msgspec.UnsetType = msgspec.UNSET
     enabled: bool | msgspec.UnsetType = msgspec.UNSET

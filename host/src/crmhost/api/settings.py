@@ -12,16 +12,44 @@ from litestar.params import JSONBody
 from msgspec import Meta
 
 from crmhost.api.deps import provide_tenant_id
+from crmhost.api.schemas import HTTP_URL
 from crmhost.runtime import Host
 from crmhost.services.audit import audit
-from crmhost.services.errors import InvalidInput
+from crmhost.services.errors import Conflict, InvalidInput
 from crmhost.sync.notify_target import UnsafeTarget, resolve_target
-from crmhost.sync.scoring import ScoringError, model_from_settings, validate_model
+from crmhost.sync.scoring import (
+    MAX_HALF_LIFE_DAYS,
+    MAX_POINTS,
+    ScoringError,
+    model_from_settings,
+    validate_model,
+)
 from crmhost.sync.tenant_settings import load_settings, set_notification_target
 
 __all__ = ["SettingsController"]
 
 MIN_SECRET = 16
+
+
+Points = Annotated[int, Meta(ge=-MAX_POINTS, le=MAX_POINTS)] | msgspec.UnsetType
+
+
+class PointsIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Points per event kind; a kind left out keeps its default points."""
+
+    sent: Points = msgspec.UNSET
+    opened: Points = msgspec.UNSET
+    clicked: Points = msgspec.UNSET
+    replied: Points = msgspec.UNSET
+    bounced: Points = msgspec.UNSET
+    unsubscribed: Points = msgspec.UNSET
+
+
+class ScoringIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """``PUT /v1/settings/scoring``: what is left out keeps its default."""
+
+    points: PointsIn | msgspec.UnsetType = msgspec.UNSET
+    half_life_days: Annotated[float, Meta(gt=0, le=MAX_HALF_LIFE_DAYS)] | msgspec.UnsetType = msgspec.UNSET
 
 
 class ScoringOut(msgspec.Struct, kw_only=True):
@@ -39,7 +67,7 @@ class NotificationsIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     never shown again. Leave it out to keep the current one while changing the URL.
     """
 
-    url: Annotated[str, Meta(min_length=1, max_length=2000)] | None
+    url: Annotated[str, Meta(min_length=1, max_length=2000, pattern=HTTP_URL)] | None
     secret: Annotated[str, Meta(min_length=MIN_SECRET, max_length=500)] | None = None
 
 
@@ -72,14 +100,14 @@ class SettingsController(Controller):
 
     @put("/scoring")
     async def put_scoring(
-        self, host: NamedDependency[Host], tenant_id: NamedDependency[str], data: JSONBody[dict[str, Any]]
+        self, host: NamedDependency[Host], tenant_id: NamedDependency[str], data: JSONBody[ScoringIn]
     ) -> ScoringOut:
         """Set points per kind and ``half_life_days``; kinds left out keep their default points.
 
         New points count from the next event on: scores already computed are not replayed.
         """
         try:
-            model = validate_model(data)
+            model = validate_model(msgspec.to_builtins(data))  # UNSET fields are left out
         except ScoringError as exc:
             raise InvalidInput(exc.message, where=f"body.{exc.where}" if exc.where else "body") from None
         async with host.db.transaction(tenant_id) as session:
@@ -118,9 +146,8 @@ class SettingsController(Controller):
             row = await load_settings(session, tenant_id, create=True)
             assert row is not None
             if data.url is not None and data.secret is None and not row.notify_secret:
-                raise InvalidInput(
-                    "secret is required: notifications are signed with it", where="body.secret"
-                )
+                # 409: the same body is fine once a secret is stored; it depends on the state
+                raise Conflict("secret is required: notifications are signed with it", where="body.secret")
             set_notification_target(host, row, data.url, data.secret)
             audit(session, tenant_id=tenant_id, action="settings.notifications", actor="api", url=data.url)
             return NotificationsOut(

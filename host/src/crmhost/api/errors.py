@@ -14,6 +14,7 @@ from typing import Any
 
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
+from litestar.params import ParameterKwarg
 
 from crmhost.services.credentials import NoCredentials
 from crmhost.services.errors import ServiceError
@@ -45,16 +46,31 @@ _FIELD = re.compile(r"(?:missing required field|unknown field) `([^`]+)`")
 _MISSING = re.compile(r"^Missing required (query|path|header|cookie) parameter '([^']+)'")
 
 
-def _where(entry: object) -> object:
-    """Point a body validation error at the field: ``body.provider`` rather than ``data``."""
+def _aliases(request: Request[Any, Any, Any]) -> dict[str, str]:
+    """The handler's argument names that travel under another name (``row_state`` → ``state``)."""
+    handler = request.scope.get("route_handler")  # absent when no route matched
+    fields = getattr(getattr(handler, "signature_model", None), "_fields", {})
+    aliases: dict[str, str] = {}
+    for name, field in fields.items():
+        kwarg = getattr(field, "kwarg_definition", None)
+        if isinstance(kwarg, ParameterKwarg) and (
+            alias := kwarg.query or kwarg.header or kwarg.cookie or kwarg.name
+        ):
+            aliases[name] = alias
+    return aliases
+
+
+def _where(entry: object, aliases: dict[str, str]) -> object:
+    """Point a validation error at what the client sent: ``body.provider``, ``query.state``."""
     if not isinstance(entry, dict):
         return entry
     key, raw_source = str(entry.get("key", "")), entry.get("source")
+    key = aliases.get(key, key)  # Litestar reports the Python argument name
     source = str(getattr(raw_source, "value", raw_source))  # Litestar's ParamType or a str
     if source in ("query", "path") and key and not key.startswith(f"{source}."):
         return {**entry, "key": f"{source}.{key}"}  # query.offset, like the services' errors
     if key != "data" or source != "body":
-        return entry
+        return {**entry, "key": key} if "key" in entry else entry
     message = str(entry.get("message", ""))
     path = ""
     if at := _AT.search(message):
@@ -68,7 +84,8 @@ def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[
     """Litestar's own errors (validation, 401, 404, 405) in the shared shape."""
     body: dict[str, object] = {"status_code": exc.status_code, "detail": exc.detail}
     if exc.extra:
-        body["extra"] = [_where(e) for e in exc.extra] if isinstance(exc.extra, list) else exc.extra
+        extra = exc.extra
+        body["extra"] = [_where(e, _aliases(request)) for e in extra] if isinstance(extra, list) else extra
     elif missing := _MISSING.match(str(exc.detail)):
         # Litestar names a missing required parameter in its detail only: say where, as elsewhere
         detail = f"missing required {missing.group(1)} parameter {missing.group(2)!r}"

@@ -194,3 +194,35 @@ async def test_a_linked_record_without_our_key_is_updated_by_id_not_duplicated(
     assert contacts[existing]["LastName"] == "Renamed"
     assert contacts[existing]["PenguinMails_Email_Key__c"] == "old@example.com"
     assert org.stats()["calls"] == {COMPOSITE: 1, DESCRIBE: 1}  # both collections in one call
+
+
+async def test_a_blank_required_field_does_not_block_an_update(
+    org: Any, contexts: Any, dispatcher: Any
+) -> None:
+    # the platform's contact lost its last name (cleared there, or read back from a CRM that has
+    # only a full name); Salesforce cannot clear LastName, and the rest of the record (the
+    # unsubscribe) must still reach it
+    ctx = contexts()
+    [created] = await dispatcher.acall("salesforce", "push_records", ctx=ctx, batch=_batch(0, 1))
+    assert created.ok and created.created
+    cleared = {"LastName": None, "PenguinMails_Unsubscribed__c": True}
+    for remote_id in (created.remote_id, None):  # by the linked id, and by the external id
+        batch = _batch(0, 1, **cleared)
+        batch = RecordBatch(
+            object=batch.object,
+            op=batch.op,
+            records=[
+                Record(object=ObjectType.CONTACT, key=r.key, remote_id=remote_id, fields=r.fields)
+                for r in batch.records
+            ],
+        )
+        [result] = await dispatcher.acall("salesforce", "push_records", ctx=ctx, batch=batch)
+        assert result.ok and not result.created, result
+        record = org.sandbox.org.records["Contact"][created.remote_id]
+        assert record["LastName"] == "Last0" and record["PenguinMails_Unsubscribed__c"] is True
+        record["PenguinMails_Unsubscribed__c"] = False
+    # a create without a last name is still refused, naming the field
+    [refused] = await dispatcher.acall(
+        "salesforce", "push_records", ctx=ctx, batch=_batch(5, 1, LastName=None)
+    )
+    assert not refused.ok and refused.error_code == "REQUIRED_FIELD_MISSING" and refused.field == "LastName"

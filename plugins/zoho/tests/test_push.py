@@ -131,3 +131,19 @@ async def test_concurrent_batches_create_missing_fields_once(org: Any, contexts:
     assert org.calls("POST /crm/v8/settings/fields") == 1
     # what Zoho confirmed creating is not read back
     assert org.calls("GET /crm/v8/settings/fields") == 1
+
+
+async def test_a_blank_mandatory_field_does_not_clear_it_or_block_the_rest(org: Any, contexts: Any) -> None:
+    # the platform's contact lost its last name; Zoho requires one, and the rest of the record
+    # (the unsubscribe) must still reach it
+    ctx = contexts()
+    [created] = await records.push_records(ctx, _batch([{"Email": "kim@example.com", "Last_Name": "Keeper"}]))
+    assert created.ok and created.created
+    [updated] = await records.push_records(
+        ctx, _batch([{"Email": "kim@example.com", "Last_Name": None, "Title": "CTO"}])
+    )
+    assert updated.ok and not updated.created, updated
+    record = org.sandbox.org.records["Contacts"][created.remote_id]
+    assert (record["Last_Name"], record["Title"]) == ("Keeper", "CTO")
+    [refused] = await records.push_records(ctx, _batch([{"Email": "new@example.com", "Last_Name": None}]))
+    assert not refused.ok and refused.error_code == "MANDATORY_NOT_FOUND" and refused.field == "Last_Name"

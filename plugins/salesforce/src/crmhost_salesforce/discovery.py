@@ -32,6 +32,8 @@ class FieldInfo:
     createable: bool
     updateable: bool
     label: str = ""
+    #: a value is needed on create and cannot be cleared (``nillable`` false, no default)
+    required: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,11 @@ class ObjectSchema:
         info = self.fields.get(name)
         return info is not None and info.external_id
 
+    def required(self, name: str) -> bool:
+        """Whether ``name`` must always hold a value (Salesforce refuses to clear it)."""
+        info = self.fields.get(name)
+        return info is not None and info.required
+
 
 _CACHE: dict[tuple[str, str, str], ObjectSchema] = {}
 
@@ -70,6 +77,9 @@ def _parse(sobject: str, body: Any, now: datetime) -> ObjectSchema:
             createable=bool(item.get("createable")),
             updateable=bool(item.get("updateable")),
             label=str(item.get("label") or ""),
+            required=bool(item.get("createable"))
+            and not item.get("nillable", True)
+            and not item.get("defaultedOnCreate"),
         )
     return ObjectSchema(sobject, fields, now)
 

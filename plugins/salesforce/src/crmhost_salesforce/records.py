@@ -48,13 +48,19 @@ def _result(key: str, item: Any, missing: Sequence[str], created: bool | None = 
 
 
 def _payload(record: Record, sobject: str, schema: ObjectSchema) -> tuple[dict[str, Any], list[str]]:
+    """The record's body, and the mapped fields the org lacks (not written)."""
     body: dict[str, Any] = {"attributes": {"type": sobject}}
     missing = []
     for name, value in record.fields.items():
-        if schema.writable(name):
-            body[name] = value
-        else:
+        if not schema.writable(name):
             missing.append(name)
+        elif value in (None, "") and schema.required(name):
+            # Salesforce refuses to clear a required field (LastName): sent blank, it fails the
+            # whole record, so every other field (an unsubscribe) would wait behind it. Left
+            # out, an update keeps the CRM's value and a create still fails, naming the field
+            continue
+        else:
+            body[name] = value
     return body, missing
 
 

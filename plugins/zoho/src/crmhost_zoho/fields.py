@@ -59,6 +59,10 @@ class ModuleFields:
         """Whether the org has the field."""
         return name in self.fields
 
+    def mandatory(self, name: str) -> bool:
+        """Whether Zoho requires the field on every record (``Last_Name``): it cannot be cleared."""
+        return bool(self.fields.get(name, {}).get("system_mandatory"))
+
 
 _CACHE: dict[tuple[str, str, str], ModuleFields] = {}
 

@@ -101,7 +101,16 @@ async def push_records(ctx: IntegrationContext, batch: RecordBatch) -> list[Reco
     trigger = triggers(ctx)
     results: list[RecordResult] = []
     for part in chunks(batch.records, BATCH_SIZE):
-        rows = [{k: v for k, v in r.fields.items() if k not in absent} for r in part]
+        # a blank mandatory field (Last_Name) is left out: Zoho cannot clear it, so an update
+        # keeps its value and writes the rest, and an insert still fails naming the field
+        rows = [
+            {
+                k: v
+                for k, v in r.fields.items()
+                if k not in absent and not (v in (None, "") and schema.mandatory(k))
+            }
+            for r in part
+        ]
         for row, record in zip(rows, part, strict=True):
             if check == "Email":
                 row.setdefault("Email", record.key)

@@ -167,3 +167,19 @@ async def test_the_sandbox_follows_the_relationship_in_where_and_order_by(
         sf.query("SELECT Email, Owner.Name FROM Contact")
     (error,) = refused.value.content
     assert error["errorCode"] == "INVALID_FIELD" and "relationship 'Owner'" in error["message"]
+
+
+async def test_long_company_names_split_the_lookup_not_the_answer(
+    org: Any, contexts: Any, dispatcher: Any, sf: Salesforce
+) -> None:
+    ctx = contexts()
+    names = [f"{i:03d} " + "x" * 250 for i in range(200)]
+    first = await push(dispatcher, ctx, [person(i, names[i]) for i in range(200)])
+    org.reset_stats()
+    # every Account exists now: looking 200 long names up again finds them all, creates none
+    await push(dispatcher, ctx, [person(i, names[i], first[i].remote_id) for i in range(200)])
+    lookups = org.stats()["calls"].get(COMPOSITE, 0) - 1
+    # 200 names of 255 characters make 7 queries of at most 8,000 characters: two composite calls
+    assert lookups == 2
+    assert len(account_names(sf)) == 200
+    assert accounts_of(sf)["person199@example.com"] == names[199]

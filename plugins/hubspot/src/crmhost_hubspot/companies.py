@@ -55,6 +55,8 @@ PER_CALL = 100
 #: merged or deleted there meanwhile; an association to a deleted one is retried after a search)
 CACHE_TTL = timedelta(minutes=15)
 _SEARCH_PAGE = 200
+#: names remembered per account before the expired ones are dropped
+_CACHE_MAX = 50_000
 _RETRYABLE = frozenset({"RATE_LIMITS", "INTERNAL_ERROR"})
 
 # (API base, portal) -> name key -> (company id, when it was learned)
@@ -150,6 +152,9 @@ async def _resolve(
         ids.update(await _search(client, unknown[start : start + PER_CALL]))
     created, failed = await _create(client, {k: names[k] for k in unknown if k not in ids})
     ids.update(created)
+    if len(cache) > _CACHE_MAX:
+        for stale in [k for k, (_, seen) in cache.items() if now - seen >= CACHE_TTL]:
+            del cache[stale]
     for key, company_id in ids.items():
         cache[key] = (company_id, now)
     return ids, failed

@@ -12,7 +12,12 @@ previous primary to a plain association. Associations are never removed: a conta
 other companies in HubSpot (added by its users), and the platform cannot tell a company that was
 cleared from one it never knew (every push carries every field).
 
-The cache is what keeps one company per name across batches: HubSpot's search sees new records
+A contact made primary with a company is not associated again with it for a while (per process,
+:data:`CACHE_TTL`): every push of a contact carries its company, and pushes of its other fields
+(engagement, scores) would otherwise cost an association call per batch. A primary company a
+HubSpot user changed meanwhile is set back on the first push after that.
+
+The name cache is what keeps one company per name across batches: HubSpot's search sees new records
 only after a lag (FACTS 2.4), so a company created by one batch may not be found by the next
 one's search. It is per process; two workers creating the same new name at the same moment may
 still create it twice.
@@ -61,6 +66,8 @@ _RETRYABLE = frozenset({"RATE_LIMITS", "INTERNAL_ERROR"})
 
 # (API base, portal) -> name key -> (company id, when it was learned)
 _KNOWN: dict[tuple[str, str], dict[str, tuple[str, datetime]]] = {}
+# (API base, portal) -> contact id -> (the company it was made primary with, when)
+_LINKED: dict[tuple[str, str], dict[str, tuple[str, datetime]]] = {}
 
 
 def name_key(name: str) -> str:
@@ -84,9 +91,17 @@ def _failure(error: Mapping[str, Any], default: str) -> _Failure:
     )
 
 
-def _cache(client: HubSpotClient) -> dict[str, tuple[str, datetime]]:
+def _cache(
+    client: HubSpotClient, caches: dict[tuple[str, str], dict[str, tuple[str, datetime]]] = _KNOWN
+) -> dict[str, tuple[str, datetime]]:
     account = client.ctx.require_credentials().account_id or ""
-    return _KNOWN.setdefault((client.ctx.url(API), account), {})
+    return caches.setdefault((client.ctx.url(API), account), {})
+
+
+def _trim(cache: dict[str, tuple[str, datetime]], now: datetime) -> None:
+    if len(cache) > _CACHE_MAX:
+        for stale in [k for k, (_, seen) in cache.items() if now - seen >= CACHE_TTL]:
+            del cache[stale]
 
 
 async def _search(client: HubSpotClient, keys: list[str]) -> dict[str, str]:
@@ -152,9 +167,7 @@ async def _resolve(
         ids.update(await _search(client, unknown[start : start + PER_CALL]))
     created, failed = await _create(client, {k: names[k] for k in unknown if k not in ids})
     ids.update(created)
-    if len(cache) > _CACHE_MAX:
-        for stale in [k for k, (_, seen) in cache.items() if now - seen >= CACHE_TTL]:
-            del cache[stale]
+    _trim(cache, now)
     for key, company_id in ids.items():
         cache[key] = (company_id, now)
     return ids, failed
@@ -205,7 +218,14 @@ async def link_companies(
     if not wanted:
         return done
     ids, failed_names = await _resolve(client, names)
-    pairs = {c: ids[k] for c, k in wanted.items() if k in ids}
+    # a contact made primary with this company lately is not associated again: pushes of a
+    # contact's other fields (engagement, scores) would otherwise cost a call each batch
+    linked, now = _cache(client, _LINKED), client.ctx.now()
+    pairs = {
+        c: ids[k]
+        for c, k in wanted.items()
+        if k in ids and not (c in linked and linked[c][0] == ids[k] and now - linked[c][1] < CACHE_TTL)
+    }
     failed = await _associate(client, pairs)
     gone = {wanted[c] for c in failed}
     if gone:
@@ -215,10 +235,14 @@ async def link_companies(
         retry = {c: again[wanted[c]] for c in failed if wanted[c] in again and again[wanted[c]] != pairs[c]}
         for contact in retry:
             del failed[contact]
+        pairs.update(retry)
         failed.update(await _associate(client, retry))
+    _trim(linked, now)
     for contact, key in wanted.items():
         why = failed.get(contact) or failed_names.get(key)
         if why is None:
+            if contact in pairs:
+                linked[contact] = (pairs[contact], now)
             continue
         record_key = owner[contact]
         done[record_key] = RecordResult(
@@ -238,5 +262,6 @@ def forget_companies(client: HubSpotClient, keys: Iterable[str] | None = None) -
     cache = _cache(client)
     if keys is None:
         cache.clear()
+        _cache(client, _LINKED).clear()
     for key in keys or ():
         cache.pop(name_key(key), None)

@@ -105,11 +105,13 @@ def test_a_user_creates_edits_and_deletes_a_contact_as_salesforce_would(
 def test_bad_input_is_a_clear_error_and_writes_nothing(
     org: tuple[httpx.Client, httpx.Client, Listener],
 ) -> None:
-    admin, _api, _listener = org
-    company = admin.post("/_sandbox/people", json={"fields": {"last_name": "X", "company": "Acme"}})
-    assert company.status_code == 400 and "company" in company.json()["error"]  # Contact has none
-    no_name = admin.post("/_sandbox/people", json={"fields": {"email": "a@example.com"}})
+    admin, api, _listener = org
+    rating = admin.post("/_sandbox/people", json={"fields": {"last_name": "X", "rating": "Hot"}})
+    assert rating.status_code == 400 and "rating" in rating.json()["error"]  # a Lead's, not a Contact's
+    no_name = admin.post("/_sandbox/people", json={"fields": {"email": "a@example.com", "company": "Acme"}})
     assert no_name.status_code == 400 and "REQUIRED_FIELD_MISSING" in no_name.json()["error"]
+    accounts = api.get(f"{API}/query", params={"q": "SELECT Id FROM Account"}).json()
+    assert accounts["totalSize"] == 0, "the Account made for a refused Contact is gone again"
     bad = admin.post("/_sandbox/people", json={"fields": {"last_name": "X", "lead_score": "many"}})
     assert bad.status_code == 400 and "lead_score" in bad.json()["error"]
     assert admin.get("/_sandbox/people").json() == {"people": []}

@@ -150,14 +150,15 @@ def test_map_fields_round_trip(contexts: Any, dispatcher: Any) -> None:
     fields = {"email": "a@b.c", "lead_score": 80, "unsubscribed": True, "company": "Acme"}
     record = Record(object=ObjectType.CONTACT, key="a@b.c", fields=fields)
     out = _map(dispatcher, ctx, record, MappingDirection.TO_CRM)
-    # Contact has no Company field: the roadmap's mapping keeps it, not synced
+    # Contact has no Company field: the company is its Account's name (AccountId on the way out)
     assert out.fields == {
         "Email": "a@b.c",
         "PenguinMails_Lead_Score__c": 80,
         "PenguinMails_Unsubscribed__c": True,
+        "Account.Name": "Acme",
     }
     back = _map(dispatcher, ctx, out, MappingDirection.FROM_CRM)
-    assert back.fields == {k: v for k, v in fields.items() if k != "company"}
+    assert back.fields == fields
 
 
 def test_map_fields_says_which_value_cannot_be_encoded(contexts: Any, dispatcher: Any) -> None:

@@ -2,7 +2,8 @@
 
 100 records per call. A contact already linked to a HubSpot id is updated by that id (never
 upserted by email, which would recreate one deleted in HubSpot); a batch holding both kinds
-costs two calls.
+costs two calls. Written contacts that carry a company name are then associated with that
+company (:mod:`crmhost_hubspot.companies`: a few calls per batch, never one per contact).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 from crmhost.errors import PermanentError
 from crmhost.models import ObjectType, Record, RecordBatch, RecordOp, RecordResult
 from crmhost_hubspot.client import HubSpotClient, error_message
+from crmhost_hubspot.companies import link_companies
 from crmhost_hubspot.mapping import CUSTOM_PROPERTIES
 from crmhost_hubspot.properties import ensure_properties, forget_property
 
@@ -206,6 +208,7 @@ async def push_records(client: HubSpotClient, batch: RecordBatch) -> list[Record
         done = await _upsert_companies(client, list(batch.records))
     else:
         done = await _upsert_contacts(client, list(batch.records))
+        done = await link_companies(client, {r.key.lower(): r for r in batch.records}, done)
     results = []
     for record in batch.records:
         result = done.get(record.key.lower()) or done.get(record.key)

@@ -15,6 +15,11 @@ __all__ = ["COLLECTION_SIZE", "PER_COMPOSITE", "RecordLookup", "chunks", "collec
 COLLECTION_SIZE = 200
 #: collections or queries per composite call (Salesforce's maximum)
 PER_COMPOSITE = 5
+#: quoted values per lookup query at most, in characters: the query travels in a GET URL, so
+#: long values (company names of up to 255 characters) split a list before 200 of them; 200
+#: emails still fit. (Salesforce's URL limit for composite subrequests is not in FACTS: this
+#: keeps a 200-value query's URL around the size the email lookups always had.)
+_QUERY_VALUES_CHARS = 8_000
 
 T = TypeVar("T")
 
@@ -61,6 +66,20 @@ async def run_collections(
     return results
 
 
+def _in_lists(quoted: Sequence[str]) -> Iterator[str]:
+    """``quoted`` literals joined for ``IN (...)``: at most 200 and :data:`_QUERY_VALUES_CHARS` a list."""
+    part: list[str] = []
+    size = 0
+    for literal in quoted:
+        if part and (len(part) == COLLECTION_SIZE or size + len(literal) > _QUERY_VALUES_CHARS):
+            yield ", ".join(part)
+            part, size = [], 0
+        part.append(literal)
+        size += len(literal) + 2
+    if part:
+        yield ", ".join(part)
+
+
 class RecordLookup:
     """Finds existing records by a field (Email, Name): 200 values per query, 5 queries per call."""
 
@@ -73,9 +92,8 @@ class RecordLookup:
         """Record ids by lower-cased value; on duplicates the oldest record wins."""
         found: dict[str, str] = {}
         subrequests: list[dict[str, Any]] = []
-        for part in chunks(list(dict.fromkeys(values)), COLLECTION_SIZE):
+        for values_sql in _in_lists([soql_quote(v) for v in dict.fromkeys(values)]):
             # names come from our own code, values are quoted literals: nothing user-typed is spliced
-            values_sql = ", ".join(soql_quote(v) for v in part)
             soql = (
                 f"SELECT Id, {self.match_field} FROM {self.sobject} "  # noqa: S608
                 f"WHERE {self.match_field} IN ({values_sql}) ORDER BY CreatedDate ASC"

@@ -78,9 +78,15 @@ def budget_for(api_base: str, org_id: str) -> DailyBudget:
     return _BUDGETS.setdefault((api_base, org_id), DailyBudget())
 
 
+#: SOQL's escape sequences in string literals (backslash first, so none is escaped twice)
+_SOQL_ESCAPES = str.maketrans(
+    {"\\": "\\\\", "'": "\\'", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
+)
+
+
 def soql_quote(value: str) -> str:
-    """``value`` as a SOQL string literal."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    """``value`` as a SOQL string literal: quotes, backslashes and control characters escaped."""
+    return "'" + value.translate(_SOQL_ESCAPES) + "'"
 
 
 def first_error(body: Any) -> tuple[str, str, str | None]:

@@ -14,7 +14,7 @@ from typing import Any
 from crmhost.context import IntegrationContext
 from crmhost.models import ObjectType, RemoteField
 from crmhost_salesforce.client import SalesforceClient
-from crmhost_salesforce.mapping import sobject_for
+from crmhost_salesforce.mapping import ACCOUNT_NAME, sobject_for
 
 __all__ = ["DESCRIBE_TTL", "FieldInfo", "ObjectSchema", "describe", "discover_fields", "forget"]
 
@@ -34,6 +34,8 @@ class FieldInfo:
     label: str = ""
     #: a value is needed on create and cannot be cleared (``nillable`` false, no default)
     required: bool = False
+    #: the name SOQL reaches the referenced record by (``Account`` for ``AccountId``)
+    relationship: str | None = None
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,15 @@ class ObjectSchema:
     fetched_at: datetime | None = None
 
     def has(self, name: str) -> bool:
-        """Whether the org has the field."""
+        """Whether the org has the field, or the relationship of a ``Relationship.Field`` path."""
+        if "." in name:
+            return self.lookup(name.partition(".")[0]) is not None
         return name in self.fields
+
+    def lookup(self, relationship: str) -> FieldInfo | None:
+        """The lookup field behind ``relationship`` (``AccountId`` for ``Account``), if any."""
+        wanted = relationship.lower()
+        return next((f for f in self.fields.values() if (f.relationship or "").lower() == wanted), None)
 
     def writable(self, name: str) -> bool:
         """Whether the field may be written."""
@@ -80,6 +89,7 @@ def _parse(sobject: str, body: Any, now: datetime) -> ObjectSchema:
             required=bool(item.get("createable"))
             and not item.get("nillable", True)
             and not item.get("defaultedOnCreate"),
+            relationship=str(item["relationshipName"]) if item.get("relationshipName") else None,
         )
     return ObjectSchema(sobject, fields, now)
 
@@ -106,7 +116,7 @@ def forget(instance_url: str) -> None:
 async def discover_fields(ctx: IntegrationContext, object: ObjectType) -> list[RemoteField]:
     """The fields of the sObject ``object`` syncs to (``person_object`` for contacts)."""
     schema = await describe(SalesforceClient(ctx), sobject_for(object, ctx.settings))
-    return [
+    fields = [
         RemoteField(
             name=f.name,
             label=f.label or f.name,
@@ -115,3 +125,8 @@ async def discover_fields(ctx: IntegrationContext, object: ObjectType) -> list[R
         )
         for f in schema.fields.values()
     ]
+    if schema.has(ACCOUNT_NAME):
+        # not a field of the Contact but the plugin's way to its company (crmhost_salesforce.accounts):
+        # written by finding or creating the Account of that name, read through the relationship
+        fields.append(RemoteField(name=ACCOUNT_NAME, label="Account Name", type="string", writable=True))
+    return fields

@@ -22,9 +22,12 @@ from crmhost.models import (
     Record,
 )
 
-__all__ = ["DEFAULT_MAPPING", "decode_value", "encode_value", "map_record", "sobject_for"]
+__all__ = ["ACCOUNT_NAME", "DEFAULT_MAPPING", "decode_value", "encode_value", "map_record", "sobject_for"]
 
 C, L, A = ObjectType.CONTACT, ObjectType.LEAD, ObjectType.COMPANY
+#: a Contact's company: the SOQL path of its Account's name (the plugin finds or creates the
+#: Account of that name and sets ``AccountId``, see crmhost_salesforce.accounts)
+ACCOUNT_NAME = "Account.Name"
 
 
 def _m(obj: ObjectType, local: str, remote: str, remote_type: str = "string", **kw: Any) -> FieldMapping:
@@ -36,9 +39,8 @@ DEFAULT_MAPPING: list[FieldMapping] = [
     _m(C, "email", "Email"),
     _m(C, "first_name", "FirstName"),
     _m(C, "last_name", "LastName"),
-    # Contact has no Company field in Salesforce (the company is the related Account); the
-    # roadmap lists it, so it stays visible in the mapping but does not sync
-    _m(C, "company", "Company", direction=FieldDirection.NONE),
+    # Contact has no Company field in Salesforce: the company is the Account it belongs to
+    _m(C, "company", ACCOUNT_NAME),
     _m(C, "phone", "Phone"),
     _m(C, "job_title", "Title"),
     _m(C, "city", "MailingCity"),

@@ -23,7 +23,7 @@ from crmhost.models import (
     WebhookRequest,
     WebhookResult,
 )
-from crmhost_salesforce import activity, auth, discovery, outbound, pull, records
+from crmhost_salesforce import accounts, activity, auth, discovery, outbound, pull
 from crmhost_salesforce.info import INFO
 from crmhost_salesforce.mapping import map_record
 
@@ -74,8 +74,8 @@ async def discover_fields(ctx: IntegrationContext, object: ObjectType) -> list[R
 
 @hookimpl
 async def push_records(ctx: IntegrationContext, batch: RecordBatch) -> list[RecordResult]:
-    """Upsert or delete through composite calls of 5 collections of 200."""
-    return await records.push_records(ctx, batch)
+    """Upsert or delete through composite calls of 5 collections of 200 (Accounts resolved first)."""
+    return await accounts.push_records(ctx, batch)
 
 
 @hookimpl

@@ -22,9 +22,10 @@ import msgspec
 from crmhost.context import IntegrationContext
 from crmhost.errors import PermanentError
 from crmhost.models import Change, ChangeOp, ChangePage, ObjectType
+from crmhost_salesforce.accounts import flatten
 from crmhost_salesforce.client import SalesforceClient
 from crmhost_salesforce.discovery import ObjectSchema, describe
-from crmhost_salesforce.mapping import DEFAULT_MAPPING, sobject_for
+from crmhost_salesforce.mapping import ACCOUNT_NAME, DEFAULT_MAPPING, sobject_for
 
 __all__ = ["PullCursor", "pull_changes"]
 
@@ -68,13 +69,17 @@ def _soql_datetime(stamp: str) -> str:
 def _fields(ctx: IntegrationContext, obj: ObjectType, schema: ObjectSchema) -> list[str]:
     wanted = ["Id", "SystemModstamp", "Email" if schema.sobject != "Account" else "Name"]
     wanted += [m.remote for m in DEFAULT_MAPPING if m.object == obj]
+    if schema.sobject == "Lead" and ACCOUNT_NAME in wanted:
+        wanted.append("Company")  # contacts kept as Leads hold their company there
     extra = ctx.settings.get("pull_fields") or ""
     wanted += [f.strip() for f in str(extra).split(",") if f.strip()]
     return [f for f in dict.fromkeys(wanted) if schema.has(f)]
 
 
-def _change(obj: ObjectType, row: dict[str, Any], key_field: str) -> Change:
-    fields = {k: v for k, v in row.items() if k not in ("attributes", "Id")}
+def _change(obj: ObjectType, row: dict[str, Any], key_field: str, select: list[str]) -> Change:
+    fields = flatten(row, [f for f in select if "." in f])
+    if obj is ObjectType.CONTACT and "Company" in fields and ACCOUNT_NAME not in fields:
+        fields[ACCOUNT_NAME] = fields["Company"]  # a Lead's company, where the mapping expects it
     key = row.get(key_field)
     return Change(
         object=obj,
@@ -131,22 +136,21 @@ async def pull_changes(ctx: IntegrationContext, obj: ObjectType, cursor: str | N
     sobject = sobject_for(obj, ctx.settings)
     schema = await describe(client, sobject)
     key_field = "Name" if sobject == "Account" else "Email"
+    select = _fields(ctx, obj, schema)
     if state.next_url:
         page = await client.request("GET", state.next_url)
     else:
         # field names are the org's own (from describe), the object one of three fixed names
-        select = f"SELECT {', '.join(_fields(ctx, obj, schema))} FROM {sobject}"  # noqa: S608
+        head = f"SELECT {', '.join(select)} FROM {sobject}"  # noqa: S608
         if state.snapshot:
-            soql = f"{select} ORDER BY Id ASC"
+            soql = f"{head} ORDER BY Id ASC"
         elif state.since:
-            soql = (
-                f"{select} WHERE SystemModstamp >= {_soql_datetime(state.since)} ORDER BY SystemModstamp ASC"
-            )
+            soql = f"{head} WHERE SystemModstamp >= {_soql_datetime(state.since)} ORDER BY SystemModstamp ASC"
         else:
-            soql = f"{select} ORDER BY SystemModstamp ASC"
+            soql = f"{head} ORDER BY SystemModstamp ASC"
         page = await client.request("GET", "/query", params={"q": soql})
     rows = page.get("records", [])
-    changes = [_change(obj, row, key_field) for row in rows]
+    changes = [_change(obj, row, key_field, select) for row in rows]
     stamps = [str(r["SystemModstamp"]) for r in rows if r.get("SystemModstamp")]
     if stamps:
         newest = max(stamps, key=_parse)

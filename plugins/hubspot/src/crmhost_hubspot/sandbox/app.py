@@ -404,6 +404,7 @@ class HubSpotSandbox(Inspector, Sandbox):
 
     def routes(self) -> Sequence[BaseRouteHandler]:
         """Every HubSpot path the plugin and the official client use."""
+        from crmhost_hubspot.sandbox.routes_associations import association_routes
         from crmhost_hubspot.sandbox.routes_discovery import discovery_routes
         from crmhost_hubspot.sandbox.routes_extras import extra_routes
         from crmhost_hubspot.sandbox.routes_lists import list_routes
@@ -414,6 +415,7 @@ class HubSpotSandbox(Inspector, Sandbox):
             *oauth_routes(self),
             *object_routes(self),
             *extra_routes(self),
+            *association_routes(self),
             *list_routes(self),
             *discovery_routes(self),
         ]

@@ -1,11 +1,11 @@
-"""Properties, timeline events, workflow enrollment and associations."""
+"""Properties, timeline events, workflow enrollment and the account's details."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from litestar import Request, Response, get, post, put
+from litestar import Request, Response, get, post
 from litestar.handlers import BaseRouteHandler
 
 from crmhost.sandbox import json_response
@@ -155,43 +155,6 @@ def extra_routes(sandbox: HubSpotSandbox) -> list[BaseRouteHandler]:
         # a contact already enrolled is not enrolled again
         sandbox.store.enrollments.setdefault(workflow, set()).add(contact.id)
 
-    @put(
-        "/crm/v4/objects/{from_type:str}/{from_id:str}/associations/default/{to_type:str}/{to_id:str}",
-        status_code=200,
-    )
-    async def associate(request: Request[Any, Any, Any]) -> Response[bytes]:
-        sandbox.caller(request)
-        p = request.path_params
-        pair = _associate(sandbox, p["from_type"], p["from_id"], p["to_type"], p["to_id"])
-        return json_response(200, {"status": "COMPLETE", "results": [pair]})
-
-    @post("/crm/v4/associations/{from_type:str}/{to_type:str}/batch/associate/default", status_code=200)
-    async def associate_batch(request: Request[Any, Any, Any]) -> Response[bytes]:
-        sandbox.caller(request)
-        p = request.path_params
-        started = datetime.now(UTC)
-        results, errors = [], []
-        for item in _inputs(await read_json(request)):
-            src, dst = str((item.get("from") or {}).get("id")), str((item.get("to") or {}).get("id"))
-            try:
-                results.append(_associate(sandbox, p["from_type"], src, p["to_type"], dst))
-            except InputError as exc:
-                errors.append(_error(exc, {"ids": [src, dst]}))
-        return _batch_answer(results, errors, started, 200)
-
-    @get("/crm/v4/objects/{from_type:str}/{from_id:str}/associations/{to_type:str}")
-    async def associations(request: Request[Any, Any, Any]) -> Response[bytes]:
-        sandbox.caller(request)
-        p = request.path_params
-        found = [
-            t
-            for f, fid, t_type, t in sandbox.store.associations
-            if f == p["from_type"] and fid == p["from_id"] and t_type == p["to_type"]
-        ]
-        return json_response(
-            200, {"results": [{"toObjectId": int(t), "associationTypes": []} for t in sorted(found)]}
-        )
-
     @get("/account-info/v3/details")
     async def account_details(request: Request[Any, Any, Any]) -> Response[bytes]:
         sandbox.caller(request)
@@ -220,18 +183,4 @@ def extra_routes(sandbox: HubSpotSandbox) -> list[BaseRouteHandler]:
         create_events,
         read_event,
         enroll,
-        associate,
-        associate_batch,
-        associations,
     ]
-
-
-def _associate(
-    sandbox: HubSpotSandbox, from_type: str, from_id: str, to_type: str, to_id: str
-) -> dict[str, Any]:
-    for object_type, object_id in ((from_type, from_id), (to_type, to_id)):
-        if sandbox.store.of(object_type).get(object_id) is None:
-            raise InputError(f"{object_type} {object_id} does not exist", category="OBJECT_NOT_FOUND")
-    sandbox.store.associations.add((from_type, from_id, to_type, to_id))
-    sandbox.store.associations.add((to_type, to_id, from_type, from_id))
-    return {"from": {"id": from_id}, "to": {"id": to_id}}

@@ -416,6 +416,8 @@ class Store:
         self.workflows: dict[str, dict[str, Any]] = {}
         self.enrollments: dict[str, set[str]] = {}
         self.associations: set[tuple[str, str, str, str]] = set()
+        #: each contact's (or deal's) primary company: (object type, record id) -> company id
+        self.primary: dict[tuple[str, str], str] = {}
         #: contact lists (``/crm/v3/lists``): list id -> definition and members (record id -> added at)
         self.lists: dict[str, HubList] = {}
         self.list_ids = itertools.count(1)

@@ -19,8 +19,8 @@ from crmhost.models import FieldDirection, FieldMapping, ObjectType
 from crmhost.sandbox import SandboxInputError
 from crmhost.sandbox.inspector import ActivityView, PersonView
 from crmhost_salesforce.activity import ACTIVITY_ID_FIELD
-from crmhost_salesforce.mapping import DEFAULT_MAPPING, decode_value, encode_value
-from crmhost_salesforce.sandbox.org import ApiError, RecordError
+from crmhost_salesforce.mapping import ACCOUNT_NAME, DEFAULT_MAPPING, decode_value, encode_value
+from crmhost_salesforce.sandbox.org import ApiError, Org, RecordError
 
 if TYPE_CHECKING:
     from crmhost_salesforce.sandbox.app import SalesforceSandbox
@@ -49,7 +49,10 @@ _TASK_KIND = {
 _TASK_DESCRIPTION = re.compile(r"^Email (" + "|".join(map(re.escape, _TASK_KIND)) + r") ")
 
 
-def _canonical(obj_name: str, record: dict[str, Any]) -> dict[str, Any]:
+def _canonical(org: Org, obj_name: str, record: dict[str, Any]) -> dict[str, Any]:
+    if obj_name == "Contact":
+        # the company is the Contact's Account: read through the relationship, as a pull reads it
+        record = {**record, ACCOUNT_NAME: org.parent_value(obj_name, record, ACCOUNT_NAME)}
     out: dict[str, Any] = {}
     for m in PERSON_MAPPINGS[obj_name]:
         if m.remote in record:
@@ -60,7 +63,7 @@ def _canonical(obj_name: str, record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _encoded(obj_name: str, fields: dict[str, Any], where: str) -> dict[str, Any]:
-    # a mapping that never syncs (Contact's Company) has no field on the object behind it
+    # a mapping that never syncs has no field on the object behind it
     by_local = {m.local: m for m in PERSON_MAPPINGS[obj_name] if m.direction is not FieldDirection.NONE}
     unknown = sorted(set(fields) - set(by_local))
     if unknown:
@@ -98,7 +101,7 @@ class Inspector:
         for obj_name in PERSON_MAPPINGS:
             for bin_, deleted in ((org.records, False), (org.recycle_bin, True)):
                 out += [
-                    PersonView(id=rid, fields=_canonical(obj_name, record), deleted=deleted)
+                    PersonView(id=rid, fields=_canonical(org, obj_name, record), deleted=deleted)
                     for rid, record in bin_.get(obj_name, {}).items()
                 ]
         return out
@@ -124,26 +127,62 @@ class Inspector:
         people = sum(len(org.records.get(n, {})) + len(org.recycle_bin.get(n, {})) for n in PERSON_MAPPINGS)
         return people, len(org.records.get("Task", {}))
 
+    def _with_account(self, values: dict[str, Any], where: str) -> tuple[dict[str, Any], str | None]:
+        """A Contact's company as its ``AccountId``, the Account picked or created by name.
+
+        As a user does in the Contact's Account lookup; a blank company empties the lookup.
+        Returns the values and the id of an Account created for them (dropped again if the
+        Contact is refused, as a form abandoned in the UI leaves nothing behind).
+        """
+        if ACCOUNT_NAME not in values:
+            return values, None
+        values = dict(values)
+        name = str(values.pop(ACCOUNT_NAME) or "").strip()
+        if not name:
+            values["AccountId"] = None
+            return values, None
+        org = self._sandbox.org
+        same = sorted(
+            (r for r in org.records["Account"].values() if str(r.get("Name") or "").lower() == name.lower()),
+            key=lambda r: (str(r["CreatedDate"]), str(r["Id"])),
+        )
+        if same:
+            values["AccountId"] = same[0]["Id"]
+            return values, None
+        try:
+            account = org.create("Account", {"Name": name})
+        except (RecordError, ApiError) as exc:
+            raise _refused(where, exc) from exc
+        values["AccountId"] = account["Id"]
+        return values, str(account["Id"])
+
+    def _write_person(self, obj_name: str, person_id: str | None, fields: dict[str, Any], where: str) -> str:
+        values = _encoded(obj_name, fields, where)
+        created = None
+        if obj_name == "Contact":
+            values, created = self._with_account(values, where)
+        org = self._sandbox.org
+        try:
+            if person_id is None:
+                record = org.create(obj_name, values, allow_save=True)
+            else:
+                record = org.update(obj_name, person_id, values, allow_save=True)
+        except (RecordError, ApiError) as exc:
+            if created is not None:
+                org.discard("Account", created)
+            raise _refused(where, exc) from exc
+        self._sandbox.notify_written([(obj_name, record)])
+        return str(record["Id"])
+
     def user_create_person(self, fields: dict[str, Any]) -> str:
         """A Contact created in Salesforce's UI; returns its id."""
-        values = _encoded(_CREATE_AS, fields, "people")
-        try:
-            record = self._sandbox.org.create(_CREATE_AS, values, allow_save=True)
-        except (RecordError, ApiError) as exc:
-            raise _refused("people", exc) from exc
-        self._sandbox.notify_written([(_CREATE_AS, record)])
-        return str(record["Id"])
+        return self._write_person(_CREATE_AS, None, fields, "people")
 
     def user_update_person(self, person_id: str, fields: dict[str, Any]) -> None:
         """A Contact or Lead edited in Salesforce's UI."""
         where = f"people/{person_id}"
         obj_name, _record = _live_person(self._sandbox, person_id, where)
-        values = _encoded(obj_name, fields, where)
-        try:
-            record = self._sandbox.org.update(obj_name, person_id, values, allow_save=True)
-        except (RecordError, ApiError) as exc:
-            raise _refused(where, exc) from exc
-        self._sandbox.notify_written([(obj_name, record)])
+        self._write_person(obj_name, person_id, fields, where)
 
     def user_delete_people(self, person_ids: list[str]) -> None:
         """Contacts or Leads moved to the recycle bin in Salesforce's UI (no Outbound Message)."""

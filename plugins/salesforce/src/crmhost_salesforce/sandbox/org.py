@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from crmhost_salesforce.ids import checksum
+from crmhost_salesforce.sandbox.relations import nest_parent, parent_value, relations
 from crmhost_salesforce.sandbox.schema import FieldDef, ObjectDef, default_objects, org_records
 from crmhost_salesforce.sandbox.soql import Query, SoqlError, parse
 
@@ -402,6 +403,12 @@ class Org:
                 raise RecordError("ENTITY_IS_DELETED", "entity is deleted", [])
         raise RecordError("INVALID_CROSS_REFERENCE_KEY", f"invalid cross reference id: {record_id}", [])
 
+    def discard(self, obj_name: str, record_id: str) -> None:
+        """Remove a record as if it had never been saved (no recycle bin, no delete log)."""
+        record = self.records[obj_name].pop(_norm(record_id), None)
+        if record is not None:
+            self._index_remove(obj_name, record)
+
     def purge_deleted(self) -> int:
         """Empty the recycle bin and the delete log, as Salesforce's purge job does; returns how many."""
         purged = sum(len(b) for b in self.recycle_bin.values())
@@ -443,12 +450,16 @@ class Org:
         try:
             parsed = parse(soql)
             obj = self.sobject_for_query(parsed)
-            query = parsed.resolve(obj.fields, obj.name)
+            query = parsed.resolve(obj.fields, obj.name, relations(self.objects, obj))
         except SoqlError as exc:
             raise ApiError(400, exc.code, exc.message) from None
         pool: list[dict[str, Any]] = list(self.records[obj.name].values())
         if include_deleted:
             pool.extend(self.recycle_bin[obj.name].values())
+        paths = query.paths()
+        if paths:
+            # each row with its parents' values beside its own, for WHERE, ORDER BY and SELECT
+            pool = [{**r, **{p: parent_value(self.records, obj, r, p) for p in paths}} for r in pool]
         rows = query.sort([r for r in pool if query.matches(r)])
         if query.limit is not None:
             rows = rows[: query.limit]
@@ -469,13 +480,20 @@ class Org:
                 "INVALID_TYPE",
             ) from None
 
+    def parent_value(self, obj_name: str, record: Mapping[str, Any], path: str) -> Any:
+        """The value of a ``Relationship.Field`` path from ``record`` (``None`` without a parent)."""
+        return parent_value(self.records, self.sobject(obj_name), record, path)
+
     def _project(
         self, obj: ObjectDef, query: Query, record: Mapping[str, Any], version: str
     ) -> dict[str, Any]:
         url = f"/services/data/{version}/sobjects/{obj.name}/{record['Id']}"
         row: dict[str, Any] = {"attributes": {"type": obj.name, "url": url}}
         for name in query.fields:
-            row[name] = record.get(name)
+            if "." in name:
+                nest_parent(self.records, obj, record, name, row, version)
+            else:
+                row[name] = record.get(name)
         return row
 
     def _new_cursor(self, rows: list[dict[str, Any]]) -> str:

@@ -3,8 +3,10 @@
 ``SELECT f1, f2 FROM Object [WHERE cond AND cond ...] [ORDER BY f [ASC|DESC], ...] [LIMIT n]``
 where a condition is ``field op value`` (``= != > < >= <=``) or ``field [NOT] IN (v, ...)``, and
 values are quoted strings, numbers, ``TRUE``/``FALSE``/``NULL``, dates and unquoted date-time
-literals (``2025-01-01T00:00:00Z``, ``...+02:00``). Anything else is a ``MALFORMED_QUERY`` naming
-where it stopped, as Salesforce does.
+literals (``2025-01-01T00:00:00Z``, ``...+02:00``). A field may be one relationship hop away
+(``Account.Name`` on Contact: child-to-parent, through a lookup's relationship name), anywhere a
+field may stand. Anything else is a ``MALFORMED_QUERY`` naming where it stopped, as Salesforce
+does.
 """
 
 from __future__ import annotations
@@ -70,15 +72,42 @@ class Query:
     limit: int | None = None
     text: str = field(default="", compare=False)
 
-    def resolve(self, names: Iterable[str], sobject: str) -> Query:
+    def resolve(
+        self,
+        names: Iterable[str],
+        sobject: str,
+        relations: Mapping[str, tuple[str, str, Iterable[str]]] | None = None,
+    ) -> Query:
         """The query with every field name spelled as in ``names`` (SOQL is case-insensitive).
 
+        ``relations`` maps a lower-cased relationship name to ``(its spelling, the object it
+        reaches, that object's field names)``, for ``Relationship.Field`` paths.
+
         Raises:
-            SoqlError: ``INVALID_FIELD`` naming the first unknown field.
+            SoqlError: ``INVALID_FIELD`` naming the first unknown field or relationship.
         """
         canonical = {n.lower(): n for n in names}
+        related = {
+            key: (spelled, target, {n.lower(): n for n in fields})
+            for key, (spelled, target, fields) in (relations or {}).items()
+        }
 
         def fix(name: str) -> str:
+            if "." in name:
+                head, _, tail = name.partition(".")
+                hop = related.get(head.lower())
+                if hop is None or "." in tail:
+                    raise SoqlError(
+                        f"Didn't understand relationship '{head}' in field path. If you are attempting "
+                        "to use a custom relationship, be sure to append the '__r' after the custom "
+                        "relationship name.",
+                        "INVALID_FIELD",
+                    )
+                spelled, target, fields = hop
+                found = fields.get(tail.lower())
+                if found is None:
+                    raise SoqlError(f"No such column '{tail}' on entity '{target}'.", "INVALID_FIELD")
+                return f"{spelled}.{found}"
             found = canonical.get(name.lower())
             if found is None:
                 raise SoqlError(f"No such column '{name}' on entity '{sobject}'.", "INVALID_FIELD")
@@ -92,6 +121,11 @@ class Query:
             limit=self.limit,
             text=self.text,
         )
+
+    def paths(self) -> set[str]:
+        """The ``Relationship.Field`` names the query uses anywhere (resolved queries only)."""
+        used = {*self.fields, *(c.field for c in self.where), *(f for f, _ in self.order_by)}
+        return {n for n in used if "." in n}
 
     def matches(self, record: Mapping[str, Any]) -> bool:
         """Whether ``record`` satisfies every condition."""

@@ -1,0 +1,267 @@
+"""A contact's company: the HubSpot company of that name, found or created, as its primary company.
+
+The platform's contact carries its company as a name. After a batch of contacts is written, the
+names it carries are resolved to company ids in bulk: names seen lately come from a cache, the
+others from one companies search with an ``IN`` filter on ``name`` (100 names, up to 200
+results a page), and names HubSpot does not have are created with
+``/crm/v3/objects/companies/batch/create`` (100 a call). Each contact is then associated with its
+company in one v4 ``batch/create`` call (100 pairs) with the HubSpot-defined *Primary* type
+(``associationTypeId`` 1, contact to company): that adds the company (and the unlabeled type
+HubSpot adds to every association) and makes it the contact's primary company, which demotes a
+previous primary to a plain association. Associations are never removed: a contact may have
+other companies in HubSpot (added by its users), and the platform cannot tell a company that was
+cleared from one it never knew (every push carries every field).
+
+A contact made primary with a company is not associated again with it for a while (per process,
+:data:`CACHE_TTL`): every push of a contact carries its company, and pushes of its other fields
+(engagement, scores) would otherwise cost an association call per batch. A primary company a
+HubSpot user changed meanwhile is set back on the first push after that.
+
+The name cache is what keeps one company per name across batches: HubSpot's search sees new records
+only after a lag (FACTS 2.4), so a company created by one batch may not be found by the next
+one's search. It is per process; two workers creating the same new name at the same moment may
+still create it twice.
+
+Names match as HubSpot's ``IN`` filter matches strings: trimmed and case-insensitively (values
+are sent lower-cased, as HubSpot asks for ``IN`` on string properties). Two companies of one
+name: the oldest (lowest id) wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from crmhost.models import Record, RecordResult
+from crmhost_hubspot.client import API, HubSpotClient, error_message, next_after
+
+__all__ = [
+    "ASSOCIATE_PATH",
+    "CACHE_TTL",
+    "CREATE_PATH",
+    "PER_CALL",
+    "PRIMARY",
+    "SEARCH_PATH",
+    "forget_companies",
+    "link_companies",
+    "name_key",
+]
+
+SEARCH_PATH = "/crm/v3/objects/companies/search"
+CREATE_PATH = "/crm/v3/objects/companies/batch/create"
+ASSOCIATE_PATH = "/crm/v4/associations/contacts/companies/batch/create"
+#: HubSpot-defined contact -> company "Primary" association type (the unlabeled one is 279)
+PRIMARY = {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 1}
+#: names per search filter, companies per create call, pairs per association call
+PER_CALL = 100
+#: how long a name -> id pair is trusted without asking HubSpot again (a company may be renamed,
+#: merged or deleted there meanwhile; an association to a deleted one is retried after a search)
+CACHE_TTL = timedelta(minutes=15)
+_SEARCH_PAGE = 200
+#: names remembered per account before the expired ones are dropped
+_CACHE_MAX = 50_000
+_RETRYABLE = frozenset({"RATE_LIMITS", "INTERNAL_ERROR"})
+
+# (API base, portal) -> name key -> (company id, when it was learned)
+_KNOWN: dict[tuple[str, str], dict[str, tuple[str, datetime]]] = {}
+# (API base, portal) -> contact id -> (the company it was made primary with, when)
+_LINKED: dict[tuple[str, str], dict[str, tuple[str, datetime]]] = {}
+
+
+def name_key(name: str) -> str:
+    """How names compare: trimmed, lower-cased."""
+    return name.strip().lower()
+
+
+@dataclass(frozen=True)
+class _Failure:
+    code: str
+    message: str
+    retryable: bool
+
+
+def _failure(error: Mapping[str, Any], default: str) -> _Failure:
+    category = str(error.get("category") or "")
+    return _Failure(
+        code=str(error.get("subCategory") or category or default),
+        message=str(error.get("message") or default),
+        retryable=category in _RETRYABLE,
+    )
+
+
+def _cache(
+    client: HubSpotClient, caches: dict[tuple[str, str], dict[str, tuple[str, datetime]]] = _KNOWN
+) -> dict[str, tuple[str, datetime]]:
+    account = client.ctx.require_credentials().account_id or ""
+    return caches.setdefault((client.ctx.url(API), account), {})
+
+
+def _trim(cache: dict[str, tuple[str, datetime]], now: datetime) -> None:
+    if len(cache) > _CACHE_MAX:
+        for stale in [k for k, (_, seen) in cache.items() if now - seen >= CACHE_TTL]:
+            del cache[stale]
+
+
+async def _search(client: HubSpotClient, keys: list[str]) -> dict[str, str]:
+    """Company ids by name key for ``keys`` (at most :data:`PER_CALL`), oldest company first."""
+    found: dict[str, str] = {}
+    body: dict[str, Any] = {
+        "filterGroups": [{"filters": [{"propertyName": "name", "operator": "IN", "values": keys}]}],
+        "properties": ["name"],
+        "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
+        "limit": _SEARCH_PAGE,
+    }
+    while True:
+        page = await client.json("POST", SEARCH_PATH, json=body, bucket="search")
+        for hit in page.get("results", []):
+            key = name_key(str((hit.get("properties") or {}).get("name") or ""))
+            if key in keys:
+                found.setdefault(key, str(hit["id"]))
+        after = next_after(page)
+        if after is None:
+            return found
+        body = {**body, "after": str(after)}
+
+
+async def _create(client: HubSpotClient, names: dict[str, str]) -> tuple[dict[str, str], dict[str, _Failure]]:
+    """Create companies ``names`` (key -> name as given); ids and failures by key."""
+    ids: dict[str, str] = {}
+    failed: dict[str, _Failure] = {}
+    keys = list(names)
+    for start in range(0, len(keys), PER_CALL):
+        part = {f"c{start + i}": key for i, key in enumerate(keys[start : start + PER_CALL])}
+        inputs = [{"properties": {"name": names[k]}, "objectWriteTraceId": t} for t, k in part.items()]
+        response = await client.request("POST", CREATE_PATH, json={"inputs": inputs})
+        if response.status_code not in (200, 201, 207):
+            message, code = error_message(response)
+            failed.update({k: _Failure(code or "ERROR", message, False) for k in part.values()})
+            continue
+        body = response.json()
+        for result in body.get("results", []):
+            key = name_key(str((result.get("properties") or {}).get("name") or ""))
+            if key in part.values():
+                ids[key] = str(result["id"])
+        for error in body.get("errors", []):
+            for trace in (error.get("context") or {}).get("objectWriteTraceId", []):
+                if str(trace) in part:
+                    failed[part[str(trace)]] = _failure(error, "COMPANY_NOT_CREATED")
+    return ids, failed
+
+
+async def _resolve(
+    client: HubSpotClient, names: dict[str, str], *, fresh: bool = False
+) -> tuple[dict[str, str], dict[str, _Failure]]:
+    """Company ids for ``names`` (key -> name), created where missing; ``fresh`` skips the cache."""
+    cache = _cache(client)
+    now = client.ctx.now()
+    ids: dict[str, str] = {}
+    if not fresh:
+        for key in names:
+            hit = cache.get(key)
+            if hit is not None and now - hit[1] < CACHE_TTL:
+                ids[key] = hit[0]
+    unknown = [k for k in names if k not in ids]
+    for start in range(0, len(unknown), PER_CALL):
+        ids.update(await _search(client, unknown[start : start + PER_CALL]))
+    created, failed = await _create(client, {k: names[k] for k in unknown if k not in ids})
+    ids.update(created)
+    _trim(cache, now)
+    for key, company_id in ids.items():
+        cache[key] = (company_id, now)
+    return ids, failed
+
+
+async def _associate(client: HubSpotClient, pairs: dict[str, str]) -> dict[str, _Failure]:
+    """Make each contact's (key) company (value) its primary company; failures by contact id."""
+    failed: dict[str, _Failure] = {}
+    contacts = list(pairs)
+    for start in range(0, len(contacts), PER_CALL):
+        part = contacts[start : start + PER_CALL]
+        inputs = [{"from": {"id": c}, "to": {"id": pairs[c]}, "types": [PRIMARY]} for c in part]
+        response = await client.request("POST", ASSOCIATE_PATH, json={"inputs": inputs})
+        if response.status_code not in (200, 201, 207):
+            message, code = error_message(response)
+            failed.update({c: _Failure(code or "ERROR", message, False) for c in part})
+            continue
+        for error in response.json().get("errors", []):
+            # the context names the ids of the pair (HubSpot's keys vary: take every id it lists)
+            named = {str(v) for values in (error.get("context") or {}).values() for v in values or []}
+            for contact in part:
+                if contact in named or pairs[contact] in named:
+                    failed[contact] = _failure(error, "NOT_ASSOCIATED")
+    return failed
+
+
+async def link_companies(
+    client: HubSpotClient, records: Mapping[str, Record], done: dict[str, RecordResult]
+) -> dict[str, RecordResult]:
+    """Associate every written contact of ``records`` (by key) with its company; ``done`` updated.
+
+    A contact whose company could not be created or associated becomes a failed result naming
+    the company (the contact itself was written; the retry writes it again, harmlessly).
+    """
+    wanted: dict[str, str] = {}  # contact id -> company name key
+    names: dict[str, str] = {}  # name key -> name as the platform spells it
+    owner: dict[str, str] = {}  # contact id -> record key
+    for key, record in records.items():
+        result = done.get(key)
+        name = record.fields.get("company")
+        if result is None or not result.ok or not result.remote_id or not isinstance(name, str):
+            continue
+        if not name.strip():
+            continue  # no company: associations are left as they are (see the module's doc)
+        wanted[result.remote_id] = name_key(name)
+        names.setdefault(name_key(name), name.strip())
+        owner[result.remote_id] = key
+    if not wanted:
+        return done
+    ids, failed_names = await _resolve(client, names)
+    # a contact made primary with this company lately is not associated again: pushes of a
+    # contact's other fields (engagement, scores) would otherwise cost a call each batch
+    linked, now = _cache(client, _LINKED), client.ctx.now()
+    pairs = {
+        c: ids[k]
+        for c, k in wanted.items()
+        if k in ids and not (c in linked and linked[c][0] == ids[k] and now - linked[c][1] < CACHE_TTL)
+    }
+    failed = await _associate(client, pairs)
+    gone = {wanted[c] for c in failed}
+    if gone:
+        # a cached company may have been deleted or merged in HubSpot since: look again, once
+        again, more = await _resolve(client, {k: names[k] for k in gone}, fresh=True)
+        failed_names.update(more)
+        retry = {c: again[wanted[c]] for c in failed if wanted[c] in again and again[wanted[c]] != pairs[c]}
+        for contact in retry:
+            del failed[contact]
+        pairs.update(retry)
+        failed.update(await _associate(client, retry))
+    _trim(linked, now)
+    for contact, key in wanted.items():
+        why = failed.get(contact) or failed_names.get(key)
+        if why is None:
+            if contact in pairs:
+                linked[contact] = (pairs[contact], now)
+            continue
+        record_key = owner[contact]
+        done[record_key] = RecordResult(
+            key=record_key,
+            ok=False,
+            remote_id=contact,
+            error_code=why.code,
+            error=f"written, but not associated with company {names[key]!r}: {why.message}",
+            retryable=why.retryable,
+            field="company",
+        )
+    return done
+
+
+def forget_companies(client: HubSpotClient, keys: Iterable[str] | None = None) -> None:
+    """Drop cached name -> id pairs of the account (all of them without ``keys``)."""
+    cache = _cache(client)
+    if keys is None:
+        cache.clear()
+        _cache(client, _LINKED).clear()
+    for key in keys or ():
+        cache.pop(name_key(key), None)

@@ -1,0 +1,179 @@
+"""Contacts associated with their company: found or created by name, the primary association."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from crmhost.context import IntegrationContext
+from crmhost.models import MappingDirection, ObjectType, Record, RecordBatch, RecordOp, RecordResult
+from crmhost_hubspot import plugin
+from crmhost_hubspot.client import HubSpotClient
+from crmhost_hubspot.companies import forget_companies
+
+_UPSERT = "POST /crm/v3/objects/{object_type}/batch/upsert"
+_UPDATE = "POST /crm/v3/objects/{object_type}/batch/update"
+_SEARCH = "POST /crm/v3/objects/{object_type}/search"
+_CREATE = "POST /crm/v3/objects/{object_type}/batch/create"
+_ASSOCIATE = "POST /crm/v4/associations/{from_type}/{to_type}/batch/create"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache(ctx: IntegrationContext) -> None:
+    forget_companies(HubSpotClient(ctx))
+
+
+@pytest.fixture(name="api")
+async def fx_api(ctx: IntegrationContext, base_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """HubSpot's public API with the integration's token (what a user's script would see)."""
+    token = ctx.require_credentials().access_token
+    async with httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {token}"}) as client:
+        yield client
+
+
+def person(i: int, company: str | None, remote_id: str | None = None) -> Record:
+    canonical = Record(
+        object=ObjectType.CONTACT,
+        key=f"person{i}@example.com",
+        remote_id=remote_id,
+        fields={"email": f"person{i}@example.com", "first_name": f"P{i}", "company": company},
+    )
+    return plugin.map_fields(None, canonical, MappingDirection.TO_CRM, plugin.crm_info().default_mapping)  # type: ignore[arg-type]
+
+
+async def push(ctx: IntegrationContext, records: list[Record]) -> list[RecordResult]:
+    batch = RecordBatch(object=ObjectType.CONTACT, op=RecordOp.UPSERT, records=records)
+    results = await plugin.push_records(ctx, batch)
+    assert all(r.ok for r in results), [r for r in results if not r.ok]
+    return results
+
+
+async def calls(admin: httpx.AsyncClient) -> dict[str, int]:
+    counted: dict[str, int] = (await admin.get("/_sandbox/stats")).json()["calls"]
+    return counted
+
+
+async def companies_of(api: httpx.AsyncClient, contact_id: str | None) -> dict[str, list[Any]]:
+    """The contact's companies by name, each with its association labels (public v4 API)."""
+    found = await api.get(f"/crm/v4/objects/contacts/{contact_id}/associations/companies")
+    found.raise_for_status()
+    out = {}
+    for row in found.json()["results"]:
+        company = await api.get(
+            f"/crm/v3/objects/companies/{row['toObjectId']}", params={"properties": "name"}
+        )
+        labels = sorted(t["label"] for t in row["associationTypes"] if t["label"])
+        out[company.json()["properties"]["name"]] = labels
+    return out
+
+
+async def company_names(api: httpx.AsyncClient) -> list[str]:
+    listed = (await api.get("/crm/v3/objects/companies", params={"limit": 100, "properties": "name"})).json()
+    return sorted(r["properties"]["name"] for r in listed["results"])
+
+
+async def test_new_and_existing_companies_two_contacts_one_company_and_none(
+    ctx: IntegrationContext, api: httpx.AsyncClient, admin: httpx.AsyncClient
+) -> None:
+    existing = (await api.post("/crm/v3/objects/companies", json={"properties": {"name": "Globex"}})).json()[
+        "id"
+    ]
+    before = await calls(admin)
+    results = await push(
+        ctx, [person(1, "Acme"), person(2, "Acme"), person(3, "Globex"), person(4, None), person(5, "")]
+    )
+    ids = [r.remote_id for r in results]
+    assert await companies_of(api, ids[0]) == {"Acme": ["Primary"]}
+    assert await companies_of(api, ids[1]) == {"Acme": ["Primary"]}
+    assert await companies_of(api, ids[2]) == {"Globex": ["Primary"]}
+    assert await companies_of(api, ids[3]) == {} and await companies_of(api, ids[4]) == {}
+    assert await company_names(api) == ["Acme", "Globex"], "one Acme for two contacts; Globex found, not made"
+    globex = (await api.get(f"/crm/v4/objects/companies/{existing}/associations/contacts")).json()["results"]
+    assert [r["toObjectId"] for r in globex] == [int(ids[2] or 0)]
+    # the contact property keeps the name too
+    contact = (await api.get(f"/crm/v3/objects/contacts/{ids[0]}", params={"properties": "company"})).json()
+    assert contact["properties"]["company"] == "Acme"
+    after = await calls(admin)
+    spent = {k: after.get(k, 0) - before.get(k, 0) for k in (_UPSERT, _SEARCH, _CREATE, _ASSOCIATE)}
+    assert spent == {_UPSERT: 1, _SEARCH: 1, _CREATE: 1, _ASSOCIATE: 1}
+
+
+async def test_a_changed_company_becomes_primary_and_the_old_one_stays_associated(
+    ctx: IntegrationContext, api: httpx.AsyncClient, admin: httpx.AsyncClient
+) -> None:
+    first = await push(ctx, [person(1, "Acme"), person(2, "Acme")])
+    before = await calls(admin)
+    again = await push(
+        ctx, [person(1, "Initech", first[0].remote_id), person(2, " acme ", first[1].remote_id)]
+    )
+    assert [r.remote_id for r in again] == [r.remote_id for r in first]
+    assert await companies_of(api, first[0].remote_id) == {"Acme": [], "Initech": ["Primary"]}
+    assert await companies_of(api, first[1].remote_id) == {"Acme": ["Primary"]}, (
+        "names match trimmed, any case"
+    )
+    assert await company_names(api) == ["Acme", "Initech"]
+    after = await calls(admin)
+    spent = {k: after.get(k, 0) - before.get(k, 0) for k in (_UPDATE, _SEARCH, _CREATE, _ASSOCIATE)}
+    # Acme is known from the first push: only Initech is searched for, then created
+    assert spent == {_UPDATE: 1, _SEARCH: 1, _CREATE: 1, _ASSOCIATE: 1}
+    # the same batch once more: nothing to find, create or associate (done lately)
+    before = after
+    await push(ctx, [person(1, "Initech", first[0].remote_id), person(2, "Acme", first[1].remote_id)])
+    after = await calls(admin)
+    spent = {k: after.get(k, 0) - before.get(k, 0) for k in (_SEARCH, _CREATE, _ASSOCIATE)}
+    assert spent == {_SEARCH: 0, _CREATE: 0, _ASSOCIATE: 0}
+    assert await companies_of(api, first[0].remote_id) == {"Acme": [], "Initech": ["Primary"]}
+
+
+async def test_a_company_deleted_in_hubspot_is_made_again(
+    ctx: IntegrationContext, api: httpx.AsyncClient
+) -> None:
+    first = await push(ctx, [person(1, "Acme")])
+    path = f"/crm/v4/objects/contacts/{first[0].remote_id}/associations/companies"
+    (old,) = (await api.get(path)).json()["results"]
+    (await api.delete(f"/crm/v3/objects/companies/{old['toObjectId']}")).raise_for_status()
+    # the plugin still holds Acme's old id: the association fails, it looks again and creates it
+    await push(ctx, [person(2, "Acme")])
+    assert await company_names(api) == ["Acme"]
+    (new,) = (await api.get("/crm/v3/objects/companies", params={"properties": "name"})).json()["results"]
+    assert new["id"] != str(old["toObjectId"])
+    second = (
+        await api.get("/crm/v3/objects/contacts/person2@example.com", params={"idProperty": "email"})
+    ).json()
+    assert await companies_of(api, second["id"]) == {"Acme": ["Primary"]}
+
+
+async def test_a_pull_brings_the_company_name_back(ctx: IntegrationContext) -> None:
+    await push(ctx, [person(1, "Acme"), person(2, None)])
+    page = await plugin.pull_changes(ctx, ObjectType.CONTACT, None)
+    mapping = plugin.crm_info().default_mapping
+    pulled = {
+        c.key: plugin.map_fields(
+            ctx,
+            Record(object=ObjectType.CONTACT, key=c.key or "", fields=c.fields),
+            MappingDirection.FROM_CRM,
+            mapping,
+        ).fields.get("company")
+        for c in page.changes
+    }
+    assert pulled == {"person1@example.com": "Acme", "person2@example.com": None}
+
+
+async def test_1000_contacts_across_50_companies_cost_a_few_calls_per_batch(
+    ctx: IntegrationContext, api: httpx.AsyncClient, admin: httpx.AsyncClient
+) -> None:
+    before = await calls(admin)
+    for start in range(0, 1000, 100):
+        await push(ctx, [person(i, f"Company {i % 50}") for i in range(start, start + 100)])
+    after = await calls(admin)
+    spent = {k: after.get(k, 0) - before.get(k, 0) for k in (_UPSERT, _SEARCH, _CREATE, _ASSOCIATE)}
+    # every name is in the first batch: one search, one create; then only the associations
+    assert spent == {_UPSERT: 10, _SEARCH: 1, _CREATE: 1, _ASSOCIATE: 10}
+    assert len(await company_names(api)) == 50
+    some = (
+        await api.get("/crm/v3/objects/contacts/person977@example.com", params={"idProperty": "email"})
+    ).json()
+    assert await companies_of(api, some["id"]) == {"Company 27": ["Primary"]}

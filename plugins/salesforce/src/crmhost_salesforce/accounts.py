@@ -1,0 +1,142 @@
+"""A contact's company: the Account of that name, found or created, as the Contact's ``AccountId``.
+
+Salesforce's Contact has no company field: its company is the Account it belongs to. The
+default mapping therefore sends the platform's ``company`` to ``Account.Name``, the SOQL path of
+the Account's name, and this module turns that into ``AccountId`` before the Contacts are
+written: the batch's distinct names are looked up in one composite call (``Name IN (...)``, 200
+names a query, 5 queries a call), the missing Accounts are created through sObject Collections
+(200 a collection, 5 a composite call), and each Contact carries the id. A batch of 1,000
+contacts costs at most two calls more than before, however many companies it names. Names
+compare as SOQL compares text, trimmed and case-insensitively; of two Accounts of one name the
+oldest wins. A blank company clears ``AccountId`` (the contact becomes private), as a blank value
+clears any other field.
+
+Leads have no Account: a Lead keeps the name in its (required) ``Company`` field, so for an
+integration whose ``person_object`` is ``Lead`` the name goes there. Pulls read ``Account.Name``
+back (``SELECT ..., Account.Name FROM Contact``), flattened by :func:`flatten` into the
+``Account.Name`` key the mapping names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import msgspec
+
+from crmhost.context import IntegrationContext
+from crmhost.models import Record, RecordBatch, RecordOp, RecordResult
+from crmhost_salesforce import records as contacts
+from crmhost_salesforce.batching import COLLECTION_SIZE, RecordLookup, chunks, collection, run_collections
+from crmhost_salesforce.client import SalesforceClient, first_error
+from crmhost_salesforce.mapping import ACCOUNT_NAME, sobject_for
+
+__all__ = ["flatten", "link_accounts", "push_records"]
+
+_RETRYABLE = frozenset({"UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE", "UNKNOWN_EXCEPTION"})
+
+
+def _name_of(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+async def _account_ids(
+    client: SalesforceClient, names: Sequence[str]
+) -> tuple[dict[str, str], dict[str, RecordResult]]:
+    """Account ids by lower-cased name, created where missing; failures by lower-cased name."""
+    wanted = {n.lower(): n for n in names}
+    found = await RecordLookup(client, "Account", "Name").run(list(wanted))
+    missing = [key for key in wanted if key not in found]
+    subrequests = []
+    owners: list[Sequence[int]] = []
+    for part in chunks(range(len(missing)), COLLECTION_SIZE):
+        rows = [{"attributes": {"type": "Account"}, "Name": wanted[missing[i]]} for i in part]
+        subrequests.append(
+            collection("POST", f"{client.data_path}/composite/sobjects", rows, f"a{len(owners)}")
+        )
+        owners.append(part)
+    failed: dict[str, RecordResult] = {}
+    for index, item in (await run_collections(client, subrequests, owners)).items():
+        key = missing[index]
+        if isinstance(item, dict) and item.get("success") and item.get("id"):
+            found[key] = str(item["id"])
+            continue
+        code, message, _ = first_error(item.get("errors") if isinstance(item, dict) else item)
+        failed[key] = RecordResult(
+            key="",
+            ok=False,
+            error_code=code,
+            error=f"Salesforce refused to create Account {wanted[key]!r}: {message}",
+            retryable=code in _RETRYABLE,
+            field="company",
+        )
+    return found, failed
+
+
+async def link_accounts(
+    client: SalesforceClient, sobject: str, records: Sequence[Record]
+) -> tuple[list[Record], dict[int, RecordResult]]:
+    """``records`` with ``Account.Name`` turned into what ``sobject`` takes; failures by index.
+
+    A Contact gets ``AccountId`` (``None`` for a blank name); a Lead gets ``Company``. Records
+    without ``Account.Name`` (a mapping that does not send the company) are left as they are.
+    """
+    if sobject == "Lead":
+        renamed = []
+        for record in records:
+            if ACCOUNT_NAME in record.fields:
+                fields = {k: v for k, v in record.fields.items() if k != ACCOUNT_NAME}
+                fields.setdefault("Company", record.fields[ACCOUNT_NAME])
+                record = msgspec.structs.replace(record, fields=fields)
+            renamed.append(record)
+        return renamed, {}
+    names = sorted({_name_of(r.fields.get(ACCOUNT_NAME)) for r in records} - {""})
+    ids, failed = await _account_ids(client, names) if names else ({}, {})
+    out: list[Record] = []
+    failures: dict[int, RecordResult] = {}
+    for index, record in enumerate(records):
+        if ACCOUNT_NAME not in record.fields:
+            out.append(record)
+            continue
+        name = _name_of(record.fields[ACCOUNT_NAME])
+        if name and name.lower() in failed:
+            failures[index] = msgspec.structs.replace(failed[name.lower()], key=record.key)
+        fields = {k: v for k, v in record.fields.items() if k != ACCOUNT_NAME}
+        fields["AccountId"] = ids.get(name.lower()) if name else None
+        out.append(msgspec.structs.replace(record, fields=fields))
+    return out, failures
+
+
+async def push_records(ctx: IntegrationContext, batch: RecordBatch) -> list[RecordResult]:
+    """:func:`crmhost_salesforce.records.push_records` with each contact's Account resolved first.
+
+    A contact whose Account could not be created is not written (its result says why); the
+    others are, in one batch as before.
+    """
+    if batch.op is RecordOp.DELETE or not batch.records:
+        return await contacts.push_records(ctx, batch)
+    sobject = sobject_for(batch.object, ctx.settings)
+    if sobject not in ("Contact", "Lead"):
+        return await contacts.push_records(ctx, batch)
+    linked, failures = await link_accounts(SalesforceClient(ctx), sobject, batch.records)
+    sent = [r for i, r in enumerate(linked) if i not in failures]
+    written = iter(
+        await contacts.push_records(ctx, msgspec.structs.replace(batch, records=sent)) if sent else []
+    )
+    return [failures[i] if i in failures else next(written) for i in range(len(linked))]
+
+
+def flatten(row: Mapping[str, Any], paths: Sequence[str]) -> dict[str, Any]:
+    """A queried row's fields with each ``Relationship.Field`` of ``paths`` as one flat key.
+
+    Salesforce nests a parent's fields under the relationship name (``"Account": {"Name": ...}``)
+    and answers ``"Account": null`` when there is no parent: both become ``"Account.Name"``.
+    """
+    fields = {k: v for k, v in row.items() if k not in ("attributes", "Id")}
+    for path in paths:
+        relationship, _, name = path.partition(".")
+        parent = row.get(relationship)
+        fields[path] = parent.get(name) if isinstance(parent, Mapping) else None
+    for path in paths:
+        fields.pop(path.partition(".")[0], None)
+    return fields

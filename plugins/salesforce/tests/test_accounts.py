@@ -1,0 +1,185 @@
+"""Contacts belong to the Account of their company: found or created by name, set as AccountId."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import SalesforceMalformedRequest
+
+from crmhost.models import MappingDirection, ObjectType, Record, RecordBatch, RecordOp, RecordResult
+from crmhost_salesforce.mapping import DEFAULT_MAPPING
+
+COMPOSITE = "POST /services/data/{version}/composite"
+
+
+def person(i: int, company: str | None, remote_id: str | None = None) -> Record:
+    return Record(
+        object=ObjectType.CONTACT,
+        key=f"person{i}@example.com",
+        remote_id=remote_id,
+        fields={"email": f"person{i}@example.com", "last_name": f"Last{i}", "company": company},
+    )
+
+
+async def push(dispatcher: Any, ctx: Any, records: list[Record]) -> list[RecordResult]:
+    wire = [
+        dispatcher.call(
+            "salesforce",
+            "map_fields",
+            ctx=ctx,
+            record=r,
+            direction=MappingDirection.TO_CRM,
+            mapping=DEFAULT_MAPPING,
+        )
+        for r in records
+    ]
+    batch = RecordBatch(object=ObjectType.CONTACT, op=RecordOp.UPSERT, records=wire)
+    results: list[RecordResult] = await dispatcher.acall("salesforce", "push_records", ctx=ctx, batch=batch)
+    assert all(r.ok for r in results), [r for r in results if not r.ok]
+    return results
+
+
+def accounts_of(sf: Salesforce) -> dict[str, str | None]:
+    """Each contact's Account name by email, read with the relationship path (public API)."""
+    rows = sf.query_all("SELECT Email, AccountId, Account.Name FROM Contact ORDER BY Email")["records"]
+    for row in rows:
+        assert (row["Account"] is None) == (row["AccountId"] is None)
+    return {row["Email"]: row["Account"]["Name"] if row["Account"] else None for row in rows}
+
+
+async def pulled_companies(dispatcher: Any, ctx: Any) -> dict[str | None, Any]:
+    """A full pull of contacts, each one's canonical company by email."""
+    page = await dispatcher.acall(
+        "salesforce", "pull_changes", ctx=ctx, object=ObjectType.CONTACT, cursor=None
+    )
+    out = {}
+    for change in page.changes:
+        record = Record(object=ObjectType.CONTACT, key=change.key or "", fields=change.fields)
+        back = dispatcher.call(
+            "salesforce",
+            "map_fields",
+            ctx=ctx,
+            record=record,
+            direction=MappingDirection.FROM_CRM,
+            mapping=DEFAULT_MAPPING,
+        )
+        out[change.key] = back.fields.get("company")
+    return out
+
+
+def account_names(sf: Salesforce) -> list[str]:
+    return sorted(r["Name"] for r in sf.query_all("SELECT Name FROM Account")["records"])
+
+
+async def test_new_and_existing_accounts_two_contacts_one_account_and_none(
+    org: Any, contexts: Any, dispatcher: Any, sf: Salesforce
+) -> None:
+    globex = sf.Account.create({"Name": "Globex"})["id"]
+    ctx = contexts()
+    org.reset_stats()
+    await push(
+        dispatcher,
+        ctx,
+        [person(1, "Acme"), person(2, "Acme"), person(3, "globex "), person(4, None), person(5, "")],
+    )
+    assert accounts_of(sf) == {
+        "person1@example.com": "Acme",
+        "person2@example.com": "Acme",
+        "person3@example.com": "Globex",
+        "person4@example.com": None,
+        "person5@example.com": None,
+    }
+    assert account_names(sf) == ["Acme", "Globex"], "one Acme for two contacts; Globex found, not made"
+    third = sf.query("SELECT AccountId FROM Contact WHERE Email = 'person3@example.com'")["records"][0]
+    assert third["AccountId"] == globex
+    # one call finds the names, one creates Acme, one writes the contacts (the describe is cached)
+    assert org.stats()["calls"].get(COMPOSITE) == 3
+
+
+async def test_a_changed_company_moves_the_contact_and_quotes_survive(
+    org: Any, contexts: Any, dispatcher: Any, sf: Salesforce
+) -> None:
+    ctx = contexts()
+    first = await push(dispatcher, ctx, [person(1, "Acme"), person(2, "Acme")])
+    tricky = 'O\'Brien \\ "Sons", Ltd.'
+    org.reset_stats()
+    again = await push(
+        dispatcher, ctx, [person(1, tricky, first[0].remote_id), person(2, "Acme", first[1].remote_id)]
+    )
+    assert [r.remote_id for r in again] == [r.remote_id for r in first]
+    assert accounts_of(sf) == {"person1@example.com": tricky, "person2@example.com": "Acme"}
+    assert account_names(sf) == ["Acme", tricky], "the old Account stays; only the contact moved"
+    assert org.stats()["calls"].get(COMPOSITE) == 3
+    # everything known: the lookup and the write
+    org.reset_stats()
+    await push(dispatcher, ctx, [person(1, tricky, first[0].remote_id), person(2, None, first[1].remote_id)])
+    assert org.stats()["calls"].get(COMPOSITE) == 2
+    assert accounts_of(sf) == {"person1@example.com": tricky, "person2@example.com": None}
+
+
+async def test_a_pull_brings_the_account_name_back_as_the_company(
+    contexts: Any, dispatcher: Any, sf: Salesforce
+) -> None:
+    ctx = contexts()
+    await push(dispatcher, ctx, [person(1, "Acme"), person(2, None)])
+    assert await pulled_companies(dispatcher, ctx) == {
+        "person1@example.com": "Acme",
+        "person2@example.com": None,
+    }
+
+
+async def test_contacts_kept_as_leads_carry_the_company_on_the_lead(
+    contexts: Any, dispatcher: Any, sf: Salesforce
+) -> None:
+    ctx = contexts(settings={"person_object": "Lead"})
+    results = await push(dispatcher, ctx, [person(1, "Acme")])
+    assert results[0].remote_id and results[0].remote_id.startswith("00Q")
+    assert sf.Lead.get(results[0].remote_id)["Company"] == "Acme"
+    assert account_names(sf) == [], "a Lead has no Account"
+    assert await pulled_companies(dispatcher, ctx) == {"person1@example.com": "Acme"}
+
+
+async def test_1000_contacts_across_50_companies_cost_two_calls_more(
+    org: Any, contexts: Any, dispatcher: Any, sf: Salesforce
+) -> None:
+    ctx = contexts()
+    await push(dispatcher, ctx, [person(0, None)])  # the describe, out of the count
+    org.reset_stats()
+    await push(dispatcher, ctx, [person(i, None) for i in range(1000)])
+    without = org.stats()["calls"].get(COMPOSITE)
+    org.reset_stats()
+    await push(dispatcher, ctx, [person(i, f"Company {i % 50}") for i in range(1000, 2000)])
+    with_companies = org.stats()["calls"].get(COMPOSITE)
+    assert (without, with_companies) == (1, 3)
+    assert len(account_names(sf)) == 50
+    assert accounts_of(sf)["person1977@example.com"] == "Company 27"
+
+
+async def test_the_sandbox_follows_the_relationship_in_where_and_order_by(
+    contexts: Any, dispatcher: Any, sf: Salesforce
+) -> None:
+    await push(dispatcher, contexts(), [person(1, "Beta"), person(2, "Alpha"), person(3, None)])
+    rows = sf.query("SELECT Email FROM Contact WHERE Account.Name != NULL ORDER BY Account.Name")["records"]
+    assert [r["Email"] for r in rows] == ["person2@example.com", "person1@example.com"]
+    with pytest.raises(SalesforceMalformedRequest) as refused:
+        sf.query("SELECT Email, Owner.Name FROM Contact")
+    (error,) = refused.value.content
+    assert error["errorCode"] == "INVALID_FIELD" and "relationship 'Owner'" in error["message"]
+
+
+async def test_long_company_names_split_the_lookup_not_the_answer(
+    org: Any, contexts: Any, dispatcher: Any, sf: Salesforce
+) -> None:
+    ctx = contexts()
+    names = [f"{i:03d} " + "x" * 250 for i in range(200)]
+    first = await push(dispatcher, ctx, [person(i, names[i]) for i in range(200)])
+    org.reset_stats()
+    # every Account exists now: looking 200 long names up again finds them all, creates none
+    await push(dispatcher, ctx, [person(i, names[i], first[i].remote_id) for i in range(200)])
+    lookups = org.stats()["calls"].get(COMPOSITE, 0) - 1
+    # 200 names of 255 characters make 7 queries of at most 8,000 characters: two composite calls
+    assert lookups == 2
+    assert len(account_names(sf)) == 200
+    assert accounts_of(sf)["person199@example.com"] == names[199]

@@ -3,8 +3,9 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := test
 
-# only the test folders that exist: plugins come and go
-TEST_PATHS := $(wildcard host/tests plugins/*/tests tests)
+# only the test folders that exist: plugins come and go. The end-to-end folder comes first so
+# its long tests start early instead of stretching the end of the run
+TEST_PATHS := $(wildcard tests host/tests plugins/*/tests)
 SRC_PATHS := host/src $(wildcard plugins/*/src)
 # each plugin's src/ is an import root like host/src, else mypy sees its files under two names
 export MYPYPATH := $(shell ls -d plugins/*/src 2>/dev/null | paste -sd: -)
@@ -24,7 +25,7 @@ PYTEST_WORKERS ?= 3
 
 # pytest exits 5 when it collected nothing: a broken collection must not look like a pass
 pytest: sync
-	@status=0; uv run pytest -n $(PYTEST_WORKERS) --durations=20 $(TEST_PATHS) || status=$$?; \
+	@status=0; uv run pytest -n $(PYTEST_WORKERS) --dist worksteal --durations=20 $(TEST_PATHS) || status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; \
 	exit $$status
 

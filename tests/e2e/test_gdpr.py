@@ -39,7 +39,7 @@ async def _connect_all(stack: Stack) -> dict[str, str]:
 
 async def _settle(stack: Stack, **targets: Target) -> None:
     try:
-        await settle(stack, targets, timeout_s=120, idle_s=1.0, stuck_s=60, poll_s=0.2)
+        await settle(stack, targets, timeout_s=45, idle_s=1.0, stuck_s=30, poll_s=0.2)
     except DemoFailed as exc:
         async with stack.host.db.session(stack.tenant_id) as s:
             rows = (await s.scalars(select(OutboxRow).where(OutboxRow.state != "done"))).all()

@@ -285,8 +285,11 @@ async def upsert_hashes(session: AsyncSession, rows: list[dict[str, Any]]) -> No
             }
         entry["hashes"][row["field"]] = row["value_hash"]
         entry["written_at"] = max(entry["written_at"], at)
-    # one core statement with many parameter sets: compiled once, batched by SQLAlchemy
-    await session.execute(ledger_upsert(_postgres(session)), list(per_contact.values()))
+    # one core statement with many parameter sets: compiled once, batched by SQLAlchemy. In
+    # contact order, as the push writes its rows: on PostgreSQL two writers of the same
+    # contacts' rows then wait for each other rather than deadlock
+    rows_in_order = [per_contact[key] for key in sorted(per_contact)]
+    await session.execute(ledger_upsert(_postgres(session)), rows_in_order)
 
 
 async def forget(session: AsyncSession, integration_id: str, keys: Iterable[tuple[str, str]]) -> None:

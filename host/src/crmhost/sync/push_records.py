@@ -143,6 +143,9 @@ async def _ledger(
     """
     if not maps:
         return
+    # in contact order, as apply writes its rows: on PostgreSQL a pull and a push writing the
+    # same contacts' rows then wait for each other rather than deadlock
+    maps = sorted(maps, key=lambda entry: entry[0])
     empty = "sending" if column == "hashes" else "hashes"
     if drain.host.db.is_postgres:
         rows = [

@@ -119,17 +119,6 @@ async def _recreate_in_every_crm(stack: Stack, iids: dict[str, str]) -> None:
             await stack.pull(slug)
 
 
-# Known race (open in issue 10's note): under load a pull can read a CRM's copy of our own write
-# before the push that wrote it is confirmed, and apply it as a CRM change (the echo check has
-# no ledger entry yet), so a settle can time out. The refused-last-name failure these tests
-# used to hit is fixed (a blank required field no longer blocks a push); this one is not. Not
-# strict: the tests run, and pass when the race is not hit.
-_ECHO_RACE = pytest.mark.xfail(
-    reason="under load a pull can apply our own unconfirmed write as a CRM change (see issue 10)",
-    strict=False,
-)
-
-
 async def test_export_then_erase_everywhere_for_good(stack: Stack) -> None:
     iids = await _connect_all(stack)
     first = next(iter(iids.values()))
@@ -200,7 +189,6 @@ async def test_export_then_erase_everywhere_for_good(stack: Stack) -> None:
     assert back.json()["created"] == 1
 
 
-@_ECHO_RACE
 async def test_consent_keeps_an_unsubscribed_contacts_events_out_of_the_crm(stack: Stack) -> None:
     iids = await _connect_all(stack)
     c = stack.http
@@ -243,7 +231,6 @@ async def test_consent_keeps_an_unsubscribed_contacts_events_out_of_the_crm(stac
     assert any(a["action"] == "settings.privacy" for a in audit)
 
 
-@_ECHO_RACE
 async def test_conflict_resolutions_outbox_retries_and_deletes_are_audited(stack: Stack) -> None:
     iids = await _connect_all(stack)
     iid = next(iter(iids.values()))

@@ -12,11 +12,6 @@ from crmhost.testing.crmstack import crm_plugins, installed_crms
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="under load a CRM whose edit notices are pull hints counts its own writes read back"
-    " as conflicts (race open in issue 10's note); passes on an idle machine",
-    strict=False,
-)
 def test_demo_small_scenario_passes() -> None:
     done = subprocess.run(
         [

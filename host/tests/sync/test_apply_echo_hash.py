@@ -10,7 +10,17 @@ from crmhost.db.engine import Database
 from crmhost.db.migrate import upgrade
 from crmhost.db.platform import ContactRow
 from crmhost.db.syncstate import WriteLedger
-from crmhost.sync.echo import forget, ledger_hashes, record_pushed, upsert_hashes, value_hash
+from crmhost.sync.echo import (
+    confirm_upsert,
+    forget,
+    ledger_hashes,
+    read_ledger,
+    record_pushed,
+    sending_clear,
+    sending_upsert,
+    upsert_hashes,
+    value_hash,
+)
 
 
 def test_same_value_same_hash_across_representations() -> None:
@@ -109,6 +119,68 @@ async def test_the_ledger_merges_fields_per_contact_and_forgets_some(database_ur
             }
             # one row per contact; a contact with nothing left has no row
             assert await session.scalar(sa.select(sa.func.count()).select_from(WriteLedger)) == 2
+    finally:
+        await db.dispose()
+
+
+async def test_in_flight_entries_are_echoes_until_confirmed_or_cleared(database_url: str) -> None:
+    db = await _seeded(database_url)
+    postgres = database_url.startswith("postgresql")
+    now = datetime.now(UTC)
+
+    def row(contact_id: str, hashes: dict[str, str], sending: dict[str, str]) -> dict[str, object]:
+        return {
+            "tenant_id": "t1",
+            "integration_id": "i1",
+            "contact_id": contact_id,
+            "hashes": hashes,
+            "sending": sending,
+            "written_at": now,
+        }
+
+    try:
+        async with db.transaction("t1") as session:
+            await record_pushed(session, tenant_id="t1", integration_id="i1", written={"c1": {"a": "old"}})
+            # two pushes go out: c1 (which has a confirmed entry) and c2 (a new row)
+            sent = {"a": value_hash("new"), "b": value_hash(1)}
+            await session.execute(
+                sending_upsert(postgres), [row("c1", {}, sent), row("c2", {}, {"a": value_hash("x")})]
+            )
+            # a pull agreeing on a field meanwhile leaves the push in flight
+            await upsert_hashes(
+                session,
+                [
+                    {
+                        "tenant_id": "t1",
+                        "integration_id": "i1",
+                        "contact_id": "c1",
+                        "field": "b",
+                        "value_hash": value_hash(1),
+                        "written_at": now,
+                    }
+                ],
+            )
+        async with db.session("t1") as session:
+            ledger = await read_ledger(session, "i1", ["c1", "c2"])
+        assert ledger.synced == {("c1", "a"): value_hash("old"), ("c1", "b"): value_hash(1)}
+        assert ledger.sending == {
+            ("c1", "a"): value_hash("new"),
+            ("c1", "b"): value_hash(1),
+            ("c2", "a"): value_hash("x"),
+        }
+        assert ledger.is_echo("c1", "a", value_hash("new")) and ledger.is_echo("c1", "a", value_hash("old"))
+        assert not ledger.is_echo("c1", "a", value_hash("other"))
+        async with db.transaction("t1") as session:
+            # c1 confirmed for field a only; c2 failed
+            await session.execute(confirm_upsert(postgres), [row("c1", {"a": value_hash("new")}, {})])
+            await session.execute(
+                sending_clear(postgres),
+                [{"integration_id": "i1", "contact_id": "c2", "fields": '{"a": ""}'}],
+            )
+        async with db.session("t1") as session:
+            ledger = await read_ledger(session, "i1", ["c1", "c2"])
+        assert ledger.synced == {("c1", "a"): value_hash("new"), ("c1", "b"): value_hash(1)}
+        assert ledger.sending == {("c1", "b"): value_hash(1)}
     finally:
         await db.dispose()
 

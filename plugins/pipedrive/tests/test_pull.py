@@ -132,3 +132,50 @@ async def test_names_come_back_as_they_were_pushed(ctx: IntegrationContext, admi
     assert (back["two@x.io"]["first_name"], back["two@x.io"]["last_name"]) == ("Pat (edited)", "Smith")
     assert (back["none@x.io"]["first_name"], back["none@x.io"]["last_name"]) == (None, None)
     assert (back["one@x.io"]["first_name"], back["one@x.io"]["last_name"]) == ("Cher", None)
+
+
+async def test_a_last_name_alone_comes_back_as_the_last_name(
+    ctx: IntegrationContext, admin: httpx.AsyncClient
+) -> None:
+    from crmhost.models import RecordBatch, RecordOp
+    from crmhost_pipedrive.wire import NAME_HINT
+
+    people = [
+        {"email": "last@x.io", "last_name": "Smith"},
+        {"email": "von@x.io", "first_name": "Ludwig", "last_name": "van Beethoven"},
+        {"email": "renamed@x.io", "last_name": "Brown"},
+        {"email": "kept@x.io", "first_name": "Ann", "last_name": "Lee"},
+    ]
+    records = [
+        plugin.map_fields(
+            ctx,
+            Record(object=ObjectType.CONTACT, key=p["email"], fields=p),
+            MappingDirection.TO_CRM,
+            DEFAULT_MAPPING,
+        )
+        for p in people
+    ]
+    results = await plugin.push_records(
+        ctx, RecordBatch(object=ObjectType.CONTACT, op=RecordOp.UPSERT, records=records)
+    )
+    assert all(r.ok for r in results)
+    # Pipedrive users edit two names: one keeps the last name we wrote, one does not
+    token = (await admin.post("/_sandbox/api-key")).json()["api_key"]
+    for result, name in ((results[2], "Jones"), (results[3], "Annie Lee")):
+        r = await admin.patch(
+            f"/api/v2/persons/{result.remote_id}", json={"name": name}, headers={"x-api-token": token}
+        )
+        assert r.status_code == 200, r.text
+    pages, _ = await _pull_all(ctx, None)
+    back = {}
+    for change in (c for p in pages for c in p.changes):
+        assert NAME_HINT not in change.fields  # how to read the name, not a field of the person
+        record = Record(object=ObjectType.CONTACT, key=change.key or "", fields=change.fields)
+        fields = plugin.map_fields(ctx, record, MappingDirection.FROM_CRM, DEFAULT_MAPPING).fields
+        back[change.key] = (fields["first_name"], fields["last_name"])
+    assert back["last@x.io"] == (None, "Smith")
+    assert back["von@x.io"] == ("Ludwig", "van Beethoven")
+    assert back["kept@x.io"] == ("Annie", "Lee")
+    # the last name we wrote is gone from it: one word reads as Pipedrive splits it, a first name
+    assert back["renamed@x.io"] == ("Jones", None)
+    assert NAME_HINT not in {f.name for f in await plugin.discover_fields(ctx, ObjectType.CONTACT)}

@@ -61,7 +61,8 @@ async def test_push_creates_fields_org_and_person_then_updates_by_email(
         )
     ).json()["data"]
     ours = {f["name"]: f for f in fields if f["name"].startswith("penguinmails_")}
-    assert len(ours) == 7 and all(len(f["key"]) == 40 for f in ours.values())
+    # the seven the mapping writes, and the last name we composed the person's name with
+    assert len(ours) == 8 and all(len(f["key"]) == 40 for f in ours.values())
     [person] = await _people(admin)
     seen = person["fields"]
     assert seen["email"] == "ada@example.com" and seen["company"] == "Analytical Engines"
@@ -78,7 +79,7 @@ async def test_push_creates_fields_org_and_person_then_updates_by_email(
     stats = (await admin.get("/_sandbox/stats")).json()["calls"]
     # one write per record; the org and the fields once; the index listing once
     assert stats["POST /api/v2/persons"] == 1 and stats["PATCH /api/v2/persons/{row_id}"] == 1
-    assert stats["POST /v1/personFields"] == 7 and stats["POST /api/v2/organizations"] == 1
+    assert stats["POST /v1/personFields"] == 8 and stats["POST /api/v2/organizations"] == 1
 
 
 async def test_linked_person_deleted_in_pipedrive_is_not_recreated(

@@ -110,6 +110,11 @@ class WriteLedger(TenantScoped, Base):
 
     One row per contact and integration (``hashes``: canonical field name -> sha256 hex, see
     :mod:`crmhost.sync.echo`), not one per field: a push writes one row per contact.
+
+    ``hashes`` holds what the CRM confirmed; ``sending`` what a push has sent (or is about to)
+    and the CRM has not confirmed yet, in the same form. A pull that reads the CRM between the
+    two must still know its own write when it sees it; only the confirmed map says what the
+    CRM holds.
     """
 
     __tablename__ = "write_ledger"
@@ -119,6 +124,7 @@ class WriteLedger(TenantScoped, Base):
     )
     contact_id: Mapped[str] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
     hashes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    sending: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))
     written_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -6,11 +6,12 @@ For one batch, in the caller's transaction:
    and mapped to canonical values (:func:`crmhost.sync.mapping.incoming`).
 2. Each record is found by its :class:`RemoteLink`, else by email (and linked), else created
    (``source`` = the CRM's slug; it joins the segment "<CRM title> Contacts").
-3. Per field: a value whose hash equals the write ledger's is our own echo and is dropped; a
-   value equal to the platform's, or to what the CRM stores for the platform's value (the
-   plugin's mapping there and back: a Salesforce checkbox holds ``false`` for a blank), only
-   refreshes the ledger; a value the platform has not changed since the last sync (or has
-   blank) applies; anything else is a conflict and goes through :mod:`crmhost.sync.conflicts`.
+3. Per field: a value whose hash equals the write ledger's (confirmed, or sent by a push not
+   confirmed yet) is our own echo and is dropped; a value equal to the platform's, or to what
+   the CRM stores for the platform's value (the plugin's mapping there and back: a Salesforce
+   checkbox holds ``false`` for a blank), only refreshes the ledger; a value the platform has
+   not changed since the last sync (by the confirmed ledger only) or has blank applies;
+   anything else is a conflict and goes through :mod:`crmhost.sync.conflicts`.
 4. Writes go through :func:`crmhost.sync.contacts.apply_values`; deletes soft-delete; merges
    relink. Every contact that changed gets a ``record`` (or ``delete``) outbox row for the
    tenant's *other* pushing integrations (origin = this one, so it never comes back), and a
@@ -260,7 +261,7 @@ async def _apply_upserts(
         session, integration.id, [by_email[e].id for e in unlinked_emails if e in by_email]
     )
     contact_ids = list({*links.values(), *(by_email[e].id for e in unlinked_emails if e in by_email)})
-    ledger = await echo.ledger_hashes(session, integration.id, contact_ids)
+    ledger = await echo.read_ledger(session, integration.id, contact_ids)
     reviews = await open_conflicts(session, integration.id, contact_ids)
     # a CRM record whose email changed to another contact's would break the unique email; such
     # a change is skipped (and logged) rather than failing the whole page
@@ -383,10 +384,17 @@ def _merge_into(
     change: Change,
     values: dict[str, Any],
     times: dict[str, datetime],
-    ledger: dict[tuple[str, str], str],
+    ledger: echo.Ledger,
     reviews: dict[tuple[str, str], ConflictRow],
 ) -> None:
-    """One CRM record into an existing contact: echo, agreement, plain change, or conflict."""
+    """One CRM record into an existing contact: echo, agreement, plain change, or conflict.
+
+    The ledger answers two questions. "Is this our own write?": what the CRM confirmed, or
+    what a push is sending and the CRM has not confirmed yet (the pull read it back before
+    the push's confirmation). "Has the platform's value stayed what both sides last shared?"
+    (then a CRM edit simply applies): only the confirmed hashes; a push still in flight may
+    yet fail, and the CRM would not hold the value.
+    """
     current = contact_values(row)
     stored: dict[str, Any] | None = None  # worked out only when a value differs
     apply_now: dict[str, Any] = {}
@@ -399,10 +407,10 @@ def _merge_into(
             continue
         local = current.get(name)
         remote_hash = echo.value_hash(remote)
-        last = ledger.get((row.id, name))
-        if last == remote_hash:
+        if ledger.is_echo(row.id, name, remote_hash):
             outcomes["echo"] += 1  # our own write coming back
             continue
+        last_synced = ledger.synced.get((row.id, name))
         local_hash = echo.value_hash(local)
         if local_hash == remote_hash:
             agreed[name] = remote
@@ -412,7 +420,7 @@ def _merge_into(
         if name in stored and echo.value_hash(stored[name]) == remote_hash:
             agreed[name] = remote  # the CRM holds what the platform's value becomes there
             continue
-        if conflicts.is_blank(local) or last == local_hash:
+        if conflicts.is_blank(local) or last_synced == local_hash:
             apply_now[name] = remote
             continue
         strategy = conflicts.field_strategy(batch.integration.conflict_strategy, name, batch.strategies)

@@ -4,6 +4,8 @@ A ``record`` row means "make the CRM match the contact as it is now": the contac
 the push runs, mapped, sent, and on confirmation its remote id is linked, the hashes of the
 values sent go to the write ledger (so the echo is recognised), and the row is done only if
 the contact's ``version`` did not move meanwhile; otherwise it stays pending for another round.
+Just before the CRM call the same hashes go to the ledger's in-flight map, so a pull that reads
+our write back before the confirmation knows it too (see :mod:`crmhost.sync.echo`).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from crmhost.models import (
     RecordResult,
 )
 from crmhost.sync.contacts import contact_values
-from crmhost.sync.echo import ledger_upsert, value_hash
+from crmhost.sync.echo import confirm_upsert, sending_clear, sending_upsert, value_hash
 from crmhost.sync.erasure import erasure_target, is_erasure, scrub_erasures
 from crmhost.sync.push import Drain, release, release_in
 from crmhost.sync.push_outcomes import Claimed, Outcome, Stop, error_outcome, settle_in, stop_for
@@ -61,7 +63,8 @@ DELETED_IN_CRM = "deleted_in_crm"
 class _Item:
     """One contact on its way: the row, what was sent, and the version that was read.
 
-    ``fields``: the canonical fields sent as they are (what the write ledger records).
+    ``fields``: the canonical fields sent as they are (what the write ledger records), and
+    ``hashes`` their values' hashes, taken once for the in-flight and the confirmed entries.
     """
 
     row: Claimed
@@ -71,6 +74,7 @@ class _Item:
     version: int
     linked: str | None
     fields: list[str]
+    hashes: dict[str, str]
 
 
 def mappings_without(drain: Drain, held: frozenset[str]) -> tuple[list[FieldMapping], list[str]]:
@@ -121,50 +125,108 @@ def _table(model: Any) -> Table:
 
 
 async def _ledger(
-    session: AsyncSession, drain: Drain, written: list[tuple[str, dict[str, Any]]], now: datetime
+    session: AsyncSession,
+    drain: Drain,
+    stmt: Any,
+    maps: list[tuple[str, dict[str, str]]],
+    now: datetime,
+    *,
+    column: str,
 ) -> None:
     """Upsert the write ledger: one row per contact, one executemany of a statement compiled once.
 
-    What :func:`crmhost.sync.echo.record_pushed` writes (hashes by
-    :func:`~crmhost.sync.echo.value_hash`, merged into the contact's map), without the
-    per-field dicts it builds; this is the hot path.
+    ``stmt`` is :func:`~crmhost.sync.echo.confirm_upsert` (``column`` ``hashes``) or
+    :func:`~crmhost.sync.echo.sending_upsert` (``sending``); ``maps`` are contact -> {field:
+    hash}, written to ``column``, the other map of a new row empty. What
+    :func:`crmhost.sync.echo.record_pushed` writes, without the per-field dicts it builds;
+    this is the hot path.
     """
-    if not written:
+    if not maps:
         return
-    stmt = ledger_upsert(drain.host.db.is_postgres)
+    # in contact order, as apply writes its rows: on PostgreSQL a pull and a push writing the
+    # same contacts' rows then wait for each other rather than deadlock
+    maps = sorted(maps, key=lambda entry: entry[0])
+    empty = "sending" if column == "hashes" else "hashes"
     if drain.host.db.is_postgres:
         rows = [
             {
                 "tenant_id": drain.tenant_id,
                 "integration_id": drain.integration.id,
                 "contact_id": contact_id,
-                "hashes": {name: value_hash(value) for name, value in values.items()},
+                column: hashes,
+                empty: {},
                 "written_at": now,
             }
-            for contact_id, values in written
+            for contact_id, hashes in maps
         ]
         await session.execute(stmt, rows)
         return
     # SQLite: the driver's own executemany of plain tuples. SQLAlchemy's executemany builds
     # and processes a parameter dict per row, which cost more than SQLite's own work; the
-    # typed values are bound here: the timestamp once through its column type, the map as JSON
+    # typed values are bound here: the timestamp once through its column type, the maps as JSON
     conn = await session.connection()
     dialect = conn.dialect
     compiled = stmt.compile(dialect=dialect)
     order = compiled.positiontup or []
     stamp = _table(WriteLedger).c.written_at.type.bind_processor(dialect)
     at = stamp(now) if stamp else now
-    fixed = {"tenant_id": drain.tenant_id, "integration_id": drain.integration.id, "written_at": at}
+    fixed = {
+        "tenant_id": drain.tenant_id,
+        "integration_id": drain.integration.id,
+        "written_at": at,
+        empty: "{}",
+    }
     slots = {name: i for i, name in enumerate(order)}
     template = [fixed.get(name) for name in order]
-    i_contact, i_hashes = slots["contact_id"], slots["hashes"]
+    i_contact, i_map = slots["contact_id"], slots[column]
     params: list[tuple[Any, ...]] = []
-    for contact_id, values in written:
+    for contact_id, hashes in maps:
         row = list(template)
         row[i_contact] = contact_id
-        row[i_hashes] = _JSON.encode({name: value_hash(value) for name, value in values.items()}).decode()
+        row[i_map] = _JSON.encode(hashes).decode()
         params.append(tuple(row))
     await conn.exec_driver_sql(compiled.string, params)
+
+
+async def _mark_sending(drain: Drain, items: list[_Item]) -> None:
+    """Record what ``items`` send in the ledger's in-flight map, committed before the CRM call.
+
+    Its own short transaction: a pull applied while the call runs, or between the CRM's answer
+    and :func:`_confirm`, must see it, and nothing else of the batch is written before then.
+    """
+    if not items:
+        return
+    async with drain.host.db.transaction(drain.tenant_id) as session:
+        await _ledger(
+            session,
+            drain,
+            sending_upsert(drain.host.db.is_postgres),
+            [(i.contact.id, i.hashes) for i in items],
+            utcnow(),
+            column="sending",
+        )
+
+
+async def _unmark_sending(session: AsyncSession, drain: Drain, items: list[_Item]) -> None:
+    """Drop the in-flight entries of pushes that were not confirmed (rejected, failed).
+
+    The CRM may not hold those values, and a retry records what it sends anew. (A crash or a
+    bug between the call and here leaves them until the contact's next push settles: they
+    can only make a value we tried to send count as ours when it is read back.)
+    """
+    if not items:
+        return
+    await session.execute(
+        sending_clear(drain.host.db.is_postgres),
+        [
+            {
+                "integration_id": drain.integration.id,
+                "contact_id": i.contact.id,
+                "fields": _JSON.encode(i.hashes).decode(),
+            }
+            for i in items
+        ],
+    )
 
 
 async def _load(
@@ -300,7 +362,8 @@ async def _prepare(drain: Drain, rows: list[Claimed]) -> _Batch:
         except (ValueError, TypeError, KeyError) as exc:  # a mapping that cannot evaluate on this contact
             batch.early.append((row, Outcome("reject", "rejected", f"mapping failed: {exc}")))
             continue
-        batch.items.append(_Item(row, contact, record, values, contact.version, remote_id, fields))
+        hashes = {name: value_hash(values.get(name)) for name in fields}
+        batch.items.append(_Item(row, contact, record, values, contact.version, remote_id, fields, hashes))
     return batch
 
 
@@ -322,7 +385,11 @@ async def _calls(drain: Drain, records: list[Record], op: RecordOp) -> list[Reco
 
 
 async def _send(drain: Drain, batch: _Batch) -> _Sent:
-    """The CRM calls of a batch: upserts, then deletes (held back when the upserts call for a stop)."""
+    """The CRM calls of a batch: upserts, then deletes (held back when the upserts call for a stop).
+
+    What the upserts send is in the ledger's in-flight map before they go.
+    """
+    await _mark_sending(drain, batch.items)
     now = utcnow()
     upserts: list[RecordResult | CrmError] = []
     if batch.items:
@@ -377,8 +444,16 @@ async def _confirm(drain: Drain, batch: _Batch, sent: _Sent) -> None:
                 ],
             )
         await _ledger(
-            session, drain, [(i.contact.id, {f: i.values.get(f) for f in i.fields}) for i, _ in ok], now
+            session,
+            drain,
+            confirm_upsert(drain.host.db.is_postgres),
+            [(i.contact.id, i.hashes) for i, _ in ok],
+            now,
+            column="hashes",
         )
+        if len(ok) < len(items):
+            confirmed = {id(i) for i, _ in ok}
+            await _unmark_sending(session, drain, [i for i in items if id(i) not in confirmed])
         # read the versions after writing: on SQLite the write lock is ours by now, on
         # PostgreSQL FOR UPDATE makes a concurrent contact write wait for this commit (it then
         # finds the row done and queues a new one) or finish first (and we see its version).
@@ -500,7 +575,8 @@ async def push_pipelined(
     was read before
     batch *k* was confirmed, so when it names a contact of batch *k* (a delete after its
     upsert, say) it is read and mapped again after that confirmation. Nothing is written for a
-    batch before its CRM call returned; on a failure every claimed, unconfirmed row is given
+    batch before its CRM call returned but the ledger's in-flight entries (just before the
+    call, see :func:`_mark_sending`); on a failure every claimed, unconfirmed row is given
     back (due again after a short pause, as :func:`crmhost.sync.push._round` does).
     """
     batch = await _prepare(drain, list(rows))

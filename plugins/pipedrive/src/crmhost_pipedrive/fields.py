@@ -17,7 +17,7 @@ from crmhost.errors import PermanentError
 from crmhost.models import ObjectType, RemoteField
 from crmhost_pipedrive.client import PipedriveClient
 from crmhost_pipedrive.mapping import CUSTOM_FIELDS
-from crmhost_pipedrive.wire import FieldDefs
+from crmhost_pipedrive.wire import NAME_HINT, FieldDefs
 
 __all__ = ["discover_fields", "ensure_fields", "field_defs", "forget"]
 
@@ -28,6 +28,8 @@ _LOCKS: dict[tuple[str, str, str], asyncio.Lock] = {}
 #: v1 field keys of standard person fields -> the names our mapping uses (API v2's)
 _V2_NAMES = {"email": "emails", "phone": "phones"}
 _READ_ONLY = frozenset({"add_time", "update_time", "id"})
+#: the fields we create when missing: the mapping's, and the name split we write
+_OURS = {**CUSTOM_FIELDS, NAME_HINT: "varchar"}
 
 
 def _key(client: PipedriveClient, path: str) -> tuple[str, str, str]:
@@ -63,7 +65,7 @@ def forget(client: PipedriveClient, obj: ObjectType = ObjectType.CONTACT) -> Non
 
 async def ensure_fields(client: PipedriveClient, names: Iterable[str]) -> FieldDefs:
     """The person fields, with those of ``names`` that are ours created when missing."""
-    wanted = [n for n in names if n in CUSTOM_FIELDS]
+    wanted = [n for n in names if n in _OURS]
     defs = await field_defs(client)
     if all(n in defs.by_name for n in wanted):
         return defs
@@ -74,11 +76,11 @@ async def ensure_fields(client: PipedriveClient, names: Iterable[str]) -> FieldD
         for name in wanted:
             if name in defs.by_name:
                 continue
-            body = await client.json("POST", path, json={"name": name, "field_type": CUSTOM_FIELDS[name]})
+            body = await client.json("POST", path, json={"name": name, "field_type": _OURS[name]})
             row = body.get("data") or {}
             if not row.get("key"):
                 raise PermanentError(f"Pipedrive created field {name} without a key", field=name)
-            defs.add(str(row["key"]), name, str(row.get("field_type") or CUSTOM_FIELDS[name]))
+            defs.add(str(row["key"]), name, str(row.get("field_type") or _OURS[name]))
     return defs
 
 
@@ -100,6 +102,8 @@ async def discover_fields(client: PipedriveClient, obj: ObjectType) -> list[Remo
         kind = str(row.get("field_type") or "varchar")
         custom = key in _CACHE[_key(client, path)].by_key
         name = str(row.get("name")) if custom else _V2_NAMES.get(key, key)
+        if custom and name == NAME_HINT:
+            continue  # how the plugin reads names back, not a field to map
         if kind == "address":
             for part in ("locality", "admin_area_level_1", "country", "postal_code"):
                 fields.append(

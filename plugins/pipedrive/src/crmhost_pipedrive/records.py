@@ -17,7 +17,7 @@ from crmhost_pipedrive.client import PipedriveClient, error_message
 from crmhost_pipedrive.fields import ensure_fields, forget
 from crmhost_pipedrive.index import Index, index_for
 from crmhost_pipedrive.orgs import ORGS, org_id_for, org_index
-from crmhost_pipedrive.wire import person_body
+from crmhost_pipedrive.wire import NAME_HINT, name_hint, person_body
 
 __all__ = ["BATCH_SIZE", "PERSONS", "person_index", "push_records"]
 
@@ -48,8 +48,12 @@ def _failed(record: Record, status: int, message: str, *, code: str = "INVALID")
 async def _person_body(client: PipedriveClient, record: Record) -> dict[str, Any]:
     logical = dict(record.fields)
     org_name = logical.pop("org_name", Ellipsis)
-    defs = await ensure_fields(client, logical)
+    names = bool({"first_name", "last_name", "name"} & set(logical))
+    defs = await ensure_fields(client, [*logical, NAME_HINT] if names else logical)
     body = person_body(logical, defs, fallback_name=record.key if not record.remote_id else "")
+    if names:
+        # the split we composed ``name`` from, so the pull reads it back the same way
+        body.setdefault("custom_fields", {})[defs.by_name[NAME_HINT]] = name_hint(logical)
     if org_name is None or org_name == "":
         body["org_id"] = None
     elif org_name is not Ellipsis:

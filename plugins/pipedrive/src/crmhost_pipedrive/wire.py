@@ -13,11 +13,25 @@ from typing import Any
 
 from crmhost.errors import PermanentError
 
-__all__ = ["ADDRESS", "STANDARD", "FieldDefs", "logical_person", "name_parts", "person_body", "split_name"]
+__all__ = [
+    "ADDRESS",
+    "NAME_HINT",
+    "STANDARD",
+    "FieldDefs",
+    "logical_person",
+    "name_hint",
+    "name_parts",
+    "person_body",
+    "split_name",
+]
 
 #: person attributes v2 takes and answers at the top level (``first_name``/``last_name`` are
 #: answered only: v2 writes ``name``, and Pipedrive splits it)
 STANDARD = frozenset({"name", "first_name", "last_name", "emails", "phones", "job_title", "org_id"})
+#: our person field holding the last name the plugin last wrote into ``name``: Pipedrive keeps
+#: a name as one string, which cannot tell "Smith" the last name from "Smith" the first name,
+#: nor where a last name of several words starts
+NAME_HINT = "penguinmails_last_name"
 #: the ``postal_address`` parts a mapping may name as ``postal_address.<part>``
 ADDRESS = ("locality", "admin_area_level_1", "country", "postal_code", "route", "value")
 
@@ -99,29 +113,48 @@ def _custom_value(value: Any) -> Any:
     return value
 
 
-def name_parts(name: str, email: str | None) -> tuple[str | None, str | None]:
+def name_parts(name: str, email: str | None, last_sent: str | None = None) -> tuple[str | None, str | None]:
     """First and last name read back from a person's ``name``, as the push composed it.
 
     v2 writes only ``name`` and Pipedrive derives ``first_name``/``last_name`` itself, so a
-    first name of two words ("Pat (edited)") would not come back as it was pushed. The plugin
-    therefore reads ``name`` and splits it at the last space (the inverse of ``first + " " +
-    last`` whenever the last name is one word), and a name that is only the email (the
-    fallback for persons without one) is no name at all.
+    first name of two words ("Pat (edited)") would not come back as it was pushed. When the
+    name still ends with the last name we wrote (``last_sent``, from :data:`NAME_HINT`), that
+    is the last name and what precedes it the first: a last name alone ("Smith") or of several
+    words ("van Dyke") comes back as it went. Otherwise (nothing written by us, or a Pipedrive
+    user changed the last name since) the name is split at the last space (the inverse of
+    ``first + " " + last`` whenever the last name is one word), and one word is a first name.
+    A name that is only the email (the fallback for persons without one) is no name at all.
     """
     text = name.strip()
     if not text or (email is not None and text.lower() == email.lower()):
         return None, None
+    last = (last_sent or "").strip()
+    if last and (text == last or text.endswith(" " + last)):
+        return text[: -len(last)].strip() or None, last
     first, _, last = text.rpartition(" ")
     return (first.strip(), last) if first.strip() else (last, None)
+
+
+def name_hint(logical: Mapping[str, Any]) -> str | None:
+    """What :data:`NAME_HINT` holds after a write of ``logical`` (``None``: clear it)."""
+    if logical.get("name"):
+        return None  # a whole name given as is: no split of ours to remember
+    last = str(logical.get("last_name") or "").strip()
+    return last or None
 
 
 def logical_person(wire: Mapping[str, Any], defs: FieldDefs, org_names: Mapping[str, str]) -> dict[str, Any]:
     """A v2 person (API answer or webhook ``data``) as logical fields."""
     out: dict[str, Any] = {k: wire[k] for k in STANDARD if k in wire}
+    custom = wire.get("custom_fields") or {}
+    hint_key = defs.by_name.get(NAME_HINT)
     if isinstance(wire.get("name"), str):
         emails = [e.get("value") for e in wire.get("emails") or [] if isinstance(e, dict)]
         primary = next((str(v) for v in emails if v), None)
-        out["first_name"], out["last_name"] = name_parts(wire["name"], primary)
+        hint = _custom_value(custom.get(hint_key)) if hint_key else None
+        out["first_name"], out["last_name"] = name_parts(
+            wire["name"], primary, hint if isinstance(hint, str) else None
+        )
     org_id = wire.get("org_id")
     if isinstance(org_id, dict):  # v1-shaped answers nest the organization
         org_id = org_id.get("value")
@@ -136,6 +169,7 @@ def logical_person(wire: Mapping[str, Any], defs: FieldDefs, org_names: Mapping[
         for part in ADDRESS:
             if part in address:
                 out[f"postal_address.{part}"] = address[part]
-    for key, value in (wire.get("custom_fields") or {}).items():
-        out[defs.by_key.get(key, key)] = _custom_value(value)
+    for key, value in custom.items():
+        if key != hint_key:  # how to read the name, not a field of the person
+            out[defs.by_key.get(key, key)] = _custom_value(value)
     return out

@@ -1,0 +1,108 @@
+"""Our own write read back by a pull before its push is confirmed: an echo, not a CRM edit.
+
+Over real HTTP to the HubSpot sandbox. A response hook on the host's HTTP client runs, between
+the CRM's answer to the push and the push's confirmation, what a busy host does there: the
+platform edits the contact again, and a pull (a webhook's, or the schedule's) applies the CRM
+record, which by then holds the value the push just wrote.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from crmhost.db.syncstate import WriteLedger
+from crmhost.sync.contacts import apply_values
+from crmhost.sync.echo import value_hash
+from crmhost.sync.outbox import enqueue_record, pushing_integrations
+from crmhost.sync.pull import PullOutcome, pull_integration
+from crmhost.sync.push import drain
+
+from ..support.syncenv import SyncEnv, fx_env, fx_sandboxes  # noqa: F401
+
+EMAIL = "ann@example.com"
+
+
+async def _edit(env: SyncEnv, values: dict[str, Any], email: str = EMAIL) -> None:
+    """A platform edit of the contact, queued for the CRMs as the platform's writes are."""
+    row = await env.contact(email)
+    async with env.host.db.transaction(env.tenant_id) as session:
+        fresh = await session.get(type(row), row.id)
+        assert fresh is not None
+        apply_values(fresh, values, at=datetime.now(UTC))
+        await enqueue_record(
+            session,
+            tenant_id=env.tenant_id,
+            contact_id=row.id,
+            integrations=await pushing_integrations(session),
+        )
+
+
+async def _ledger(
+    env: SyncEnv, integration_id: str, email: str = EMAIL
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    contact = await env.contact(email)
+    async with env.host.db.session(env.tenant_id) as session:
+        row = (
+            await session.execute(
+                select(WriteLedger.hashes, WriteLedger.sending).where(
+                    WriteLedger.integration_id == integration_id, WriteLedger.contact_id == contact.id
+                )
+            )
+        ).one()
+    return dict(row.hashes), dict(row.sending)
+
+
+async def test_a_pull_before_the_push_is_confirmed_takes_our_write_for_an_echo(env: SyncEnv) -> None:
+    (remote_id,) = env.seed(
+        "hubspot", [{"properties": {"email": EMAIL, "firstname": "Ann", "lastname": "Old"}}]
+    )
+    # crm_wins: a CRM "edit" taken for a conflict would overwrite the platform's newer value
+    hubspot = await env.connect("hubspot", conflict_strategy="crm_wins")
+    await _edit(env, {"last_name": "New"})
+    pulls: list[PullOutcome] = []
+
+    async def between_answer_and_confirm(response: httpx.Response) -> None:
+        request = response.request
+        if (
+            pulls
+            or request.method != "POST"
+            or not request.url.path.startswith("/crm/v3/objects/contacts/batch/")
+        ):
+            return
+        # the CRM holds "New" now; the push has not recorded it as confirmed yet
+        assert (await env.crm_get("hubspot", remote_id, ["lastname"]) or {}).get("lastname") == "New"
+        await _edit(env, {"last_name": "Newer"})
+        pulls.append(await pull_integration(env.host, env.tenant_id, hubspot))
+
+    env.host.http.event_hooks["response"].append(between_answer_and_confirm)
+    try:
+        await drain(env.host, env.tenant_id, hubspot)
+    finally:
+        env.host.http.event_hooks["response"].remove(between_answer_and_confirm)
+
+    [pulled] = pulls
+    assert pulled.status == "ok", pulled
+    assert not {k for k in pulled.counts if k.startswith("conflict")}, pulled.counts
+    assert "updated" not in pulled.counts, pulled.counts
+    assert await env.open_conflicts() == []
+    # the platform's value stands, and is what the CRM gets once the push settles
+    assert (await env.contact(EMAIL)).last_name == "Newer"
+    await drain(env.host, env.tenant_id, hubspot)
+    assert (await env.crm_get("hubspot", remote_id, ["lastname"]) or {}).get("lastname") == "Newer"
+    # confirmed pushes leave nothing in flight
+    hashes, sending = await _ledger(env, hubspot)
+    assert hashes["last_name"] == value_hash("Newer")
+    assert sending == {}
+
+
+async def test_a_rejected_push_leaves_nothing_in_flight_nor_confirmed(env: SyncEnv) -> None:
+    hubspot = await env.connect("hubspot")
+    await env.add_contacts({"email": "not-an-email", "first_name": "Bad"})
+    await _edit(env, {"last_name": "Address"}, email="not-an-email")
+    await drain(env.host, env.tenant_id, hubspot)
+    # a later pull must not take "Bad" for ours, nor think HubSpot holds it
+    assert await _ledger(env, hubspot, email="not-an-email") == ({}, {})

@@ -75,7 +75,7 @@ class Server:
                 if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
                     return
             except httpx.TransportError:
-                pass
+                pass  # not listening yet: poll again
             time.sleep(0.1)
         raise AssertionError(f"crmhost serve never became ready:\n{self.log.read_text()}")
 

@@ -84,8 +84,11 @@ def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[
     """Litestar's own errors (validation, 401, 404, 405) in the shared shape."""
     body: dict[str, object] = {"status_code": exc.status_code, "detail": exc.detail}
     if exc.extra:
-        extra = exc.extra
-        body["extra"] = [_where(e, _aliases(request)) for e in extra] if isinstance(extra, list) else extra
+        if isinstance(exc.extra, list):
+            aliases = _aliases(request)
+            body["extra"] = [_where(e, aliases) for e in exc.extra]
+        else:
+            body["extra"] = exc.extra
     elif missing := _MISSING.match(str(exc.detail)):
         # Litestar names a missing required parameter in its detail only: say where, as elsewhere
         detail = f"missing required {missing.group(1)} parameter {missing.group(2)!r}"

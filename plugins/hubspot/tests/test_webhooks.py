@@ -54,13 +54,16 @@ async def test_real_deliveries_become_changes_routed_by_portal(
     for request in requests:
         result = await plugin.handle_webhook(app_ctx, request)
         changes.extend(result.changes)
-    assert [(c.op, c.remote_id) for c in changes] == [
-        (ChangeOp.UPSERT, created["id"]),
-        (ChangeOp.UPSERT, created["id"]),
-        (ChangeOp.DELETE, created["id"]),
-    ]
+    # HubSpot does not promise delivery order (nor does the sandbox, which sends concurrently)
+    assert sorted((c.op, c.remote_id) for c in changes) == sorted(
+        [
+            (ChangeOp.UPSERT, created["id"]),
+            (ChangeOp.UPSERT, created["id"]),
+            (ChangeOp.DELETE, created["id"]),
+        ]
+    )
     assert all(c.account_id == str(sandbox.portal_id) and c.object is ObjectType.CONTACT for c in changes)
-    assert changes[1].fields == {"firstname": "Wanda"} and changes[1].partial
+    assert [(c.fields, c.partial) for c in changes if c.fields] == [({"firstname": "Wanda"}, True)]
     # the same request again is a replay
     with pytest.raises(WebhookRejected, match="replayed"):
         await plugin.handle_webhook(app_ctx, requests[0])

@@ -205,7 +205,7 @@ async def erase_contact(host: Host, tenant_id: str, email: str, *, actor: str = 
         links = dict(
             (await session.execute(
                 select(RemoteLink.integration_id, RemoteLink.remote_id).where(RemoteLink.contact_id == row.id)
-            )).tuples().all()
+            )).all()
         )  # fmt: skip
         for table in CONTACT_TABLES:
             await session.execute(delete(table).where(table.contact_id == row.id))

@@ -93,7 +93,7 @@ async def scrub_erasures(session: AsyncSession, row_ids: Sequence[int]) -> None:
     """Erasure rows the CRM confirmed keep only their hash: the email they carried goes."""
     if row_ids:
         rows = await session.execute(select(OutboxRow.id, OutboxRow.payload).where(OutboxRow.id.in_(row_ids)))
-        for row_id, payload in rows.tuples().all():
+        for row_id, payload in rows.all():
             await session.execute(
                 update(OutboxRow)
                 .where(OutboxRow.id == row_id)

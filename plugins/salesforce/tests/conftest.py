@@ -17,6 +17,7 @@ from crmhost.context import IntegrationContext, utcnow
 from crmhost.models import Credentials
 from crmhost.sandbox import running
 from crmhost.testing.contract import CrmUnderTest, harness_for, load_plugin
+from crmhost_salesforce.accounts import forget_accounts
 from crmhost_salesforce.auth import credentials_from_token
 from crmhost_salesforce.sandbox import SalesforceSandbox, create_sandbox
 
@@ -80,6 +81,8 @@ def start_org(**kwargs: Any) -> Iterator[Org]:
 
 @pytest.fixture(name="org")
 def fx_org() -> Iterator[Org]:
+    # a sandbox started later on a port this one used must not see its Account ids
+    forget_accounts()
     with start_org() as org:
         yield org
 

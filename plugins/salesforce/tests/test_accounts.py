@@ -9,6 +9,7 @@ from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
 from crmhost.models import MappingDirection, ObjectType, Record, RecordBatch, RecordOp, RecordResult
+from crmhost_salesforce.accounts import forget_accounts
 from crmhost_salesforce.mapping import DEFAULT_MAPPING
 
 COMPOSITE = "POST /services/data/{version}/composite"
@@ -112,11 +113,54 @@ async def test_a_changed_company_moves_the_contact_and_quotes_survive(
     assert accounts_of(sf) == {"person1@example.com": tricky, "person2@example.com": "Acme"}
     assert account_names(sf) == ["Acme", tricky], "the old Account stays; only the contact moved"
     assert org.stats()["calls"].get(COMPOSITE) == 3
-    # everything known: the lookup and the write
+    # every name known lately: the write alone
     org.reset_stats()
     await push(dispatcher, ctx, [person(1, tricky, first[0].remote_id), person(2, None, first[1].remote_id)])
-    assert org.stats()["calls"].get(COMPOSITE) == 2
+    assert org.stats()["calls"].get(COMPOSITE) == 1
     assert accounts_of(sf) == {"person1@example.com": tricky, "person2@example.com": None}
+
+
+async def test_an_account_deleted_since_it_was_cached_is_found_again_and_the_contact_written(
+    org: Any, contexts: Any, dispatcher: Any, sf: Salesforce
+) -> None:
+    ctx = contexts()
+    await push(dispatcher, ctx, [person(1, "Acme")])
+    [old] = sf.query_all("SELECT Id FROM Account WHERE Name = 'Acme'")["records"]
+    sf.Account.delete(old["Id"])
+    org.reset_stats()
+    # the cached id is gone: the write fails for it, then a lookup, a create and the write again
+    await push(dispatcher, ctx, [person(2, "Acme")])
+    assert org.stats()["calls"].get(COMPOSITE) == 4
+    [new] = sf.query_all("SELECT Id FROM Account WHERE Name = 'Acme'")["records"]
+    assert new["Id"] != old["Id"]
+    [second] = sf.query("SELECT AccountId FROM Contact WHERE Email = 'person2@example.com'")["records"]
+    assert second["AccountId"] == new["Id"]
+    # a contact whose own record is gone is not retried for its Account's sake
+    gone = (await push(dispatcher, ctx, [person(3, "Acme")]))[0].remote_id
+    sf.Contact.delete(gone)
+    org.reset_stats()
+    results = await dispatcher.acall(
+        "salesforce",
+        "push_records",
+        ctx=ctx,
+        batch=RecordBatch(
+            object=ObjectType.CONTACT,
+            op=RecordOp.UPSERT,
+            records=[
+                dispatcher.call(
+                    "salesforce",
+                    "map_fields",
+                    ctx=ctx,
+                    record=person(3, "Acme", gone),
+                    direction=MappingDirection.TO_CRM,
+                    mapping=DEFAULT_MAPPING,
+                )
+            ],
+        ),
+    )
+    assert [r.error_code for r in results] == ["ENTITY_IS_DELETED"]
+    # the write, and the lookup that finds Acme where it was
+    assert org.stats()["calls"].get(COMPOSITE) == 2
 
 
 async def test_a_pull_brings_the_account_name_back_as_the_company(
@@ -175,6 +219,7 @@ async def test_long_company_names_split_the_lookup_not_the_answer(
     ctx = contexts()
     names = [f"{i:03d} " + "x" * 250 for i in range(200)]
     first = await push(dispatcher, ctx, [person(i, names[i]) for i in range(200)])
+    forget_accounts()
     org.reset_stats()
     # every Account exists now: looking 200 long names up again finds them all, creates none
     await push(dispatcher, ctx, [person(i, names[i], first[i].remote_id) for i in range(200)])

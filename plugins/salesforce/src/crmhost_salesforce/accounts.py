@@ -11,6 +11,15 @@ compare as SOQL compares text, trimmed and case-insensitively; of two Accounts o
 oldest wins. A blank company clears ``AccountId`` (the contact becomes private), as a blank value
 clears any other field.
 
+Names found or created lately are not looked up again (per process and org, for
+:data:`CACHE_TTL_S`): every push of a contact carries its company, so pushes of its other fields
+(engagement, scores) would otherwise cost a lookup call per batch. An Account deleted in
+Salesforce meanwhile makes the write of a contact naming it fail (``ENTITY_IS_DELETED``,
+``INVALID_CROSS_REFERENCE_KEY``); the names of those contacts are then looked up afresh and
+the contacts whose Account changed are written once more in the same push (Salesforce answers
+the same codes for a contact deleted there, which keeps its failure). Two processes creating
+the same new name at the same moment may still create two Accounts; the oldest wins from then on.
+
 Leads have no Account: a Lead keeps the name in its (required) ``Company`` field, so for an
 integration whose ``person_object`` is ``Lead`` the name goes there. Pulls read ``Account.Name``
 back (``SELECT ..., Account.Name FROM Contact``), flattened by :func:`flatten` into the
@@ -23,6 +32,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
+from cachetools import TTLCache
 
 from crmhost.context import IntegrationContext
 from crmhost.models import Record, RecordBatch, RecordOp, RecordResult
@@ -31,22 +41,49 @@ from crmhost_salesforce.batching import COLLECTION_SIZE, RecordLookup, chunks, c
 from crmhost_salesforce.client import SalesforceClient, first_error
 from crmhost_salesforce.mapping import ACCOUNT_NAME, sobject_for
 
-__all__ = ["flatten", "link_accounts", "push_records"]
+__all__ = ["CACHE_TTL_S", "flatten", "forget_accounts", "link_accounts", "push_records"]
 
 _RETRYABLE = frozenset({"UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE", "UNKNOWN_EXCEPTION"})
+#: how long a name -> Account id pair is trusted without asking Salesforce again (an Account
+#: may be renamed, merged or deleted there meanwhile)
+CACHE_TTL_S = 15 * 60
+#: names remembered per org; the least recently learned go first past it
+_CACHE_MAX = 50_000
+#: what Salesforce answers for a write naming an Account that is gone
+_STALE = frozenset({"ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY"})
+# (instance URL, org id) -> lower-cased name -> Account id
+_KNOWN: dict[tuple[str, str], TTLCache[str, str]] = {}
+
+
+def _known(client: SalesforceClient) -> TTLCache[str, str]:
+    key = (client.instance_url, client.org_id)
+    if key not in _KNOWN:
+        _KNOWN[key] = TTLCache(maxsize=_CACHE_MAX, ttl=CACHE_TTL_S)
+    return _KNOWN[key]
 
 
 def _name_of(value: Any) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
+def forget_accounts() -> None:
+    """Drop every cached name -> Account id pair (of every org this process knows)."""
+    _KNOWN.clear()
+
+
 async def _account_ids(
-    client: SalesforceClient, names: Sequence[str]
+    client: SalesforceClient, names: Sequence[str], *, fresh: bool = False
 ) -> tuple[dict[str, str], dict[str, RecordResult]]:
-    """Account ids by lower-cased name, created where missing; failures by lower-cased name."""
+    """Account ids by lower-cased name, created where missing; failures by lower-cased name.
+
+    Names in the cache are not looked up, unless ``fresh``.
+    """
     wanted = {n.lower(): n for n in names}
-    found = await RecordLookup(client, "Account", "Name").run(list(wanted))
-    missing = [key for key in wanted if key not in found]
+    known = _known(client)
+    cached = {} if fresh else {key: known[key] for key in wanted if key in known}
+    unknown = [key for key in wanted if key not in cached]
+    found = await RecordLookup(client, "Account", "Name").run(unknown) if unknown else {}
+    missing = [key for key in unknown if key not in found]
     subrequests = []
     owners: list[Sequence[int]] = []
     for part in chunks(range(len(missing)), COLLECTION_SIZE):
@@ -70,7 +107,8 @@ async def _account_ids(
             retryable=code in _RETRYABLE,
             field="company",
         )
-    return found, failed
+    known.update(found)
+    return {**cached, **found}, failed
 
 
 async def link_accounts(
@@ -118,7 +156,46 @@ async def push_records(ctx: IntegrationContext, batch: RecordBatch) -> list[Reco
     sobject = sobject_for(batch.object, ctx.settings)
     if sobject not in ("Contact", "Lead"):
         return await contacts.push_records(ctx, batch)
-    linked, failures = await link_accounts(SalesforceClient(ctx), sobject, batch.records)
+    client = SalesforceClient(ctx)
+    known = _known(client)
+    names = [_name_of(r.fields.get(ACCOUNT_NAME)).lower() for r in batch.records]
+    cached = {name for name in names if name in known}
+    results = await _link_and_write(ctx, client, batch, sobject, batch.records)
+    # an Account cached here may have been deleted in Salesforce since: link those afresh, once
+    stale = [
+        i
+        for i, result in enumerate(results)
+        if not result.ok and result.error_code in _STALE and names[i] in cached
+    ]
+    if stale:
+        # the same code answers a write to a contact deleted in Salesforce: look the names up,
+        # and write again only the contacts whose Account id changed
+        before = {names[i]: known.get(names[i]) for i in stale}
+        now, _ = await _account_ids(
+            client, [_name_of(batch.records[i].fields[ACCOUNT_NAME]) for i in stale], fresh=True
+        )
+        for name in before.keys() - now.keys():
+            known.pop(name, None)
+        moved = [i for i in stale if now.get(names[i]) != before[names[i]]]
+        again = (
+            await _link_and_write(ctx, client, batch, sobject, [batch.records[i] for i in moved])
+            if moved
+            else []
+        )
+        for i, result in zip(moved, again, strict=True):
+            results[i] = result
+    return results
+
+
+async def _link_and_write(
+    ctx: IntegrationContext,
+    client: SalesforceClient,
+    batch: RecordBatch,
+    sobject: str,
+    records: Sequence[Record],
+) -> list[RecordResult]:
+    """Link ``records`` to their Accounts and write them; one result per record, in order."""
+    linked, failures = await link_accounts(client, sobject, records)
     sent = [r for i, r in enumerate(linked) if i not in failures]
     written = iter(
         await contacts.push_records(ctx, msgspec.structs.replace(batch, records=sent)) if sent else []

@@ -219,3 +219,21 @@ async def test_plugin_detail_declares_settings_and_auth(stack: Stack, tenant: tu
         assert "nosuchcrm" in missing.json()["detail"] and "testcrm" in missing.json()["detail"]
     async with stack.client("wrong-key") as anonymous:
         assert (await anonymous.get("/v1/plugins/testcrm")).status_code == 401
+
+
+async def test_pull_now_is_accepted_for_an_active_integration_only(
+    stack: Stack, tenant: tuple[str, str]
+) -> None:
+    created = await _api_key_integration(stack, tenant[1])
+    iid = created["id"]
+    async with stack.client(tenant[1]) as c:
+        r = await c.post(f"/v1/integrations/{iid}/pull")
+        assert (r.status_code, r.json()) == (202, {"integration_id": iid, "requested": True})
+        await c.patch(f"/v1/integrations/{iid}", json={"enabled": False})
+        r = await c.post(f"/v1/integrations/{iid}/pull")
+        assert r.status_code == 409 and "disabled" in r.json()["detail"], r.text
+        assert r.json()["extra"][0]["key"] == "path.integration_id"
+        assert (await c.post("/v1/integrations/nope/pull")).status_code == 404
+    _, other_key = await create_tenant(stack.host, "Other")
+    async with stack.client(other_key) as c:
+        assert (await c.post(f"/v1/integrations/{iid}/pull")).status_code == 404

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
-from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
+from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
 from crmhost.api.deps import provide_tenant_id
 from crmhost.api.schemas import (
@@ -15,6 +15,7 @@ from crmhost.api.schemas import (
     CreatedIntegration,
     CreateIntegration,
     IntegrationOut,
+    PullRequested,
     UpdateIntegration,
     WebhookUrl,
 )
@@ -140,6 +141,17 @@ class IntegrationController(Controller):
         url = await issue_webhook_secret(host, tenant_id, integration_id)
         await request_subscription(host, tenant_id, integration_id)
         return WebhookUrl(webhook_url=url)
+
+    @post("/{integration_id:str}/pull", status_code=HTTP_202_ACCEPTED)
+    async def pull(
+        self, host: NamedDependency[Host], tenant_id: NamedDependency[str], integration_id: FromPath[str]
+    ) -> PullRequested:
+        """Pull the CRM's changes now instead of at the next scheduled pull; 409 unless active.
+
+        The pull runs as a job; its run shows in ``GET /v1/integrations/{id}/runs``.
+        """
+        await svc.pull_now(host, tenant_id, integration_id)
+        return PullRequested(integration_id=integration_id)
 
     @post("/{integration_id:str}/disconnect", status_code=200)
     async def disconnect(

@@ -17,6 +17,7 @@ __all__ = [
     "CredentialInfo",
     "IntegrationOut",
     "PluginOut",
+    "PullRequested",
     "UpdateIntegration",
     "WebhookUrl",
 ]
@@ -171,6 +172,13 @@ class WebhookUrl(msgspec.Struct, kw_only=True):
     """A newly issued per-integration webhook URL (shown once; the previous one stops working)."""
 
     webhook_url: str
+
+
+class PullRequested(msgspec.Struct, kw_only=True):
+    """A pull asked for: it starts as a job (after the one running, if any)."""
+
+    integration_id: str
+    requested: bool = True
 
 
 class PluginOut(msgspec.Struct, kw_only=True):

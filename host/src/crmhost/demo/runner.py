@@ -1,7 +1,8 @@
 """``python -m crmhost.demo``: the whole product on one machine, checked against its scenario.
 
-Starts the host on the embedded default (SQLite in a temporary data directory, in-process
-jobs) and the sandbox of every installed CRM plugin on 127.0.0.1, seeds every side, connects
+Starts the host as a ``crmhost serve`` process on the embedded default (SQLite in a temporary
+data directory, jobs in that process) and the sandbox of every installed CRM plugin on
+127.0.0.1 in this process, seeds every side, connects
 each CRM through its consent page, waits for the initial two-way sync, ingests email events,
 deletes on every side, then compares every side with the scenario and prints a report.
 
@@ -9,8 +10,10 @@ Each CRM's share of the CRM contacts (``--share``) and its sandbox's rate-limit 
 (``--tier``) can be chosen per CRM. By default a CRM that has no batch write (its plugin's
 ``push_records`` batch is one record) gets a quarter of a batching CRM's share
 (:data:`UNBATCHED_SHARE`): it writes one call per record, paced by its burst limit.
-Progress goes to stderr, the report to stdout. Exit status 0 only when every check passed;
-otherwise 1 and one line saying why.
+Each phase may take ``--timeout`` seconds, or :data:`RATE_FLOOR_SLACK` times the longest
+rate-limit floor of its CRMs when that is longer (a CRM without batch writes needs a call per
+activity, 50,000 at the default size). Progress goes to stderr, the report to stdout. Exit
+status 0 only when every check passed; otherwise 1 and one line saying why.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import sys
 import tempfile
 import time
@@ -38,6 +42,7 @@ from crmhost.demo.report import (
     events_floor,
     format_report,
     initial_floor,
+    rate_limit_floor_s,
 )
 from crmhost.demo.scenario import CrmTraits, Scenario, build
 from crmhost.demo.stack import Stack, StackConfig, StackError, open_stack
@@ -55,10 +60,13 @@ from crmhost.demo.steps import (
 from crmhost.demo.verify import check_crm, check_platform, check_workflow
 from crmhost.models import Capability, CrmInfo
 
-__all__ = ["UNBATCHED_SHARE", "Options", "main", "run_demo"]
+__all__ = ["RATE_FLOOR_SLACK", "UNBATCHED_SHARE", "Options", "main", "run_demo"]
 
 #: the default share of CRM contacts of a CRM without batch writes, against 1 for the others
 UNBATCHED_SHARE = 0.25
+#: a phase may take this many times the longest rate-limit floor of its CRMs (when longer than
+#: ``--timeout``): the floor counts only the calls, not the host's work around them
+RATE_FLOOR_SLACK = 2.0
 
 
 @dataclass
@@ -86,6 +94,12 @@ def traits_for(info: CrmInfo, shares: dict[str, float]) -> CrmTraits:
     return CrmTraits.of(info, share=shares.get(info.slug, default))
 
 
+def _timeout(opts: Options, stack: Stack, calls: dict[str, int]) -> float:
+    """``--timeout``, or the slack times the longest rate-limit floor of ``calls`` (slug -> calls)."""
+    floors = (rate_limit_floor_s(stack.host.plugins.info(slug), n) for slug, n in calls.items())
+    return max([opts.timeout_s, *(RATE_FLOOR_SLACK * f for f in floors)])
+
+
 def _crm_target(slug: str, total: int, which: int = 0) -> Target:
     """Persons (``which`` 0) or activities (1) ``slug`` holds, against ``total``."""
 
@@ -110,12 +124,21 @@ async def _initial_sync(stack: Stack, scenario: Scenario, opts: Options, slug: s
     connected = [scenario.crms[s] for s in stack.integrations]
     emails = {p.email for p in scenario.platform}
     for crm in connected:
-        emails |= {p.email for p in crm.overlap + crm.shared + crm.only}
+        if crm is not plan:
+            emails |= {p.email for p in crm.overlap + crm.shared + crm.only}
+    before = len(emails)
+    emails |= {p.email for p in plan.overlap + plan.shared + plan.only}
     union = len(emails)
     targets: dict[str, Target] = {"platform contacts": lambda seen: (seen.store.contacts, union)}
     for other in stack.integrations:
         targets[f"{other} contacts"] = _crm_target(other, union)
-    phase.wall_s = await settle(stack, targets, timeout_s=opts.timeout_s) - started
+    # the new CRM reads its records and takes every other contact; the CRMs before it take its own
+    calls = {
+        other: math.ceil((union - before) / stack.host.plugins.info(other).batch_sizes.get("push_records", 1))
+        for other in stack.integrations
+    }
+    calls[slug] = initial_floor(stack.host.plugins.info(slug), plan.size, union - plan.size + len(plan.old))
+    phase.wall_s = await settle(stack, targets, timeout_s=_timeout(opts, stack, calls)) - started
     await snapshot_calls(stack, phase)
     return phase
 
@@ -130,7 +153,13 @@ async def _events(stack: Stack, scenario: Scenario, opts: Options) -> Phase:
         for slug, plan in scenario.crms.items()
         if plan.traits.logs_activity
     }
-    phase.wall_s = await settle(stack, targets, timeout_s=opts.timeout_s) - started
+    changed = len({e.email for e in scenario.events if e.kind != "sent"})
+    calls = {
+        slug: events_floor(stack.host.plugins.info(slug), want, changed, 0)
+        for slug, plan in scenario.crms.items()
+        if plan.traits.logs_activity
+    }
+    phase.wall_s = await settle(stack, targets, timeout_s=_timeout(opts, stack, calls)) - started
     await snapshot_calls(stack, phase)
     return phase
 
@@ -140,8 +169,12 @@ async def run_demo(opts: Options) -> tuple[str, list[str]]:
     begun = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="crmhost-demo-") as tmp:
         data_dir = opts.data_dir or Path(tmp)
-        say(f"crmhost demo: host on SQLite in {data_dir}, in-process jobs; sandboxes on 127.0.0.1")
-        config = StackConfig(data_dir=data_dir, crms=opts.crms, limits=opts.limits, tiers=opts.tiers)
+        say(f"crmhost demo: crmhost serve on SQLite in {data_dir}, jobs in it; sandboxes on 127.0.0.1")
+        # the host in a process of its own, as it runs in production: the sandboxes and this
+        # harness do not share its interpreter (and its lock) with it
+        config = StackConfig(
+            data_dir=data_dir, crms=opts.crms, limits=opts.limits, tiers=opts.tiers, api_process=True
+        )
         async with open_stack(config) as stack:
             quiet_logs()  # the host's startup may have configured logging afresh
             unknown = sorted(set(opts.shares) - set(stack.sandboxes))
@@ -289,7 +322,12 @@ def _parse(argv: Sequence[str] | None) -> Options:
     p.add_argument("--seed", type=int, default=7, help="the scenario's random seed")
     p.add_argument("--limits", choices=("real", "off"), default="real", help="the sandboxes' rate limits")
     p.add_argument("--deletes", type=int, default=50, help="contacts deleted on each side at the end")
-    p.add_argument("--timeout", type=float, default=900.0, help="seconds each phase may take")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=900.0,
+        help="seconds each phase may take (longer where the CRMs' rate limits need longer)",
+    )
     p.add_argument(
         "--data-dir", type=Path, default=None, help="keep the host's data here (default: temporary)"
     )

@@ -40,7 +40,6 @@ from crmhost.runtime import Host, open_host
 from crmhost.sandbox import Sandbox
 from crmhost.services.tenants import create_tenant
 from crmhost.settings import Settings
-from crmhost.sync.pull import request_pull
 from crmhost.testing.browser import consent
 from crmhost.testing.crmstack import (
     PluginNotLoaded,
@@ -253,10 +252,11 @@ class Stack:
     async def pull(self, slug: str) -> None:
         """Ask for a pull of ``slug``'s integration now (what the hourly schedule would do).
 
-        Through :func:`~crmhost.sync.pull.request_pull`: a pull already running may have read
+        Through the API (``POST /v1/integrations/{id}/pull``), so the pull runs where the host
+        runs its jobs, never in this process beside them: a pull already running may have read
         past the change this one is for, so a follow-up is queued then.
         """
-        await request_pull(self.host, self.tenant_id, self.integrations[slug])
+        await self.api("POST", f"/v1/integrations/{self.integrations[slug]}/pull", ok=(202,))
 
     # ------------------------------------------------------------------ worker processes
 

@@ -15,7 +15,7 @@ from crmhost.runtime import Host
 from crmhost.services.audit import audit
 from crmhost.services.context import build_context
 from crmhost.services.credentials import forget_credentials
-from crmhost.services.errors import InvalidInput, NotFound
+from crmhost.services.errors import Conflict, InvalidInput, NotFound
 from crmhost.services.oauth import activate
 from crmhost.services.vault import (
     decrypt_credentials,
@@ -23,6 +23,7 @@ from crmhost.services.vault import (
     encrypt_secret_settings,
 )
 from crmhost.services.webhook_subscriptions import forget_subscription
+from crmhost.sync.pull import request_pull
 
 __all__ = [
     "CONFLICT_STRATEGIES",
@@ -34,6 +35,7 @@ __all__ = [
     "disconnect",
     "get_integration",
     "list_integrations",
+    "pull_now",
     "update_integration",
 ]
 
@@ -271,6 +273,21 @@ async def disconnect(host: Host, tenant_id: str, integration_id: str, *, actor: 
     # this process sees it at once; other processes within credentials.ROW_TTL_S
     forget_credentials(host, tenant_id, integration_id)
     return revoked
+
+
+async def pull_now(host: Host, tenant_id: str, integration_id: str) -> None:
+    """Ask for a pull of the integration's CRM now, as its schedule would (a "sync now" button).
+
+    A pull already running runs again after it ends instead of a second one starting
+    (:func:`crmhost.sync.pull.request_pull`). Only an active integration pulls.
+    """
+    integration = await get_integration(host, tenant_id, integration_id)
+    if integration.status != IntegrationStatus.ACTIVE.value:
+        raise Conflict(
+            f"integration {integration_id} is {integration.status}, not active: connect it first",
+            where="path.integration_id",
+        )
+    await request_pull(host, tenant_id, integration_id)
 
 
 async def delete_integration(host: Host, tenant_id: str, integration_id: str) -> None:

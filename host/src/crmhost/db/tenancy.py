@@ -41,8 +41,25 @@ def _tenant_tables() -> dict[str, FromClause]:
     return tables
 
 
+#: a statement's shape (its SQLAlchemy cache key, bound values left out) -> its tenant tables
+_FROMS: dict[Any, tuple[FromClause, ...]] = {}
+#: shapes remembered at most; the host has a few hundred, so this only bounds odd callers
+_FROMS_MAX = 4096
+
+
 def _direct_tenant_tables(statement: Any) -> list[FromClause]:
-    """Tenant tables named in the statement's own FROM (``select_from`` included)."""
+    """Tenant tables named in the statement's own FROM (``select_from`` included).
+
+    ``get_final_froms()`` compiles the statement (0.3 to 0.7 ms each, a fifth of the API
+    process's time when it pushes to a CRM one record per call), and statements of one shape
+    always have the same FROM list, so the answer is kept per shape. SQLAlchemy's cache key is
+    what its own compiled cache uses to tell shapes apart; a statement without one (not
+    cacheable) is looked at every time.
+    """
+    cache_key = statement._generate_cache_key()
+    shape = cache_key.key if cache_key is not None else None
+    if shape is not None and shape in _FROMS:
+        return list(_FROMS[shape])
     tenant = _tenant_tables()
     found: list[FromClause] = []
     for from_ in statement.get_final_froms():
@@ -50,6 +67,10 @@ def _direct_tenant_tables(statement: Any) -> list[FromClause]:
             canonical = tenant.get(getattr(table, "name", ""))
             if canonical is not None and canonical not in found:
                 found.append(canonical)
+    if shape is not None:
+        if len(_FROMS) >= _FROMS_MAX:
+            _FROMS.clear()
+        _FROMS[shape] = tuple(found)
     return found
 
 

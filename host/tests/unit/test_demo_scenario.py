@@ -140,3 +140,18 @@ def test_companies_written_are_the_unions_contacts_the_crm_lacks() -> None:
     assert created == len({c.lower() for c in with_company} - own) > 0
     # beta's mapping does not write the company
     assert scenario.companies_written("beta") == (0, 0)
+
+
+def test_the_events_link_the_crms_own_contacts_they_change_first() -> None:
+    crms = [CrmTraits.of(_info("alpha", [*PEOPLE, "company"])), CrmTraits.of(_info("beta", PEOPLE))]
+    scenario = build(crms, contacts=400, crm_contacts=400, events=3_000)
+    alpha = scenario.crms["alpha"]
+    changed = {e.email for e in scenario.events if e.kind != "sent"}
+    own = [p for p in alpha.new + alpha.shared + alpha.only if p.email in changed and p.company]
+    assert scenario.linked_by_events("alpha") == len(own) > 0
+    assert scenario.linked_by_events("beta") == 0
+    sizes = {"push_records": 100, "push_activity": 100, "pull": 100, "companies": 100, "company_links": 100}
+    linking = msgspec.structs.replace(_info("alpha", PEOPLE), batch_sizes=sizes)
+    assert events_floor(linking, 1_000, 250, 0, linked=150) == 10 + 3 + 2
+    unlinked = msgspec.structs.replace(linking, batch_sizes={"push_records": 100, "push_activity": 100})
+    assert events_floor(unlinked, 1_000, 250, 0, linked=150) == 10 + 3

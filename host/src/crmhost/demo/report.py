@@ -58,16 +58,22 @@ def initial_floor(
     return floor
 
 
-def events_floor(info: CrmInfo, activities: int, changed_contacts: int, enrollments: int) -> int:
+def events_floor(
+    info: CrmInfo, activities: int, changed_contacts: int, enrollments: int, linked: int = 0
+) -> int:
     """The fewest calls to log ``activities``, push ``changed_contacts`` and enroll contacts.
 
     Per call, as many as the CRM takes in one request (``batch_sizes``): a CRM without batch
-    writes declares 1 and is counted one call per activity or contact.
+    writes declares 1 and is counted one call per activity or contact. ``linked``: contacts
+    linked to their company for the first time (:meth:`~crmhost.demo.scenario.Scenario.linked_by_events`),
+    counted where the plugin links in calls of their own (``batch_sizes["company_links"]``).
     """
+    links = info.batch_sizes.get("company_links")
     return (
         math.ceil(activities / info.batch_sizes.get("push_activity", 1))
         + math.ceil(changed_contacts / info.batch_sizes.get("push_records", 1))
         + enrollments
+        + (math.ceil(linked / links) if links and "companies" in info.batch_sizes else 0)
     )
 
 

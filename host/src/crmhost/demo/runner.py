@@ -249,7 +249,13 @@ async def run_demo(opts: Options) -> tuple[str, list[str]]:
                         ),
                         initial_wall_s=initial[slug].wall_s,
                         events_calls=api_calls(events.calls[slug]),
-                        events_floor=events_floor(info, scenario.expected_activities(), changed, enrolled),
+                        events_floor=events_floor(
+                            info,
+                            scenario.expected_activities(),
+                            changed,
+                            enrolled,
+                            scenario.linked_by_events(slug),
+                        ),
                         events_wall_s=events.wall_s,
                         rate_limited=sum(p.calls[slug].get("rate_limited", 0) for p in initial.values())
                         + events.calls[slug].get("rate_limited", 0),

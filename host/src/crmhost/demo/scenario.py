@@ -246,6 +246,23 @@ class Scenario:
         ]
         return len({name.strip().lower() for name in linked} - known), len(linked)
 
+    def linked_by_events(self, slug: str) -> int:
+        """Contacts of ``slug``'s own that the events phase writes there first, with a company.
+
+        The initial syncs never write a CRM's own records that the platform agrees with; an
+        event that changes a contact (any kind but ``sent``) does, and links it to its company.
+        """
+        plan = self.crms[slug]
+        if "company" not in plan.traits.pushed:
+            return 0
+        changed = {e.email for e in self.events if e.kind != "sent"}
+        people = self.expected_people()
+        return sum(
+            1
+            for p in plan.new + plan.shared + plan.only
+            if p.email in changed and people.get(p.email, {}).get("company")
+        )
+
     def changed_later(self, slug: str) -> int:
         """Contacts in ``slug``'s CRM whose values the CRMs connected after it change.
 

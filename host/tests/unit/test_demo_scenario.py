@@ -113,3 +113,45 @@ def test_floors_count_what_one_call_takes() -> None:
     one = _info("one", PEOPLE, batch=1)
     # one record per call: every activity and every contact is a call of its own
     assert events_floor(one, 40, 7, 2) == 40 + 7 + 2
+
+
+def test_company_creates_and_links_count_where_the_plugin_declares_them() -> None:
+    listing = _info("alpha", PEOPLE)
+    # no ``companies`` batch: the plugin does not link companies, whatever the scenario says
+    assert initial_floor(listing, 250, 1_000, companies=(120, 900)) == 3 + 10
+    linking = msgspec.structs.replace(
+        listing, batch_sizes={"push_records": 100, "pull": 100, "companies": 100, "company_links": 100}
+    )
+    assert initial_floor(linking, 250, 1_000, companies=(120, 900)) == 3 + 10 + 2 + 9
+    inline = msgspec.structs.replace(listing, batch_sizes={"push_records": 1, "pull": 100, "companies": 1})
+    assert initial_floor(inline, 250, 1_000, companies=(120, 900)) == 3 + 1_000 + 120
+
+
+def test_companies_written_are_the_unions_contacts_the_crm_lacks() -> None:
+    crms = [CrmTraits.of(_info("alpha", [*PEOPLE, "company"])), CrmTraits.of(_info("beta", PEOPLE))]
+    scenario = build(crms, contacts=400, crm_contacts=400, events=0)
+    alpha = scenario.crms["alpha"]
+    kept = {p.email for p in alpha.new + alpha.shared + alpha.only}
+    written = {e: v for e, v in scenario.expected_people().items() if e not in kept}
+    with_company = [v["company"] for v in written.values() if v.get("company")]
+    created, linked = scenario.companies_written("alpha")
+    assert linked == len(with_company) > 0
+    own = {p.company.lower() for p in alpha.seeded_first + alpha.new if p.company}
+    assert created == len({c.lower() for c in with_company} - own) > 0
+    # beta's mapping does not write the company
+    assert scenario.companies_written("beta") == (0, 0)
+
+
+def test_the_events_link_the_crms_own_contacts_they_change_first() -> None:
+    crms = [CrmTraits.of(_info("alpha", [*PEOPLE, "company"])), CrmTraits.of(_info("beta", PEOPLE))]
+    scenario = build(crms, contacts=400, crm_contacts=400, events=3_000)
+    alpha = scenario.crms["alpha"]
+    changed = {e.email for e in scenario.events if e.kind != "sent"}
+    own = [p for p in alpha.new + alpha.shared + alpha.only if p.email in changed and p.company]
+    assert scenario.linked_by_events("alpha") == len(own) > 0
+    assert scenario.linked_by_events("beta") == 0
+    sizes = {"push_records": 100, "push_activity": 100, "pull": 100, "companies": 100, "company_links": 100}
+    linking = msgspec.structs.replace(_info("alpha", PEOPLE), batch_sizes=sizes)
+    assert events_floor(linking, 1_000, 250, 0, linked=150) == 10 + 3 + 2
+    unlinked = msgspec.structs.replace(linking, batch_sizes={"push_records": 100, "push_activity": 100})
+    assert events_floor(unlinked, 1_000, 250, 0, linked=150) == 10 + 3

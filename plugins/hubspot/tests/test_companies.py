@@ -128,6 +128,20 @@ async def test_a_changed_company_becomes_primary_and_the_old_one_stays_associate
     assert await companies_of(api, first[0].remote_id) == {"Acme": [], "Initech": ["Primary"]}
 
 
+async def test_a_contact_linked_lately_costs_no_search_even_once_the_name_is_forgotten(
+    ctx: IntegrationContext, admin: httpx.AsyncClient
+) -> None:
+    first = await push(ctx, [person(1, "Acme"), person(2, "Acme")])
+    # names are trusted for 15 minutes, a contact's link for a day: past the first, a push of
+    # the contacts' other fields must not look Acme up again to find it has nothing to do
+    forget_companies(HubSpotClient(ctx), ["Acme"])
+    before = await calls(admin)
+    await push(ctx, [person(1, "Acme", first[0].remote_id), person(2, " ACME", first[1].remote_id)])
+    after = await calls(admin)
+    spent = {k: after.get(k, 0) - before.get(k, 0) for k in (_UPDATE, _SEARCH, _CREATE, _ASSOCIATE)}
+    assert spent == {_UPDATE: 1, _SEARCH: 0, _CREATE: 0, _ASSOCIATE: 0}
+
+
 async def test_a_company_deleted_in_hubspot_is_made_again(
     ctx: IntegrationContext, api: httpx.AsyncClient
 ) -> None:

@@ -33,29 +33,47 @@ def api_calls(stats: dict[str, Any]) -> int:
     return sum(n for endpoint, n in stats.get("calls", {}).items() if "oauth" not in endpoint.lower())
 
 
-def initial_floor(info: CrmInfo, crm_records: int, pushed: int, later: int = 0) -> int:
+def initial_floor(
+    info: CrmInfo, crm_records: int, pushed: int, later: int = 0, companies: tuple[int, int] = (0, 0)
+) -> int:
     """The fewest calls an initial two-way sync can make: read every page, write every batch.
 
     A backfill reads the CRM's full listing, in ``batch_sizes["backfill"]`` records a page when
     that listing pages smaller than the incremental reads (``pull``). ``later``: contacts of
     this CRM that CRMs connected after it change on the platform (their initial syncs win
     conflicts), written back in batches of their own, since they come after this CRM's sync.
+    ``companies``: company records to create and contacts to link to one
+    (:meth:`~crmhost.demo.scenario.Scenario.companies_written`), for a plugin that declares
+    ``batch_sizes["companies"]`` (and ``["company_links"]`` when links are calls of their own).
+    Looking companies up is not counted: a plugin may know them already.
     """
     page = info.batch_sizes.get("backfill", info.batch_sizes.get("pull", 100))
     batch = info.batch_sizes.get("push_records", 1)
-    return math.ceil(crm_records / page) + math.ceil(pushed / batch) + math.ceil(later / batch)
+    floor = math.ceil(crm_records / page) + math.ceil(pushed / batch) + math.ceil(later / batch)
+    created, linked = companies
+    if "companies" in info.batch_sizes:
+        floor += math.ceil(created / info.batch_sizes["companies"])
+        if "company_links" in info.batch_sizes:
+            floor += math.ceil(linked / info.batch_sizes["company_links"])
+    return floor
 
 
-def events_floor(info: CrmInfo, activities: int, changed_contacts: int, enrollments: int) -> int:
+def events_floor(
+    info: CrmInfo, activities: int, changed_contacts: int, enrollments: int, linked: int = 0
+) -> int:
     """The fewest calls to log ``activities``, push ``changed_contacts`` and enroll contacts.
 
     Per call, as many as the CRM takes in one request (``batch_sizes``): a CRM without batch
-    writes declares 1 and is counted one call per activity or contact.
+    writes declares 1 and is counted one call per activity or contact. ``linked``: contacts
+    linked to their company for the first time (:meth:`~crmhost.demo.scenario.Scenario.linked_by_events`),
+    counted where the plugin links in calls of their own (``batch_sizes["company_links"]``).
     """
+    links = info.batch_sizes.get("company_links")
     return (
         math.ceil(activities / info.batch_sizes.get("push_activity", 1))
         + math.ceil(changed_contacts / info.batch_sizes.get("push_records", 1))
         + enrollments
+        + (math.ceil(linked / links) if links and "companies" in info.batch_sizes else 0)
     )
 
 

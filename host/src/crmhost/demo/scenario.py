@@ -225,6 +225,44 @@ class Scenario:
         """How many contacts every side holds after the sync."""
         return len(self.expected_people())
 
+    def companies_written(self, slug: str) -> tuple[int, int]:
+        """Company names new to ``slug``'s CRM, and contacts linked to a company there.
+
+        The initial syncs write every contact of the union that the CRM does not hold (and its
+        overlaps edited before the platform's write); each one with a company is linked to it,
+        and a company is created unless the CRM's own records name it already. Names compare
+        trimmed and case-insensitively, as the CRMs compare them. ``(0, 0)`` for a CRM whose
+        default mapping does not write the company.
+        """
+        plan = self.crms[slug]
+        if "company" not in plan.traits.pushed:
+            return 0, 0
+        kept = {p.email for p in plan.new + plan.shared + plan.only}
+        known = {p.company.strip().lower() for p in plan.seeded_first + plan.new if p.company}
+        linked = [
+            str(values["company"])
+            for email, values in self.expected_people().items()
+            if email not in kept and values.get("company")
+        ]
+        return len({name.strip().lower() for name in linked} - known), len(linked)
+
+    def linked_by_events(self, slug: str) -> int:
+        """Contacts of ``slug``'s own that the events phase writes there first, with a company.
+
+        The initial syncs never write a CRM's own records that the platform agrees with; an
+        event that changes a contact (any kind but ``sent``) does, and links it to its company.
+        """
+        plan = self.crms[slug]
+        if "company" not in plan.traits.pushed:
+            return 0
+        changed = {e.email for e in self.events if e.kind != "sent"}
+        people = self.expected_people()
+        return sum(
+            1
+            for p in plan.new + plan.shared + plan.only
+            if p.email in changed and people.get(p.email, {}).get("company")
+        )
+
     def changed_later(self, slug: str) -> int:
         """Contacts in ``slug``'s CRM whose values the CRMs connected after it change.
 

@@ -120,7 +120,10 @@ class CrmInfo(CanonicalStruct, frozen=True):
         objects: the record kinds it syncs.
         batch_sizes: the largest batch per hook (``push_records``, ``push_activity``) and per
             ``pull`` page; ``backfill``, when a full listing pages smaller than ``pull`` (the
-            report's floors use it for initial syncs).
+            report's floors use it for initial syncs). A plugin that links contacts to company
+            records adds ``companies`` (companies created per call) and, when a link is a call
+            of its own rather than part of the contact's write, ``company_links`` (links per
+            call); the demo's floors count those calls.
         rate_limit: the CRM's limits for one account.
         capabilities: what it can do.
         settings: the per-integration settings it reads.

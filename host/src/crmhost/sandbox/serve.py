@@ -33,9 +33,17 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def _config(app: Any) -> uvicorn.Config:
-    # held (timed-out) requests must not keep a stopping server alive for long
+    # held (timed-out) requests must not keep a stopping server alive for long. Idle connections
+    # stay open 75 s, as the CRMs' load balancers keep them (60 s and more): with uvicorn's 5 s,
+    # the same as httpx's keep-alive expiry, a client could reuse a connection the sandbox was
+    # closing that moment and get a ReadError (a 100,000-person seed in bench/run.py did)
     return uvicorn.Config(
-        app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=1
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=1,
+        timeout_keep_alive=75,
     )
 
 

@@ -12,10 +12,11 @@ previous primary to a plain association. Associations are never removed: a conta
 other companies in HubSpot (added by its users), and the platform cannot tell a company that was
 cleared from one it never knew (every push carries every field).
 
-A contact made primary with a company is not associated again with it for a while (per process,
-:data:`CACHE_TTL`): every push of a contact carries its company, and pushes of its other fields
-(engagement, scores) would otherwise cost an association call per batch. A primary company a
-HubSpot user changed meanwhile is set back on the first push after that.
+A contact made primary with a company is not associated again with it for a day (per process,
+:data:`LINK_TTL`), and its company's name is not even looked up for it: every push of a contact
+carries its company, and pushes of its other fields (engagement, scores) would otherwise cost a
+search and an association call per batch. A primary company a HubSpot user changed meanwhile is
+set back on the first push after that day, or at once when the platform's company changes.
 
 The name cache is what keeps one company per name across batches: HubSpot's search sees new records
 only after a lag (FACTS 2.4), so a company created by one batch may not be found by the next
@@ -41,6 +42,7 @@ __all__ = [
     "ASSOCIATE_PATH",
     "CACHE_TTL",
     "CREATE_PATH",
+    "LINK_TTL",
     "PER_CALL",
     "PRIMARY",
     "SEARCH_PATH",
@@ -59,6 +61,9 @@ PER_CALL = 100
 #: how long a name -> id pair is trusted without asking HubSpot again (a company may be renamed,
 #: merged or deleted there meanwhile; an association to a deleted one is retried after a search)
 CACHE_TTL = timedelta(minutes=15)
+#: how long a contact made primary with a company is taken to still have it (a HubSpot user may
+#: pick another primary meanwhile; the platform's company changing links it again at once)
+LINK_TTL = timedelta(days=1)
 _SEARCH_PAGE = 200
 #: names remembered per account before the expired ones are dropped
 _CACHE_MAX = 50_000
@@ -66,7 +71,7 @@ _RETRYABLE = frozenset({"RATE_LIMITS", "INTERNAL_ERROR"})
 
 # (API base, portal) -> name key -> (company id, when it was learned)
 _KNOWN: dict[tuple[str, str], dict[str, tuple[str, datetime]]] = {}
-# (API base, portal) -> contact id -> (the company it was made primary with, when)
+# (API base, portal) -> contact id -> (the name key of the company it was made primary with, when)
 _LINKED: dict[tuple[str, str], dict[str, tuple[str, datetime]]] = {}
 
 
@@ -98,9 +103,9 @@ def _cache(
     return caches.setdefault((client.ctx.url(API), account), {})
 
 
-def _trim(cache: dict[str, tuple[str, datetime]], now: datetime) -> None:
+def _trim(cache: dict[str, tuple[str, datetime]], now: datetime, ttl: timedelta = CACHE_TTL) -> None:
     if len(cache) > _CACHE_MAX:
-        for stale in [k for k, (_, seen) in cache.items() if now - seen >= CACHE_TTL]:
+        for stale in [k for k, (_, seen) in cache.items() if now - seen >= ttl]:
             del cache[stale]
 
 
@@ -215,17 +220,19 @@ async def link_companies(
         wanted[result.remote_id] = name_key(name)
         names.setdefault(name_key(name), name.strip())
         owner[result.remote_id] = key
+    # a contact made primary with this company lately is not associated again, nor its name
+    # looked up: pushes of a contact's other fields (engagement, scores) would otherwise cost a
+    # search and an association call each batch
+    linked, now = _cache(client, _LINKED), client.ctx.now()
+    wanted = {
+        c: k
+        for c, k in wanted.items()
+        if not (c in linked and linked[c][0] == k and now - linked[c][1] < LINK_TTL)
+    }
     if not wanted:
         return done
-    ids, failed_names = await _resolve(client, names)
-    # a contact made primary with this company lately is not associated again: pushes of a
-    # contact's other fields (engagement, scores) would otherwise cost a call each batch
-    linked, now = _cache(client, _LINKED), client.ctx.now()
-    pairs = {
-        c: ids[k]
-        for c, k in wanted.items()
-        if k in ids and not (c in linked and linked[c][0] == ids[k] and now - linked[c][1] < CACHE_TTL)
-    }
+    ids, failed_names = await _resolve(client, {k: names[k] for k in set(wanted.values())})
+    pairs = {c: ids[k] for c, k in wanted.items() if k in ids}
     failed = await _associate(client, pairs)
     gone = {wanted[c] for c in failed}
     if gone:
@@ -237,12 +244,12 @@ async def link_companies(
             del failed[contact]
         pairs.update(retry)
         failed.update(await _associate(client, retry))
-    _trim(linked, now)
+    _trim(linked, now, LINK_TTL)
     for contact, key in wanted.items():
         why = failed.get(contact) or failed_names.get(key)
         if why is None:
             if contact in pairs:
-                linked[contact] = (pairs[contact], now)
+                linked[contact] = (key, now)
             continue
         record_key = owner[contact]
         done[record_key] = RecordResult(

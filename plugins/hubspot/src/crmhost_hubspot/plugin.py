@@ -31,7 +31,7 @@ from crmhost.models import (
     WebhookResult,
     WebhookRouting,
 )
-from crmhost_hubspot import activity, auth, properties, pull, records
+from crmhost_hubspot import activity, auth, companies, properties, pull, records
 from crmhost_hubspot.client import WINDOW_MARGIN_S, HubSpotClient
 from crmhost_hubspot.mapping import DEFAULT_MAPPING, map_record
 from crmhost_hubspot.webhooks import EventDeduplicator, parse_events, verify
@@ -76,6 +76,9 @@ _INFO = CrmInfo(
         "pull": pull.SEARCH_PAGE,
         # a backfill pages the list endpoint (search stops at 10,000 results): 100 a page
         "backfill": pull.LIST_PAGE,
+        # companies are created in batches, and contacts associated with them in calls of their own
+        "companies": companies.PER_CALL,
+        "company_links": companies.PER_CALL,
     },
     rate_limit=RATE_LIMIT,
     capabilities=[

@@ -69,7 +69,13 @@ _INFO = CrmInfo(
         scope_separator=",",
     ),
     objects=[ObjectType.CONTACT, ObjectType.COMPANY],
-    batch_sizes={"push_records": records.BATCH_SIZE, "push_activity": activity.BATCH_SIZE, "pull": pull.PAGE},
+    # no batch write: an organization per call; org_id rides in the person's write
+    batch_sizes={
+        "push_records": records.BATCH_SIZE,
+        "push_activity": activity.BATCH_SIZE,
+        "pull": pull.PAGE,
+        "companies": 1,
+    },
     rate_limit=RATE_LIMIT,
     capabilities=[
         Capability.PUSH_RECORDS,

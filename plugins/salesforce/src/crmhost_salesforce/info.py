@@ -12,6 +12,7 @@ from crmhost.models import (
     SettingSpec,
     WebhookRouting,
 )
+from crmhost_salesforce.batching import COLLECTION_SIZE, PER_COMPOSITE
 from crmhost_salesforce.client import API_VERSION, DEFAULT_DAILY_PAUSE_S
 from crmhost_salesforce.mapping import DEFAULT_MAPPING
 from crmhost_salesforce.records import DEFAULT_EXTERNAL_ID
@@ -33,7 +34,13 @@ INFO = CrmInfo(
     ),
     objects=[ObjectType.CONTACT, ObjectType.LEAD, ObjectType.COMPANY],
     # one composite call: 5 collections of 200; one query page: 2,000 records
-    batch_sizes={"push_records": 1000, "push_activity": 1000, "pull": 2000},
+    # Accounts: 200 a collection, 5 collections a composite call; AccountId rides in the write
+    batch_sizes={
+        "push_records": 1000,
+        "push_activity": 1000,
+        "pull": 2000,
+        "companies": COLLECTION_SIZE * PER_COMPOSITE,
+    },
     # no per-second limit, a rolling daily allocation per org (100,000 + per-licence adders)
     rate_limit=RateLimitPolicy(requests=1000, per_seconds=1.0, daily=100_000),
     capabilities=[

@@ -33,6 +33,7 @@ from crmhost.models.mapping import (
 )
 from crmhost.models.records import (
     CONTACT_FIELDS,
+    EVENT_FIELDS,
     Company,
     Contact,
     ObjectType,
@@ -45,6 +46,7 @@ from crmhost.models.webhooks import WebhookReply, WebhookRequest, WebhookResult,
 
 __all__ = [
     "CONTACT_FIELDS",
+    "EVENT_FIELDS",
     "Activity",
     "ActivityResult",
     "ApiKeyGrant",

@@ -56,6 +56,18 @@ class Contact(CanonicalStruct, frozen=True):
 #: Canonical contact field names, in declaration order (``custom`` excluded).
 CONTACT_FIELDS: tuple[str, ...] = tuple(f for f in Contact.__struct_fields__ if f != "custom")
 
+#: Contact fields the platform computes from email events. A CRM shows them but never decides
+#: them: mapped from the CRM, a pull that read a record before our latest write would put an
+#: older count or score back on the platform (and on to every other CRM).
+EVENT_FIELDS: tuple[str, ...] = (
+    "lead_score",
+    "engagement_score",
+    "total_opens",
+    "total_clicks",
+    "last_email_opened",
+    "last_campaign",
+)
+
 
 class Company(CanonicalStruct, frozen=True):
     """A company (Salesforce Account, HubSpot company, Pipedrive organization)."""

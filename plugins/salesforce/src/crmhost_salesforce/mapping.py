@@ -25,6 +25,7 @@ from crmhost.models import (
 __all__ = ["ACCOUNT_NAME", "DEFAULT_MAPPING", "decode_value", "encode_value", "map_record", "sobject_for"]
 
 C, L, A = ObjectType.CONTACT, ObjectType.LEAD, ObjectType.COMPANY
+_OUT = FieldDirection.TO_CRM
 #: a Contact's company: the SOQL path of its Account's name (the plugin finds or creates the
 #: Account of that name and sets ``AccountId``, see crmhost_salesforce.accounts)
 ACCOUNT_NAME = "Account.Name"
@@ -47,10 +48,11 @@ DEFAULT_MAPPING: list[FieldMapping] = [
     _m(C, "state", "MailingState"),
     _m(C, "country", "MailingCountry"),
     _m(C, "lead_source", "LeadSource"),
-    _m(C, "lead_score", "PenguinMails_Lead_Score__c", "number"),
-    _m(C, "last_email_opened", "PenguinMails_Last_Email_Opened__c", "datetime"),
-    _m(C, "total_opens", "PenguinMails_Total_Opens__c", "number"),
-    _m(C, "total_clicks", "PenguinMails_Total_Clicks__c", "number"),
+    # computed by the platform from email events: shown in Salesforce, never read back
+    _m(C, "lead_score", "PenguinMails_Lead_Score__c", "number", direction=_OUT),
+    _m(C, "last_email_opened", "PenguinMails_Last_Email_Opened__c", "datetime", direction=_OUT),
+    _m(C, "total_opens", "PenguinMails_Total_Opens__c", "number", direction=_OUT),
+    _m(C, "total_clicks", "PenguinMails_Total_Clicks__c", "number", direction=_OUT),
     _m(C, "unsubscribed", "PenguinMails_Unsubscribed__c", "bool"),
     # roadmap "salesforce_lead"
     _m(L, "email", "Email"),
@@ -64,8 +66,8 @@ DEFAULT_MAPPING: list[FieldMapping] = [
     _m(L, "country", "Country"),
     _m(L, "lead_status", "Status"),
     _m(L, "rating", "Rating"),
-    _m(L, "engagement_score", "PenguinMails_Engagement_Score__c", "number"),
-    _m(L, "last_campaign", "PenguinMails_Last_Campaign__c"),
+    _m(L, "engagement_score", "PenguinMails_Engagement_Score__c", "number", direction=_OUT),
+    _m(L, "last_campaign", "PenguinMails_Last_Campaign__c", direction=_OUT),
     # companies
     _m(A, "name", "Name"),
     _m(A, "domain", "Website"),

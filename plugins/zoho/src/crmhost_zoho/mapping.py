@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from crmhost.errors import PermanentError
-from crmhost.models import FieldDirection, FieldMapping, MappingDirection, ObjectType, Record
+from crmhost.models import EVENT_FIELDS, FieldDirection, FieldMapping, MappingDirection, ObjectType, Record
 
 __all__ = [
     "DEFAULT_MAPPING",
@@ -35,7 +35,10 @@ def _m(obj: ObjectType, local: str, remote: str, remote_type: str = "string", **
 
 
 def _custom(obj: ObjectType, local: str, remote_type: str = "string") -> FieldMapping:
-    return _m(obj, local, f"penguinmails_{local}", remote_type, create_if_missing=True)
+    # scores and engagement counts are computed by the platform from email events: shown in
+    # Zoho, never read back (a pull that read an older write would put an older count back)
+    direction = FieldDirection.TO_CRM if local in EVENT_FIELDS else FieldDirection.BOTH
+    return _m(obj, local, f"penguinmails_{local}", remote_type, create_if_missing=True, direction=direction)
 
 
 _PERSON_COMMON = [

@@ -9,6 +9,7 @@ import msgspec
 import pytest
 
 from crmhost.models import (
+    EVENT_FIELDS,
     Company,
     Contact,
     FieldDirection,
@@ -70,6 +71,18 @@ def _flat(fields: dict[str, Any]) -> dict[str, Any]:
 
 class MappingContract:
     """``map_fields`` TO_CRM then FROM_CRM with the default mapping gives the values back."""
+
+    @covers("crm_info")
+    def test_event_computed_fields_only_go_to_the_crm(self, crm: CrmUnderTest) -> None:
+        """Scores and engagement counts are the platform's: the CRM shows them, never sets them."""
+        two_way = [
+            f"{m.object.value}.{m.local} -> {m.remote}"
+            for m in crm.info.default_mapping
+            if m.object in (ObjectType.CONTACT, ObjectType.LEAD)
+            and m.local in EVENT_FIELDS
+            and m.direction in (FieldDirection.BOTH, FieldDirection.FROM_CRM)
+        ]
+        assert not two_way, f"platform-computed fields mapped from the CRM (use direction to_crm): {two_way}"
 
     @covers("map_fields")
     def test_the_default_mapping_round_trips(self, crm: CrmUnderTest) -> None:

@@ -147,3 +147,14 @@ async def test_a_blank_mandatory_field_does_not_clear_it_or_block_the_rest(org: 
     assert (record["Last_Name"], record["Title"]) == ("Keeper", "CTO")
     [refused] = await records.push_records(ctx, _batch([{"Email": "new@example.com", "Last_Name": None}]))
     assert not refused.ok and refused.error_code == "MANDATORY_NOT_FOUND" and refused.field == "Last_Name"
+
+
+async def test_the_inspector_shows_the_scores_we_only_write(org: Any, contexts: Any) -> None:
+    ctx = contexts()
+    row = {"Email": "score@example.com", "Last_Name": "Score", "penguinmails_total_opens": 3}
+    [result] = await records.push_records(ctx, _batch([row]))
+    assert result.ok, result
+    people = org.admin.get("/_sandbox/people").json()["people"]
+    [person] = [p for p in people if p["id"] == result.remote_id]
+    # total_opens goes only to Zoho (never read back by pulls), yet a CRM user sees it
+    assert person["fields"]["total_opens"] == 3

@@ -15,7 +15,7 @@ from litestar.exceptions import HTTPException, MethodNotAllowedException, NotFou
 from litestar.handlers import BaseRouteHandler
 from litestar.types import ExceptionHandler, Receive, Scope, Send
 
-from crmhost.models import CONTACT_FIELDS, MappingDirection, ObjectType, Record
+from crmhost.models import CONTACT_FIELDS, FieldDirection, MappingDirection, ObjectType, Record
 from crmhost.sandbox import (
     ActivityView,
     IssuedTokens,
@@ -45,6 +45,12 @@ __all__ = ["CREDITS_POLICY", "ZohoSandbox"]
 #: the name of the credits window
 CREDITS_POLICY = "CREDITS"
 _PEOPLE = {"Contacts": ObjectType.CONTACT, "Leads": ObjectType.LEAD}
+#: the default mapping read in every direction: the inspector shows the fields the plugin only
+#: writes (scores, engagement counts) too
+_INSPECTED = [
+    m if m.direction is FieldDirection.NONE else msgspec.structs.replace(m, direction=FieldDirection.BOTH)
+    for m in DEFAULT_MAPPING
+]
 _SYSTEM = frozenset({"id", "Owner", "Created_Time", "Modified_Time", "Created_By", "Modified_By"})
 Handler = Callable[[Request[Any, Any, Any], Any], Awaitable[tuple[int, Any]] | tuple[int, Any]]
 
@@ -294,7 +300,7 @@ class ZohoSandbox(Sandbox):
 
     def _person_view(self, module: str, record: Mapping[str, Any], deleted: bool) -> PersonView:
         raw = Record(object=_PEOPLE[module], key=str(record.get("Email") or ""), fields=dict(record))
-        fields = dict(map_record(raw, MappingDirection.FROM_CRM, DEFAULT_MAPPING).fields)
+        fields = dict(map_record(raw, MappingDirection.FROM_CRM, _INSPECTED).fields)
         if isinstance(fields.get("email"), str):
             fields["email"] = fields["email"].lower()
         return PersonView(id=str(record["id"]), fields=fields, deleted=deleted)

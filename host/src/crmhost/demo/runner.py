@@ -155,7 +155,7 @@ async def _events(stack: Stack, scenario: Scenario, opts: Options) -> Phase:
         for slug, plan in scenario.crms.items()
         if plan.traits.logs_activity
     }
-    changed = len({e.email for e in scenario.events if e.kind != "sent"})
+    changed = len(scenario.changed_by_events())
     calls = {
         slug: events_floor(stack.host.plugins.info(slug), want, changed, 0)
         for slug, plan in scenario.crms.items()
@@ -233,7 +233,7 @@ async def run_demo(opts: Options) -> tuple[str, list[str]]:
                         scenario, slug, snap, platform, workflow=THRESHOLD_WORKFLOW, triggered=triggered
                     )
                 pushed = scenario.union_size() - plan.size + len(plan.old)
-                changed = len({e.email for e in scenario.events if e.kind != "sent"})
+                changed = len(scenario.changed_by_events())
                 enrolled = sum(snap.enrollments.values())
                 figures.append(
                     CrmFigures(

@@ -246,6 +246,10 @@ class Scenario:
         ]
         return len({name.strip().lower() for name in linked} - known), len(linked)
 
+    def changed_by_events(self) -> set[str]:
+        """Emails of the contacts an event changes (any kind but ``sent``): each one is pushed."""
+        return {e.email for e in self.events if e.kind != "sent"}
+
     def linked_by_events(self, slug: str) -> int:
         """Contacts of ``slug``'s own that the events phase writes there first, with a company.
 
@@ -255,7 +259,7 @@ class Scenario:
         plan = self.crms[slug]
         if "company" not in plan.traits.pushed:
             return 0
-        changed = {e.email for e in self.events if e.kind != "sent"}
+        changed = self.changed_by_events()
         people = self.expected_people()
         return sum(
             1

@@ -56,9 +56,10 @@ class Contact(CanonicalStruct, frozen=True):
 #: Canonical contact field names, in declaration order (``custom`` excluded).
 CONTACT_FIELDS: tuple[str, ...] = tuple(f for f in Contact.__struct_fields__ if f != "custom")
 
-#: Contact fields the platform computes from email events. A CRM shows them but never decides
-#: them: mapped from the CRM, a pull that read a record before our latest write would put an
-#: older count or score back on the platform (and on to every other CRM).
+#: Contact fields the platform computes from email events (``unsubscribed`` is set by the
+#: unsubscribe event). A CRM shows them but never decides them: mapped from the CRM, a pull that
+#: read a record before our latest write would put an older value back on the platform (and on
+#: to every other CRM).
 EVENT_FIELDS: tuple[str, ...] = (
     "lead_score",
     "engagement_score",
@@ -66,6 +67,7 @@ EVENT_FIELDS: tuple[str, ...] = (
     "total_clicks",
     "last_email_opened",
     "last_campaign",
+    "unsubscribed",
 )
 
 

@@ -53,7 +53,7 @@ DEFAULT_MAPPING: list[FieldMapping] = [
     _m(C, "last_email_opened", "PenguinMails_Last_Email_Opened__c", "datetime", direction=_OUT),
     _m(C, "total_opens", "PenguinMails_Total_Opens__c", "number", direction=_OUT),
     _m(C, "total_clicks", "PenguinMails_Total_Clicks__c", "number", direction=_OUT),
-    _m(C, "unsubscribed", "PenguinMails_Unsubscribed__c", "bool"),
+    _m(C, "unsubscribed", "PenguinMails_Unsubscribed__c", "bool", direction=_OUT),
     # roadmap "salesforce_lead"
     _m(L, "email", "Email"),
     _m(L, "first_name", "FirstName"),

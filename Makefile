@@ -10,6 +10,9 @@ SRC_PATHS := host/src $(wildcard plugins/*/src)
 # each plugin's src/ is an import root like host/src, else mypy sees its files under two names
 export MYPYPATH := $(shell ls -d plugins/*/src 2>/dev/null | paste -sd: -)
 
+# pip puts uv in ~/.local/bin when it installs for the user only (not root, or a system Python)
+export PATH := $(HOME)/.local/bin:$(PATH)
+
 .PHONY: test lint serve sync uv pytest demo demo-small demo-full
 
 uv:
@@ -41,9 +44,10 @@ lint: sync
 serve: sync
 	uv run crmhost serve
 
-# the whole product on this machine, roadmap-sized: host (SQLite, in-process jobs), both CRM
-# sandboxes connected through OAuth, 10,000 + 10,000 contacts, 50,000 events, deletes both ways;
-# exits non-zero unless every side ends as expected (figures: docs/performance.md)
+# the whole product on this machine, roadmap-sized: host (SQLite, in-process jobs), the sandbox
+# of every installed CRM plugin connected through OAuth, 10,000 + 10,000 contacts, 50,000
+# events, deletes both ways; exits non-zero unless every side ends as expected (figures:
+# docs/performance.md)
 demo: sync
 	uv run python -m crmhost.demo
 

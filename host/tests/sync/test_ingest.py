@@ -16,6 +16,7 @@ from crmhost.db.platform import ContactRow, EmailEventRow
 from crmhost.db.syncstate import OutboxRow
 from crmhost.runtime import Host
 from crmhost.services.tenants import create_tenant
+from crmhost.sync.decay import decay_scores
 from crmhost.sync.ingest import delete_contact, ingest_events, upsert_contacts
 
 from ..support.plain_host import plain_host
@@ -154,7 +155,7 @@ async def test_events_counters_scores_and_default_rules(host: Host) -> None:
         {"id": "bad", "kind": "forwarded", "email": "ann@x.io", "occurred_at": T0.isoformat()},
         _event(2, "opened", "ann@x.io", T0),  # same id again in the batch
     ]
-    result = await ingest_events(host, tenant, events)
+    result = await ingest_events(host, tenant, events, now=T0 + timedelta(hours=4))
     assert (result.accepted, result.duplicate, result.rejected, result.contacts_created) == (5, 1, 1, 1)
     assert result.duplicate_rows == [6] and result.errors[0].row == 5
     assert result.errors[0].errors[0]["field"] == "kind"
@@ -188,6 +189,22 @@ async def test_events_counters_scores_and_default_rules(host: Host) -> None:
     assert (await _contact(host, tenant, "ann@x.io")).total_opens == 2
     async with host.db.session(tenant) as s:
         assert await s.scalar(select(func.count()).select_from(EmailEventRow)) == 5
+
+
+async def test_backfilled_events_show_the_score_as_of_the_ingest(host: Host) -> None:
+    tenant = await _tenant(host)
+    await _integration(host, tenant)
+    clicks = [_event(n, "clicked", "old@x.io", T0 + timedelta(minutes=n)) for n in range(8)]
+    month_later = T0 + timedelta(days=30, minutes=7)  # one default half-life after the last click
+    await ingest_events(host, tenant, clicks, now=month_later)
+    row = await _contact(host, tenant, "old@x.io")
+    assert (row.lead_score, row.engagement_score) == (40, 80)  # 80 at the clicks, halved since
+    # so the hourly decay pass that follows has nothing to write, and nothing to push twice
+    assert (await decay_scores(host, tenant, now=month_later + timedelta(hours=1))).changed == 0
+    assert len([o for o in await _outbox(host, tenant) if o.kind == "record"]) == 1
+    # an event at the ingest clock counts on from the decayed score
+    await ingest_events(host, tenant, [_event(9, "opened", "old@x.io", month_later)], now=month_later)
+    assert (await _contact(host, tenant, "old@x.io")).lead_score == 45
 
 
 async def test_late_events_do_not_move_last_values_back(host: Host) -> None:

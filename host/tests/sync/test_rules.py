@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -234,11 +235,13 @@ async def test_threshold_fires_once_per_crossing_with_hysteresis(host: Host) -> 
     await upsert_contacts(host, tenant, [{"email": "hot@x.io"}])
     at = iter(T0 + timedelta(minutes=m) for m in range(1000))
     n = iter(range(1000))
+    # the scorer's clock just after the events: the hour's decay rounds away
+    ingest = partial(ingest_events, now=T0 + timedelta(hours=1))
     # 7 clicks = 70: below 75, nothing
-    await ingest_events(host, tenant, [_ev(next(n), "clicked", "hot@x.io", next(at)) for _ in range(7)])
+    await ingest(host, tenant, [_ev(next(n), "clicked", "hot@x.io", next(at)) for _ in range(7)])
     assert await _rows(host, tenant, "workflow") == []
     # one more click crosses 75 (80): one workflow row per integration with the rule
-    await ingest_events(host, tenant, [_ev(next(n), "clicked", "hot@x.io", next(at))])
+    await ingest(host, tenant, [_ev(next(n), "clicked", "hot@x.io", next(at))])
     rows = await _rows(host, tenant, "workflow")
     assert sorted(r.integration_id for r in rows) == sorted([a, b])
     assert (
@@ -247,29 +250,29 @@ async def test_threshold_fires_once_per_crossing_with_hysteresis(host: Host) -> 
     )
     assert rows[0].payload["trigger_id"].startswith("wf-")
     # staying above: never again; dropping to 70 (above 65) and back up: still disarmed
-    await ingest_events(
+    await ingest(
         host,
         tenant,
         [_ev(next(n), "opened", "hot@x.io", next(at)), _ev(next(n), "bounced", "hot@x.io", next(at))],
     )
-    await ingest_events(host, tenant, [_ev(next(n), "bounced", "hot@x.io", next(at))])
-    await ingest_events(host, tenant, [_ev(next(n), "clicked", "hot@x.io", next(at))])
+    await ingest(host, tenant, [_ev(next(n), "bounced", "hot@x.io", next(at))])
+    await ingest(host, tenant, [_ev(next(n), "clicked", "hot@x.io", next(at))])
     assert len(await _rows(host, tenant, "workflow")) == 2
     async with host.db.session(tenant) as s:
         states = list(await s.scalars(select(RuleState)))
         assert len(states) == 2 and all(st.fired for st in states)
     # falling below 65 re-arms; crossing again (within one batch) fires exactly once more
-    await ingest_events(host, tenant, [_ev(next(n), "unsubscribed", "hot@x.io", next(at))])
+    await ingest(host, tenant, [_ev(next(n), "unsubscribed", "hot@x.io", next(at))])
     async with host.db.session(tenant) as s:
         assert not any(st.fired for st in await s.scalars(select(RuleState)))
         score = await s.scalar(select(ContactRow.lead_score))
     assert score is not None and score < 65
-    await ingest_events(host, tenant, [_ev(next(n), "replied", "hot@x.io", next(at)) for _ in range(3)])
+    await ingest(host, tenant, [_ev(next(n), "replied", "hot@x.io", next(at)) for _ in range(3)])
     assert len(await _rows(host, tenant, "workflow")) == 4
     # a replay of every event so far changes nothing
     before = len(await _rows(host, tenant, "workflow"))
     replay = [_ev(i, "clicked", "hot@x.io", T0) for i in range(next(n))]
-    result = await ingest_events(host, tenant, replay)
+    result = await ingest(host, tenant, replay)
     assert result.accepted == 0 and len(await _rows(host, tenant, "workflow")) == before
 
 

@@ -1,6 +1,6 @@
 """Lead-score decay over time: the stored score follows the half-life, and the CRMs see it.
 
-:mod:`crmhost.sync.scoring` keeps ``lead_score`` as of a contact's latest event. Without a
+:mod:`crmhost.sync.scoring` keeps ``lead_score`` as of a contact's latest ingest. Without a
 pass over time a contact who stops engaging would keep a hot score in the CRM forever, so
 :func:`decay_scores` (hourly, from the ``decay_scores`` cron) writes each contact's score
 decayed to ``now`` when its rounded value moved, and marks the contact for push to every

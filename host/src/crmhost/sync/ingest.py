@@ -51,7 +51,13 @@ from crmhost.sync.contacts import CUSTOM_PREFIX, apply_values
 from crmhost.sync.erasure import erased_among, lift_erasures
 from crmhost.sync.outbox import add_rows, pushing_integrations
 from crmhost.sync.rules import RulePlan, resolve_value, without_activities, without_workflows
-from crmhost.sync.scoring import apply_event, engagement_after, model_from_settings, reset_score
+from crmhost.sync.scoring import (
+    apply_event,
+    engagement_after,
+    model_from_settings,
+    reset_score,
+    score_at_time,
+)
 from crmhost.sync.validation import EventIn, RowError, check_contact, check_event
 
 __all__ = ["ContactsResult", "EventsResult", "delete_contact", "ingest_events", "upsert_contacts"]
@@ -321,6 +327,8 @@ class _Applied:
     #: events of a contact already unsubscribed when they happened, with the tenant's consent
     #: setting on: stored and counted here, never pushed to a CRM
     withheld: set[str] = field(default_factory=set)
+    #: the score shown after the last event, and as of ingest (see :func:`_decay_to`)
+    decay: tuple[int, int] | None = None
 
 
 def _apply_events(
@@ -370,12 +378,30 @@ def _apply_events(
     return applied
 
 
+def _decay_to(values: _Values, applied: _Applied, now: datetime, model: Any) -> None:
+    """Show the score as of ``now``, not as of the contact's latest event.
+
+    Events are often dated days back (a backfill, a late batch): shown as of the event, the
+    score would be pushed once now and again, decayed, by the next hourly decay pass. The
+    decay is one more move, so threshold rules re-arm as they would in that pass.
+    """
+    if not applied.moves:
+        return
+    shown = applied.moves[-1][1]
+    decayed = score_at_time(values.row, now, model)
+    if decayed != shown:
+        values.set("lead_score", decayed)
+        applied.decay = (shown, decayed)
+
+
 async def _events_chunk(
     session: AsyncSession,
     tenant_id: str,
     items: Sequence[tuple[int, EventIn]],
     now: datetime,
     crms: _Crms,
+    *,
+    scored_at: datetime,
 ) -> tuple[EventsResult, set[str]]:
     out = EventsResult()
     seen = set(
@@ -433,6 +459,7 @@ async def _events_chunk(
         applied = _apply_events(
             values, events, plan, model, campaign_times.get(row.id), withhold_unsubscribed=withhold
         )
+        _decay_to(values, applied, scored_at, model)
         changed = apply_values(row, values.new, at=now)
         if changed and email not in created:
             changed_rows.append(row)
@@ -457,6 +484,9 @@ async def _events_chunk(
             for b, a, e in applied.moves
             if a != b and e.id not in applied.withheld
         ]
+        if applied.decay:
+            cause = f"decay:{scored_at.isoformat()}"
+            moves.append(Move(row.id, row.email, *applied.decay, cause, scored_at))
     # contacts first: events and rule state refer to them
     new = [column_values(contacts[e]) for e in created if e in by_contact]
     await write_contacts(session, new, changed_rows)
@@ -485,16 +515,21 @@ async def _events_chunk(
     return out, touched - await hold_while_backfilling(session, crms.pulling, touched)
 
 
-async def ingest_events(host: Host, tenant_id: str, rows: Sequence[Any]) -> EventsResult:
+async def ingest_events(
+    host: Host, tenant_id: str, rows: Sequence[Any], *, now: datetime | None = None
+) -> EventsResult:
     """Store email events once each and apply what they cause, in the same transactions.
 
     Counters (opens, clicks, last opened, last campaign, unsubscribed), lead and engagement
     scores, rule effects, and the outbox rows for activities, record pushes and workflows are
     written together, in one transaction for the whole batch. A repeated id (in this batch or
     any earlier) is a no-op, so resending a batch whose answer was lost is harmless.
+
+    ``now`` is the scorer's clock (the current time by default): lead scores are shown decayed
+    to it, and events dated after it are refused. Tests move time by passing it.
     """
     result = EventsResult()
-    now = datetime.now(UTC)
+    now = now or datetime.now(UTC)
     valid: list[tuple[int, EventIn]] = []
     ids: set[str] = set()
     for index, raw in enumerate(rows):
@@ -515,7 +550,9 @@ async def ingest_events(host: Host, tenant_id: str, rows: Sequence[Any]) -> Even
         touched: set[str] = set()
         for start in range(0, len(valid), CHUNK):
             chunk = valid[start : start + CHUNK]
-            part, chunk_touched = await _events_chunk(session, tenant_id, chunk, datetime.now(UTC), crms)
+            part, chunk_touched = await _events_chunk(
+                session, tenant_id, chunk, datetime.now(UTC), crms, scored_at=now
+            )
             total.accepted += part.accepted
             total.duplicate += part.duplicate
             total.contacts_created += part.contacts_created

@@ -14,10 +14,10 @@ gives points per event kind and a half-life. Scores are kept incrementally on th
 - ``engagement_score`` is lifetime positive engagement: the undecayed sum of positive points,
   capped at 100 (a cap over non-negative additions is order-independent too).
 
-The approximation: a stored ``lead_score`` is the score *as of the contact's latest event*. It
-does not decay further while no events arrive (nothing rewrites every contact every day); the
-next event decays it to that event's time. :func:`score_at_time` gives the decayed value at any
-moment for readers that need "now".
+The approximation: a stored ``lead_score`` is the score *as of the latest ingest of the
+contact's events* (decayed to that moment, :mod:`crmhost.sync.ingest`) or of the hourly decay
+pass (:mod:`crmhost.sync.decay`), whichever came last; between the two it does not move.
+:func:`score_at_time` gives the decayed value at any moment for readers that need "now".
 """
 
 from __future__ import annotations

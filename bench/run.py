@@ -45,7 +45,9 @@ import resource
 import statistics
 import tempfile
 import time
-from contextlib import AsyncExitStack, ExitStack
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, ExitStack, asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,7 @@ from crmhost.demo.report import api_calls, initial_floor, rate_limit_floor_s
 from crmhost.demo.scenario import CrmTraits, Person
 from crmhost.demo.stack import Stack, StackConfig, open_stack
 from crmhost.demo.steps import put_contacts, settle
+from crmhost.models import CrmInfo
 from crmhost.services.tenants import create_tenant
 from crmhost.testing.crmstack import installed_crms
 from crmhost.testing.servers import ServerUnavailable, postgres_server, redis_server
@@ -128,20 +131,42 @@ async def _naive_worker(stack: Stack, exits: AsyncExitStack) -> None:
     exits.push_async_callback(stop)
 
 
-async def _sync(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
-    crm = args.crm
+async def _seed(stack: Stack, crm: str, contacts: int, label: str = "") -> tuple[int, float]:
+    """A tenant's data: ``contacts`` platform contacts, a tenth as many CRM-only persons in ``crm``.
+
+    The CRM's are created as its users would, before any clock starts. Returns the size of the
+    union and the seconds the platform's upload (``PUT /v1/contacts:bulk``) took.
+    """
     traits = CrmTraits.of(stack.host.plugins.info(crm))
-    crm_only = [_person(i, "crm") for i in range(args.contacts // 10)]
-    platform = [_person(i, "pf") for i in range(args.contacts)]
-    # created as the CRM's users would, before the clock starts
+    crm_only = [_person(i, "crm") for i in range(contacts // 10)]
     await create_in_crm(
         stack, crm, ({k: v for k, v in p.values().items() if k in traits.two_way} for p in crm_only)
     )
+    platform = [_person(i, "pf") for i in range(contacts)]
     began = time.monotonic()
-    await put_contacts(stack, platform, chunk=10_000)
-    ingest_s = time.monotonic() - began
+    await put_contacts(stack, platform, chunk=10_000, label=label)
+    return len(platform) + len(crm_only), time.monotonic() - began
+
+
+def _calls(info: CrmInfo, stats: list[dict[str, Any]], floor: int) -> dict[str, Any]:
+    """The CRM calls of one or more accounts' sandbox stats, against ``floor``."""
+    calls = sum(api_calls(one) for one in stats)
+    by_endpoint: Counter[str] = Counter()
+    for one in stats:
+        by_endpoint.update(one.get("calls", {}))
+    return {
+        "api_calls": calls,
+        "api_call_floor": floor,
+        "calls_over_floor_pct": round(100 * (calls - floor) / floor, 1) if floor else None,
+        "rate_limited": sum(one.get("rate_limited", 0) for one in stats),
+        "calls_by_endpoint": dict(by_endpoint),
+    }
+
+
+async def _sync(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
+    crm = args.crm
+    union, ingest_s = await _seed(stack, crm, args.contacts)
     await stack.reset_stats(crm)
-    union = len(platform) + len(crm_only)
     started = time.monotonic()
     await stack.connect(crm)
     finished = await settle(
@@ -155,22 +180,16 @@ async def _sync(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
         poll_s=0.2,
     )
     wall_s = finished - started
-    stats = await stack.stats(crm)
     info = stack.host.plugins.info(crm)
-    calls = api_calls(stats)
-    floor = initial_floor(info, len(crm_only), len(platform))
+    floor = initial_floor(info, args.contacts // 10, args.contacts)
     limit_floor = rate_limit_floor_s(info, floor) if args.limits == "real" else 0.0
     return {
-        "api_calls": calls,
-        "api_call_floor": floor,
-        "calls_over_floor_pct": round(100 * (calls - floor) / floor, 1) if floor else None,
         "wall_s": round(wall_s, 2),
         "rate_limit_floor_s": round(limit_floor, 1),
         "wall_over_floor_pct": round(100 * (wall_s - limit_floor) / limit_floor, 1) if limit_floor else None,
         "contacts_per_s": round(union / wall_s, 1),
         "platform_ingest_s": round(ingest_s, 2),
-        "rate_limited": stats.get("rate_limited", 0),
-        "calls_by_endpoint": stats.get("calls", {}),
+        **_calls(info, [await stack.stats(crm)], floor),
     }
 
 
@@ -210,9 +229,7 @@ async def _fairness(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
     share the host's processes, database and queue, which is what fairness is about.
     """
     big, small = args.crm, args.small_crm
-    tenant_id, api_key = await create_tenant(stack.host, "small tenant")
-    view = replace(stack, tenant_id=tenant_id, api_key=api_key, _http=None, integrations={}, webhook_urls={})
-    try:
+    async with _tenant(stack, "small tenant") as view:
         mine = [_person(i, "small") for i in range(args.small_contacts)]
         await put_contacts(view, mine, chunk=10_000)
         await view.connect(small)
@@ -223,14 +240,7 @@ async def _fairness(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
             idle_s=1.0,
             poll_s=0.2,
         )
-        crm_only = [_person(i, "crm") for i in range(args.contacts // 10)]
-        traits = CrmTraits.of(stack.host.plugins.info(big))
-        await create_in_crm(
-            stack, big, ({k: v for k, v in p.values().items() if k in traits.two_way} for p in crm_only)
-        )
-        platform = [_person(i, "pf") for i in range(args.contacts)]
-        await put_contacts(stack, platform, chunk=10_000)
-        union = len(platform) + len(crm_only)
+        union, _ = await _seed(stack, big, args.contacts)
         started = time.monotonic()
         await stack.connect(big)
 
@@ -251,9 +261,6 @@ async def _fairness(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
                     raise RuntimeError(f"the big backfill did not finish within {args.timeout} s")
             lat.append(await _one_event(view, small, mine[len(lat) % len(mine)].email, len(lat)))
         wall_s = time.monotonic() - started
-    finally:
-        if view._http is not None:
-            await view._http.aclose()
     return {
         "small_crm": small,
         "small_contacts": len(mine),
@@ -264,6 +271,27 @@ async def _fairness(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
         "small_event_to_crm_p99_ms": round(1000 * _percentile(lat, 0.99), 1) if lat else None,
         "small_event_to_crm_max_ms": round(1000 * max(lat), 1) if lat else None,
     }
+
+
+@asynccontextmanager
+async def _tenant(stack: Stack, name: str, **changes: Any) -> AsyncIterator[Stack]:
+    """A new tenant on ``stack``'s servers, driven through a :class:`Stack` of its own.
+
+    ``changes`` replace fields of the copy (its sandboxes, their URLs, the browser's cookies);
+    its HTTP clients are closed at the end, the admin ones only when it has its own.
+    """
+    tenant_id, api_key = await create_tenant(stack.host, name)
+    view = replace(
+        stack, tenant_id=tenant_id, api_key=api_key, _http=None, integrations={}, webhook_urls={}, **changes
+    )
+    try:
+        yield view
+    finally:
+        if view._http is not None:
+            await view._http.aclose()
+        if view._admin is not stack._admin:
+            for client in view._admin.values():
+                await client.aclose()
 
 
 async def _webhook_to_store(stack: Stack, crm: str, samples: int) -> list[float]:

@@ -10,6 +10,16 @@ initial sync) and stops when both sides hold the union and nothing is pending.
 ``--small-crm`` measures fairness instead of the sync alone: a small tenant on another CRM
 sends events one at a time while the big tenant's backfill runs (see :func:`_fairness`).
 
+``--tenants N`` measures many tenants at once instead (see :func:`_tenants`): N tenants, each
+with ``--contacts`` platform contacts and a tenth as many CRM-only ones in a CRM account of its
+own, all connected at once; it reports when each tenant's union was on both sides. The host
+reaches a CRM at one base URL, as in production, so the N accounts are N sandboxes behind one
+front (:class:`crmhost.sandbox.accounts.Accounts`) that sends each request to its account by
+the credentials it carries, as the CRM does: one port and one event loop in this process. Not
+N ports: the host has one base URL per CRM. Not a process per k sandboxes: the front would
+then proxy every call over HTTP, one hop more, and this process is not the bottleneck; its CPU
+seconds while the clock runs are reported (``sandbox_process_cpu_s``) so that it would show.
+
 ``--latency`` then measures, with Redis and an arq worker process (``crmhost worker``, on a
 throwaway PostgreSQL when one is installed), event-to-CRM (``POST /v1/events`` of a ``sent``
 event until its activity is in the CRM) and webhook-to-store (a CRM-side edit until the
@@ -28,6 +38,7 @@ Prints one JSON object. Examples::
     uv run python bench/run.py --crm salesforce --contacts 100000 --limits off
     uv run python bench/run.py --crm hubspot --contacts 1000 --limits off --latency
     uv run python bench/run.py --crm salesforce --contacts 100000 --limits off --database postgres --workers 2
+    uv run python bench/run.py --crm hubspot --tenants 20 --contacts 1000 --limits off
 
 ``--database postgres --workers N`` runs the production engine: a throwaway PostgreSQL and
 Redis on 127.0.0.1, ``crmhost serve`` and ``N`` ``crmhost worker`` processes; the peak RSS of
@@ -45,7 +56,9 @@ import resource
 import statistics
 import tempfile
 import time
-from contextlib import AsyncExitStack, ExitStack
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, ExitStack, asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -56,8 +69,12 @@ from crmhost.demo.report import api_calls, initial_floor, rate_limit_floor_s
 from crmhost.demo.scenario import CrmTraits, Person
 from crmhost.demo.stack import Stack, StackConfig, open_stack
 from crmhost.demo.steps import put_contacts, settle
+from crmhost.models import CrmInfo
+from crmhost.sandbox import running
+from crmhost.sandbox.accounts import Accounts, account_url, login_cookies
+from crmhost.sandbox.cli import create as create_sandbox
 from crmhost.services.tenants import create_tenant
-from crmhost.testing.crmstack import installed_crms
+from crmhost.testing.crmstack import Sandboxes, installed_crms
 from crmhost.testing.servers import ServerUnavailable, postgres_server, redis_server
 
 #: a sample slower than this is a bug, not a latency (cron jobs that catch missed kicks run every minute)
@@ -128,20 +145,42 @@ async def _naive_worker(stack: Stack, exits: AsyncExitStack) -> None:
     exits.push_async_callback(stop)
 
 
-async def _sync(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
-    crm = args.crm
+async def _seed(stack: Stack, crm: str, contacts: int, label: str = "") -> tuple[int, float]:
+    """A tenant's data: ``contacts`` platform contacts, a tenth as many CRM-only persons in ``crm``.
+
+    The CRM's are created as its users would, before any clock starts. Returns the size of the
+    union and the seconds the platform's upload (``PUT /v1/contacts:bulk``) took.
+    """
     traits = CrmTraits.of(stack.host.plugins.info(crm))
-    crm_only = [_person(i, "crm") for i in range(args.contacts // 10)]
-    platform = [_person(i, "pf") for i in range(args.contacts)]
-    # created as the CRM's users would, before the clock starts
+    crm_only = [_person(i, "crm") for i in range(contacts // 10)]
     await create_in_crm(
         stack, crm, ({k: v for k, v in p.values().items() if k in traits.two_way} for p in crm_only)
     )
+    platform = [_person(i, "pf") for i in range(contacts)]
     began = time.monotonic()
-    await put_contacts(stack, platform, chunk=10_000)
-    ingest_s = time.monotonic() - began
+    await put_contacts(stack, platform, chunk=10_000, label=label)
+    return len(platform) + len(crm_only), time.monotonic() - began
+
+
+def _calls(info: CrmInfo, stats: list[dict[str, Any]], floor: int) -> dict[str, Any]:
+    """The CRM calls of one or more accounts' sandbox stats, against ``floor``."""
+    calls = sum(api_calls(one) for one in stats)
+    by_endpoint: Counter[str] = Counter()
+    for one in stats:
+        by_endpoint.update(one.get("calls", {}))
+    return {
+        "api_calls": calls,
+        "api_call_floor": floor,
+        "calls_over_floor_pct": round(100 * (calls - floor) / floor, 1) if floor else None,
+        "rate_limited": sum(one.get("rate_limited", 0) for one in stats),
+        "calls_by_endpoint": dict(by_endpoint),
+    }
+
+
+async def _sync(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
+    crm = args.crm
+    union, ingest_s = await _seed(stack, crm, args.contacts)
     await stack.reset_stats(crm)
-    union = len(platform) + len(crm_only)
     started = time.monotonic()
     await stack.connect(crm)
     finished = await settle(
@@ -155,22 +194,16 @@ async def _sync(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
         poll_s=0.2,
     )
     wall_s = finished - started
-    stats = await stack.stats(crm)
     info = stack.host.plugins.info(crm)
-    calls = api_calls(stats)
-    floor = initial_floor(info, len(crm_only), len(platform))
+    floor = initial_floor(info, args.contacts // 10, args.contacts)
     limit_floor = rate_limit_floor_s(info, floor) if args.limits == "real" else 0.0
     return {
-        "api_calls": calls,
-        "api_call_floor": floor,
-        "calls_over_floor_pct": round(100 * (calls - floor) / floor, 1) if floor else None,
         "wall_s": round(wall_s, 2),
         "rate_limit_floor_s": round(limit_floor, 1),
         "wall_over_floor_pct": round(100 * (wall_s - limit_floor) / limit_floor, 1) if limit_floor else None,
         "contacts_per_s": round(union / wall_s, 1),
         "platform_ingest_s": round(ingest_s, 2),
-        "rate_limited": stats.get("rate_limited", 0),
-        "calls_by_endpoint": stats.get("calls", {}),
+        **_calls(info, [await stack.stats(crm)], floor),
     }
 
 
@@ -210,9 +243,7 @@ async def _fairness(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
     share the host's processes, database and queue, which is what fairness is about.
     """
     big, small = args.crm, args.small_crm
-    tenant_id, api_key = await create_tenant(stack.host, "small tenant")
-    view = replace(stack, tenant_id=tenant_id, api_key=api_key, _http=None, integrations={}, webhook_urls={})
-    try:
+    async with _tenant(stack, "small tenant") as view:
         mine = [_person(i, "small") for i in range(args.small_contacts)]
         await put_contacts(view, mine, chunk=10_000)
         await view.connect(small)
@@ -223,14 +254,7 @@ async def _fairness(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
             idle_s=1.0,
             poll_s=0.2,
         )
-        crm_only = [_person(i, "crm") for i in range(args.contacts // 10)]
-        traits = CrmTraits.of(stack.host.plugins.info(big))
-        await create_in_crm(
-            stack, big, ({k: v for k, v in p.values().items() if k in traits.two_way} for p in crm_only)
-        )
-        platform = [_person(i, "pf") for i in range(args.contacts)]
-        await put_contacts(stack, platform, chunk=10_000)
-        union = len(platform) + len(crm_only)
+        union, _ = await _seed(stack, big, args.contacts)
         started = time.monotonic()
         await stack.connect(big)
 
@@ -251,9 +275,6 @@ async def _fairness(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
                     raise RuntimeError(f"the big backfill did not finish within {args.timeout} s")
             lat.append(await _one_event(view, small, mine[len(lat) % len(mine)].email, len(lat)))
         wall_s = time.monotonic() - started
-    finally:
-        if view._http is not None:
-            await view._http.aclose()
     return {
         "small_crm": small,
         "small_contacts": len(mine),
@@ -264,6 +285,160 @@ async def _fairness(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
         "small_event_to_crm_p99_ms": round(1000 * _percentile(lat, 0.99), 1) if lat else None,
         "small_event_to_crm_max_ms": round(1000 * max(lat), 1) if lat else None,
     }
+
+
+@asynccontextmanager
+async def _tenant(stack: Stack, name: str, **changes: Any) -> AsyncIterator[Stack]:
+    """A new tenant on ``stack``'s servers, driven through a :class:`Stack` of its own.
+
+    ``changes`` replace fields of the copy (its sandboxes, their URLs, the browser's cookies);
+    its HTTP clients are closed at the end, the admin ones only when it has its own.
+    """
+    tenant_id, api_key = await create_tenant(stack.host, name)
+    view = replace(
+        stack, tenant_id=tenant_id, api_key=api_key, _http=None, integrations={}, webhook_urls={}, **changes
+    )
+    try:
+        yield view
+    finally:
+        if view._http is not None:
+            await view._http.aclose()
+        if view._admin is not stack._admin:
+            for client in view._admin.values():
+                await client.aclose()
+
+
+async def _completion(
+    views: list[Stack], crm: str, union: int, started: float, timeout_s: float
+) -> list[float]:
+    """Seconds from ``started`` until each tenant was complete, looked at in rounds.
+
+    Complete is the single-tenant run's check for one tenant: its union in its store and in its
+    CRM account, no outbox row pending and no sync run open. A round looks at every tenant not yet
+    complete, one after the other, then waits 0.2 s; so a time is late by up to one round.
+
+    Raises:
+        RuntimeError: past ``timeout_s``, or no tenant moved for 60 s with some not complete.
+    """
+    done: dict[int, float] = {}
+    progress: tuple[int, ...] = ()
+    moved = time.monotonic()
+    while len(done) < len(views):
+        now_progress = []
+        for n, view in enumerate(views):
+            if n in done:
+                continue
+            c = await hoststate.counts(view.host, view.tenant_id)
+            in_crm = (await crmstate.counts(view, crm))[0]
+            if c.contacts >= union and in_crm >= union and c.outbox_in("pending") == 0 and c.running == 0:
+                done[n] = time.monotonic() - started
+            now_progress += [c.contacts, in_crm, c.outbox_in("pending")]
+        now = time.monotonic()
+        if tuple(now_progress) != progress:
+            progress, moved = tuple(now_progress), now
+        left = len(views) - len(done)
+        if now - started > timeout_s or (left and now - moved > 60):
+            raise RuntimeError(f"{left} of {len(views)} tenants not complete after {now - started:.0f} s")
+        await asyncio.sleep(0.2)
+    return [done[n] for n in range(len(views))]
+
+
+async def _quiet(stack: Stack, views: list[Stack], crm: str, timeout_s: float) -> float:
+    """Wait until no job is queued and no tenant's store or account moved for 1 s; how long it took."""
+    began = time.monotonic()
+
+    async def look() -> list[Any]:
+        seen: list[Any] = []
+        for view in views:
+            seen += [(await hoststate.counts(view.host, view.tenant_id)).fingerprint()]
+            seen += [await crmstate.counts(view, crm)]
+        return seen
+
+    before = await look()
+    while True:
+        await asyncio.sleep(1.0)
+        after = await look()
+        if after == before and await stack.queued_jobs() == 0:
+            return time.monotonic() - began
+        if time.monotonic() - began > timeout_s:
+            raise RuntimeError(f"the host was not quiet {timeout_s:.0f} s after every tenant was complete")
+        before = after
+
+
+async def _tenants(stack: Stack, front: Accounts, args: argparse.Namespace) -> dict[str, Any]:
+    """``--tenants`` tenants at once, each with its own account of ``--crm`` (``front``'s).
+
+    Each tenant gets ``--contacts`` platform contacts and a tenth as many CRM-only persons in
+    its account (as the single-tenant run), set up one tenant after the other before the clock.
+    The clock starts; every tenant connects at the same time (OAuth, each admin's browser logged
+    in to their own account); it stops when the last tenant is complete (:func:`_completion`),
+    and the host must then go quiet (:func:`_quiet`, outside the clock). Per-tenant times count
+    from the common start, so they include the tenant's connect.
+    """
+    crm = args.crm
+    info = stack.host.plugins.info(crm)
+    front_url = stack.sandbox_urls[crm]
+    async with AsyncExitStack() as exits:
+        views = [
+            await exits.enter_async_context(
+                _tenant(
+                    stack,
+                    f"tenant {n}",
+                    sandboxes={crm: box},
+                    sandbox_urls={crm: account_url(front_url, n)},
+                    crm_cookies={crm: login_cookies(n)},
+                    _admin={},
+                )
+            )
+            for n, box in enumerate(front.boxes)
+        ]
+        began = time.monotonic()
+        unions = []
+        for n, view in enumerate(views):
+            unions.append((await _seed(view, crm, args.contacts, label=f"tenant {n} contacts uploaded"))[0])
+            await view.reset_stats(crm)
+        setup_s = time.monotonic() - began
+        union = unions[0]
+        cpu_before = _cpu_s()
+        started = time.monotonic()
+        connected: list[float] = []
+
+        async def connect(view: Stack) -> None:
+            await view.connect(crm)
+            connected.append(time.monotonic() - started)
+
+        await asyncio.gather(*(connect(view) for view in views))
+        done = await _completion(views, crm, union, started, args.timeout)
+        wall_s = max(done)
+        cpu_s = _cpu_s() - cpu_before
+        quiet_s = await _quiet(stack, views, crm, args.timeout)
+        stats = [await view.stats(crm) for view in views]
+    floor = initial_floor(info, args.contacts // 10, args.contacts)
+    limit_floor = rate_limit_floor_s(info, floor) if args.limits == "real" else 0.0
+    return {
+        "tenants": len(views),
+        "contacts_per_tenant": args.contacts,
+        "crm_only_per_tenant": args.contacts // 10,
+        "total_contacts": union * len(views),
+        "setup_s": round(setup_s, 1),
+        "tenant_connected_p50_s": round(statistics.median(connected), 2),
+        "tenant_connected_max_s": round(max(connected), 2),
+        "wall_s": round(wall_s, 2),
+        "contacts_per_s": round(union * len(views) / wall_s, 1),
+        "tenant_done_p50_s": round(statistics.median(done), 2),
+        "tenant_done_p99_s": round(_percentile(done, 0.99), 2),
+        "tenant_done_max_s": round(wall_s, 2),
+        "rate_limit_floor_s_per_tenant": round(limit_floor, 1),
+        "quiet_after_s": round(quiet_s, 1),
+        "sandbox_process_cpu_s": round(cpu_s, 1),
+        **_calls(info, stats, floor * len(views)),
+    }
+
+
+def _cpu_s() -> float:
+    """CPU seconds (user and system) of this process so far: the sandboxes' and the bench's."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 async def _webhook_to_store(stack: Stack, crm: str, samples: int) -> list[float]:
@@ -315,6 +490,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 database_url = pg.url(pg.create_database("bench"))
             except ServerUnavailable:
                 database_url = None  # SQLite in the data directory, shared by API and worker
+        front = None
+        if args.tenants:
+            first = create_sandbox(args.crm)
+            front = Accounts([first, *(first.new_account() for _ in range(args.tenants - 1))])
+            front_url = servers.enter_context(running(front))
         config = StackConfig(
             data_dir=Path(tmp),
             database_url=database_url,
@@ -323,6 +503,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             crms=(args.crm, *([args.small_crm] if args.small_crm else [])),
             limits=args.limits,
             api_process=True,
+            sandboxes=Sandboxes({args.crm: front.boxes[0]}, {args.crm: front_url}) if front else None,
         )
         result["database"] = "postgresql" if database_url else "sqlite"
         in_serve = "arq in-bench" if args.naive else "in-process"
@@ -330,7 +511,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         async with open_stack(config) as stack, AsyncExitStack() as exits:
             if args.naive:
                 await _naive_worker(stack, exits)
-            if args.small_crm:
+            if front is not None:
+                result.update(await _tenants(stack, front, args))
+            elif args.small_crm:
                 result.update(await _fairness(stack, args))
             else:
                 result.update(await _sync(stack, args))
@@ -384,10 +567,18 @@ def main() -> None:
         help="fairness: a small tenant on this CRM sends events one at a time during the big backfill",
     )
     p.add_argument("--small-contacts", type=int, default=500, help="the small tenant's contacts")
+    p.add_argument(
+        "--tenants",
+        type=int,
+        default=0,
+        help="this many tenants at once, each with --contacts contacts and an account of its own",
+    )
     p.add_argument("--timeout", type=float, default=3600.0)
     args = p.parse_args()
     if args.small_crm == args.crm:
         p.error("--small-crm must differ from --crm: each sandbox is one CRM account")
+    if args.tenants and (args.small_crm or args.latency or args.naive):
+        p.error("--tenants goes with neither --small-crm, --latency nor --naive")
     logging.basicConfig(level=logging.WARNING)
     print(json.dumps(asyncio.run(run(args)), indent=2))
 

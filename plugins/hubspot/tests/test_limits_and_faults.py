@@ -131,3 +131,14 @@ def test_cli_prints_one_json_line_and_serves() -> None:
         finally:
             proc.terminate()
             proc.wait(10)
+
+
+def test_a_new_account_is_another_portal_with_the_same_app() -> None:
+    box = HubSpotSandbox()
+    other = box.new_account()
+    assert (other.client_id, other.client_secret, other.app_id) == (
+        box.client_id,
+        box.client_secret,
+        box.app_id,
+    )
+    assert other.portal_id != box.portal_id and other.account_id == str(other.portal_id)

@@ -81,3 +81,11 @@ async def test_faults_map_to_host_errors(
         "data": None,
         "additional_data": None,
     }
+
+
+def test_a_new_account_is_another_company_with_the_same_app() -> None:
+    box = PipedriveSandbox()
+    other = box.new_account()
+    assert (other.client_id, other.client_secret) == (box.client_id, box.client_secret)
+    assert other.company_id != box.company_id and other.account_id == str(other.company_id)
+    assert other.company_domain != box.company_domain

@@ -43,6 +43,7 @@ from crmhost.settings import Settings
 from crmhost.testing.browser import consent
 from crmhost.testing.crmstack import (
     PluginNotLoaded,
+    Sandboxes,
     crm_plugins,
     host_settings,
     installed_crms,
@@ -73,6 +74,9 @@ class StackConfig:
         api_process: serve the API as a ``crmhost serve`` subprocess (its memory measured apart
             from the sandboxes') instead of a thread of this process.
         log_level: ``CRMHOST_LOG_LEVEL`` of the subprocesses (their logs are in ``data_dir``).
+        sandboxes: sandboxes already serving, one per CRM of ``crms`` (their owner stops them;
+            e.g. a front of several accounts, :class:`~crmhost.sandbox.accounts.Accounts`);
+            by default each CRM's sandbox is started here.
     """
 
     data_dir: Path
@@ -84,6 +88,7 @@ class StackConfig:
     tiers: Mapping[str, str] = field(default_factory=dict)
     api_process: bool = False
     log_level: str = "INFO"
+    sandboxes: Sandboxes | None = None
 
 
 @dataclass
@@ -100,6 +105,9 @@ class Stack:
     api_key: str = ""
     integrations: dict[str, str] = field(default_factory=dict)  # slug -> integration id
     webhook_urls: dict[str, str] = field(default_factory=dict)  # slug -> per-integration webhook URL
+    #: slug -> the cookies of the consenting admin's browser (their login to the CRM: a front of
+    #: several accounts, crmhost.sandbox.accounts, shows the consent page of that account)
+    crm_cookies: dict[str, dict[str, str]] = field(default_factory=dict)
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     api_proc: subprocess.Popen[bytes] | None = None
     _http: httpx.AsyncClient | None = None
@@ -224,7 +232,7 @@ class Stack:
             self.webhook_urls[slug] = started["webhook_url"]
         if conflict_strategy:
             await self.api("PATCH", f"/v1/integrations/{iid}", json={"conflict_strategy": conflict_strategy})
-        async with httpx.AsyncClient(timeout=60) as browser:
+        async with httpx.AsyncClient(timeout=60, cookies=self.crm_cookies.get(slug)) as browser:
             callback = await consent(browser, started["authorize_url"])
             done = await browser.get(callback)
         status = parse_qs(urlsplit(done.headers.get("location", "")).query).get("status")
@@ -395,8 +403,10 @@ async def open_stack(config: StackConfig) -> AsyncIterator[Stack]:
     unknown = sorted(set(config.tiers) - set(config.crms))
     if unknown:
         raise StackError(f"rate-limit tiers for CRMs not in this stack: {', '.join(unknown)}")
+    if config.sandboxes is not None and set(config.sandboxes.boxes) != set(config.crms):
+        raise StackError(f"the sandboxes given ({', '.join(config.sandboxes.boxes)}) are not one per CRM")
     with ExitStack() as stack:
-        sandboxes = stack.enter_context(running_sandboxes(config.crms))
+        sandboxes = config.sandboxes or stack.enter_context(running_sandboxes(config.crms))
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))

@@ -150,6 +150,15 @@ class Sandbox:
         """A fresh client secret."""
         return secrets.token_urlsafe(32)
 
+    def new_account(self) -> Sandbox:
+        """Another account of this CRM with the same app installed: a new, empty sandbox.
+
+        Same client id and secret, its own account id, other settings at their defaults (for
+        :class:`~crmhost.sandbox.accounts.Accounts`). This default suits a sandbox that draws a
+        fresh account id when given none; one with a fixed default account overrides it.
+        """
+        return type(self)(client_id=self.client_id, client_secret=self.client_secret)
+
     def create_webhook_sender(self) -> WebhookSender:
         """The webhook sender (override for retry policy or an acknowledgement check)."""
         return WebhookSender(self.sign_webhook)

@@ -133,6 +133,16 @@ class HubSpotSandbox(Inspector, Sandbox):
         """HubSpot client secrets are UUIDs too."""
         return str(uuid.uuid4())
 
+    def new_account(self) -> HubSpotSandbox:
+        """Another portal with the same app installed (a fresh portal id)."""
+        return HubSpotSandbox(
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            portal_id=10_000_000 + secrets.randbelow(90_000_000),
+            app_id=self.app_id,
+            webhook_batch=self.webhook_batch,
+        )
+
     def create_oauth_server(self) -> OAuthServer:
         """30-minute access tokens; refresh tokens are not rotated (FACTS 2.1)."""
         return OAuthServer(

@@ -187,6 +187,17 @@ class PipedriveSandbox(Sandbox):
         """Pipedrive client secrets are 40 hex characters."""
         return secrets.token_hex(20)
 
+    def new_account(self) -> PipedriveSandbox:
+        """Another company with the same app installed (a fresh company id and subdomain)."""
+        company_id = 10_000_000 + secrets.randbelow(90_000_000)
+        return PipedriveSandbox(
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            company_id=company_id,
+            company_domain=f"company-{company_id}",
+            rotate_refresh_tokens=self.rotate,
+        )
+
     def create_oauth_server(self) -> OAuthServer:
         """About 1 h access tokens, 5-minute single-use codes (FACTS 3.1)."""
         return OAuthServer(

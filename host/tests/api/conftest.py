@@ -21,6 +21,7 @@ from crmhost.settings import Settings
 
 from ..support import testcrm
 from ..support.oauth_server import OAuthServerState, create_oauth_server
+from ..support.one_connection import one_connection_per_task
 
 
 @dataclass
@@ -36,6 +37,14 @@ class Stack:
     def client(self, api_key: str | None = None) -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=30)
+
+
+@pytest.fixture(autouse=True)
+def fx_one_connection_per_task() -> Iterator[None]:
+    """Fail a test whose requests made one task hold two database connections at once."""
+    with one_connection_per_task() as found:
+        yield
+    assert not found, "a task held two pooled connections at once:\n" + "\n".join(sorted(set(found)))
 
 
 @pytest.fixture(name="oauth_server")

@@ -15,6 +15,7 @@ from typing import Any
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
 from litestar.params import ParameterKwarg
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from crmhost.services.credentials import NoCredentials
 from crmhost.services.errors import ServiceError
@@ -98,6 +99,23 @@ def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[
     return Response(body, status_code=exc.status_code, media_type=MediaType.JSON, headers=headers)
 
 
+#: seconds a client waits before retrying a request the database could not take
+BUSY_RETRY_AFTER_S = 5
+
+
+def database_busy(request: Request[Any, Any, Any], _: PoolTimeout) -> Response[dict[str, object]]:
+    """No database connection came free in time: 503 with Retry-After, not a 500.
+
+    The transaction that waited never began or is rolled back. Most requests are one
+    transaction and may be sent again as they are; one that committed an earlier step (an
+    OAuth callback that used its state) says on the retry what to do instead.
+    """
+    log.warning("database busy on %s %s: no connection came free in time", request.method, request.url.path)
+    response = _json(503, "the service is busy (no database connection came free in time); retry shortly")
+    response.headers["Retry-After"] = str(BUSY_RETRY_AFTER_S)
+    return response
+
+
 def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, object]]:
     """Anything unexpected: logged with its traceback, answered without internals."""
     log.exception("unhandled error on %s %s", request.method, request.url.path)
@@ -108,5 +126,6 @@ EXCEPTION_HANDLERS: dict[int | type[Exception], Callable[[Request[Any, Any, Any]
     ServiceError: service_error,
     NoCredentials: no_credentials,
     HTTPException: http_error,
+    PoolTimeout: database_busy,
     Exception: internal_error,
 }

@@ -12,7 +12,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from crmhost.db.tenancy import install_tenant_scoping, tenant_info
+from crmhost.db.tenancy import ALL_TENANTS, install_tenant_scoping, tenant_info
 
 __all__ = ["Database", "create_engine"]
 
@@ -80,6 +80,19 @@ class Database:
         """A scoped session inside a transaction, committed on success."""
         async with self.session(tenant_id) as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def across_tenants(self, session: AsyncSession) -> AsyncIterator[AsyncSession]:
+        """An ``ALL_TENANTS`` session on ``session``'s connection, inside its transaction.
+
+        For a read across tenants from inside a tenant's transaction. A session of its own
+        would take a second pooled connection while the first is held: with as many such
+        transactions at once as the pool has connections, each holds one and waits for
+        another until the pool's timeout fails them all.
+        """
+        connection = await session.connection()
+        async with AsyncSession(bind=connection, info=tenant_info(ALL_TENANTS)) as everyone:
+            yield everyone
 
     async def dispose(self) -> None:
         """Close every pooled connection."""

@@ -239,7 +239,7 @@ async def _refuse_taken_account(
         # two concurrent connects of one account: the second waits here until the first commits
         key = f"crm-account:{integration.provider}:{account_id}"
         await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
-    async with host.db.session(ALL_TENANTS) as everyone:
+    async with host.db.across_tenants(session) as everyone:
         holders = (
             await everyone.execute(
                 select(Integration.id, Integration.tenant_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import httpx
@@ -68,6 +69,23 @@ async def test_partial_batch_failure_is_per_record(ctx: IntegrationContext, admi
     assert (await admin.get("/_sandbox/stats")).json()["calls"][
         "POST /crm/v3/objects/{object_type}/batch/upsert"
     ] == 1
+
+
+async def test_batches_sent_at_once_create_the_custom_properties_once(
+    ctx: IntegrationContext, admin: httpx.AsyncClient
+) -> None:
+    (await admin.post("/_sandbox/reset"))  # stats only: no property exists yet
+    batches = [
+        RecordBatch(
+            object=ObjectType.CONTACT, op=RecordOp.UPSERT, records=[contact(10 * n + i) for i in range(10)]
+        )
+        for n in range(4)
+    ]
+    results = await asyncio.gather(*(plugin.push_records(ctx, b) for b in batches))
+    assert all(r.ok for batch in results for r in batch)
+    calls = (await admin.get("/_sandbox/stats")).json()["calls"]
+    assert calls["GET /crm/v3/properties/{object_type}"] == 1
+    assert calls["POST /crm/v3/properties/{object_type}/batch/create"] == 1
 
 
 async def test_batch_over_100_is_refused(ctx: IntegrationContext) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -15,6 +17,12 @@ _OBJECT_PATHS = {ObjectType.CONTACT: "contacts", ObjectType.LEAD: "contacts", Ob
 
 # per (API base, account, object type): property names known to exist, so each process asks once
 _KNOWN: dict[tuple[str, str, str], set[str]] = {}
+# one check at a time per key: a push sends several batches at once, and each would otherwise
+# list the properties and create the missing ones itself. Per event loop, since a lock belongs
+# to the loop it first waited in
+_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str, str], asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
 _FIELD_TYPES = {
     "number": "number",
     "datetime": "date",
@@ -57,9 +65,19 @@ async def ensure_properties(
     client: HubSpotClient, object_type: str, wanted: dict[str, str], *, unique: Iterable[str] = ()
 ) -> None:
     """Create the properties of ``wanted`` (name -> type) that HubSpot lacks."""
-    known = _KNOWN.setdefault(_key(client, object_type), set())
+    key = _key(client, object_type)
+    known = _KNOWN.setdefault(key, set())
     if not set(wanted) - known:
         return
+    locks = _LOCKS.setdefault(asyncio.get_running_loop(), {})
+    async with locks.setdefault(key, asyncio.Lock()):
+        if set(wanted) - known:  # another batch may have created them while this one waited
+            await _create_missing(client, object_type, wanted, known, unique)
+
+
+async def _create_missing(
+    client: HubSpotClient, object_type: str, wanted: dict[str, str], known: set[str], unique: Iterable[str]
+) -> None:
     existing = await client.json("GET", f"/crm/v3/properties/{object_type}")
     known.update(p["name"] for p in existing.get("results", []))
     missing = [n for n in wanted if n not in known]

@@ -41,6 +41,10 @@ def _serve(args: argparse.Namespace) -> None:
         log_level=settings.log_level.lower(),
         access_log=False,
         lifespan="on",
+        # idle connections stay open longer than clients keep them (httpx 5 s) and than load
+        # balancers in front keep theirs (60 s): at uvicorn's 5 s a client reusing a connection
+        # the server closes that moment gets "Server disconnected without sending a response"
+        timeout_keep_alive=75,
     )
 
 

@@ -318,7 +318,12 @@ class Stack:
 @contextmanager
 def _serve_api(make_app: Any, sock: socket.socket) -> Iterator[None]:
     config = uvicorn.Config(
-        make_app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=2
+        make_app,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=2,
+        timeout_keep_alive=75,  # as crmhost serve (cli.py)
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="crmhost-api", daemon=True)

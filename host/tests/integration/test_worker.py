@@ -359,6 +359,24 @@ async def test_drain_waits_for_jobs_enqueued_by_jobs(local_host: Host) -> None:
     assert ran == sorted(f"refresh:{ids[k]}" for k in ("due", "expired"))
 
 
+async def test_in_process_queue_runs_as_many_jobs_at_once_as_an_arq_worker(local_host: Host) -> None:
+    running, peak = 0, 0
+
+    async def slow(_ctx: dict[str, Any]) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.05)
+        running -= 1
+
+    queue = InProcessQueue(local_host, functions=[func(slow, name="slow", timeout=1)])
+    for n in range(3 * WorkerSettings.max_jobs):
+        await queue.enqueue("slow", job_id=f"slow:{n}")
+    await queue.drain()
+    # all ran, none timed out waiting for a slot: the timeout counts from a job's start
+    assert peak == WorkerSettings.max_jobs and not queue.failures
+
+
 async def test_the_refresh_cron_refreshes_through_the_plugin(tmp_path: Path) -> None:
     """Cron, fan-out and refresh jobs in-process against a real OAuth server over HTTP."""
     oauth = OAuthServerState()

@@ -108,6 +108,9 @@ class InProcessQueue:
         self.failures: list[tuple[str, str, BaseException]] = []
         self._cron_task: asyncio.Task[None] | None = None
         self._closing = False
+        # as many jobs at once as an arq worker runs (max_jobs): unbounded, 200 tenants' initial
+        # syncs started together, starved each other past the job timeout and failed
+        self._slots = asyncio.Semaphore(WorkerSettings.max_jobs)
 
     async def enqueue(
         self, function: str, *, job_id: str | None = None, defer_s: float = 0.0, **kwargs: Any
@@ -141,7 +144,8 @@ class InProcessQueue:
                 }
                 try:
                     timeout = job.function.timeout_s or WorkerSettings.job_timeout
-                    await asyncio.wait_for(job.function.coroutine(ctx, **job.kwargs), timeout)
+                    async with self._slots:  # the timeout counts from the start, not the wait
+                        await asyncio.wait_for(job.function.coroutine(ctx, **job.kwargs), timeout)
                     return
                 except Retry as retry:
                     defer_s = (retry.defer_score or 0) / 1000

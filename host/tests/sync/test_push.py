@@ -41,6 +41,7 @@ from crmhost.testing.crmstack import (
 )
 from crmhost.worker.jobs.push import push_due
 from crmhost_hubspot import plugin as hubspot_plugin
+from crmhost_hubspot import properties as hubspot_properties
 from crmhost_hubspot.client import HubSpotClient
 from crmhost_hubspot.mapping import CUSTOM_PROPERTIES
 from crmhost_hubspot.properties import ensure_properties
@@ -152,6 +153,11 @@ async def _env(
     plugins: Plugins | None = None,
 ) -> AsyncIterator[Env]:
     await upgrade(database_url)
+    # HubSpot remembers per process which properties an account has, by API URL and portal id.
+    # Every sandbox here plays portal 62515, and a later test's sandbox may get an earlier one's
+    # port: it would skip creating the properties, and the write would be retried once they
+    # are found missing (one upsert call more than the test counts)
+    hubspot_properties._KNOWN.clear()
     settings = host_settings(tmp_path, database_url, sandboxes)
     plugins = plugins or crm_plugins(CRMS)
     async with open_host(settings, plugins=plugins, migrate=False) as host:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,10 +30,8 @@ def _private_sqlite_file(url: str) -> None:
     path = Path(database)
     if not path.exists():
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        try:
+        with contextlib.suppress(FileExistsError):  # created meanwhile by another process: its mode stands
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        except FileExistsError:  # another process created it meanwhile: its mode stands
-            pass
 
 
 def create_engine(url: str) -> AsyncEngine:

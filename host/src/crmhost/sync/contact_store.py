@@ -167,6 +167,11 @@ class Move:
     cause: str
     at: datetime
 
+    @classmethod
+    def decay(cls, contact_id: str, email: str, before: int, after: int, at: datetime) -> Move:
+        """A move by time alone, as of ``at`` (the decay pass, or an ingest of older events)."""
+        return cls(contact_id, email, before, after, f"decay:{at.isoformat()}", at)
+
 
 async def threshold_rows(
     session: AsyncSession, tenant_id: str, thresholds: Sequence[tuple[Rule, str]], moves: Sequence[Move]

@@ -89,7 +89,7 @@ async def _chunk(
                 continue
             apply_values(row, {"lead_score": after_score}, at=now)
             changed.append(row)
-            moves.append(Move(row.id, row.email, before, after_score, f"decay:{now.isoformat()}", now))
+            moves.append(Move.decay(row.id, row.email, before, after_score, now))
         last = rows[-1].id
         if not changed:
             return len(rows), 0, last, set()

@@ -485,8 +485,7 @@ async def _events_chunk(
             if a != b and e.id not in applied.withheld
         ]
         if applied.decay:
-            cause = f"decay:{scored_at.isoformat()}"
-            moves.append(Move(row.id, row.email, *applied.decay, cause, scored_at))
+            moves.append(Move.decay(row.id, row.email, *applied.decay, scored_at))
     # contacts first: events and rule state refer to them
     new = [column_values(contacts[e]) for e in created if e in by_contact]
     await write_contacts(session, new, changed_rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,7 +13,7 @@ from crmhost.context import IntegrationContext
 from crmhost.models import MappingDirection, ObjectType, Record, RecordBatch, RecordOp, RecordResult
 from crmhost_hubspot import plugin
 from crmhost_hubspot.client import HubSpotClient
-from crmhost_hubspot.companies import forget_companies
+from crmhost_hubspot.companies import forget_companies, resolve_names
 
 _UPSERT = "POST /crm/v3/objects/{object_type}/batch/upsert"
 _UPDATE = "POST /crm/v3/objects/{object_type}/batch/update"
@@ -71,8 +72,16 @@ async def companies_of(api: httpx.AsyncClient, contact_id: str | None) -> dict[s
 
 
 async def company_names(api: httpx.AsyncClient) -> list[str]:
-    listed = (await api.get("/crm/v3/objects/companies", params={"limit": 100, "properties": "name"})).json()
-    return sorted(r["properties"]["name"] for r in listed["results"])
+    """Every company's name, duplicates kept (the listing's pages followed)."""
+    names: list[str] = []
+    params: dict[str, Any] = {"limit": 100, "properties": "name"}
+    while True:
+        listed = (await api.get("/crm/v3/objects/companies", params=params)).json()
+        names += [r["properties"]["name"] for r in listed["results"]]
+        after = (listed.get("paging") or {}).get("next", {}).get("after")
+        if after is None:
+            return sorted(names)
+        params["after"] = after
 
 
 async def test_new_and_existing_companies_two_contacts_one_company_and_none(
@@ -191,3 +200,38 @@ async def test_1000_contacts_across_50_companies_cost_a_few_calls_per_batch(
         await api.get("/crm/v3/objects/contacts/person977@example.com", params={"idProperty": "email"})
     ).json()
     assert await companies_of(api, some["id"]) == {"Company 27": ["Primary"]}
+
+
+async def test_batches_sent_at_once_create_each_new_company_once(
+    ctx: IntegrationContext, api: httpx.AsyncClient, admin: httpx.AsyncClient
+) -> None:
+    # a push sends several batches at once; their names overlap and are new to HubSpot
+    before = await calls(admin)
+    batches = [[person(i, f"Company {i % 150}") for i in range(s, s + 100)] for s in range(0, 400, 100)]
+    await asyncio.gather(*(push(ctx, batch) for batch in batches))
+    after = await calls(admin)
+    spent = {k: after.get(k, 0) - before.get(k, 0) for k in (_SEARCH, _CREATE, _ASSOCIATE)}
+    names = await company_names(api)
+    assert len(names) == len(set(names)) == 150
+    # the batches share their look-ups and creates: one round for the first batch to get there,
+    # one for the rest (each batch alone would cost 4 of each)
+    assert spent[_SEARCH] <= 2 and spent[_CREATE] <= 2, spent
+    assert spent[_ASSOCIATE] == 4
+
+
+async def test_a_batch_whose_round_was_cancelled_resolves_its_names_itself(
+    ctx: IntegrationContext, admin: httpx.AsyncClient
+) -> None:
+    client = HubSpotClient(ctx)
+    await admin.post("/_sandbox/faults", json={"latency_ms": 300})
+    running = asyncio.create_task(resolve_names(client, {"alpha": "Alpha"}))
+    await asyncio.sleep(0.05)
+    # both join the next round, behind the running one; the first to get the lock runs it
+    runner = asyncio.create_task(resolve_names(client, {"beta": "Beta"}))
+    other = asyncio.create_task(resolve_names(client, {"gamma": "Gamma"}))
+    await running
+    await asyncio.sleep(0.1)
+    runner.cancel()
+    ids, failed = await asyncio.wait_for(other, 10)
+    assert set(ids) == {"gamma"} and not failed
+    assert runner.cancelled()

@@ -21,7 +21,10 @@ set back on the first push after that day, or at once when the platform's compan
 The name cache is what keeps one company per name across batches: HubSpot's search sees new records
 only after a lag (FACTS 2.4), so a company created by one batch may not be found by the next
 one's search. It is per process; two workers creating the same new name at the same moment may
-still create it twice.
+still create it twice. Within a process, batches sent at once (a push sends several) resolve
+their names in shared rounds, one at a time per account: a batch that arrives while a round is
+running joins the next one, so concurrent batches neither create a name twice nor each pay a
+search and a create of their own.
 
 Names match as HubSpot's ``IN`` filter matches strings: trimmed and case-insensitively (values
 are sent lower-cased, as HubSpot asks for ``IN`` on string properties). Two companies of one
@@ -30,8 +33,10 @@ name: the oldest (lowest id) wins.
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -49,6 +54,7 @@ __all__ = [
     "forget_companies",
     "link_companies",
     "name_key",
+    "resolve_names",
 ]
 
 SEARCH_PATH = "/crm/v3/objects/companies/search"
@@ -96,11 +102,41 @@ def _failure(error: Mapping[str, Any], default: str) -> _Failure:
     )
 
 
+_Resolved = tuple[dict[str, str], dict[str, _Failure]]
+
+
+@dataclass
+class _Round:
+    """Names of the batches waiting for the same look-up and create calls."""
+
+    names: dict[str, str] = field(default_factory=dict)
+    done: asyncio.Future[_Resolved] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+@dataclass
+class _Rounds:
+    """Per account: the round that runs next, and the lock that lets one round run at a time."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    next: _Round | None = None
+
+
+# per event loop (a lock and a future belong to the loop they were made in), per (API base, portal)
+_ROUNDS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str], _Rounds]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _account(client: HubSpotClient) -> tuple[str, str]:
+    return client.ctx.url(API), client.ctx.require_credentials().account_id or ""
+
+
 def _cache(
     client: HubSpotClient, caches: dict[tuple[str, str], dict[str, tuple[str, datetime]]] = _KNOWN
 ) -> dict[str, tuple[str, datetime]]:
-    account = client.ctx.require_credentials().account_id or ""
-    return caches.setdefault((client.ctx.url(API), account), {})
+    return caches.setdefault(_account(client), {})
 
 
 def _trim(cache: dict[str, tuple[str, datetime]], now: datetime, ttl: timedelta = CACHE_TTL) -> None:
@@ -178,6 +214,32 @@ async def _resolve(
     return ids, failed
 
 
+async def resolve_names(client: HubSpotClient, names: dict[str, str]) -> _Resolved:
+    """:func:`_resolve` for ``names``, in one round with the names of batches sent at the same time.
+
+    The first batch of a round to get the lock runs it for all; the others take its result. A
+    round whose runner failed or was cancelled is run again by each of its other batches.
+    """
+    account = _account(client)
+    rounds = _ROUNDS.setdefault(asyncio.get_running_loop(), {}).setdefault(account, _Rounds())
+    while True:
+        joined = rounds.next = rounds.next or _Round()
+        joined.names.update(names)
+        async with rounds.lock:
+            if rounds.next is joined:
+                rounds.next = None
+                try:
+                    joined.done.set_result(await _resolve(client, joined.names))
+                except BaseException:
+                    joined.done.cancel()
+                    raise
+        if not joined.done.cancelled():
+            ids, failed = joined.done.result()
+            return {k: v for k, v in ids.items() if k in names}, {
+                k: v for k, v in failed.items() if k in names
+            }
+
+
 async def _associate(client: HubSpotClient, pairs: dict[str, str]) -> dict[str, _Failure]:
     """Make each contact's (key) company (value) its primary company; failures by contact id."""
     failed: dict[str, _Failure] = {}
@@ -231,7 +293,7 @@ async def link_companies(
     }
     if not wanted:
         return done
-    ids, failed_names = await _resolve(client, {k: names[k] for k in set(wanted.values())})
+    ids, failed_names = await resolve_names(client, {k: names[k] for k in set(wanted.values())})
     pairs = {c: ids[k] for c, k in wanted.items() if k in ids}
     failed = await _associate(client, pairs)
     gone = {wanted[c] for c in failed}

@@ -20,7 +20,14 @@ ROOT = Path(__file__).resolve().parents[3]
 DOC = ROOT / "docs" / "plugins.md"
 
 #: what plugin code may import from the host (exact modules), and the packages whose submodules too
-PUBLIC_MODULES = ("crmhost", "crmhost.models", "crmhost.errors", "crmhost.context", "crmhost.ratelimit")
+PUBLIC_MODULES = (
+    "crmhost",
+    "crmhost.models",
+    "crmhost.errors",
+    "crmhost.context",
+    "crmhost.ratelimit",
+    "crmhost.rounds",
+)
 PUBLIC_PACKAGES = ("crmhost.sandbox",)
 #: what a plugin's tests may import besides
 TEST_PACKAGES = ("crmhost.testing",)

@@ -13,7 +13,7 @@ from crmhost.context import IntegrationContext
 from crmhost.models import MappingDirection, ObjectType, Record, RecordBatch, RecordOp, RecordResult
 from crmhost_hubspot import plugin
 from crmhost_hubspot.client import HubSpotClient
-from crmhost_hubspot.companies import forget_companies, resolve_names
+from crmhost_hubspot.companies import forget_companies
 
 _UPSERT = "POST /crm/v3/objects/{object_type}/batch/upsert"
 _UPDATE = "POST /crm/v3/objects/{object_type}/batch/update"
@@ -218,20 +218,3 @@ async def test_batches_sent_at_once_create_each_new_company_once(
     assert spent[_SEARCH] <= 2 and spent[_CREATE] <= 2, spent
     assert spent[_ASSOCIATE] == 4
 
-
-async def test_a_batch_whose_round_was_cancelled_resolves_its_names_itself(
-    ctx: IntegrationContext, admin: httpx.AsyncClient
-) -> None:
-    client = HubSpotClient(ctx)
-    await admin.post("/_sandbox/faults", json={"latency_ms": 300})
-    running = asyncio.create_task(resolve_names(client, {"alpha": "Alpha"}))
-    await asyncio.sleep(0.05)
-    # both join the next round, behind the running one; the first to get the lock runs it
-    runner = asyncio.create_task(resolve_names(client, {"beta": "Beta"}))
-    other = asyncio.create_task(resolve_names(client, {"gamma": "Gamma"}))
-    await running
-    await asyncio.sleep(0.1)
-    runner.cancel()
-    ids, failed = await asyncio.wait_for(other, 10)
-    assert set(ids) == {"gamma"} and not failed
-    assert runner.cancelled()

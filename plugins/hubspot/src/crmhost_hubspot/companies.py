@@ -22,9 +22,8 @@ The name cache is what keeps one company per name across batches: HubSpot's sear
 only after a lag (FACTS 2.4), so a company created by one batch may not be found by the next
 one's search. It is per process; two workers creating the same new name at the same moment may
 still create it twice. Within a process, batches sent at once (a push sends several) resolve
-their names in shared rounds, one at a time per account: a batch that arrives while a round is
-running joins the next one, so concurrent batches neither create a name twice nor each pay a
-search and a create of their own.
+their names in shared rounds, one at a time per account (:class:`crmhost.rounds.SharedRounds`),
+so they neither create a name twice nor each pay a search and a create of their own.
 
 Names match as HubSpot's ``IN`` filter matches strings: trimmed and case-insensitively (values
 are sent lower-cased, as HubSpot asks for ``IN`` on string properties). Two companies of one
@@ -33,14 +32,13 @@ name: the oldest (lowest id) wins.
 
 from __future__ import annotations
 
-import asyncio
-import weakref
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from crmhost.models import Record, RecordResult
+from crmhost.rounds import SharedRounds
 from crmhost_hubspot.client import API, HubSpotClient, error_message, next_after
 
 __all__ = [
@@ -103,30 +101,8 @@ def _failure(error: Mapping[str, Any], default: str) -> _Failure:
 
 
 _Resolved = tuple[dict[str, str], dict[str, _Failure]]
-
-
-@dataclass
-class _Round:
-    """Names of the batches waiting for the same look-up and create calls."""
-
-    names: dict[str, str] = field(default_factory=dict)
-    done: asyncio.Future[_Resolved] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
-
-
-@dataclass
-class _Rounds:
-    """Per account: the round that runs next, and the lock that lets one round run at a time."""
-
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    next: _Round | None = None
-
-
-# per event loop (a lock and a future belong to the loop they were made in), per (API base, portal)
-_ROUNDS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str], _Rounds]] = (
-    weakref.WeakKeyDictionary()
-)
+# batches sent at once share their look-ups and creates (see the module's doc)
+_ROUNDS: SharedRounds[str, str, _Resolved] = SharedRounds()
 
 
 def _account(client: HubSpotClient) -> tuple[str, str]:
@@ -215,29 +191,16 @@ async def _resolve(
 
 
 async def resolve_names(client: HubSpotClient, names: dict[str, str]) -> _Resolved:
-    """:func:`_resolve` for ``names``, in one round with the names of batches sent at the same time.
+    """Company ids for ``names`` (key -> name), created where missing; failures by key.
 
-    The first batch of a round to get the lock runs it for all; the others take its result. A
-    round whose runner failed or was cancelled is run again by each of its other batches.
+    In one round with the names of the batches sent at the same time (:class:`SharedRounds`).
     """
-    account = _account(client)
-    rounds = _ROUNDS.setdefault(asyncio.get_running_loop(), {}).setdefault(account, _Rounds())
-    while True:
-        joined = rounds.next = rounds.next or _Round()
-        joined.names.update(names)
-        async with rounds.lock:
-            if rounds.next is joined:
-                rounds.next = None
-                try:
-                    joined.done.set_result(await _resolve(client, joined.names))
-                except BaseException:
-                    joined.done.cancel()
-                    raise
-        if not joined.done.cancelled():
-            ids, failed = joined.done.result()
-            return {k: v for k, v in ids.items() if k in names}, {
-                k: v for k, v in failed.items() if k in names
-            }
+
+    async def resolve(wanted: dict[str, str]) -> _Resolved:
+        return await _resolve(client, wanted)
+
+    ids, failed = await _ROUNDS.run(_account(client), names, resolve)
+    return {k: v for k, v in ids.items() if k in names}, {k: v for k, v in failed.items() if k in names}
 
 
 async def _associate(client: HubSpotClient, pairs: dict[str, str]) -> dict[str, _Failure]:

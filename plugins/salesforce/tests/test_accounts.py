@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -228,3 +229,18 @@ async def test_long_company_names_split_the_lookup_not_the_answer(
     assert lookups == 2
     assert len(account_names(sf)) == 200
     assert accounts_of(sf)["person199@example.com"] == names[199]
+
+
+async def test_batches_sent_at_once_create_each_new_account_once(
+    org: Any, contexts: Any, dispatcher: Any, sf: Salesforce
+) -> None:
+    # a push sends several batches at once; their names overlap and are new to the org
+    ctx = contexts()
+    await push(dispatcher, ctx, [person(0, None)])  # the describe, out of the count
+    org.reset_stats()
+    batches = [[person(i, f"Company {i % 150}") for i in range(s, s + 100)] for s in range(100, 500, 100)]
+    await asyncio.gather(*(push(dispatcher, ctx, batch) for batch in batches))
+    names = account_names(sf)
+    assert len(names) == len(set(names)) == 150
+    # 4 writes, and a lookup and a create for each of two rounds at most (one per batch before)
+    assert org.stats()["calls"].get(COMPOSITE) <= 8

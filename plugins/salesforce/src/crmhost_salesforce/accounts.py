@@ -17,8 +17,10 @@ Names found or created lately are not looked up again (per process and org, for
 Salesforce meanwhile makes the write of a contact naming it fail (``ENTITY_IS_DELETED``,
 ``INVALID_CROSS_REFERENCE_KEY``); the names of those contacts are then looked up afresh and
 the contacts whose Account changed are written once more in the same push (Salesforce answers
-the same codes for a contact deleted there, which keeps its failure). Two processes creating
-the same new name at the same moment may still create two Accounts; the oldest wins from then on.
+the same codes for a contact deleted there, which keeps its failure). Batches of one org sent at
+once look names up and create Accounts in shared rounds (:class:`crmhost.rounds.SharedRounds`),
+so a new name is created once. Two processes creating the same new name at the same moment may
+still create two Accounts; the oldest wins from then on.
 
 Leads have no Account: a Lead keeps the name in its (required) ``Company`` field, so for an
 integration whose ``person_object`` is ``Lead`` the name goes there. Pulls read ``Account.Name``
@@ -36,6 +38,7 @@ from cachetools import TTLCache
 
 from crmhost.context import IntegrationContext
 from crmhost.models import Record, RecordBatch, RecordOp, RecordResult
+from crmhost.rounds import SharedRounds
 from crmhost_salesforce import records as contacts
 from crmhost_salesforce.batching import COLLECTION_SIZE, RecordLookup, chunks, collection, run_collections
 from crmhost_salesforce.client import SalesforceClient, first_error
@@ -53,6 +56,9 @@ _CACHE_MAX = 50_000
 _STALE = frozenset({"ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY"})
 # (instance URL, org id) -> lower-cased name -> Account id
 _KNOWN: dict[tuple[str, str], TTLCache[str, str]] = {}
+_Resolved = tuple[dict[str, str], dict[str, RecordResult]]
+# batches sent at once share their lookups and creates (see the module's doc)
+_ROUNDS: SharedRounds[str, str, _Resolved] = SharedRounds()
 
 
 def _known(client: SalesforceClient) -> TTLCache[str, str]:
@@ -111,6 +117,19 @@ async def _account_ids(
     return {**cached, **found}, failed
 
 
+async def _shared_account_ids(
+    client: SalesforceClient, names: Sequence[str]
+) -> tuple[dict[str, str], dict[str, RecordResult]]:
+    """:func:`_account_ids` in one round with the names of the batches sent at the same time."""
+
+    async def resolve(wanted: dict[str, str]) -> _Resolved:
+        return await _account_ids(client, list(wanted.values()))
+
+    mine = {n.lower(): n for n in names}
+    ids, failed = await _ROUNDS.run((client.instance_url, client.org_id), mine, resolve)
+    return {k: v for k, v in ids.items() if k in mine}, {k: v for k, v in failed.items() if k in mine}
+
+
 async def link_accounts(
     client: SalesforceClient, sobject: str, records: Sequence[Record]
 ) -> tuple[list[Record], dict[int, RecordResult]]:
@@ -129,7 +148,7 @@ async def link_accounts(
             renamed.append(record)
         return renamed, {}
     names = sorted({_name_of(r.fields.get(ACCOUNT_NAME)) for r in records} - {""})
-    ids, failed = await _account_ids(client, names) if names else ({}, {})
+    ids, failed = await _shared_account_ids(client, names) if names else ({}, {})
     out: list[Record] = []
     failures: dict[int, RecordResult] = {}
     for index, record in enumerate(records):

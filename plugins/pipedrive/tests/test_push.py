@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import httpx
@@ -206,3 +207,35 @@ async def test_a_batch_of_activities_goes_out_together_one_call_each(
     views = (await admin.get("/_sandbox/activities")).json()["activities"]
     assert sorted(v["activity_id"] for v in views) == sorted(e.id for e in events)
     assert {v["person_id"] for v in views} == {person.remote_id}
+
+
+async def test_concurrent_pushes_naming_one_new_org_create_it_once(
+    ctx: IntegrationContext, admin: httpx.AsyncClient
+) -> None:
+    # the host keeps several one-record writes in flight at once (Pipedrive has no batch write),
+    # so persons naming the same new organization are pushed concurrently
+    names = ["Nova Works", "Orbit Labs", "Quill & Co", "Zenith Ltd"]
+    records = [_record(ctx, {"email": f"c{i}@x.io", "company": names[i % len(names)]}) for i in range(32)]
+    # and the organizations themselves, pushed as company records (by name and by domain) at once
+    records += [
+        Record(object=ObjectType.COMPANY, key=key, fields={"name": name})
+        for name in names
+        for key in (name.lower(), f"{name.split()[0].lower()}.example")
+    ]
+    batches = [RecordBatch(object=r.object, op=RecordOp.UPSERT, records=[r]) for r in records]
+    results = await asyncio.gather(*(plugin.push_records(ctx, batch) for batch in batches[::-1]))
+    assert all(result.ok for [result] in results)
+    token = (await admin.post("/_sandbox/api-key")).json()["api_key"]
+    listed: list[str] = []
+    params: dict[str, object] = {"limit": 3}
+    while True:  # the public listing, page by page
+        body = (
+            await admin.get("/api/v2/organizations", params=params, headers={"x-api-token": token})
+        ).json()
+        listed += [str(row["name"]) for row in body["data"]]
+        cursor = (body.get("additional_data") or {}).get("next_cursor")
+        if not cursor:
+            break
+        params["cursor"] = cursor
+    assert {name: listed.count(name) for name in names} == dict.fromkeys(names, 1)
+    assert sorted(listed) == sorted(names)

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
+
 from crmhost.errors import PermanentError
 from crmhost.models import ObjectType, Record, RecordBatch, RecordOp, RecordResult
 from crmhost_pipedrive.client import PipedriveClient, error_message
 from crmhost_pipedrive.fields import ensure_fields, forget
 from crmhost_pipedrive.index import Index, index_for
-from crmhost_pipedrive.orgs import ORGS, org_id_for, org_index
+from crmhost_pipedrive.orgs import ORGS, name_lock, org_id_for, org_index
 from crmhost_pipedrive.wire import NAME_HINT, name_hint, person_body
 
 __all__ = ["BATCH_SIZE", "PERSONS", "person_index", "push_records"]
@@ -96,17 +98,27 @@ async def _upsert_person(client: PipedriveClient, record: Record, *, retried: bo
 async def _upsert_org(client: PipedriveClient, record: Record) -> RecordResult:
     name = str(record.fields.get("name") or record.key).strip()
     index = org_index(client)
-    remote = record.remote_id or (await index.fresh(client)).get(name.lower())
     body = {"name": name}
-    if remote is not None:
-        response = await client.request("PATCH", f"{ORGS}/{remote}", json=body)
-    else:
-        response = await client.request("POST", ORGS, json=body)
+    remote = record.remote_id or (await index.fresh(client)).get(name.lower())
+    if remote is None:
+        # a person's write may be creating the same name at this moment (see crmhost_pipedrive.orgs)
+        async with name_lock(client, name):
+            remote = (await index.fresh(client)).get(name.lower())
+            if remote is None:
+                created = await client.request("POST", ORGS, json=body)
+                return _org_written(record, index, name, created, created=True)
+    updated = await client.request("PATCH", f"{ORGS}/{remote}", json=body)
+    return _org_written(record, index, name, updated, created=False)
+
+
+def _org_written(
+    record: Record, index: Index, name: str, response: httpx.Response, *, created: bool
+) -> RecordResult:
     if response.status_code >= 400:
         return _failed(record, response.status_code, error_message(response))
     row = response.json()["data"]
     index.remember(name, str(row["id"]))
-    return RecordResult(key=record.key, ok=True, remote_id=str(row["id"]), created=remote is None)
+    return RecordResult(key=record.key, ok=True, remote_id=str(row["id"]), created=created)
 
 
 async def _delete(client: PipedriveClient, obj: ObjectType, record: Record) -> RecordResult:

@@ -6,6 +6,8 @@ batch looking up and creating its own new names would create a name twice when t
 carry it, and pay a look-up and a create call per batch. :class:`SharedRounds` makes the
 batches of one scope (a CRM account) wait in line: a batch that arrives while a round runs joins
 the next round, and the first of that round's batches to get its turn runs it for all of them.
+The first batch to find the scope idle holds its round open a moment (``gather_s``), so that
+batches sent together share one round.
 A plugin's ``resolve`` should take what it already knows from its cache first, so that a round
 whose names an earlier round resolved costs no call.
 
@@ -48,7 +50,14 @@ class _Line(Generic[K, V, R]):
 class SharedRounds(Generic[K, V, R]):
     """Rounds of ``resolve`` calls, each for the merged ``wanted`` of the callers that joined it."""
 
-    def __init__(self) -> None:
+    def __init__(self, gather_s: float = 0.0) -> None:
+        """``gather_s``: how long the first caller of an idle scope waits for others to join.
+
+        Batches sent at the same moment reach their look-up a few milliseconds apart (each waits
+        for its rate limiter and its own work first); without the wait the first one would run
+        a round alone and the rest would share the next.
+        """
+        self._gather_s = gather_s
         self._lines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, _Line[K, V, R]]] = (
             weakref.WeakKeyDictionary()
         )
@@ -64,10 +73,13 @@ class SharedRounds(Generic[K, V, R]):
         """
         line = self._lines.setdefault(asyncio.get_running_loop(), {}).setdefault(scope, _Line())
         while True:
+            idle = line.next is None and not line.lock.locked()
             joined = line.next = line.next or _Round()
             joined.wanted.update(wanted)
             async with line.lock:
                 if line.next is joined:
+                    if idle:
+                        await asyncio.sleep(self._gather_s)  # others join while this one holds the lock
                     line.next = None
                     try:
                         joined.done.set_result(await resolve(joined.wanted))

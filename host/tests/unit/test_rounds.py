@@ -48,6 +48,17 @@ async def test_callers_that_arrive_during_a_round_share_the_next_one() -> None:
     assert results[1]["b"] == results[0]["b"] and results[2]["c"] == results[4]["c"]
 
 
+async def test_callers_a_moment_apart_share_the_first_round_when_it_gathers() -> None:
+    rounds: SharedRounds[str, str, dict[str, int]] = SharedRounds(gather_s=0.2)
+    directory = Directory()
+    first = asyncio.create_task(rounds.run("acct", {"a": "A"}, directory.resolve))
+    await asyncio.sleep(0.01)
+    second = asyncio.create_task(rounds.run("acct", {"b": "B"}, directory.resolve))
+    directory.gate.release()
+    assert await asyncio.gather(first, second) == [{"a": 10, "b": 20}] * 2
+    assert directory.calls == [{"a", "b"}]
+
+
 async def test_scopes_do_not_wait_for_each_other() -> None:
     rounds: SharedRounds[str, str, dict[str, int]] = SharedRounds()
     slow, fast = Directory(), Directory()

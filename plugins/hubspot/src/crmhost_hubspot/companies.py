@@ -32,7 +32,8 @@ name: the oldest (lowest id) wins.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import asyncio
+from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -53,6 +54,7 @@ __all__ = [
     "link_companies",
     "name_key",
     "resolve_names",
+    "write_and_link",
 ]
 
 SEARCH_PATH = "/crm/v3/objects/companies/search"
@@ -102,7 +104,7 @@ def _failure(error: Mapping[str, Any], default: str) -> _Failure:
 
 _Resolved = tuple[dict[str, str], dict[str, _Failure]]
 # batches sent at once share their look-ups and creates (see the module's doc)
-_ROUNDS: SharedRounds[str, str, _Resolved] = SharedRounds()
+_ROUNDS: SharedRounds[str, str, _Resolved] = SharedRounds(gather_s=0.02)
 
 
 def _account(client: HubSpotClient) -> tuple[str, str]:
@@ -224,13 +226,59 @@ async def _associate(client: HubSpotClient, pairs: dict[str, str]) -> dict[str, 
     return failed
 
 
+def _linked_lately(client: HubSpotClient, contact_id: str | None, key: str) -> bool:
+    """Whether ``contact_id`` was made primary with company ``key`` within :data:`LINK_TTL`."""
+    if contact_id is None:
+        return False
+    hit = _cache(client, _LINKED).get(contact_id)
+    return hit is not None and hit[0] == key and client.ctx.now() - hit[1] < LINK_TTL
+
+
+def _names_to_link(client: HubSpotClient, records: Iterable[Record]) -> dict[str, str]:
+    """Company names (key -> name) the contacts of ``records`` may be linked to after their write."""
+    names: dict[str, str] = {}
+    for record in records:
+        name = record.fields.get("company")
+        if not isinstance(name, str) or not name.strip():
+            continue
+        if not _linked_lately(client, record.remote_id, name_key(name)):
+            names.setdefault(name_key(name), name.strip())
+    return names
+
+
+async def write_and_link(
+    client: HubSpotClient, records: Mapping[str, Record], write: Awaitable[dict[str, RecordResult]]
+) -> dict[str, RecordResult]:
+    """``write`` the contacts of ``records`` (by key), then associate each with its company.
+
+    The company names are resolved while the contacts are written: the batches of a push start
+    at the same moment, so their names share one round (:func:`resolve_names`) instead of one
+    round per batch as their writes come back one by one.
+    """
+    names = _names_to_link(client, records.values())
+    resolving = asyncio.ensure_future(resolve_names(client, names)) if names else None
+    try:
+        done = await write
+    except BaseException:
+        if resolving is not None:
+            resolving.cancel()
+        raise
+    resolved = await resolving if resolving is not None else None
+    return await link_companies(client, records, done, resolved)
+
+
 async def link_companies(
-    client: HubSpotClient, records: Mapping[str, Record], done: dict[str, RecordResult]
+    client: HubSpotClient,
+    records: Mapping[str, Record],
+    done: dict[str, RecordResult],
+    resolved: _Resolved | None = None,
 ) -> dict[str, RecordResult]:
     """Associate every written contact of ``records`` (by key) with its company; ``done`` updated.
 
-    A contact whose company could not be created or associated becomes a failed result naming
-    the company (the contact itself was written; the retry writes it again, harmlessly).
+    ``resolved``: names already resolved for ``records`` (:func:`write_and_link`); the others are
+    resolved here. A contact whose company could not be created or associated becomes a failed
+    result naming the company (the contact itself was written; the retry writes it again,
+    harmlessly).
     """
     wanted: dict[str, str] = {}  # contact id -> company name key
     names: dict[str, str] = {}  # name key -> name as the platform spells it
@@ -249,14 +297,14 @@ async def link_companies(
     # looked up: pushes of a contact's other fields (engagement, scores) would otherwise cost a
     # search and an association call each batch
     linked, now = _cache(client, _LINKED), client.ctx.now()
-    wanted = {
-        c: k
-        for c, k in wanted.items()
-        if not (c in linked and linked[c][0] == k and now - linked[c][1] < LINK_TTL)
-    }
+    wanted = {c: k for c, k in wanted.items() if not _linked_lately(client, c, k)}
     if not wanted:
         return done
-    ids, failed_names = await resolve_names(client, {k: names[k] for k in set(wanted.values())})
+    ids, failed_names = resolved or ({}, {})
+    missing = {k: names[k] for k in set(wanted.values()) if k not in ids and k not in failed_names}
+    if missing:
+        more_ids, more_failed = await resolve_names(client, missing)
+        ids, failed_names = {**ids, **more_ids}, {**failed_names, **more_failed}
     pairs = {c: ids[k] for c, k in wanted.items() if k in ids}
     failed = await _associate(client, pairs)
     gone = {wanted[c] for c in failed}

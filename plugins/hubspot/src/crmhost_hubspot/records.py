@@ -13,7 +13,7 @@ from typing import Any
 from crmhost.errors import PermanentError
 from crmhost.models import ObjectType, Record, RecordBatch, RecordOp, RecordResult
 from crmhost_hubspot.client import HubSpotClient, error_message
-from crmhost_hubspot.companies import link_companies
+from crmhost_hubspot.companies import write_and_link
 from crmhost_hubspot.mapping import CUSTOM_PROPERTIES
 from crmhost_hubspot.properties import ensure_properties, forget_property
 
@@ -207,8 +207,8 @@ async def push_records(client: HubSpotClient, batch: RecordBatch) -> list[Record
     elif batch.object is ObjectType.COMPANY:
         done = await _upsert_companies(client, list(batch.records))
     else:
-        done = await _upsert_contacts(client, list(batch.records))
-        done = await link_companies(client, {r.key.lower(): r for r in batch.records}, done)
+        records = {r.key.lower(): r for r in batch.records}
+        done = await write_and_link(client, records, _upsert_contacts(client, list(batch.records)))
     results = []
     for record in batch.records:
         result = done.get(record.key.lower()) or done.get(record.key)

@@ -58,7 +58,7 @@ _STALE = frozenset({"ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY"})
 _KNOWN: dict[tuple[str, str], TTLCache[str, str]] = {}
 _Resolved = tuple[dict[str, str], dict[str, RecordResult]]
 # batches sent at once share their lookups and creates (see the module's doc)
-_ROUNDS: SharedRounds[str, str, _Resolved] = SharedRounds()
+_ROUNDS: SharedRounds[str, str, _Resolved] = SharedRounds(gather_s=0.02)
 
 
 def _known(client: SalesforceClient) -> TTLCache[str, str]:

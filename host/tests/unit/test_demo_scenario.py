@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from crmhost.demo.report import events_floor, initial_floor
+from crmhost.demo.report import events_floor, events_floor_in_time, initial_floor, latency_windows
 from crmhost.demo.runner import UNBATCHED_SHARE, traits_for
 from crmhost.demo.scenario import STRATEGIES, CrmTraits, build
 from crmhost.models import (
@@ -155,3 +155,25 @@ def test_the_events_link_the_crms_own_contacts_they_change_first() -> None:
     assert events_floor(linking, 1_000, 250, 0, linked=150) == 10 + 3 + 2
     unlinked = msgspec.structs.replace(linking, batch_sizes={"push_records": 100, "push_activity": 100})
     assert events_floor(unlinked, 1_000, 250, 0, linked=150) == 10 + 3
+
+
+def test_events_more_than_a_second_apart_are_floored_one_window_at_a_time() -> None:
+    # requests accepted at these times: the first three fit in one second, then one alone,
+    # then two a second apart exactly (a second is too late for the first of them)
+    windows = latency_windows([0.0, 0.4, 0.99, 2.5, 4.0, 5.0])
+    assert windows == [range(0, 3), range(3, 4), range(4, 5), range(5, 6)]
+    assert latency_windows([]) == []
+    crms = [CrmTraits.of(_info("alpha", PEOPLE))]
+    scenario = build(crms, contacts=300, crm_contacts=100, events=2_000)
+    per = scenario.per_window([range(0, 1), range(1, 2)], 1_000)
+    assert [a for a, _ in per] == [1_000, 1_000]
+    once = len(scenario.changed_by_events())
+    both = [{e.email for e in scenario.events[i : i + 1_000] if e.kind != "sent"} for i in (0, 1_000)]
+    assert [c for _, c in per] == [len(both[0]), len(both[1])] and len(both[0] | both[1]) == once
+    assert len(both[0] & both[1]) > 0  # some contacts change in both: two pushes in time, one at best
+    alpha = msgspec.structs.replace(
+        _info("alpha", PEOPLE), batch_sizes={"push_records": 100, "push_activity": 100}
+    )
+    in_time = events_floor_in_time(alpha, per, 3)
+    assert in_time == 20 + sum(-(-c // 100) for _, c in per) + 3
+    assert in_time >= events_floor(alpha, 2_000, once, 3)

@@ -40,13 +40,16 @@ from crmhost.demo.report import (
     calls_by_endpoint,
     conflicts_by_strategy,
     events_floor,
+    events_floor_in_time,
     format_report,
     initial_floor,
+    latency_windows,
     rate_limit_floor_s,
 )
 from crmhost.demo.scenario import CrmTraits, Scenario, build
 from crmhost.demo.stack import Stack, StackConfig, StackError, open_stack
 from crmhost.demo.steps import (
+    EVENTS_PER_REQUEST,
     THRESHOLD_WORKFLOW,
     DemoFailed,
     Phase,
@@ -148,7 +151,7 @@ async def _initial_sync(stack: Stack, scenario: Scenario, opts: Options, slug: s
 async def _events(stack: Stack, scenario: Scenario, opts: Options) -> Phase:
     phase = Phase("events")
     started = time.monotonic()
-    await ingest_events(stack, scenario)
+    phase.accepted_at = await ingest_events(stack, scenario)
     want = scenario.expected_activities()
     targets = {
         f"{slug} activities": _crm_target(slug, want, 1)
@@ -255,6 +258,12 @@ async def run_demo(opts: Options) -> tuple[str, list[str]]:
                             info,
                             scenario.expected_activities(),
                             changed,
+                            enrolled,
+                            scenario.linked_by_events(slug),
+                        ),
+                        events_floor_in_time=events_floor_in_time(
+                            info,
+                            scenario.per_window(latency_windows(events.accepted_at), EVENTS_PER_REQUEST),
                             enrolled,
                             scenario.linked_by_events(slug),
                         ),

@@ -330,6 +330,14 @@ class Scenario:
         """Activities each CRM must log: one per event, of every kind (the default rules)."""
         return len(self.events)
 
+    def per_window(self, windows: Sequence[range], chunk: int) -> list[tuple[int, int]]:
+        """(activities, contacts changed) for each window of upload requests of ``chunk`` events."""
+        out = []
+        for window in windows:
+            events = self.events[window.start * chunk : window.stop * chunk]
+            out.append((len(events), len({e.email for e in events if e.kind != "sent"})))
+        return out
+
 
 def winner(strategy: str, local: Any, remote: Any, *, newer: str) -> Any:
     """The value a conflict settles on; ``newer`` is ``platform`` or ``crm``."""

@@ -17,6 +17,7 @@ from crmhost.demo.stack import Stack, StackError
 from crmhost.models import Capability
 
 __all__ = [
+    "EVENTS_PER_REQUEST",
     "THRESHOLD_WORKFLOW",
     "DemoFailed",
     "Phase",
@@ -47,6 +48,8 @@ class Phase:
     name: str
     wall_s: float = 0.0
     calls: dict[str, dict[str, Any]] = field(default_factory=dict)  # slug -> sandbox stats
+    #: when each upload request of the phase was accepted (monotonic; the events phase)
+    accepted_at: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -112,8 +115,13 @@ async def seed_scenario(stack: Stack, scenario: Scenario) -> None:
     say(f"  edited {edited:,} overlapping CRM records after the platform's write")
 
 
-async def ingest_events(stack: Stack, scenario: Scenario, *, chunk: int = 1000) -> None:
-    """``POST /v1/events`` in chunks of ``chunk``."""
+#: events per ``POST /v1/events`` request
+EVENTS_PER_REQUEST = 1000
+
+
+async def ingest_events(stack: Stack, scenario: Scenario, *, chunk: int = EVENTS_PER_REQUEST) -> list[float]:
+    """``POST /v1/events`` in chunks of ``chunk``; when each request was accepted (monotonic)."""
+    accepted: list[float] = []
     bar = Progress("email events ingested", len(scenario.events))
     for start in range(0, len(scenario.events), chunk):
         rows = [e.to_api() for e in scenario.events[start : start + chunk]]
@@ -121,8 +129,10 @@ async def ingest_events(stack: Stack, scenario: Scenario, *, chunk: int = 1000) 
         errors = got.get("errors") if isinstance(got, dict) else None
         if errors:
             raise DemoFailed(f"POST /v1/events refused {len(errors)} events, e.g. {errors[0]}")
+        accepted.append(time.monotonic())
         bar.update(min(start + chunk, len(scenario.events)))
     bar.close()
+    return accepted
 
 
 @dataclass(frozen=True)

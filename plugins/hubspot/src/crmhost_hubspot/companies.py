@@ -1,11 +1,12 @@
 """A contact's company: the HubSpot company of that name, found or created, as its primary company.
 
-The platform's contact carries its company as a name. After a batch of contacts is written, the
+The platform's contact carries its company as a name. While a batch of contacts is written, the
 names it carries are resolved to company ids in bulk: names seen lately come from a cache, the
 others from one companies search with an ``IN`` filter on ``name`` (100 names, up to 200
 results a page), and names HubSpot does not have are created with
 ``/crm/v3/objects/companies/batch/create`` (100 a call). Each contact is then associated with its
-company in one v4 ``batch/create`` call (100 pairs) with the HubSpot-defined *Primary* type
+company in a v4 ``batch/create`` call (100 pairs, shared with the batches written at the same
+time) with the HubSpot-defined *Primary* type
 (``associationTypeId`` 1, contact to company): that adds the company (and the unlabeled type
 HubSpot adds to every association) and makes it the contact's primary company, which demotes a
 previous primary to a plain association. Associations are never removed: a contact may have
@@ -105,6 +106,8 @@ def _failure(error: Mapping[str, Any], default: str) -> _Failure:
 _Resolved = tuple[dict[str, str], dict[str, _Failure]]
 # batches sent at once share their look-ups and creates (see the module's doc)
 _ROUNDS: SharedRounds[str, str, _Resolved] = SharedRounds(gather_s=0.02)
+# and their associations (contact id -> company id; failures by contact id)
+_LINK_ROUNDS: SharedRounds[str, str, dict[str, _Failure]] = SharedRounds(gather_s=0.02)
 
 
 def _account(client: HubSpotClient) -> tuple[str, str]:
@@ -226,6 +229,16 @@ async def _associate(client: HubSpotClient, pairs: dict[str, str]) -> dict[str, 
     return failed
 
 
+async def _associate_shared(client: HubSpotClient, pairs: dict[str, str]) -> dict[str, _Failure]:
+    """:func:`_associate` in one round with the pairs of the batches written at the same time."""
+
+    async def associate(wanted: dict[str, str]) -> dict[str, _Failure]:
+        return await _associate(client, wanted)
+
+    failed = await _LINK_ROUNDS.run(_account(client), pairs, associate)
+    return {c: why for c, why in failed.items() if c in pairs}
+
+
 def _linked_lately(client: HubSpotClient, contact_id: str | None, key: str) -> bool:
     """Whether ``contact_id`` was made primary with company ``key`` within :data:`LINK_TTL`."""
     if contact_id is None:
@@ -306,7 +319,7 @@ async def link_companies(
         more_ids, more_failed = await resolve_names(client, missing)
         ids, failed_names = {**ids, **more_ids}, {**failed_names, **more_failed}
     pairs = {c: ids[k] for c, k in wanted.items() if k in ids}
-    failed = await _associate(client, pairs)
+    failed = await _associate_shared(client, pairs)
     gone = {wanted[c] for c in failed}
     if gone:
         # a cached company may have been deleted or merged in HubSpot since: look again, once

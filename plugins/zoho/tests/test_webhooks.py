@@ -12,9 +12,9 @@ import pytest
 
 from crmhost.context import utcnow
 from crmhost.errors import WebhookRejected
-from crmhost.models import ChangeOp, ObjectType, WebhookRequest
+from crmhost.models import ChangeOp, ObjectType, Record, RecordBatch, RecordOp, WebhookRequest
 from crmhost.sandbox import running
-from crmhost_zoho import notifications
+from crmhost_zoho import notifications, records
 
 SECRET = "per-integration-secret-0123456789abcdef"
 
@@ -161,3 +161,36 @@ async def test_a_rotated_secret_replaces_the_channel(org: Any, contexts: Any) ->
     assert new.id != old.id
     assert list(org.sandbox.api.channels) == [new.id]
     assert org.sandbox.api.channels[new.id].notify_url == "http://127.0.0.1:9/b"
+
+
+async def test_an_edit_of_only_the_platforms_own_fields_starts_no_pull(
+    org: Any, contexts: Any, receiver: tuple[Receiver, str]
+) -> None:
+    app, url = receiver
+    ctx = contexts(webhook_url=url, webhook_secret=SECRET)
+    await notifications.subscribe_webhooks(ctx, None)
+    person = org.admin.post(
+        "/_sandbox/people", json={"fields": {"email": "s@example.com", "last_name": "S"}}
+    ).json()["id"]
+    await _wait_for(app, 1)
+    # a push of scores (the same name again, new scores), then a user's edit of the name
+    scores = {"penguinmails_lead_score": 42, "penguinmails_total_opens": 3}
+    row = {"Email": "s@example.com", "Last_Name": "S", **scores}
+    batch = RecordBatch(
+        object=ObjectType.CONTACT,
+        op=RecordOp.UPSERT,
+        records=[Record(object=ObjectType.CONTACT, key="s@example.com", remote_id=person, fields=row)],
+    )
+    [pushed] = await records.push_records(ctx, batch)
+    assert pushed.ok, pushed
+    org.admin.patch(f"/_sandbox/people/{person}", json={"fields": {"last_name": "Stone"}}).raise_for_status()
+    await _wait_for(app, 3)
+    pushed_notice, renamed = [await notifications.handle_webhook(ctx, _request(b)) for b in app.bodies[1:3]]
+    assert msgspec.json.decode(app.bodies[1])["affected_fields"] == [{person: sorted(scores)}]
+    assert pushed_notice.pull_objects == [] and pushed_notice.changes == []
+    assert renamed.pull_objects == [ObjectType.CONTACT]
+    # a notice that does not say what changed is read, as before
+    bare = msgspec.json.decode(app.bodies[1])
+    del bare["affected_fields"]
+    hinted = await notifications.handle_webhook(ctx, _request(msgspec.json.encode(bare)))
+    assert hinted.pull_objects == [ObjectType.CONTACT]

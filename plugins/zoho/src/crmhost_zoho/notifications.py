@@ -23,6 +23,7 @@ import msgspec
 from crmhost.context import IntegrationContext
 from crmhost.errors import PermanentError, WebhookRejected
 from crmhost.models import (
+    EVENT_FIELDS,
     Change,
     ChangeOp,
     ObjectType,
@@ -31,7 +32,7 @@ from crmhost.models import (
     WebhookSubscription,
 )
 from crmhost_zoho.client import ZohoClient
-from crmhost_zoho.mapping import format_datetime, module_for, parse_datetime
+from crmhost_zoho.mapping import DEFAULT_MAPPING, format_datetime, module_for, parse_datetime
 
 __all__ = [
     "channel_id_for",
@@ -164,7 +165,36 @@ class _Notice(msgspec.Struct, kw_only=True):
     token: str | None = None
     ids: list[str | int] = []
     server_time: int | None = None
+    #: per record id, the fields an edit changed (``[{"<id>": ["Last_Name", ...]}]``)
+    affected_fields: list[dict[str, list[str]]] = []
     affected_values: list[_Affected] = []
+
+
+#: fields of a person only the platform writes: the custom fields of the event-computed values
+#: (every mapping sends them to Zoho only; the conformance kit checks the default one) and the
+#: stamps any edit moves
+_PLATFORM_ONLY = frozenset(
+    {
+        *(m.remote for m in DEFAULT_MAPPING if m.local in EVENT_FIELDS),
+        "Modified_Time",
+        "Modified_By",
+        "Last_Activity_Time",
+    }
+)
+
+
+def _nothing_to_read(notice: _Notice) -> bool:
+    """Whether an edit changed, on every record it names, only fields the platform alone writes.
+
+    The platform's own pushes of scores and engagement are such edits: their notices would
+    otherwise each start a pull that reads back only what was just written. A notice without
+    ``affected_fields`` for a record says nothing of it, and is read.
+    """
+    changed: dict[str, set[str]] = {}
+    for entry in notice.affected_fields:
+        for record_id, fields in entry.items():
+            changed.setdefault(str(record_id), set()).update(fields)
+    return all(str(i) in changed and changed[str(i)] <= _PLATFORM_ONLY for i in notice.ids)
 
 
 async def handle_webhook(ctx: IntegrationContext, request: WebhookRequest) -> WebhookResult:
@@ -197,6 +227,8 @@ async def handle_webhook(ctx: IntegrationContext, request: WebhookRequest) -> We
             ]
         )
     if notice.operation != "insert":
+        if notice.operation == "update" and _nothing_to_read(notice):
+            return WebhookResult()
         # an edit's values may be overtaken: notices arrive in any order and a later write's
         # may come first, so an edit is only a hint and the pull reads the record as it is now
         return WebhookResult(pull_objects=[obj])

@@ -215,7 +215,8 @@ async def test_concurrent_pushes_naming_one_new_org_create_it_once(
     # the host keeps several one-record writes in flight at once (Pipedrive has no batch write),
     # so persons naming the same new organization are pushed concurrently
     names = ["Nova Works", "Orbit Labs", "Quill & Co", "Zenith Ltd"]
-    records = [_record(ctx, {"email": f"c{i}@x.io", "company": names[i % len(names)]}) for i in range(32)]
+    people = [{"email": f"c{i}@x.io", "company": names[i % len(names)], "lead_score": i} for i in range(32)]
+    records = [_record(ctx, person) for person in people]
     # and the organizations themselves, pushed as company records (by name and by domain) at once
     records += [
         Record(object=ObjectType.COMPANY, key=key, fields={"name": name})
@@ -239,3 +240,7 @@ async def test_concurrent_pushes_naming_one_new_org_create_it_once(
         params["cursor"] = cursor
     assert {name: listed.count(name) for name in names} == dict.fromkeys(names, 1)
     assert sorted(listed) == sorted(names)
+    # the person fields too: listed once to find ours missing, once more under the lock that
+    # creates them, and each of ours created once, however many writes needed them at once
+    stats = (await admin.get("/_sandbox/stats")).json()["calls"]
+    assert (stats["GET /v1/personFields"], stats["POST /v1/personFields"]) == (2, 1), stats

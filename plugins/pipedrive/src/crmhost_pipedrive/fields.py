@@ -5,11 +5,15 @@ Keys are discovered through ``GET /v1/personFields``; our fields are created thr
 
 Definitions are cached per account for the process; a name we do not know sends us back to
 Pipedrive once before we create it, so a field another worker created is found, not duplicated.
+The host keeps several writes in flight at once: the first to need the definitions lists them
+while the others wait for its answer (one lock per account and path), and a write that waited
+to create a field finds it created by the one before.
 """
 
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,7 +28,10 @@ __all__ = ["discover_fields", "ensure_fields", "field_defs", "forget"]
 _PATHS = {ObjectType.CONTACT: "/v1/personFields", ObjectType.LEAD: "/v1/personFields"}
 _PATHS[ObjectType.COMPANY] = "/v1/organizationFields"
 _CACHE: dict[tuple[str, str, str], FieldDefs] = {}
-_LOCKS: dict[tuple[str, str, str], asyncio.Lock] = {}
+# per event loop, since a lock belongs to the loop it first waited in
+_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str, str], asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
 #: v1 field keys of standard person fields -> the names our mapping uses (API v2's)
 _V2_NAMES = {"email": "emails", "phone": "phones"}
 _READ_ONLY = frozenset({"add_time", "update_time", "id"})
@@ -34,6 +41,10 @@ _OURS = {**CUSTOM_FIELDS, NAME_HINT: "varchar"}
 
 def _key(client: PipedriveClient, path: str) -> tuple[str, str, str]:
     return client.base, client.ctx.require_credentials().account_id or "", path
+
+
+def _lock(key: tuple[str, str, str]) -> asyncio.Lock:
+    return _LOCKS.setdefault(asyncio.get_running_loop(), {}).setdefault(key, asyncio.Lock())
 
 
 async def _rows(client: PipedriveClient, path: str) -> list[dict[str, Any]]:
@@ -54,7 +65,9 @@ async def field_defs(client: PipedriveClient, obj: ObjectType = ObjectType.CONTA
     path = _PATHS[obj]
     key = _key(client, path)
     if key not in _CACHE:
-        _CACHE[key] = FieldDefs.from_rows(await _rows(client, path))
+        async with _lock(key):
+            if key not in _CACHE:  # else listed by the write this one waited for
+                _CACHE[key] = FieldDefs.from_rows(await _rows(client, path))
     return _CACHE[key]
 
 
@@ -70,9 +83,13 @@ async def ensure_fields(client: PipedriveClient, names: Iterable[str]) -> FieldD
     if all(n in defs.by_name for n in wanted):
         return defs
     path = _PATHS[ObjectType.CONTACT]
-    async with _LOCKS.setdefault(_key(client, path), asyncio.Lock()):
+    key = _key(client, path)
+    async with _lock(key):
+        defs = _CACHE.get(key) or defs
+        if all(n in defs.by_name for n in wanted):
+            return defs  # created by the write this one waited for
         forget(client)
-        defs = await field_defs(client)
+        _CACHE[key] = defs = FieldDefs.from_rows(await _rows(client, path))
         for name in wanted:
             if name in defs.by_name:
                 continue

@@ -275,6 +275,9 @@ async def write_and_link(
     except BaseException:
         if resolving is not None:
             resolving.cancel()
+            # its own failure (the same expired token, say) is not the one to report, nor to log
+            # later as "never retrieved"
+            resolving.add_done_callback(lambda task: task.cancelled() or task.exception())
         raise
     resolved = await resolving if resolving is not None else None
     return await link_companies(client, records, done, resolved)

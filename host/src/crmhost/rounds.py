@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-__all__ = ["SharedRounds"]
+__all__ = ["KeyedLocks", "SharedRounds"]
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -45,6 +45,23 @@ class _Round(Generic[K, V, R]):
 class _Line(Generic[K, V, R]):
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     next: _Round[K, V, R] | None = None
+
+
+class KeyedLocks(Generic[K]):
+    """One :class:`asyncio.Lock` per key and event loop: one writer at a time per name or account.
+
+    For find-or-create work that does not batch (one call per record): the writer that waited
+    looks again before it creates.
+    """
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[K, asyncio.Lock]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def __call__(self, key: K) -> asyncio.Lock:
+        """The lock of ``key`` in the running loop."""
+        return self._locks.setdefault(asyncio.get_running_loop(), {}).setdefault(key, asyncio.Lock())
 
 
 class SharedRounds(Generic[K, V, R]):

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from crmhost.rounds import SharedRounds
+from crmhost.rounds import KeyedLocks, SharedRounds
 
 
 class Directory:
@@ -93,3 +93,18 @@ async def test_a_round_whose_runner_fails_is_run_again_by_the_others(how: str) -
     directory.gate.release()
     assert (await asyncio.wait_for(other, 5))["c"] == 20  # "b" was never made
     assert directory.calls[-1] == {"c"}
+
+
+async def test_keyed_locks_hold_one_writer_per_key() -> None:
+    locks: KeyedLocks[str] = KeyedLocks()
+    assert locks("acme") is locks("acme") and locks("acme") is not locks("globex")
+    order: list[str] = []
+
+    async def write(name: str, key: str) -> None:
+        async with locks(key):
+            order.append(f"{name}+")
+            await asyncio.sleep(0.01)
+            order.append(f"{name}-")
+
+    await asyncio.gather(write("a", "acme"), write("b", "acme"), write("c", "globex"))
+    assert order.index("a-") < order.index("b+") and order.index("c+") < order.index("a-")

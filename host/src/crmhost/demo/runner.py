@@ -219,6 +219,8 @@ async def run_demo(opts: Options) -> tuple[str, list[str]]:
             store = await hoststate.counts(stack.host, stack.tenant_id, record_log=True)
             metrics = (await stack.http.get("/metrics")).text
             resolved = conflicts_by_strategy(metrics)
+            changed = len(scenario.changed_by_events())
+            windows = scenario.per_window(latency_windows(events.accepted_at), EVENTS_PER_REQUEST)
             for slug, plan in scenario.crms.items():
                 snap = await crmstate.snapshot(stack, slug)
                 problems += check_crm(scenario, slug, snap, events_done=True, deleted=gone)
@@ -236,8 +238,8 @@ async def run_demo(opts: Options) -> tuple[str, list[str]]:
                         scenario, slug, snap, platform, workflow=THRESHOLD_WORKFLOW, triggered=triggered
                     )
                 pushed = scenario.union_size() - plan.size + len(plan.old)
-                changed = len(scenario.changed_by_events())
                 enrolled = sum(snap.enrollments.values())
+                linked = scenario.linked_by_events(slug)
                 figures.append(
                     CrmFigures(
                         slug=slug,
@@ -259,14 +261,9 @@ async def run_demo(opts: Options) -> tuple[str, list[str]]:
                             scenario.expected_activities(),
                             changed,
                             enrolled,
-                            scenario.linked_by_events(slug),
+                            linked,
                         ),
-                        events_floor_in_time=events_floor_in_time(
-                            info,
-                            scenario.per_window(latency_windows(events.accepted_at), EVENTS_PER_REQUEST),
-                            enrolled,
-                            scenario.linked_by_events(slug),
-                        ),
+                        events_floor_in_time=events_floor_in_time(info, windows, enrolled, linked),
                         events_wall_s=events.wall_s,
                         rate_limited=sum(p.calls[slug].get("rate_limited", 0) for p in initial.values())
                         + events.calls[slug].get("rate_limited", 0),

@@ -246,9 +246,12 @@ class Scenario:
         ]
         return len({name.strip().lower() for name in linked} - known), len(linked)
 
-    def changed_by_events(self) -> set[str]:
-        """Emails of the contacts an event changes (any kind but ``sent``): each one is pushed."""
-        return {e.email for e in self.events if e.kind != "sent"}
+    def changed_by_events(self, events: Sequence[Event] | None = None) -> set[str]:
+        """Emails of the contacts an event changes (any kind but ``sent``): each one is pushed.
+
+        ``events``: a part of the scenario's events (all of them by default).
+        """
+        return {e.email for e in (self.events if events is None else events) if e.kind != "sent"}
 
     def linked_by_events(self, slug: str) -> int:
         """Contacts of ``slug``'s own that the events phase writes there first, with a company.
@@ -335,7 +338,7 @@ class Scenario:
         out = []
         for window in windows:
             events = self.events[window.start * chunk : window.stop * chunk]
-            out.append((len(events), len({e.email for e in events if e.kind != "sent"})))
+            out.append((len(events), len(self.changed_by_events(events))))
         return out
 
 

@@ -37,6 +37,7 @@ import asyncio
 from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from crmhost.models import Record, RecordResult
@@ -200,11 +201,7 @@ async def resolve_names(client: HubSpotClient, names: dict[str, str]) -> _Resolv
 
     In one round with the names of the batches sent at the same time (:class:`SharedRounds`).
     """
-
-    async def resolve(wanted: dict[str, str]) -> _Resolved:
-        return await _resolve(client, wanted)
-
-    ids, failed = await _ROUNDS.run(_account(client), names, resolve)
+    ids, failed = await _ROUNDS.run(_account(client), names, partial(_resolve, client))
     return {k: v for k, v in ids.items() if k in names}, {k: v for k, v in failed.items() if k in names}
 
 
@@ -231,11 +228,7 @@ async def _associate(client: HubSpotClient, pairs: dict[str, str]) -> dict[str, 
 
 async def _associate_shared(client: HubSpotClient, pairs: dict[str, str]) -> dict[str, _Failure]:
     """:func:`_associate` in one round with the pairs of the batches written at the same time."""
-
-    async def associate(wanted: dict[str, str]) -> dict[str, _Failure]:
-        return await _associate(client, wanted)
-
-    failed = await _LINK_ROUNDS.run(_account(client), pairs, associate)
+    failed = await _LINK_ROUNDS.run(_account(client), pairs, partial(_associate, client))
     return {c: why for c, why in failed.items() if c in pairs}
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import weakref
 from collections.abc import Iterable
 from typing import Any
 
 from crmhost.errors import PermanentError
 from crmhost.models import ObjectType, RemoteField
+from crmhost.rounds import KeyedLocks
 from crmhost_hubspot.client import HubSpotClient, error_message
 
 __all__ = ["discover_fields", "ensure_properties", "forget_property", "property_definition"]
@@ -18,11 +17,8 @@ _OBJECT_PATHS = {ObjectType.CONTACT: "contacts", ObjectType.LEAD: "contacts", Ob
 # per (API base, account, object type): property names known to exist, so each process asks once
 _KNOWN: dict[tuple[str, str, str], set[str]] = {}
 # one check at a time per key: a push sends several batches at once, and each would otherwise
-# list the properties and create the missing ones itself. Per event loop, since a lock belongs
-# to the loop it first waited in
-_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str, str], asyncio.Lock]] = (
-    weakref.WeakKeyDictionary()
-)
+# list the properties and create the missing ones itself
+_LOCKS: KeyedLocks[tuple[str, str, str]] = KeyedLocks()
 _FIELD_TYPES = {
     "number": "number",
     "datetime": "date",
@@ -69,8 +65,7 @@ async def ensure_properties(
     known = _KNOWN.setdefault(key, set())
     if not set(wanted) - known:
         return
-    locks = _LOCKS.setdefault(asyncio.get_running_loop(), {})
-    async with locks.setdefault(key, asyncio.Lock()):
+    async with _LOCKS(key):
         if set(wanted) - known:  # another batch may have created them while this one waited
             await _create_missing(client, object_type, wanted, known, unique)
 

@@ -12,13 +12,12 @@ to create a field finds it created by the one before.
 
 from __future__ import annotations
 
-import asyncio
-import weakref
 from collections.abc import Iterable
 from typing import Any
 
 from crmhost.errors import PermanentError
 from crmhost.models import ObjectType, RemoteField
+from crmhost.rounds import KeyedLocks
 from crmhost_pipedrive.client import PipedriveClient
 from crmhost_pipedrive.mapping import CUSTOM_FIELDS
 from crmhost_pipedrive.wire import NAME_HINT, FieldDefs
@@ -28,10 +27,7 @@ __all__ = ["discover_fields", "ensure_fields", "field_defs", "forget"]
 _PATHS = {ObjectType.CONTACT: "/v1/personFields", ObjectType.LEAD: "/v1/personFields"}
 _PATHS[ObjectType.COMPANY] = "/v1/organizationFields"
 _CACHE: dict[tuple[str, str, str], FieldDefs] = {}
-# per event loop, since a lock belongs to the loop it first waited in
-_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str, str], asyncio.Lock]] = (
-    weakref.WeakKeyDictionary()
-)
+_LOCKS: KeyedLocks[tuple[str, str, str]] = KeyedLocks()
 #: v1 field keys of standard person fields -> the names our mapping uses (API v2's)
 _V2_NAMES = {"email": "emails", "phone": "phones"}
 _READ_ONLY = frozenset({"add_time", "update_time", "id"})
@@ -41,10 +37,6 @@ _OURS = {**CUSTOM_FIELDS, NAME_HINT: "varchar"}
 
 def _key(client: PipedriveClient, path: str) -> tuple[str, str, str]:
     return client.base, client.ctx.require_credentials().account_id or "", path
-
-
-def _lock(key: tuple[str, str, str]) -> asyncio.Lock:
-    return _LOCKS.setdefault(asyncio.get_running_loop(), {}).setdefault(key, asyncio.Lock())
 
 
 async def _rows(client: PipedriveClient, path: str) -> list[dict[str, Any]]:
@@ -65,7 +57,7 @@ async def field_defs(client: PipedriveClient, obj: ObjectType = ObjectType.CONTA
     path = _PATHS[obj]
     key = _key(client, path)
     if key not in _CACHE:
-        async with _lock(key):
+        async with _LOCKS(key):
             if key not in _CACHE:  # else listed by the write this one waited for
                 _CACHE[key] = FieldDefs.from_rows(await _rows(client, path))
     return _CACHE[key]
@@ -84,7 +76,7 @@ async def ensure_fields(client: PipedriveClient, names: Iterable[str]) -> FieldD
         return defs
     path = _PATHS[ObjectType.CONTACT]
     key = _key(client, path)
-    async with _lock(key):
+    async with _LOCKS(key):
         defs = _CACHE.get(key) or defs
         if all(n in defs.by_name for n in wanted):
             return defs  # created by the write this one waited for

@@ -13,10 +13,10 @@ on a full listing, the one changed last on a refresh); persons linked to the oth
 from __future__ import annotations
 
 import asyncio
-import weakref
 from typing import Any
 
 from crmhost.errors import PermanentError
+from crmhost.rounds import KeyedLocks
 from crmhost_pipedrive.client import PipedriveClient, error_message
 from crmhost_pipedrive.index import Index, index_for
 
@@ -26,11 +26,8 @@ ORGS = "/api/v2/organizations"
 #: ``ids`` per organizations listing call
 _IDS_PER_CALL = 100
 _NAMES: dict[tuple[str, str], dict[str, str]] = {}
-# one create at a time per (API base, account, lower-cased name); per event loop, since a lock
-# belongs to the loop it first waited in
-_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str, str], asyncio.Lock]] = (
-    weakref.WeakKeyDictionary()
-)
+# one create at a time per (API base, account, lower-cased name)
+_LOCKS: KeyedLocks[tuple[str, str, str]] = KeyedLocks()
 
 
 def _names_of(row: dict[str, Any]) -> list[str]:
@@ -49,8 +46,7 @@ def _cache(client: PipedriveClient) -> dict[str, str]:
 def name_lock(client: PipedriveClient, name: str) -> asyncio.Lock:
     """The lock to hold while creating an organization named ``name`` (checking the index again)."""
     account = client.ctx.require_credentials().account_id or ""
-    locks = _LOCKS.setdefault(asyncio.get_running_loop(), {})
-    return locks.setdefault((client.base, account, name.strip().lower()), asyncio.Lock())
+    return _LOCKS((client.base, account, name.strip().lower()))
 
 
 async def org_id_for(client: PipedriveClient, name: str) -> int:

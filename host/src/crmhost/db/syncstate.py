@@ -16,6 +16,7 @@ from crmhost.db.base import Base, TenantScoped, new_id, utcnow
 __all__ = [
     "ConflictRow",
     "FieldMappingRow",
+    "InitialSyncState",
     "NotificationRow",
     "OutboxRow",
     "RecordLogRow",
@@ -181,6 +182,28 @@ class SyncCursor(TenantScoped, Base):
     cursor: Mapped[str | None] = mapped_column(Text, default=None)
     snapshot: Mapped[str | None] = mapped_column(String(200), default=None)  # reconciliation in progress
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class InitialSyncState(TenantScoped, Base):
+    """How far an integration's initial sync got, so a part that died is started again.
+
+    Each part of the sliced initial sync (:mod:`crmhost.worker.jobs.sync`) enqueues the next;
+    a part that times out or crashes enqueues nothing, and arq does not retry it. ``due_at``
+    is when the ``resume_initial_syncs`` cron starts part ``part`` again unless a part has run
+    since (each part moves it on); NULL once finished.
+    """
+
+    __tablename__ = "initial_syncs"
+
+    integration_id: Mapped[str] = mapped_column(
+        ForeignKey("integrations.id", ondelete="CASCADE"), primary_key=True
+    )
+    part: Mapped[int] = mapped_column(Integer, default=0)
+    #: where queueing the platform's unlinked contacts continues (None: the pull comes first)
+    resume_after: Mapped[str | None] = mapped_column(String(36), default=None)
+    due_at: Mapped[datetime | None] = mapped_column(index=True, default=None)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class ConflictRow(TenantScoped, Base):

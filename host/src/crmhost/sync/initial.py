@@ -10,9 +10,11 @@ Until the backfill's pull has finished, outbox rows for this CRM (events, other 
 are held (:func:`crmhost.sync.apply_store.hold_while_backfilling`): pushed before its records
 are linked, they would create duplicates. The pull releases them when it finishes ok.
 
-It runs as the ``initial_sync`` job (job id ``initial:<integration>``), enqueued by
-:func:`on_activated` when an integration becomes active. Running it twice is harmless: the
-pull resumes from its cursor, and the outbox keeps one pending row per contact.
+It runs as the ``initial_sync`` job in parts (job ids ``initial:<integration>`` and
+``initial:<integration>:<part>``), started by :func:`on_activated` when an integration becomes
+active; :mod:`crmhost.sync.initial_state` keeps which part is next, so that one that died is
+started again. Running a part twice is harmless: the pull resumes from its cursor, and the
+outbox keeps one pending row per contact.
 """
 
 from __future__ import annotations
@@ -29,15 +31,10 @@ from crmhost.sync.apply_store import linked_contacts, queue_pushes
 from crmhost.sync.outbox import PUSH_DIRECTIONS, kick
 from crmhost.sync.pull import PullOutcome, pull_integration
 
-__all__ = ["InitialOutcome", "initial_job_id", "initial_sync", "on_activated", "queue_unlinked"]
+__all__ = ["InitialOutcome", "initial_sync", "on_activated", "queue_unlinked"]
 
 #: contacts read per round when queueing the platform's contacts for a new CRM
 STREAM_CHUNK = 5000
-
-
-def initial_job_id(integration_id: str) -> str:
-    """One initial sync per integration queued at a time."""
-    return f"initial:{integration_id}"
 
 
 @dataclass
@@ -125,10 +122,7 @@ async def initial_sync(
 
 
 async def on_activated(host: Host, tenant_id: str, integration_id: str) -> None:
-    """Enqueue the initial sync of an integration that just became active."""
-    await host.job_queue().enqueue(
-        "initial_sync",
-        job_id=initial_job_id(integration_id),
-        tenant_id=tenant_id,
-        integration_id=integration_id,
-    )
+    """Start the initial sync of an integration that just became active, from its first part."""
+    from crmhost.sync import initial_state
+
+    await initial_state.enqueue(host, await initial_state.begin(host, tenant_id, integration_id))

@@ -15,7 +15,7 @@ from crmhost.worker.jobs.keys import rotate_keys
 from crmhost.worker.jobs.notify import deliver_due_notifications, deliver_notifications
 from crmhost.worker.jobs.push import push_due, push_integration
 from crmhost.worker.jobs.scoring import decay_scores, schedule_decay
-from crmhost.worker.jobs.sync import initial_sync, pull_integration, schedule_pulls
+from crmhost.worker.jobs.sync import initial_sync, pull_integration, resume_initial_syncs, schedule_pulls
 from crmhost.worker.jobs.tokens import refresh_due_tokens, refresh_token
 from crmhost.worker.jobs.webhooks import renew_webhook_subscriptions, subscribe_webhooks
 from crmhost.worker.serial import JOB_TIMEOUT_S
@@ -47,6 +47,7 @@ FUNCTIONS: list[Function] = [
     # the backfill is a pull (resumable) plus streamed outbox inserts (idempotent by dedupe
     # key), in slices that enqueue the next part
     func(initial_sync, max_tries=10, timeout=T, keep_result=0),
+    func(resume_initial_syncs, max_tries=1, timeout=T),
     # failures reschedule rows with backoff (never Retry); a slice stops starting POSTs after
     # 20 s (each has a 10 s timeout) and the minutely cron continues
     func(deliver_notifications, max_tries=1, timeout=T, keep_result=0),
@@ -66,6 +67,9 @@ CRON_JOBS: list[CronJob] = [
     # every minute: backoffs and rate-limit pauses end and crashed drains' leases expire without
     # anyone kicking; a minute bounds how long such rows wait
     cron(push_due, second=0, unique=True, run_at_startup=True, timeout=T),
+    # every minute: a part of an initial sync that died is started again STALL_S (90 s) after it
+    # began, so a timed-out part resumes within 2.5 minutes; at startup, what a restart cut off
+    cron(resume_initial_syncs, second=15, unique=True, run_at_startup=True, timeout=T),
     # hourly is the finest sync_frequency (the fallback to webhooks); daily ones are skipped until due
     cron(schedule_pulls, minute=0, second=0, unique=True, timeout=T),
     # every minute: a notification's first retry waits 30 s, so a minute bounds the extra wait

@@ -12,7 +12,7 @@ from crmhost.errors import RateLimited, TransientError
 from crmhost.worker.jobs.runs import serial_integration_job
 from crmhost.worker.serial import SLICE_S, kick
 
-__all__ = ["initial_sync", "pull_integration", "retry_after", "schedule_pulls"]
+__all__ = ["initial_sync", "pull_integration", "resume_initial_syncs", "retry_after", "schedule_pulls"]
 
 log = logging.getLogger(__name__)
 
@@ -91,17 +91,22 @@ async def initial_sync(
     resume_after: str | None = None,
     part: int = 0,
 ) -> dict[str, Any]:
-    """The first sync of a new integration (job id ``initial:<integration>``), in slices.
+    """One part of the first sync of a new integration, then the next part is enqueued.
 
-    Each job works for :data:`~crmhost.worker.serial.SLICE_S`, then enqueues the next part
-    (job id ``initial:<integration>:<part>``) with where it stopped: the pull resumes from
-    its saved cursor, the queueing of unlinked contacts from ``resume_after``. A part run
-    twice repeats harmless work (see :mod:`crmhost.sync.initial`).
+    Each part works for :data:`~crmhost.worker.serial.SLICE_S`, then names and enqueues the
+    next (job id ``initial:<integration>:<part>``) with where it stopped: the pull resumes from
+    its saved cursor, the queueing of unlinked contacts from ``resume_after``. Only the part
+    :mod:`crmhost.sync.initial_state` names runs; a part that died is started again by the
+    ``resume_initial_syncs`` cron. A part run twice repeats harmless work (see
+    :mod:`crmhost.sync.initial`).
     """
-    from crmhost.sync.initial import initial_job_id
+    from crmhost.sync import initial_state
     from crmhost.sync.initial import initial_sync as run
 
     host = ctx["host"]
+    if not await initial_state.claim(host, tenant_id, integration_id, part):
+        log.info("initial sync %s: part %d was superseded; nothing to do", integration_id, part)
+        return {"superseded": part}
     try:
         outcome = await run(
             host,
@@ -114,17 +119,34 @@ async def initial_sync(
         log.info("initial sync %s: %s; retrying", integration_id, exc.message)
         raise retry_after(exc, int(ctx.get("job_try", 1))) from exc
     if outcome.more:
-        await host.job_queue().enqueue(
-            "initial_sync",
-            job_id=f"{initial_job_id(integration_id)}:{part + 1}",
-            tenant_id=tenant_id,
-            integration_id=integration_id,
-            resume_after=outcome.resume_after,
-            part=part + 1,
-        )
+        following = await initial_state.advance(host, tenant_id, integration_id, part, outcome.resume_after)
+        if following is not None:
+            await initial_state.enqueue(host, following)
+    else:
+        failed = outcome.pull.status in ("needs_reauth", "failed")
+        await initial_state.settle(host, tenant_id, integration_id, part, finished=not failed)
     return {
         "pull": outcome.pull.status,
         "pages": outcome.pull.pages,
         "queued": outcome.queued,
         "more": outcome.more,
     }
+
+
+async def resume_initial_syncs(ctx: dict[str, Any]) -> int:
+    """Cron (every minute): start again each initial sync whose part died (a timeout, a killed worker).
+
+    Returns:
+        How many parts were enqueued (one still queued, deferred or running is not doubled).
+    """
+    from crmhost.sync import initial_state
+
+    host = ctx["host"]
+    resumed = 0
+    for part in await initial_state.stalled(host):
+        if await initial_state.enqueue(host, part):
+            log.warning(
+                "initial sync %s: part %d stopped unfinished; started again", part.integration_id, part.part
+            )
+            resumed += 1
+    return resumed

@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from crmhost.demo.deletes import pick_deletes
 from crmhost.demo.report import events_floor, events_floor_in_time, initial_floor, latency_windows
 from crmhost.demo.runner import UNBATCHED_SHARE, traits_for
 from crmhost.demo.scenario import STRATEGIES, CrmTraits, build
@@ -83,6 +84,16 @@ def test_three_crms_split_by_share_and_agree_on_what_they_all_hold() -> None:
     # field_level: names crm_wins, company newest_wins
     assert scenario.expected_conflicts("alpha") == {"crm_wins": 40, "newest_wins": 40}
     assert scenario.union_size() == len(scenario.expected_people())
+
+
+def test_no_hot_contact_is_picked_for_deletion() -> None:
+    # the smallest demo: both hot contacts were among the CRM's last 50, deleted before the
+    # workflow check looked for their lead scores
+    crms = [CrmTraits.of(_info("hubspot", [*PEOPLE, "company"]))]
+    scenario = build(crms, contacts=300, crm_contacts=300, events=2000)
+    picked = pick_deletes(scenario, 50)
+    assert scenario.hot and {len(emails) for emails in picked.values()} == {50}
+    assert not set(scenario.hot) & {e for emails in picked.values() for e in emails}
 
 
 def test_build_refuses_no_crms_and_negative_shares() -> None:

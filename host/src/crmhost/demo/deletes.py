@@ -19,12 +19,17 @@ __all__ = ["apply_deletes", "delete_on_platform", "pick_deletes"]
 
 
 def pick_deletes(scenario: Scenario, n: int) -> dict[str, list[str]]:
-    """Where each delete happens -> emails: ``n`` each on the platform and in every CRM, disjoint."""
+    """Where each delete happens -> emails: ``n`` each on the platform and in every CRM, disjoint.
+
+    Hot contacts are never picked: the workflow check needs them alive (at 300 contacts both
+    hot ones were among HubSpot's last 50, and the demo failed for it).
+    """
+    hot = set(scenario.hot)
     overlap = {p.email for plan in scenario.crms.values() for p in plan.overlap}
-    mine = [p.email for p in scenario.platform if p.email not in overlap]
+    mine = [p.email for p in scenario.platform if p.email not in overlap and p.email not in hot]
     out = {"platform": mine[-n:] if n else []}
     for slug, plan in scenario.crms.items():
-        out[slug] = [p.email for p in plan.only[-n:]] if n else []
+        out[slug] = [p.email for p in plan.only if p.email not in hot][-n:] if n else []
     return out
 
 

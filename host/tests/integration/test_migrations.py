@@ -35,41 +35,41 @@ def _head() -> str:
     return head
 
 
-async def test_models_and_migrations_agree(database_url: str) -> None:
-    assert await current(database_url) is None
-    await upgrade(database_url)
-    assert await current(database_url) == _head()
-    assert await _diff(database_url, Base.metadata) == []
+async def test_models_and_migrations_agree(empty_database_url: str) -> None:
+    assert await current(empty_database_url) is None
+    await upgrade(empty_database_url)
+    assert await current(empty_database_url) == _head()
+    assert await _diff(empty_database_url, Base.metadata) == []
 
 
-async def test_the_comparison_notices_a_model_change(database_url: str) -> None:
-    await upgrade(database_url)
+async def test_the_comparison_notices_a_model_change(empty_database_url: str) -> None:
+    await upgrade(empty_database_url)
     changed = sa.MetaData(naming_convention=Base.metadata.naming_convention)
     for table in Base.metadata.tables.values():
         table.to_metadata(changed)
     changed.tables["integrations"].append_column(sa.Column("lead_score", sa.Integer(), nullable=True))
     sa.Table("not_yet_a_table", changed, sa.Column("id", sa.String(36), primary_key=True))
-    diff = await _diff(database_url, changed)
+    diff = await _diff(empty_database_url, changed)
     found = {(d[0], d[-1].name) for d in diff if isinstance(d, tuple)}
     assert found == {("add_table", "not_yet_a_table"), ("add_column", "lead_score")}
 
 
-async def test_upgrade_twice_is_a_no_op(database_url: str) -> None:
-    await upgrade(database_url)
-    engine = create_engine(database_url)
+async def test_upgrade_twice_is_a_no_op(empty_database_url: str) -> None:
+    await upgrade(empty_database_url)
+    engine = create_engine(empty_database_url)
     try:
         async with engine.begin() as conn:
             await conn.execute(
                 sa.text("INSERT INTO tenants (id, name, created_at) VALUES ('t1', 'Acme', :now)"),
                 {"now": datetime(2024, 1, 1, tzinfo=UTC)},
             )
-        await upgrade(database_url)
+        await upgrade(empty_database_url)
         async with engine.connect() as conn:
             names = (await conn.execute(sa.text("SELECT name FROM tenants"))).scalars().all()
     finally:
         await engine.dispose()
     assert names == ["Acme"]
-    assert await current(database_url) == _head()
+    assert await current(empty_database_url) == _head()
 
 
 async def test_datetime_columns_keep_their_time_zone(postgres_db_url: str) -> None:
@@ -106,14 +106,14 @@ _RULES = sa.table(
 
 
 async def test_0009_gives_integrations_on_the_first_defaults_the_new_activity_rules(
-    database_url: str,
+    empty_database_url: str,
 ) -> None:
     from crmhost.sync.rules import default_rules
 
-    await upgrade(database_url, "0008")
+    await upgrade(empty_database_url, "0008")
     now = datetime(2026, 1, 1, tzinfo=UTC)
     first = [r for r in default_rules("x") if r.action != "log_activity" or r.trigger == "email_sent"]
-    engine = create_engine(database_url)
+    engine = create_engine(empty_database_url)
     try:
         async with engine.begin() as conn:
             await conn.execute(
@@ -153,7 +153,7 @@ async def test_0009_gives_integrations_on_the_first_defaults_the_new_activity_ru
                         for n, r in rules
                     ],
                 )
-        await upgrade(database_url)
+        await upgrade(empty_database_url)
 
         async def stored() -> dict[str, list[tuple[str, str, str]]]:
             async with engine.connect() as conn:
@@ -172,11 +172,23 @@ async def test_0009_gives_integrations_on_the_first_defaults_the_new_activity_ru
         assert [a for _, _, a in after["edited"]].count("log_activity") == 1
         assert len(after["edited"]) == 4
         async with engine.begin() as conn:
-            await conn.run_sync(lambda sync: command.downgrade(alembic_config(database_url, sync), "0008"))
+            await conn.run_sync(
+                lambda sync: command.downgrade(alembic_config(empty_database_url, sync), "0008")
+            )
         before = await stored()
         assert [a for _, _, a in before["plain"]].count("log_activity") == 1
         assert [i for i, _, _ in before["plain"]] == [
             next(d.id for d in default_rules("plain") if d.same_as(r)) for r in first
         ]
+    finally:
+        await engine.dispose()
+
+
+async def test_a_tests_database_is_a_fresh_copy_at_head(database_url: str) -> None:
+    assert await current(database_url) == _head()
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            assert (await conn.execute(sa.text("SELECT count(*) FROM tenants"))).scalar() == 0
     finally:
         await engine.dispose()

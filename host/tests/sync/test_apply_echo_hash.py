@@ -185,8 +185,8 @@ async def test_in_flight_entries_are_echoes_until_confirmed_or_cleared(database_
         await db.dispose()
 
 
-async def test_migration_0004_folds_per_field_rows_into_one_per_contact(database_url: str) -> None:
-    db = await _seeded(database_url, "0003")
+async def test_migration_0004_folds_per_field_rows_into_one_per_contact(empty_database_url: str) -> None:
+    db = await _seeded(empty_database_url, "0003")
     try:
         old = datetime(2024, 1, 1, tzinfo=UTC)
         async with db.engine.begin() as conn:
@@ -202,7 +202,7 @@ async def test_migration_0004_folds_per_field_rows_into_one_per_contact(database
                     {"c": "c2", "f": "first_name", "h": value_hash("Bob"), "at": old},
                 ],
             )
-        await upgrade(database_url)
+        await upgrade(empty_database_url)
         async with db.session("t1") as session:
             assert await ledger_hashes(session, "i1", ["c1", "c2"]) == {
                 ("c1", "first_name"): value_hash("Ann"),

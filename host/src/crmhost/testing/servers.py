@@ -218,10 +218,10 @@ class PostgresServer:
             raise RuntimeError(f"psql failed on {statement!r}: {done.stderr.strip()}")
         return done.stdout
 
-    def create_database(self, prefix: str = "t") -> str:
-        """Create an empty database with a unique name and return that name."""
+    def create_database(self, prefix: str = "t", *, template: str | None = None) -> str:
+        """Create a database with a unique name (empty, or a copy of ``template``); return the name."""
         name = f"{prefix}_{secrets.token_hex(6)}"
-        self.sql(f'CREATE DATABASE "{name}"')
+        self.sql(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
         return name
 
     def drop_database(self, name: str) -> None:

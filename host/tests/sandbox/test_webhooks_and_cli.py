@@ -71,3 +71,14 @@ def _loop_of(toy: ToySandbox) -> asyncio.AbstractEventLoop:
 def test_cli_create_names_what_is_installed() -> None:
     with pytest.raises(LookupError, match="no sandbox 'nope'"):
         create("nope")
+
+
+def test_a_delivery_is_pending_until_delivered_or_given_up(toy: ToySandbox, client: httpx.Client) -> None:
+    toy.webhooks.backoff_s = 0.2
+    toy.webhooks.max_attempts = 2
+    client.put("/_sandbox/webhooks", json={"url": "http://127.0.0.1:9/closed"})
+    delivery = asyncio.run_coroutine_threadsafe(_send(toy.webhooks, b"[]"), _loop_of(toy)).result(5)
+    assert toy.webhooks.pending == 1  # retrying: /_sandbox/counts says so as webhooks_pending
+    asyncio.run_coroutine_threadsafe(delivery.wait(), _loop_of(toy)).result(10)
+    assert delivery.given_up
+    assert toy.webhooks.pending == 0

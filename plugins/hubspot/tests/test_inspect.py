@@ -88,7 +88,7 @@ def test_a_user_creates_edits_and_deletes_a_contact_as_hubspot_would(hub: tuple[
     ) == ["contact.creation", "contact.propertyChange", "contact.propertyChange", "contact.deletion"]
     assert {e["objectId"] for e in hooks.events} == {int(pid)}
     assert {e["changeSource"] for e in hooks.events} == {"CRM_UI"}
-    assert client.get("/_sandbox/counts").json() == {"people": 1, "activities": 0}
+    assert client.get("/_sandbox/counts").json() == {"people": 1, "activities": 0, "webhooks_pending": 0}
 
 
 def test_bad_input_is_a_clear_error_and_writes_nothing(hub: tuple[httpx.Client, Hooks]) -> None:
@@ -141,7 +141,7 @@ def test_activities_enrollments_and_counts(hub: tuple[httpx.Client, Hooks]) -> N
         key=lambda a: str(a["id"]),
     )
     assert client.get("/_sandbox/enrollments").json() == {"enrollments": {"sql": 1}}
-    assert client.get("/_sandbox/counts").json() == {"people": 1, "activities": 2}
+    assert client.get("/_sandbox/counts").json() == {"people": 1, "activities": 2, "webhooks_pending": 0}
 
 
 def test_a_data_reset_keeps_the_portals_property_definitions(hub: tuple[httpx.Client, Hooks]) -> None:

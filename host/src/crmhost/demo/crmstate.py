@@ -74,7 +74,7 @@ async def snapshot(stack: Stack, slug: str) -> CrmSnapshot:
     return snap
 
 
-async def counts(stack: Stack, slug: str) -> tuple[int, int]:
-    """Cheap progress figures: (person records, activities) ``slug`` holds right now."""
+async def counts(stack: Stack, slug: str) -> tuple[int, int, int]:
+    """Cheap progress figures: (person records, activities, webhooks not delivered yet) of ``slug``."""
     got = await stack.sandbox_call(slug, "GET", "/_sandbox/counts")
-    return int(got["people"]), int(got["activities"])
+    return int(got["people"]), int(got["activities"]), int(got["webhooks_pending"])

@@ -141,11 +141,11 @@ class Seen:
 
     Attributes:
         store: the tenant's store aggregates.
-        crms: slug -> (person records, activities) its sandbox holds.
+        crms: slug -> (person records, activities, webhooks not delivered yet) of its sandbox.
     """
 
     store: hoststate.StoreCounts
-    crms: dict[str, tuple[int, int]]
+    crms: dict[str, tuple[int, int, int]]
 
 
 #: (done, total) of one thing being waited for; may be a coroutine (it reads a CRM)
@@ -163,8 +163,9 @@ async def settle(
 ) -> float:
     """Wait until every target is reached and the store is quiet; bars show each target.
 
-    Quiet means: no outbox row pending, no sync run open, no job queued, and nothing moved for
-    ``idle_s``.
+    Quiet means: no outbox row pending, no sync run open, no job queued, no CRM webhook on its
+    way, and nothing moved for ``idle_s``. A webhook a CRM has not delivered yet (a loaded
+    machine can take longer than ``idle_s``) would bring a change after the quiet was called.
 
     Returns:
         When (``time.monotonic()``) the store or a sandbox last moved: the end of the work,
@@ -196,7 +197,10 @@ async def settle(
                 last_fp, quiet_since = fp, now
             pending = c.outbox_in("pending")
             jobs = await stack.queued_jobs()
-            quiet = pending == 0 and c.running == 0 and jobs == 0 and now - quiet_since >= idle_s
+            telling = sum(crm[2] for crm in seen.crms.values())
+            quiet = (
+                pending == 0 and c.running == 0 and jobs == 0 and not telling and now - quiet_since >= idle_s
+            )
             if met and quiet:
                 return quiet_since
             if not met and now - quiet_since >= stuck_s:

@@ -17,7 +17,8 @@ loop, so they are safe while the sandbox serves other requests):
 - ``POST /_sandbox/people/delete`` ``{"ids": [...]}`` -> ``{"deleted": n}``: a CRM user deletes.
 - ``GET /_sandbox/activities`` -> ``{"activities": [ActivityView, ...]}``: email activity logged.
 - ``GET /_sandbox/enrollments`` -> ``{"enrollments": {workflow id: contacts enrolled}}``.
-- ``GET /_sandbox/counts`` -> ``{"people": n, "activities": n}``: cheap progress figures.
+- ``GET /_sandbox/counts`` -> ``{"people": n, "activities": n, "webhooks_pending": n}``: cheap
+  progress figures; ``webhooks_pending`` counts deliveries neither delivered nor given up.
 - ``GET /_sandbox/settings`` -> ``{"settings": {...}}``: the integration settings a CRM admin
   enters at connect for the app this sandbox plays (an app-level id such as a timeline event
   template); empty where the CRM needs none.
@@ -127,7 +128,14 @@ def inspector_routes(sandbox: Sandbox) -> list[BaseRouteHandler]:
     @get("/_sandbox/counts", opt=admin)
     async def counts() -> Response[bytes]:
         people_count, activity_count = sandbox.inspect_counts()
-        return json_response(200, {"people": people_count, "activities": activity_count})
+        return json_response(
+            200,
+            {
+                "people": people_count,
+                "activities": activity_count,
+                "webhooks_pending": sandbox.webhooks.pending,
+            },
+        )
 
     @get("/_sandbox/settings", opt=admin)
     async def settings() -> Response[bytes]:

@@ -92,6 +92,7 @@ class WebhookSender:
         self._queue: asyncio.Queue[Delivery] | None = None
         self._task: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
+        self._unsettled: set[int] = set()
 
     async def start(self) -> None:
         """Start the delivery task in the running loop (the sandbox's startup)."""
@@ -119,7 +120,13 @@ class WebhookSender:
         self.deliveries.append(delivery)
         if self.url is not None and self._queue is not None:
             self._queue.put_nowait(delivery)
+            self._unsettled.add(delivery.id)
         return delivery
+
+    @property
+    def pending(self) -> int:
+        """Deliveries queued and neither delivered nor given up yet (a change not yet told)."""
+        return len(self._unsettled)
 
     def reset(self) -> None:
         """Forget recorded deliveries."""
@@ -151,6 +158,12 @@ class WebhookSender:
                 task.add_done_callback(self._pending.discard)
 
     async def _deliver(self, client: httpx.AsyncClient, delivery: Delivery) -> None:
+        try:
+            await self._attempts(client, delivery)
+        finally:
+            self._unsettled.discard(delivery.id)
+
+    async def _attempts(self, client: httpx.AsyncClient, delivery: Delivery) -> None:
         for attempt in range(self.max_attempts):
             url = self.url
             if url is None:

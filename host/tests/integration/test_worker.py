@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -112,11 +113,11 @@ async def _audit(host: Host) -> list[AuditEntry]:
         return list((await session.execute(select(AuditEntry).order_by(AuditEntry.id))).scalars())
 
 
-async def _burst(host: Host) -> Worker:
+async def _burst(host: Host, functions: list[Function] = TEST_FUNCTIONS) -> Worker:
     """Run arq's worker until the queue is empty, as arq's own tests do."""
     assert host.settings.redis_url
     worker = Worker(
-        functions=TEST_FUNCTIONS,
+        functions=functions,
         redis_settings=redis_settings_for(host.settings.redis_url),
         job_serializer=serialize,
         job_deserializer=deserialize,
@@ -215,6 +216,35 @@ async def test_rotate_keys_runs_as_an_arq_job(arq_host: Host, tmp_path: Path) ->
     assert arq_host.cipher.key_id_of(row.access_token) == "B"
     assert arq_host.cipher.key_id_of(row.refresh_token or "") == "B"
     assert arq_host.cipher.decrypt(row.refresh_token or "", associated=row.integration_id) == "rt-secret"
+
+
+@pytest.mark.redis
+async def test_an_initial_sync_part_that_timed_out_on_arq_is_started_again(
+    arq_host: Host, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crmhost.sync import initial_state
+    from crmhost.worker.jobs.sync import resume_initial_syncs
+
+    tenant = await _tenant(arq_host)
+    async with arq_host.db.transaction(tenant) as session:
+        integration = Integration(tenant_id=tenant, provider="hubspot", auth_kind="oauth2", status="active")
+        session.add(integration)
+        await session.flush()
+        iid = integration.id
+    monkeypatch.setattr(initial_state, "STALL_S", 0.0)  # overdue at once
+    await initial_state.begin(arq_host, tenant, iid)
+    async with lifecycle.standalone_ctx(host=arq_host) as ctx:
+        assert await resume_initial_syncs(ctx) == 1
+        assert await resume_initial_syncs(ctx) == 0  # still queued: refused by its job id
+    # the part outlives its timeout: arq cancels it, records a failure and retries nothing
+    hurried = [replace(f, timeout_s=0.001) if f.name == "initial_sync" else f for f in TEST_FUNCTIONS]
+    worker = await _burst(arq_host, hurried)
+    assert (worker.jobs_complete, worker.jobs_retried, worker.jobs_failed) == (0, 0, 1)
+    async with lifecycle.standalone_ctx(host=arq_host) as ctx:
+        assert await resume_initial_syncs(ctx) == 1  # its id is free again: the part runs again
+    queue = arq_host.job_queue()
+    assert isinstance(queue, ArqQueue)
+    assert [j.job_id for j in await queue.pool.queued_jobs()] == [f"initial:{iid}"]
 
 
 async def _seed_expiring(host: Host) -> dict[str, str]:

@@ -16,9 +16,11 @@ platform's contacts would never be queued for the CRM. So the state names the pa
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
+from typing import TypeGuard
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from crmhost.db.base import utcnow
 from crmhost.db.models import Integration, IntegrationStatus
@@ -52,6 +54,15 @@ class Part:
         return base if self.part == 0 else f"{base}:{self.part}"
 
 
+async def _locked(session: AsyncSession, integration_id: str) -> InitialSyncState | None:
+    return await session.get(InitialSyncState, integration_id, with_for_update=True)
+
+
+def _names(state: InitialSyncState | None, part: int) -> TypeGuard[InitialSyncState]:
+    """Whether ``state`` names ``part`` as the one to run (the next part of an unfinished sync)."""
+    return state is not None and state.finished_at is None and state.part == part
+
+
 async def enqueue(host: Host, part: Part) -> bool:
     """Enqueue ``part``'s job; false when that job is already queued, deferred or running."""
     return await host.job_queue().enqueue(
@@ -68,7 +79,7 @@ async def begin(host: Host, tenant_id: str, integration_id: str) -> Part:
     """Start the initial sync from its first part (the integration just became active)."""
     now = utcnow()
     async with host.db.transaction(tenant_id) as session:
-        state = await session.get(InitialSyncState, integration_id)
+        state = await _locked(session, integration_id)  # a running part's advance waits, then sees part 0
         if state is None:
             state = InitialSyncState(integration_id=integration_id, tenant_id=tenant_id)
             session.add(state)
@@ -82,11 +93,11 @@ async def claim(host: Host, tenant_id: str, integration_id: str, part: int) -> b
     """Whether ``part`` is the one to run; if so the cron leaves it alone for :data:`STALL_S`."""
     now = utcnow()
     async with host.db.transaction(tenant_id) as session:
-        state = await session.get(InitialSyncState, integration_id, with_for_update=True)
+        state = await _locked(session, integration_id)
         if state is None:  # enqueued before initial syncs kept a state (revision 0011)
             state = InitialSyncState(integration_id=integration_id, tenant_id=tenant_id, part=part)
             session.add(state)
-        elif state.finished_at is not None or state.part != part:
+        elif not _names(state, part):
             return False
         state.due_at = now + timedelta(seconds=STALL_S)
     return True
@@ -97,8 +108,8 @@ async def advance(
 ) -> Part | None:
     """Name the part after ``part``, to continue at ``resume_after``; None if ``part`` was superseded."""
     async with host.db.transaction(tenant_id) as session:
-        state = await session.get(InitialSyncState, integration_id, with_for_update=True)
-        if state is None or state.finished_at is not None or state.part != part:
+        state = await _locked(session, integration_id)
+        if not _names(state, part):
             return None
         state.part, state.resume_after = part + 1, resume_after
         state.due_at = utcnow() + timedelta(seconds=STALL_S)
@@ -109,8 +120,8 @@ async def settle(host: Host, tenant_id: str, integration_id: str, part: int, *, 
     """``part`` ended the chain: finished, or stopped on a failure to try again in :data:`RETRY_S`."""
     now = utcnow()
     async with host.db.transaction(tenant_id) as session:
-        state = await session.get(InitialSyncState, integration_id, with_for_update=True)
-        if state is None or state.finished_at is not None or state.part != part:
+        state = await _locked(session, integration_id)
+        if not _names(state, part):
             return
         if finished:
             state.finished_at, state.due_at = now, None
@@ -118,7 +129,7 @@ async def settle(host: Host, tenant_id: str, integration_id: str, part: int, *, 
             state.due_at = now + timedelta(seconds=RETRY_S)
 
 
-async def stalled(host: Host, *, now: datetime | None = None) -> list[Part]:
+async def stalled(host: Host) -> list[Part]:
     """The parts to start again: unfinished, due, of an active and enabled integration."""
     async with host.db.session(ALL_TENANTS) as session:
         rows = await session.execute(
@@ -126,7 +137,7 @@ async def stalled(host: Host, *, now: datetime | None = None) -> list[Part]:
             .join(Integration, Integration.id == InitialSyncState.integration_id)
             .where(
                 InitialSyncState.finished_at.is_(None),
-                InitialSyncState.due_at <= (now or utcnow()),
+                InitialSyncState.due_at <= utcnow(),
                 Integration.status == IntegrationStatus.ACTIVE.value,
                 Integration.enabled.is_(True),
             )

@@ -248,3 +248,38 @@ async def test_batches_sent_at_once_create_each_new_account_once(
     assert len(names) == len(set(names)) == 150
     # 4 writes, one lookup and one create for all of them (a lookup and a create per batch before)
     assert org.stats()["calls"].get(COMPOSITE) == 6
+
+
+async def test_the_account_of_a_pulled_contact_is_not_looked_up_again(
+    org: Any, contexts: Any, dispatcher: Any, sf: Salesforce
+) -> None:
+    acme = sf.Account.create({"Name": "Acme"})["id"]
+    one = sf.Contact.create({"LastName": "One", "Email": "person1@example.com", "AccountId": acme})["id"]
+    ctx = await counting_from_here(org, contexts, dispatcher)
+    pulled = await pulled_companies(dispatcher, ctx)
+    assert pulled == {"person1@example.com": "Acme", "person0@example.com": None}
+    org.reset_stats()
+    await push(dispatcher, ctx, [person(1, "Acme", one), person(2, " acme")])
+    # the write alone: the pull showed which Account "Acme" is
+    assert org.stats()["calls"].get(COMPOSITE) == 1
+    assert accounts_of(sf) == {
+        "person0@example.com": None,
+        "person1@example.com": "Acme",
+        "person2@example.com": "Acme",
+    }
+    assert account_names(sf) == ["Acme"]
+
+
+async def test_a_name_a_pull_shows_under_two_accounts_is_looked_up(
+    org: Any, contexts: Any, dispatcher: Any, sf: Salesforce
+) -> None:
+    older = sf.Account.create({"Name": "Acme"})["id"]
+    newer = sf.Account.create({"Name": "ACME"})["id"]
+    sf.Contact.create({"LastName": "One", "Email": "person1@example.com", "AccountId": newer})
+    sf.Contact.create({"LastName": "Two", "Email": "person2@example.com", "AccountId": older})
+    ctx = await counting_from_here(org, contexts, dispatcher)
+    await pulled_companies(dispatcher, ctx)
+    org.reset_stats()
+    (result,) = await push(dispatcher, ctx, [person(3, "Acme")])
+    assert org.stats()["calls"].get(COMPOSITE) == 2, "a lookup, then the write"
+    assert sf.Contact.get(result.remote_id)["AccountId"] == older, "the oldest of one name wins"

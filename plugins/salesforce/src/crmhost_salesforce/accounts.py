@@ -13,7 +13,11 @@ clears any other field.
 
 Names found or created lately are not looked up again (per process and org, for
 :data:`CACHE_TTL_S`): every push of a contact carries its company, so pushes of its other fields
-(engagement, scores) would otherwise cost a lookup call per batch. An Account deleted in
+(engagement, scores) would otherwise cost a lookup call per batch. A pull teaches the cache too
+(:func:`learn_accounts`): the Account a pulled Contact belongs to, and each pulled Account, is
+taken as found, so the first push of a contact that came from Salesforce costs no lookup. That
+Account is the one the org's own users linked; a name a page shows under two Accounts is left
+to the lookup. An Account deleted in
 Salesforce meanwhile makes the write of a contact naming it fail (``ENTITY_IS_DELETED``,
 ``INVALID_CROSS_REFERENCE_KEY``); the names of those contacts are then looked up afresh and
 the contacts whose Account changed are written once more in the same push (Salesforce answers
@@ -30,7 +34,7 @@ back (``SELECT ..., Account.Name FROM Contact``), flattened by :func:`flatten` i
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -44,7 +48,7 @@ from crmhost_salesforce.batching import COLLECTION_SIZE, RecordLookup, chunks, c
 from crmhost_salesforce.client import SalesforceClient, first_error
 from crmhost_salesforce.mapping import ACCOUNT_NAME, sobject_for
 
-__all__ = ["CACHE_TTL_S", "flatten", "forget_accounts", "link_accounts", "push_records"]
+__all__ = ["CACHE_TTL_S", "flatten", "forget_accounts", "learn_accounts", "link_accounts", "push_records"]
 
 _RETRYABLE = frozenset({"UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE", "UNKNOWN_EXCEPTION"})
 #: how long a name -> Account id pair is trusted without asking Salesforce again (an Account
@@ -75,6 +79,24 @@ def _name_of(value: Any) -> str:
 def forget_accounts() -> None:
     """Drop every cached name -> Account id pair (of every org this process knows)."""
     _KNOWN.clear()
+
+
+def learn_accounts(client: SalesforceClient, accounts: Iterable[tuple[Any, Any]]) -> None:
+    """Take (Account name, Account id) pairs a pull read as found, for names not cached yet.
+
+    A name seen under two ids here is skipped: which of them the lookup picks (the oldest) is
+    not known from a page.
+    """
+    seen: dict[str, str | None] = {}
+    for name, account_id in accounts:
+        key = _name_of(name).lower()
+        if not key or not isinstance(account_id, str) or not account_id:
+            continue
+        seen[key] = account_id if seen.get(key, account_id) == account_id else None
+    known = _known(client)
+    for key, account_id in seen.items():
+        if account_id is not None and key not in known:
+            known[key] = account_id
 
 
 async def _account_ids(

@@ -22,7 +22,7 @@ import msgspec
 from crmhost.context import IntegrationContext
 from crmhost.errors import PermanentError
 from crmhost.models import Change, ChangeOp, ChangePage, ObjectType
-from crmhost_salesforce.accounts import flatten
+from crmhost_salesforce.accounts import flatten, learn_accounts
 from crmhost_salesforce.client import SalesforceClient
 from crmhost_salesforce.discovery import ObjectSchema, describe
 from crmhost_salesforce.mapping import ACCOUNT_NAME, DEFAULT_MAPPING, sobject_for
@@ -74,6 +74,11 @@ def _fields(ctx: IntegrationContext, obj: ObjectType, schema: ObjectSchema) -> l
     extra = ctx.settings.get("pull_fields") or ""
     wanted += [f.strip() for f in str(extra).split(",") if f.strip()]
     return [f for f in dict.fromkeys(wanted) if schema.has(f)]
+
+
+def _account_name(row: dict[str, Any]) -> Any:
+    parent = row.get(ACCOUNT_NAME.partition(".")[0])
+    return parent.get(ACCOUNT_NAME.partition(".")[2]) if isinstance(parent, dict) else None
 
 
 def _change(obj: ObjectType, row: dict[str, Any], key_field: str, select: list[str]) -> Change:
@@ -137,11 +142,13 @@ async def pull_changes(ctx: IntegrationContext, obj: ObjectType, cursor: str | N
     schema = await describe(client, sobject)
     key_field = "Name" if sobject == "Account" else "Email"
     select = _fields(ctx, obj, schema)
+    # a pulled Contact's Account id spares its first push a lookup (accounts.learn_accounts)
+    learn = ACCOUNT_NAME in select and "AccountId" not in select and schema.has("AccountId")
     if state.next_url:
         page = await client.request("GET", state.next_url)
     else:
         # field names are the org's own (from describe), the object one of three fixed names
-        head = f"SELECT {', '.join(select)} FROM {sobject}"  # noqa: S608
+        head = f"SELECT {', '.join([*select, 'AccountId'] if learn else select)} FROM {sobject}"  # noqa: S608
         if state.snapshot:
             soql = f"{head} ORDER BY Id ASC"
         elif state.since:
@@ -150,6 +157,11 @@ async def pull_changes(ctx: IntegrationContext, obj: ObjectType, cursor: str | N
             soql = f"{head} ORDER BY SystemModstamp ASC"
         page = await client.request("GET", "/query", params={"q": soql})
     rows = page.get("records", [])
+    if learn:
+        # (the id is ours, not the mapping's: it leaves the row before the row becomes a change)
+        learn_accounts(client, ((_account_name(row), row.pop("AccountId", None)) for row in rows))
+    elif sobject == "Account":
+        learn_accounts(client, ((row.get("Name"), row.get("Id")) for row in rows))
     changes = [_change(obj, row, key_field, select) for row in rows]
     stamps = [str(r["SystemModstamp"]) for r in rows if r.get("SystemModstamp")]
     if stamps:

@@ -78,7 +78,12 @@ def test_server_rate_limit_answers_429_and_headers(client: httpx.Client, bearer:
     assert int(answers[5].headers["retry-after"]) >= 1
     # the search bucket is exclusive: it still has room although the default window is spent
     assert client.post("/notes/search", headers=bearer).status_code == 200
-    assert client.get("/_sandbox/stats").json()["rate_limited"] == 1
+    stats = client.get("/_sandbox/stats").json()
+    assert stats["rate_limited"] == 1
+    # which endpoint ran into which window: what a client reads to find its pacing's gap
+    assert stats["rate_limited_by"] == [
+        {"endpoint": "GET /notes/{note_id}", "limit": "MINUTELY: 5 per 60 s", "count": 1}
+    ]
 
 
 def test_rate_limit_tiers_switch(client: httpx.Client, bearer: dict[str, str]) -> None:
@@ -98,6 +103,9 @@ def test_injected_faults(client: httpx.Client, bearer: dict[str, str]) -> None:
     client.put("/_sandbox/rate-limits", json={"tier": "off"})
     assert client.post("/_sandbox/faults", json={"rate_limit_share": 1.0}).status_code == 200
     assert client.get("/notes/1", headers=bearer).status_code == 429
+    assert [(r["limit"], r["count"]) for r in client.get("/_sandbox/stats").json()["rate_limited_by"]] == [
+        ("injected", 1)
+    ]
     client.post(
         "/_sandbox/faults", json={"rate_limit_share": 0, "server_error_share": 1, "server_error_status": 502}
     )

@@ -8,7 +8,7 @@ import msgspec
 import pytest
 
 from crmhost.demo.deletes import pick_deletes
-from crmhost.demo.report import events_floor, events_floor_in_time, initial_floor, latency_windows
+from crmhost.demo.report import events_floor, events_floor_in_time, initial_floor, latency_windows, limited_by
 from crmhost.demo.runner import UNBATCHED_SHARE, traits_for
 from crmhost.demo.scenario import STRATEGIES, CrmTraits, build
 from crmhost.models import (
@@ -188,3 +188,22 @@ def test_events_more_than_a_second_apart_are_floored_one_window_at_a_time() -> N
     in_time = events_floor_in_time(alpha, per, 3)
     assert in_time == 20 + sum(-(-c // 100) for _, c in per) + 3
     assert in_time >= events_floor(alpha, 2_000, once, 3)
+
+
+def test_429s_are_reported_by_endpoint_and_the_limit_they_hit() -> None:
+    stats = {
+        "rate_limited": 3,
+        "rate_limited_by": [
+            {"endpoint": "POST /api/v2/activities", "limit": "160 per 2 s", "count": 2},
+            {
+                "endpoint": "POST /crm/v3/objects/{object_type}/search",
+                "limit": "SEARCH: 5 per 1 s",
+                "count": 1,
+            },
+        ],
+    }
+    assert limited_by(stats) == {
+        "POST /api/v2/activities (160 per 2 s)": 2,
+        "POST /crm/v3/objects/{object_type}/search (SEARCH: 5 per 1 s)": 1,
+    }
+    assert limited_by({"rate_limited": 0}) == {}

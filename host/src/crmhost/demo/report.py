@@ -28,6 +28,7 @@ __all__ = [
     "format_report",
     "initial_floor",
     "latency_windows",
+    "limited_by",
     "rate_limit_floor_s",
 ]
 
@@ -142,11 +143,20 @@ class CrmFigures:
     conflicts: Counter[str]
     #: phase ("initial sync", "events") -> endpoint -> calls, OAuth endpoints left out
     calls_by_endpoint: dict[str, Counter[str]] = field(default_factory=dict)
+    #: "endpoint (the limit it hit)" -> 429s, both phases (:func:`limited_by`)
+    rate_limited_by: Counter[str] = field(default_factory=Counter)
 
 
 def calls_by_endpoint(stats: dict[str, Any]) -> Counter[str]:
     """A sandbox's stats as endpoint -> calls, OAuth endpoints (consent, token, revoke) left out."""
     return Counter({e: n for e, n in stats.get("calls", {}).items() if "oauth" not in e.lower()})
+
+
+def limited_by(stats: dict[str, Any]) -> Counter[str]:
+    """A sandbox's 429s as ``"endpoint (limit)"`` -> count: which window our pacing ran into."""
+    return Counter(
+        {f"{row['endpoint']} ({row['limit']})": int(row["count"]) for row in stats.get("rate_limited_by", [])}
+    )
 
 
 def _endpoint_lines(f: CrmFigures) -> list[str]:
@@ -229,6 +239,7 @@ def format_report(
             f"  API calls, events          {_ratio(f.events_calls, f.events_floor)}",
             f"    each event within 1 s    {_ratio(f.events_calls, f.events_floor_in_time)}",
             f"  answered 429               {f.rate_limited:,}",
+            *(f"    {n:>7,}  {where}" for where, n in f.rate_limited_by.most_common()),
             f"  wall time                  initial sync {f.initial_wall_s:.1f} s, "
             f"events {f.events_wall_s:.1f} s",
             *_endpoint_lines(f),

@@ -44,6 +44,7 @@ from crmhost.demo.report import (
     format_report,
     initial_floor,
     latency_windows,
+    limited_by,
     rate_limit_floor_s,
 )
 from crmhost.demo.scenario import CrmTraits, Scenario, build
@@ -271,6 +272,9 @@ async def run_demo(opts: Options) -> tuple[str, list[str]]:
                         deletes_to_crm=len(deleted.get("platform", [])),
                         deletes_from_crm=len(deleted.get(slug, [])),
                         conflicts=resolved.get(slug, Counter()),
+                        rate_limited_by=sum(
+                            (limited_by(p.calls[slug]) for p in [*initial.values(), events]), Counter()
+                        ),
                         calls_by_endpoint={
                             "initial sync": sum(
                                 (calls_by_endpoint(p.calls[slug]) for p in initial.values()), Counter()

@@ -35,7 +35,8 @@ Admin endpoints, the same on every sandbox (never counted, faulted or rate limit
   that have them (:meth:`Sandbox.mint_api_key`; 501 elsewhere).
 - ``POST /_sandbox/faults`` (``GET`` reads them): the :class:`FaultSwitches` fields to change.
 - ``PUT /_sandbox/rate-limits`` (``GET`` reads it): ``{"tier": "real" | "<tier>" | "off"}``.
-- ``GET /_sandbox/stats``: ``{"total", "rate_limited", "errors", "by_status", "calls", "since"}``.
+- ``GET /_sandbox/stats``: ``{"total", "rate_limited", "rate_limited_by", "errors", "by_status",
+  "calls", "since"}``; ``rate_limited_by`` lists each 429's endpoint and the limit it hit.
 - ``POST /_sandbox/reset``: stats, faults and rate-limit counts; ``?data=true`` also records.
 - ``PUT /_sandbox/webhooks`` (``GET`` lists deliveries and attempts): ``{"url": ... | null}``.
 - the inspector's ``/_sandbox/people``, ``/_sandbox/activities``, ``/_sandbox/enrollments`` and

@@ -314,18 +314,24 @@ class Sandbox:
             if kind == "admin":
                 await app(scope, receive, send)
                 return
-            self.stats.record(f"{scope['method']} {scope['path_template']}")
+            endpoint = f"{scope['method']} {scope['path_template']}"
+            self.stats.record(endpoint)
             extra: dict[str, str] = {}
             if kind == "api":
-                early, extra = await self._gate(handler.opt.get("rate_bucket", "default"))
+                early, extra, limit = await self._gate(handler.opt.get("rate_bucket", "default"))
                 if early is not None:
                     self.stats.record_status(early.status)
+                    if limit is not None:
+                        self.stats.record_limited(endpoint, limit)
                     await _send_wire(send, early)
                     return
 
             async def send_with_headers(message: Message) -> None:
                 if message["type"] == "http.response.start":
                     self.stats.record_status(message["status"])
+                    if message["status"] == 429:
+                        # the endpoint's own refusal (a spent daily budget), not a burst window
+                        self.stats.record_limited(endpoint, "the endpoint's own 429")
                     if extra:
                         headers = list(message.get("headers", []))
                         headers.extend((k.lower().encode(), v.encode()) for k, v in extra.items())
@@ -336,25 +342,25 @@ class Sandbox:
 
         return pipeline
 
-    async def _gate(self, bucket: str) -> tuple[WireResponse | None, dict[str, str]]:
+    async def _gate(self, bucket: str) -> tuple[WireResponse | None, dict[str, str], str | None]:
+        """An early answer (fault or 429) or ``None``, the headers to add, and the limit a 429 hit."""
         switches = self.faults.switches
         if switches.latency_ms:
             await asyncio.sleep(switches.latency_ms / 1000)
         fault = self.faults.draw()
         if fault is Fault.RATE_LIMIT:
             window = Window(limit=0, seconds=1.0, policy="INJECTED")
-            return self.rate_limited_response(
-                RateDecision(allowed=False, bucket=bucket, window=window, retry_after_s=1.0)
-            ), {}
+            decision = RateDecision(allowed=False, bucket=bucket, window=window, retry_after_s=1.0)
+            return self.rate_limited_response(decision), {}, "injected"
         if fault is Fault.SERVER_ERROR:
-            return self.server_error_response(switches.server_error_status), {}
+            return self.server_error_response(switches.server_error_status), {}, None
         if fault is Fault.TIMEOUT:
             await asyncio.sleep(switches.timeout_hold_s)
-            return self.timeout_response(), {}
+            return self.timeout_response(), {}, None
         decision = self.limiter.check(bucket)
         if not decision.allowed:
-            return self.rate_limited_response(decision), {}
-        return None, self.rate_limit_headers(decision)
+            return self.rate_limited_response(decision), {}, _limit_name(decision)
+        return None, self.rate_limit_headers(decision), None
 
     # ---------------------------------------------------------------- admin endpoints
 
@@ -492,6 +498,15 @@ class Sandbox:
             return Response("", status_code=302, headers={"Location": location})
 
         return [authorize, decide]
+
+
+def _limit_name(decision: RateDecision) -> str:
+    """The window a refused request ran into, as the stats name it (``DAILY: 250000 per 86400 s``)."""
+    window = decision.window
+    if window is None:
+        return decision.bucket
+    size = f"{window.limit} per {window.seconds:g} s"
+    return f"{window.policy}: {size}" if window.policy else size
 
 
 async def _send_wire(send: Send, wire: WireResponse) -> None:

@@ -4,6 +4,12 @@ Written here rather than taken from a library: we need exact rolling windows (Hu
 "100 per rolling 10 s", so a token bucket's refill lets request 101 through too early), several
 named buckets per account, and a shared pause that a 429's ``Retry-After`` sets for everyone
 using the account. aiolimiter and friends give only a leaky bucket.
+
+A request counts from when it was let go until its answer came back (:meth:`Slot.answered`),
+then from that moment: the CRM counted it somewhere in between, so a window that counts it
+from the answer holds at least what the CRM's window holds, however long the request waited
+on our side (a busy event loop, a full connection pool) or the CRM's. Counting only from when
+it was let go, requests held up after it arrive closer together than they went and meet 429s.
 """
 
 from __future__ import annotations
@@ -16,14 +22,46 @@ from typing import Protocol
 
 from crmhost.models.info import RateLimitPolicy
 
-__all__ = ["LimiterRegistry", "RateLimiter", "SlidingWindowLimiter"]
+__all__ = ["LimiterRegistry", "RateLimiter", "SlidingWindowLimiter", "Slot"]
+
+
+class Slot:
+    """One request's place in the windows; :meth:`answered` once its answer (or error) came back."""
+
+    __slots__ = ("_at", "_clock", "_windows")
+
+    def __init__(self, windows: list[_Window], at: float, clock: Callable[[], float]) -> None:
+        self._windows = windows
+        self._at = at
+        self._clock = clock
+
+    def answered(self) -> None:
+        """Count the request from now on: the CRM counted it before it answered.
+
+        Calling it again, or on a slot of a disabled limiter, does nothing.
+        """
+        if not self._windows:
+            return
+        now = self._clock()
+        for window in self._windows:
+            try:
+                window.sent.remove(self._at)
+            except ValueError:
+                pass  # aged out already; counting it again from now only errs on the safe side
+            # every stamp in the window is in the past, so appending keeps it in order
+            window.sent.append(now)
+        self._windows = []
 
 
 class RateLimiter(Protocol):
     """What plugins see as ``ctx.limiter``."""
 
-    async def acquire(self, bucket: str = "default") -> None:
-        """Wait until one more request in ``bucket`` stays within the limits."""
+    async def acquire(self, bucket: str = "default") -> Slot:
+        """Wait until one more request in ``bucket`` stays within the limits.
+
+        Call :meth:`Slot.answered` on the result when the request's answer (or its failure)
+        came back; a slot never answered counts from when it was let go.
+        """
 
     def update(
         self,
@@ -110,7 +148,7 @@ class SlidingWindowLimiter:
                 delay = max(delay, window.sent[len(window.sent) - window.limit] + window.window_s - now)
         return max(0.0, delay)
 
-    async def acquire(self, bucket: str = "default") -> None:
+    async def acquire(self, bucket: str = "default") -> Slot:
         """Wait until one more request in ``bucket`` stays within the limits, then count it."""
         if not self.enabled:
             # no pacing by the windows, but a pause the CRM asked for (429, Retry-After) holds
@@ -118,15 +156,16 @@ class SlidingWindowLimiter:
             if delay > 0:
                 self._waited += delay
                 await asyncio.sleep(delay)
-            return
+            return Slot([], 0.0, self._clock)
         async with self._lock:
             while True:
                 now = self._clock()
                 delay = self._delay(bucket, now)
                 if delay <= 0:
-                    for window in self._buckets_for(bucket):
+                    windows = self._buckets_for(bucket)
+                    for window in windows:
                         window.sent.append(now)
-                    return
+                    return Slot(windows, now, self._clock)
                 self._waited += delay
                 await asyncio.sleep(delay)
 

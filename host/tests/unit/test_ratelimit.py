@@ -123,3 +123,36 @@ def test_registry_shares_one_limiter_per_account() -> None:
     assert registry.for_account("zoho", "123", policy) is not first
     registry.enabled = False
     assert registry.for_account("zoho", "999", policy).enabled is False
+
+
+async def test_an_answered_request_counts_from_its_answer(clock: VirtualTime) -> None:
+    limiter = SlidingWindowLimiter(RateLimitPolicy(requests=2, per_seconds=10), clock=clock)
+    first = await limiter.acquire()
+    clock.now = 1.0
+    await limiter.acquire()
+    # the first request's answer took 4 s: the CRM may have counted it as late as t=4
+    clock.now = 4.0
+    first.answered()
+    first.answered()  # a second call changes nothing
+    # the window holds t=1 and t=4: the third request waits for t=1 to leave it (t=11), and
+    # the fourth for t=4 (t=14), not for t=0 and t=1 as before
+    assert await _at(clock, limiter) == 11.0
+    assert await _at(clock, limiter) == 14.0
+
+
+async def test_an_answer_after_the_window_passed_counts_once_more(clock: VirtualTime) -> None:
+    limiter = SlidingWindowLimiter(RateLimitPolicy(requests=1, per_seconds=10), clock=clock)
+    slow = await limiter.acquire()
+    clock.now = 12.0
+    # let go at t=0, in flight for longer than the window: it left the count at t=10 and is
+    # counted again from its answer, since the CRM may have counted it at any time until then
+    slow.answered()
+    assert await _at(clock, limiter) == 22.0
+
+
+async def test_a_disabled_limiters_slot_answers_harmlessly(clock: VirtualTime) -> None:
+    limiter = SlidingWindowLimiter(RateLimitPolicy(requests=1, per_seconds=10), clock=clock)
+    limiter.enabled = False
+    slot = await limiter.acquire()
+    slot.answered()
+    assert await _at(clock, limiter) == 0.0

@@ -77,7 +77,7 @@ class HubSpotClient:
         if content is not None:
             headers["Content-Type"] = "application/json"
         for attempt in range(MAX_429_RETRIES + 1):
-            await self.ctx.limiter.acquire(bucket)
+            slot = await self.ctx.limiter.acquire(bucket)
             try:
                 response = await self.ctx.http.request(
                     method, url, content=content, params=params, headers=headers
@@ -86,6 +86,8 @@ class HubSpotClient:
                 raise TransientError(f"HubSpot did not answer {method} {path} in time") from exc
             except httpx.TransportError as exc:
                 raise TransientError(f"HubSpot {method} {path}: {type(exc).__name__}: {exc}") from exc
+            finally:
+                slot.answered()  # the window counts it from its answer (crmhost.ratelimit)
             self._observe(response, bucket)
             if response.status_code != 429:
                 return self._check(method, path, response)

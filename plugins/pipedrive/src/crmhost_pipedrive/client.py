@@ -75,7 +75,7 @@ class PipedriveClient:
         if content is not None:
             headers["Content-Type"] = "application/json"
         for attempt in range(MAX_429_RETRIES + 1):
-            await self.ctx.limiter.acquire()
+            slot = await self.ctx.limiter.acquire()
             try:
                 response = await self.ctx.http.request(
                     method, url, content=content, params=params, headers=headers
@@ -84,6 +84,8 @@ class PipedriveClient:
                 raise TransientError(f"Pipedrive did not answer {method} {path} in time") from exc
             except httpx.TransportError as exc:
                 raise TransientError(f"Pipedrive {method} {path}: {type(exc).__name__}: {exc}") from exc
+            finally:
+                slot.answered()  # the window counts it from its answer (crmhost.ratelimit)
             self._observe(response)
             if response.status_code != 429:
                 return self._check(method, path, response)

@@ -168,7 +168,7 @@ class SalesforceClient:
         """
         now = self.ctx.now()
         self.budget.check(now)
-        await self.ctx.limiter.acquire()
+        slot = await self.ctx.limiter.acquire()
         try:
             response = await self.ctx.http.request(
                 method, self.url(path), params=params, json=json, headers=self.headers()
@@ -177,6 +177,8 @@ class SalesforceClient:
             raise TransientError(f"Salesforce did not answer {method} {path} in time: {exc}") from exc
         except httpx.TransportError as exc:
             raise TransientError(f"could not reach Salesforce for {method} {path}: {exc}") from exc
+        finally:
+            slot.answered()  # the window counts it from its answer (crmhost.ratelimit)
         self.calls += 1
         limit_info = response.headers.get("sforce-limit-info")
         if limit_info:

@@ -134,7 +134,7 @@ class ZohoClient:
             "Accept": "application/json",
             **(headers or {}),
         }
-        await self.ctx.limiter.acquire()
+        slot = await self.ctx.limiter.acquire()
         heavy = records > HEAVY_RECORDS
         try:
             async with self.gates.all_calls:
@@ -151,6 +151,8 @@ class ZohoClient:
             raise TransientError(f"Zoho did not answer {method} {path} in time: {exc}") from exc
         except httpx.TransportError as exc:
             raise TransientError(f"could not reach Zoho for {method} {path}: {exc}") from exc
+        finally:
+            slot.answered()  # the window counts it from its answer (crmhost.ratelimit)
         self.calls += 1
         return response
 

@@ -35,6 +35,11 @@ class Slot:
         self._at = at
         self._clock = clock
 
+    @property
+    def pending(self) -> bool:
+        """Whether the slot still counts from when its request was let go (not answered yet)."""
+        return bool(self._windows)
+
     def answered(self) -> None:
         """Count the request from now on: the CRM counted it before it answered.
 

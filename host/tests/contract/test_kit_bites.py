@@ -7,6 +7,8 @@ expects it to fail; the unbroken plugin passes the same test (the control).
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +38,7 @@ from crmhost.models import (
     WebhookResult,
 )
 from crmhost.plugins import Plugins
+from crmhost.ratelimit import RateLimiter, Slot
 from crmhost.testing.contract import CrmUnderTest, PluginContract, crm_under_test
 from crmhost_hubspot.webhooks import EventDeduplicator, parse_events
 
@@ -143,6 +146,43 @@ class SwallowsOutages(Delegating):
             return ChangePage(changes=[], next_cursor=cursor, has_more=False)
 
 
+class _Unanswered:
+    """``ctx.limiter`` as a plugin sees it that never answers its slots: each one stays pending."""
+
+    def __init__(self, inner: RateLimiter) -> None:
+        self.inner = inner
+
+    async def acquire(self, bucket: str = "default") -> Slot:
+        await self.inner.acquire(bucket)
+        return Slot([], 0.0, time.monotonic)  # what the plugin answers is not the slot counted
+
+    def update(
+        self,
+        bucket: str = "default",
+        *,
+        limit: int | None = None,
+        window_s: float | None = None,
+        remaining: int | None = None,
+    ) -> None:
+        self.inner.update(bucket, limit=limit, window_s=window_s, remaining=remaining)
+
+    def pause(self, seconds: float, bucket: str | None = None) -> None:
+        self.inner.pause(seconds, bucket)
+
+    @property
+    def waited_s(self) -> float:
+        return self.inner.waited_s
+
+
+class LeavesItsSlotsPending(Delegating):
+    @hookimpl
+    async def pull_changes(
+        self, ctx: IntegrationContext, object: ObjectType, cursor: str | None
+    ) -> ChangePage:
+        unanswered = dataclasses.replace(ctx, limiter=_Unanswered(ctx.limiter))
+        return await hubspot.pull_changes(unanswered, object, cursor)
+
+
 @dataclass
 class Case:
     broken: type[Delegating]
@@ -164,6 +204,9 @@ CASES = {
     ),
     "mapping loses a field": Case(LosesLastNames, PluginContract.test_the_default_mapping_round_trips),
     "5xx swallowed": Case(SwallowsOutages, PluginContract.test_5xx_is_transient),
+    "limiter slots never answered": Case(
+        LeavesItsSlotsPending, PluginContract.test_every_request_answers_its_limiter_slot
+    ),
 }
 
 #: HubSpot's kit settings: no timeline template, so activities go the notes path that reports duplicates

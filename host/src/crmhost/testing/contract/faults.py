@@ -7,14 +7,28 @@ raise the error the host knows how to handle.
 
 from __future__ import annotations
 
+import dataclasses
+
 import httpx
 import pytest
 
 from crmhost.errors import AuthExpired, RateLimited, ReauthRequired, TransientError
 from crmhost.models import AuthKind, Credentials, RefreshGrant
+from crmhost.ratelimit import SlidingWindowLimiter, Slot
 from crmhost.testing.contract.harness import CrmUnderTest, covers
 
 __all__ = ["FaultContract"]
+
+
+class _Ledger(SlidingWindowLimiter):
+    """A limiter that keeps every slot it hands out."""
+
+    slots: list[Slot]
+
+    async def acquire(self, bucket: str = "default") -> Slot:
+        slot = await super().acquire(bucket)
+        self.slots.append(slot)
+        return slot
 
 
 class FaultContract:
@@ -71,3 +85,21 @@ class FaultContract:
         async with httpx.AsyncClient(timeout=0.5) as impatient:
             with pytest.raises(TransientError):
                 await crm.probe(crm.context(integration.credentials, http=impatient))
+
+    async def test_every_request_answers_its_limiter_slot(self, crm: CrmUnderTest) -> None:
+        """Each request's limiter slot is answered once its answer or failure is back.
+
+        A slot left pending counts the request from when it was let go, and requests held up
+        after that reach the CRM closer together than the limiter let them go (crmhost.ratelimit).
+        """
+        integration = await crm.connect()
+        ledger = _Ledger(crm.info.rate_limit)
+        ledger.slots = []
+        ctx = dataclasses.replace(crm.context(integration.credentials), limiter=ledger)
+        await crm.probe(ctx)
+        await crm.faults(server_error_share=1.0)
+        with pytest.raises(TransientError):
+            await crm.probe(ctx)
+        assert ledger.slots, "the plugin sent its requests without the limiter"
+        pending = sum(slot.pending for slot in ledger.slots)
+        assert pending == 0, f"{pending} of {len(ledger.slots)} slots were never answered"

@@ -106,3 +106,40 @@ async def test_a_rejected_push_leaves_nothing_in_flight_nor_confirmed(env: SyncE
     await drain(env.host, env.tenant_id, hubspot)
     # a later pull must not take "Bad" for ours, nor think HubSpot holds it
     assert await _ledger(env, hubspot, email="not-an-email") == ({}, {})
+
+
+async def test_a_page_read_before_our_push_was_confirmed_does_not_put_the_old_value_back(
+    env: SyncEnv,
+) -> None:
+    (remote_id,) = env.seed(
+        "hubspot", [{"properties": {"email": EMAIL, "firstname": "Ann", "lastname": "Old"}}]
+    )
+    hubspot = await env.connect("hubspot")
+    await drain(env.host, env.tenant_id, hubspot)
+    await _edit(env, {"last_name": "New"})
+    pushed: list[bool] = []
+
+    async def push_after_the_read(response: httpx.Response) -> None:
+        # the pull's page (HubSpot still holds "Old") is read; our push of "New" is confirmed
+        # before the page is applied, as when a busy host applies a page late
+        if pushed or not response.request.url.path.endswith("/contacts/search"):
+            return
+        pushed.append(True)
+        await drain(env.host, env.tenant_id, hubspot)
+
+    env.host.http.event_hooks["response"].append(push_after_the_read)
+    try:
+        pulled = await pull_integration(env.host, env.tenant_id, hubspot)
+    finally:
+        env.host.http.event_hooks["response"].remove(push_after_the_read)
+
+    assert pushed, "the pull read no page"
+    assert (await env.crm_get("hubspot", remote_id, ["lastname"]) or {}).get("lastname") == "New"
+    # before: the page's "Old" applied as a CRM edit (the platform's value was the last synced)
+    assert (await env.contact(EMAIL)).last_name == "New"
+    assert pulled.counts.get("stale") == 1, pulled.counts
+    assert "updated" not in pulled.counts, pulled.counts
+    # the record is read again after our write: HubSpot holds our value, an echo
+    again = await pull_integration(env.host, env.tenant_id, hubspot)
+    assert "updated" not in again.counts and "stale" not in again.counts, again.counts
+    assert (await env.contact(EMAIL)).last_name == "New"

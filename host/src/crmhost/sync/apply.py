@@ -11,7 +11,11 @@ For one batch, in the caller's transaction:
    the CRM stores for the platform's value (the plugin's mapping there and back: a Salesforce
    checkbox holds ``false`` for a blank), only refreshes the ledger; a value the platform has
    not changed since the last sync (by the confirmed ledger only) or has blank applies;
-   anything else is a conflict and goes through :mod:`crmhost.sync.conflicts`.
+   anything else is a conflict and goes through :mod:`crmhost.sync.conflicts`. A pull page
+   read before the ledger's last write for the contact (``read_at``) may hold values our
+   write has since replaced in the CRM: a value of such a page that differs from the ledger
+   is not taken (as a plain change it would put the old value back, and fan it out); the
+   record is read again by a new pull, which sees it after our write.
 4. Writes go through :func:`crmhost.sync.contacts.apply_values`; deletes soft-delete; merges
    relink. Every contact that changed gets a ``record`` (or ``delete``) outbox row for the
    tenant's *other* pushing integrations (origin = this one, so it never comes back), and a
@@ -154,6 +158,13 @@ class _Batch:
     fan_out_deletes: list[str] = field(default_factory=list)
     push_back: list[str] = field(default_factory=list)  # contacts whose platform value won
     taken: set[str] = field(default_factory=set)  # emails of other contacts (no email moves there)
+    #: when the changes were read from the CRM (a pull page's request), if known
+    read_at: datetime | None = None
+
+    def read_before_write(self, ledger: echo.Ledger, contact_id: str) -> bool:
+        """Whether the changes were read before the ledger last recorded a write to this contact."""
+        written = ledger.written_at.get(contact_id)
+        return self.read_at is not None and written is not None and self.read_at < written
 
     def log(
         self, outcome: str, contact_id: str | None, remote_id: str | None, message: str | None = None
@@ -186,10 +197,13 @@ async def apply_changes(
     mappings: Sequence[FieldMapping],
     run: RunRecorder | None = None,
     at: datetime | None = None,
+    read_at: datetime | None = None,
 ) -> ApplyResult:
     """Apply ``changes`` from ``integration``'s CRM in ``session`` (the caller commits).
 
-    Call :func:`finish` after the commit to kick the pushes and notifications it queued.
+    ``read_at``: when the changes were read from the CRM (a pull page), for the stale-read
+    check (step 3 of the module's doc). Call :func:`finish` after the commit to kick the pushes
+    and notifications it queued.
     """
     batch = _Batch(
         host=host,
@@ -199,6 +213,7 @@ async def apply_changes(
         at=at or utcnow(),
         strategies=await field_strategies(session, integration.id),
         mappings=mappings,
+        read_at=read_at,
     )
     merges, by_id = _collapse(c for c in changes if c.object in SYNCED_OBJECTS)
     if merges:
@@ -420,6 +435,9 @@ def _merge_into(
         if name in stored and echo.value_hash(stored[name]) == remote_hash:
             agreed[name] = remote  # the CRM holds what the platform's value becomes there
             continue
+        if last_synced is not None and batch.read_before_write(ledger, row.id):
+            outcomes["stale"] += 1  # our later write replaced it in the CRM; read it again
+            continue
         if conflicts.is_blank(local) or last_synced == local_hash:
             apply_now[name] = remote
             continue
@@ -447,7 +465,12 @@ def _merge_into(
         batch.log("kept_local", row.id, change.remote_id)
     if outcomes["conflict"]:
         batch.log("conflict", row.id, change.remote_id, f"{outcomes['conflict']} field(s) for review")
-    if not (changed or keep_local or outcomes["conflict"]):
+    if outcomes["stale"]:
+        batch.result.pull_objects.add(change.object)
+        batch.log(
+            "stale", row.id, change.remote_id, f"{outcomes['stale']} field(s) read before our last write"
+        )
+    if not (changed or keep_local or outcomes["conflict"] or outcomes["stale"]):
         batch.log("echo" if outcomes["echo"] else "unchanged", row.id, change.remote_id)
 
 

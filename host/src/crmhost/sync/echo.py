@@ -200,6 +200,8 @@ class Ledger:
 
     synced: dict[tuple[str, str], str] = _field(default_factory=dict)
     sending: dict[tuple[str, str], str] = _field(default_factory=dict)
+    #: contact -> when ``synced`` last changed (a confirmed push, or a pull that agreed)
+    written_at: dict[str, datetime] = _field(default_factory=dict)
 
     def is_echo(self, contact_id: str, name: str, digest: str) -> bool:
         """Whether a value read from the CRM (hash ``digest``) is our own write."""
@@ -214,11 +216,15 @@ async def read_ledger(session: AsyncSession, integration_id: str, contact_ids: I
     for start in range(0, len(ids), _SELECT_CHUNK):
         chunk = ids[start : start + _SELECT_CHUNK]
         rows = await session.execute(
-            select(WriteLedger.contact_id, WriteLedger.hashes, WriteLedger.sending).where(
-                WriteLedger.integration_id == integration_id, WriteLedger.contact_id.in_(chunk)
-            )
+            select(
+                WriteLedger.contact_id, WriteLedger.hashes, WriteLedger.sending, WriteLedger.written_at
+            ).where(WriteLedger.integration_id == integration_id, WriteLedger.contact_id.in_(chunk))
         )
-        for contact_id, hashes, sending in rows:
+        for contact_id, hashes, sending, written_at in rows:
+            if written_at is not None:
+                found.written_at[contact_id] = (
+                    written_at if written_at.tzinfo is not None else written_at.replace(tzinfo=UTC)
+                )
             for name, digest in (hashes or {}).items():
                 found.synced[(contact_id, name)] = digest
             for name, digest in (sending or {}).items():

@@ -153,12 +153,18 @@ async def _apply_page(
     old: SyncCursor | None,
     page: ChangePage,
     run: RunRecorder,
+    read_at: datetime,
 ) -> ApplyResult:
-    """One page in one transaction: cursor, changes, and the end of a reconciliation."""
+    """One page in one transaction: cursor, changes, and the end of a reconciliation.
+
+    ``read_at``: when the page was asked for (values read before our later writes are not taken).
+    """
     async with host.db.transaction(integration.tenant_id) as session:
         await _advance(session, integration, obj, old, page)
         mappings = await load_mappings(session, integration, obj, host=host)
-        result = await apply_changes(host, session, integration, page.changes, mappings=mappings, run=run)
+        result = await apply_changes(
+            host, session, integration, page.changes, mappings=mappings, run=run, read_at=read_at
+        )
         if page.snapshot:
             await _mark_seen(session, integration.id, page.snapshot, [c.remote_id for c in page.changes])
             if not page.has_more:
@@ -197,6 +203,7 @@ async def _pull_object(
         old = await _read_cursor(host, integration.tenant_id, integration.id, obj)
         cursor = old.cursor if old else None
         started = time.perf_counter()
+        read_at = utcnow()
         page: ChangePage = await call_with_auth(
             host,
             integration.tenant_id,
@@ -207,12 +214,15 @@ async def _pull_object(
         )
         BATCH_SECONDS.labels(integration.provider, "pull_changes").observe(time.perf_counter() - started)
         try:
-            result = await _apply_page(host, integration, obj, old, page, run)
+            result = await _apply_page(host, integration, obj, old, page, run, read_at)
         except CursorMoved:
             log.info("pull of %s %s: cursor moved by another pull; continuing from it", integration.id, obj)
             continue
         pages += 1
         await finish(host, integration.tenant_id, result)
+        for again in result.pull_objects:
+            # values read before our last write: a pull after this one reads them as they are now
+            await request_pull(host, integration.tenant_id, integration.id, again)
         if not page.has_more:
             return pages, False
 

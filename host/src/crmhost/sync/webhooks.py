@@ -110,7 +110,11 @@ async def _process(
             result = None
             if todo:
                 mappings = await load_mappings(session, integration, ObjectType.CONTACT, host=host)
-                result = await apply_changes(host, session, integration, todo, mappings=mappings, run=run)
+                # the delivery's values are as of before it arrived: a write of ours confirmed
+                # since then replaced them in the CRM (apply_changes reads those records again)
+                result = await apply_changes(
+                    host, session, integration, todo, mappings=mappings, run=run, read_at=received_at
+                )
         if len(todo) < len(changes):
             run.counts["replayed"] += len(changes) - len(todo)
         if result is not None:

@@ -15,6 +15,7 @@ it was let go, requests held up after it arrive closer together than they went a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from collections.abc import Callable
@@ -49,10 +50,9 @@ class Slot:
             return
         now = self._clock()
         for window in self._windows:
-            try:
+            # a stamp that aged out already is counted again from now: that only errs on the safe side
+            with contextlib.suppress(ValueError):
                 window.sent.remove(self._at)
-            except ValueError:
-                pass  # aged out already; counting it again from now only errs on the safe side
             # every stamp in the window is in the past, so appending keeps it in order
             window.sent.append(now)
         self._windows = []

@@ -76,11 +76,6 @@ def _fields(ctx: IntegrationContext, obj: ObjectType, schema: ObjectSchema) -> l
     return [f for f in dict.fromkeys(wanted) if schema.has(f)]
 
 
-def _account_name(row: dict[str, Any]) -> Any:
-    parent = row.get(ACCOUNT_NAME.partition(".")[0])
-    return parent.get(ACCOUNT_NAME.partition(".")[2]) if isinstance(parent, dict) else None
-
-
 def _change(obj: ObjectType, row: dict[str, Any], key_field: str, select: list[str]) -> Change:
     fields = flatten(row, [f for f in select if "." in f])
     if obj is ObjectType.CONTACT and "Company" in fields and ACCOUNT_NAME not in fields:
@@ -159,7 +154,9 @@ async def pull_changes(ctx: IntegrationContext, obj: ObjectType, cursor: str | N
     rows = page.get("records", [])
     if learn:
         # (the id is ours, not the mapping's: it leaves the row before the row becomes a change)
-        learn_accounts(client, ((_account_name(row), row.pop("AccountId", None)) for row in rows))
+        learn_accounts(
+            client, ((flatten(row, [ACCOUNT_NAME])[ACCOUNT_NAME], row.pop("AccountId", None)) for row in rows)
+        )
     elif sobject == "Account":
         learn_accounts(client, ((row.get("Name"), row.get("Id")) for row in rows))
     changes = [_change(obj, row, key_field, select) for row in rows]

@@ -103,6 +103,7 @@ async def test_accounts_upsert_on_name(org: Any, contexts: Any) -> None:
         ctx, _batch([{"Account_Name": "Acme", "Employees": 12}], ObjectType.COMPANY)
     )
     assert first.created and not second.created and first.remote_id == second.remote_id
+    assert org.admin.get("/_sandbox/companies").json() == {"companies": ["Acme"]}
 
 
 async def test_delete_by_id_and_by_email(org: Any, contexts: Any, make_contacts: Any) -> None:

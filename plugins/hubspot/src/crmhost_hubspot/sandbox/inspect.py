@@ -111,6 +111,14 @@ class Inspector:
         """Contacts enrolled per workflow id."""
         return {workflow: len(ids) for workflow, ids in self._sandbox.store.enrollments.items()}
 
+    def inspect_companies(self) -> list[str]:
+        """The names of the live companies (a contact's ``company`` property is no company record)."""
+        return [
+            str(r.properties.get("name") or "")
+            for r in self._sandbox.store.objects["companies"].records.values()
+            if not r.archived
+        ]
+
     def inspect_counts(self) -> tuple[int, int]:
         """(contact records, timeline events + notes), without copying either."""
         return len(self._sandbox.store.objects["contacts"].records), len(self._sandbox.store.timeline) + len(

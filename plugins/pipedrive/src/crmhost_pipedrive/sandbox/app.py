@@ -424,6 +424,10 @@ class PipedriveSandbox(Sandbox):
             )
         return views
 
+    def inspect_companies(self) -> list[str]:
+        """The names of the organizations not deleted."""
+        return [str(o["name"]) for o in self.store.organizations.rows.values() if not o["is_deleted"]]
+
     def inspect_counts(self) -> tuple[int, int]:
         """Persons and activities held."""
         return len(self.store.persons.rows), len(self.store.activities.rows)

@@ -127,6 +127,10 @@ class Inspector:
         people = sum(len(org.records.get(n, {})) + len(org.recycle_bin.get(n, {})) for n in PERSON_MAPPINGS)
         return people, len(org.records.get("Task", {}))
 
+    def inspect_companies(self) -> list[str]:
+        """The names of the live Accounts (the recycle bin's are not counted)."""
+        return [str(r.get("Name") or "") for r in self._sandbox.org.records.get("Account", {}).values()]
+
     def _with_account(self, values: dict[str, Any], where: str) -> tuple[dict[str, Any], str | None]:
         """A Contact's company as its ``AccountId``, the Account picked or created by name.
 

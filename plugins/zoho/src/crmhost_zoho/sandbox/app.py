@@ -341,6 +341,10 @@ class ZohoSandbox(Sandbox):
             )
         return views
 
+    def inspect_companies(self) -> list[str]:
+        """The names of the live Accounts (the recycle bin's are not counted)."""
+        return [str(r.get("Account_Name") or "") for r in self.org.records["Accounts"].values()]
+
     def inspect_counts(self) -> tuple[int, int]:
         """People and activities held, counted without copying."""
         people = sum(len(self.org.records[m]) + len(self.org.recycle[m]) for m in _PEOPLE)

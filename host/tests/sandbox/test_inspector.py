@@ -9,6 +9,7 @@ def test_a_sandbox_without_an_inspector_says_so(client: httpx.Client) -> None:
     for method, path, body in (
         ("GET", "/_sandbox/people", None),
         ("GET", "/_sandbox/activities", None),
+        ("GET", "/_sandbox/companies", None),
         ("POST", "/_sandbox/people", {"fields": {"email": "a@example.com"}}),
         ("PATCH", "/_sandbox/people/1", {"fields": {"city": "X"}}),
         ("POST", "/_sandbox/people/delete", {"ids": ["1"]}),

@@ -270,6 +270,10 @@ class Sandbox:
         """Contacts enrolled per workflow id (none for a CRM without workflow enrollment)."""
         return {}
 
+    def inspect_companies(self) -> list[str]:
+        """The names of the live company records (companies, Accounts, organizations) held now."""
+        raise SandboxInputError(f"{self.title} sandbox has no inspector for companies", status=501)
+
     def inspect_counts(self) -> tuple[int, int]:
         """(person records, activity records) held now; subclasses answer it without copying."""
         return len(self.inspect_people()), len(self.inspect_activities())

@@ -17,6 +17,8 @@ loop, so they are safe while the sandbox serves other requests):
 - ``POST /_sandbox/people/delete`` ``{"ids": [...]}`` -> ``{"deleted": n}``: a CRM user deletes.
 - ``GET /_sandbox/activities`` -> ``{"activities": [ActivityView, ...]}``: email activity logged.
 - ``GET /_sandbox/enrollments`` -> ``{"enrollments": {workflow id: contacts enrolled}}``.
+- ``GET /_sandbox/companies`` -> ``{"companies": [name, ...]}``: the names of the live company
+  records (companies, Accounts, organizations); 501 where the sandbox has none to show.
 - ``GET /_sandbox/counts`` -> ``{"people": n, "activities": n, "webhooks_pending": n}``: cheap
   progress figures; ``webhooks_pending`` counts deliveries neither delivered nor given up.
 - ``GET /_sandbox/settings`` -> ``{"settings": {...}}``: the integration settings a CRM admin
@@ -125,6 +127,10 @@ def inspector_routes(sandbox: Sandbox) -> list[BaseRouteHandler]:
     async def enrollments() -> Response[bytes]:
         return json_response(200, {"enrollments": sandbox.inspect_enrollments()})
 
+    @get("/_sandbox/companies", opt=admin)
+    async def companies() -> Response[bytes]:
+        return json_response(200, {"companies": sandbox.inspect_companies()})
+
     @get("/_sandbox/counts", opt=admin)
     async def counts() -> Response[bytes]:
         people_count, activity_count = sandbox.inspect_counts()
@@ -141,4 +147,5 @@ def inspector_routes(sandbox: Sandbox) -> list[BaseRouteHandler]:
     async def settings() -> Response[bytes]:
         return json_response(200, {"settings": sandbox.integration_settings()})
 
-    return [people, create, update, delete_many, delete_one, activities, enrollments, counts, settings]
+    reads = [people, activities, enrollments, companies, counts, settings]
+    return [*reads, create, update, delete_many, delete_one]

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import ClassVar
 
+import pytest
+
 from crmhost.models import (
     ActivityResult,
     Capability,
@@ -115,6 +117,24 @@ class PushContract:
         live = {p.id for p in await crm.people() if not p.deleted}
         assert doomed.remote_id not in live, "the deleted person is still live in the CRM"
         assert kept.remote_id in live, "a delete removed another person"
+
+    @covers("push_records")
+    async def test_a_pushed_company_is_one_company_record(self, crm: CrmUnderTest) -> None:
+        """A plugin that writes companies (``batch_sizes["companies"]``) leaves one record per name.
+
+        The sandbox's inspector lists it (``GET /_sandbox/companies``), which the demo reads for
+        the company names a CRM already holds when it counts the calls' floor.
+        """
+        crm.require(Capability.PUSH_RECORDS)
+        if "companies" not in crm.info.batch_sizes:
+            pytest.skip(f"{crm.info.slug} declares no company writes (batch_sizes['companies'])")
+        ctx = (await crm.connect()).ctx
+        name = f"Kit Company {uuid.uuid4().hex[:8]}"
+        people = [sample_person(n, company=name) for n in range(2)]
+        results = await crm.push_people(ctx, people)
+        assert all(r.ok for r in results), results
+        companies = (await crm.admin_json("GET", "/_sandbox/companies"))["companies"]
+        assert companies.count(name) == 1, f"{name!r} among the CRM's companies: {companies}"
 
     @covers("push_activity")
     async def test_a_workflow_trigger_enrolls_once(self, crm: CrmUnderTest) -> None:

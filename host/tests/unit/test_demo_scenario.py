@@ -164,8 +164,40 @@ def test_the_events_link_the_crms_own_contacts_they_change_first() -> None:
     sizes = {"push_records": 100, "push_activity": 100, "pull": 100, "companies": 100, "company_links": 100}
     linking = msgspec.structs.replace(_info("alpha", PEOPLE), batch_sizes=sizes)
     assert events_floor(linking, 1_000, 250, 0, linked=150) == 10 + 3 + 2
+    assert events_floor(linking, 1_000, 250, 0, linked=150, created=101) == 10 + 3 + 2 + 2
     unlinked = msgspec.structs.replace(linking, batch_sizes={"push_records": 100, "push_activity": 100})
     assert events_floor(unlinked, 1_000, 250, 0, linked=150) == 10 + 3
+
+
+def test_companies_the_events_need_are_created_where_the_crm_lacks_them() -> None:
+    crms = [CrmTraits.of(_info("alpha", [*PEOPLE, "company"])), CrmTraits.of(_info("beta", PEOPLE))]
+    scenario = build(crms, contacts=400, crm_contacts=400, events=3_000)
+    alpha = scenario.crms["alpha"]
+    halves = [range(0, 2), range(2, 3)]  # requests of 1,000 events
+    # alpha's own persons name companies that are only text there (HubSpot): none is held
+    per = scenario.companies_by_events("alpha", halves, 1_000, held=[])
+    assert sum(linked for linked, _ in per) == scenario.linked_by_events("alpha")
+    changed = scenario.changed_by_events()
+    kept = {p.email for p in alpha.new + alpha.shared + alpha.only}
+    people = scenario.expected_people()
+    initially = {v["company"].lower() for e, v in people.items() if e not in kept and v.get("company")}
+    assert scenario.companies_written("alpha", held=[])[0] == len(initially)
+    own = {people[e]["company"].lower() for e in kept & changed if people[e].get("company")}
+    assert sum(created for _, created in per) == len(own - initially) > 0
+    # where each own person's company is a record (Salesforce Accounts), the events create none
+    names = [p.company for p in alpha.seeded_first + alpha.new + alpha.shared + alpha.only if p.company]
+    held = scenario.companies_by_events("alpha", halves, 1_000, held=names)
+    assert all(created == 0 for _, created in held)
+    assert scenario.companies_by_events("beta", halves, 1_000) == [(0, 0), (0, 0)]
+    sizes = {"push_records": 100, "push_activity": 100, "pull": 100, "companies": 100, "company_links": 100}
+    linking = msgspec.structs.replace(_info("alpha", PEOPLE), batch_sizes=sizes)
+    groups = scenario.per_window(halves, 1_000)
+    # a link and a company are due in the window of the contact's first push
+    in_time = events_floor_in_time(linking, groups, 0, per)
+    assert in_time == sum(
+        -(-a // 100) - (-c // 100) - (-linked // 100) - (-created // 100)
+        for (a, c), (linked, created) in zip(groups, per, strict=True)
+    )
 
 
 def test_events_more_than_a_second_apart_are_floored_one_window_at_a_time() -> None:

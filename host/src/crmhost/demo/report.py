@@ -64,21 +64,25 @@ def initial_floor(
 
 
 def events_floor(
-    info: CrmInfo, activities: int, changed_contacts: int, enrollments: int, linked: int = 0
+    info: CrmInfo, activities: int, changed_contacts: int, enrollments: int, linked: int = 0, created: int = 0
 ) -> int:
     """The fewest calls to log ``activities``, push ``changed_contacts`` and enroll contacts.
 
     Per call, as many as the CRM takes in one request (``batch_sizes``): a CRM without batch
     writes declares 1 and is counted one call per activity or contact. ``linked``: contacts
-    linked to their company for the first time (:meth:`~crmhost.demo.scenario.Scenario.linked_by_events`),
-    counted where the plugin links in calls of their own (``batch_sizes["company_links"]``).
+    linked to their company for the first time, counted where the plugin links in calls of
+    their own (``batch_sizes["company_links"]``); ``created``: company names new to the CRM
+    that those links need, counted where the plugin writes companies (``batch_sizes["companies"]``)
+    (:meth:`~crmhost.demo.scenario.Scenario.companies_by_events`).
     """
     links = info.batch_sizes.get("company_links")
+    companies = info.batch_sizes.get("companies")
     return (
         math.ceil(activities / info.batch_sizes.get("push_activity", 1))
         + math.ceil(changed_contacts / info.batch_sizes.get("push_records", 1))
         + enrollments
-        + (math.ceil(linked / links) if links and "companies" in info.batch_sizes else 0)
+        + (math.ceil(linked / links) if links and companies else 0)
+        + (math.ceil(created / companies) if companies else 0)
     )
 
 
@@ -101,15 +105,25 @@ def latency_windows(accepted_at: Sequence[float], window_s: float = 1.0) -> list
 
 
 def events_floor_in_time(
-    info: CrmInfo, groups: Sequence[tuple[int, int]], enrollments: int, linked: int = 0
+    info: CrmInfo,
+    groups: Sequence[tuple[int, int]],
+    enrollments: int,
+    companies: Sequence[tuple[int, int]] = (),
 ) -> int:
     """:func:`events_floor` when each group of (activities, changed contacts) must go on its own.
 
     The groups are :func:`latency_windows`: a contact changed by events more than the latency
     target apart is pushed once per group, since the first push cannot wait for the later event.
+    ``companies``: (contacts linked, company names created) first due in each group
+    (:meth:`~crmhost.demo.scenario.Scenario.companies_by_events`); a link is as late as its
+    contact's first push, and a company cannot come later than its link.
     """
-    per_group = sum(events_floor(info, activities, changed, 0) for activities, changed in groups)
-    return per_group + events_floor(info, 0, 0, enrollments, linked)
+    links = list(companies) or [(0, 0)] * len(groups)
+    per_group = sum(
+        events_floor(info, activities, changed, 0, linked, created)
+        for (activities, changed), (linked, created) in zip(groups, links, strict=True)
+    )
+    return per_group + enrollments
 
 
 def rate_limit_floor_s(info: CrmInfo, calls: int) -> float:

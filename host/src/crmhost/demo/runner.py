@@ -115,6 +115,20 @@ def _crm_target(slug: str, total: int, which: int = 0) -> Target:
     return target
 
 
+async def _held_companies(stack: Stack, slug: str) -> list[str] | None:
+    """The names of the company records ``slug``'s CRM holds; ``None`` where its sandbox cannot tell.
+
+    What the CRM's own persons carry as their company is a record in some CRMs (a Salesforce
+    Account, a Pipedrive organization) and text in others (HubSpot's ``company`` property), so
+    the floor asks the CRM instead of guessing.
+    """
+    try:
+        got = await stack.sandbox_call(slug, "GET", "/_sandbox/companies")
+    except StackError:
+        return None
+    return [str(name) for name in got["companies"]]
+
+
 async def _initial_sync(stack: Stack, scenario: Scenario, opts: Options, slug: str) -> Phase:
     """Connect ``slug`` and wait for its initial sync (and the fan-out it causes) to settle.
 
@@ -202,6 +216,7 @@ async def run_demo(opts: Options) -> tuple[str, list[str]]:
             )
             say("seeding every side (overlapping contacts with conflicting edits)")
             await seed_scenario(stack, scenario)
+            held = {slug: await _held_companies(stack, slug) for slug in scenario.crms}
             say("connecting the CRMs; each one's initial two-way sync starts on activation")
             initial = {}
             for slug in scenario.crms:
@@ -221,7 +236,8 @@ async def run_demo(opts: Options) -> tuple[str, list[str]]:
             metrics = (await stack.http.get("/metrics")).text
             resolved = conflicts_by_strategy(metrics)
             changed = len(scenario.changed_by_events())
-            windows = scenario.per_window(latency_windows(events.accepted_at), EVENTS_PER_REQUEST)
+            requests = latency_windows(events.accepted_at)
+            windows = scenario.per_window(requests, EVENTS_PER_REQUEST)
             for slug, plan in scenario.crms.items():
                 snap = await crmstate.snapshot(stack, slug)
                 problems += check_crm(scenario, slug, snap, events_done=True, deleted=gone)
@@ -240,7 +256,7 @@ async def run_demo(opts: Options) -> tuple[str, list[str]]:
                     )
                 pushed = scenario.union_size() - plan.size + len(plan.old)
                 enrolled = sum(snap.enrollments.values())
-                linked = scenario.linked_by_events(slug)
+                companies = scenario.companies_by_events(slug, requests, EVENTS_PER_REQUEST, held[slug])
                 figures.append(
                     CrmFigures(
                         slug=slug,
@@ -253,7 +269,7 @@ async def run_demo(opts: Options) -> tuple[str, list[str]]:
                             plan.size,
                             pushed,
                             scenario.changed_later(slug),
-                            scenario.companies_written(slug),
+                            scenario.companies_written(slug, held[slug]),
                         ),
                         initial_wall_s=initial[slug].wall_s,
                         events_calls=api_calls(events.calls[slug]),
@@ -262,9 +278,10 @@ async def run_demo(opts: Options) -> tuple[str, list[str]]:
                             scenario.expected_activities(),
                             changed,
                             enrolled,
-                            linked,
+                            linked=sum(linked for linked, _ in companies),
+                            created=sum(created for _, created in companies),
                         ),
-                        events_floor_in_time=events_floor_in_time(info, windows, enrolled, linked),
+                        events_floor_in_time=events_floor_in_time(info, windows, enrolled, companies),
                         events_wall_s=events.wall_s,
                         rate_limited=sum(p.calls[slug].get("rate_limited", 0) for p in initial.values())
                         + events.calls[slug].get("rate_limited", 0),

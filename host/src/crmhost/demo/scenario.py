@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -225,26 +225,38 @@ class Scenario:
         """How many contacts every side holds after the sync."""
         return len(self.expected_people())
 
-    def companies_written(self, slug: str) -> tuple[int, int]:
+    def companies_written(self, slug: str, held: Collection[str] | None = None) -> tuple[int, int]:
         """Company names new to ``slug``'s CRM, and contacts linked to a company there.
 
         The initial syncs write every contact of the union that the CRM does not hold (and its
         overlaps edited before the platform's write); each one with a company is linked to it,
-        and a company is created unless the CRM's own records name it already. Names compare
-        trimmed and case-insensitively, as the CRMs compare them. ``(0, 0)`` for a CRM whose
-        default mapping does not write the company.
+        and a company is created unless the CRM holds one of that name. Names compare trimmed and
+        case-insensitively, as the CRMs compare them. ``held``: the names of the company records
+        the CRM holds before the sync (its sandbox's ``GET /_sandbox/companies``); without it,
+        the names its own records carry (a CRM whose records name their company as a record).
+        ``(0, 0)`` for a CRM whose default mapping does not write the company.
         """
         plan = self.crms[slug]
         if "company" not in plan.traits.pushed:
             return 0, 0
+        linked = self._linked_initially(slug)
+        return len({_name_key(name) for name in linked} - self._held(slug, held)), len(linked)
+
+    def _held(self, slug: str, held: Collection[str] | None) -> set[str]:
+        if held is not None:
+            return {_name_key(name) for name in held}
+        plan = self.crms[slug]
+        return {_name_key(p.company) for p in plan.seeded_first + plan.new if p.company}
+
+    def _linked_initially(self, slug: str) -> list[str]:
+        """The company of each contact the initial syncs write to ``slug``'s CRM (with one)."""
+        plan = self.crms[slug]
         kept = {p.email for p in plan.new + plan.shared + plan.only}
-        known = {p.company.strip().lower() for p in plan.seeded_first + plan.new if p.company}
-        linked = [
+        return [
             str(values["company"])
             for email, values in self.expected_people().items()
             if email not in kept and values.get("company")
         ]
-        return len({name.strip().lower() for name in linked} - known), len(linked)
 
     def changed_by_events(self, events: Sequence[Event] | None = None) -> set[str]:
         """Emails of the contacts an event changes (any kind but ``sent``): each one is pushed.
@@ -259,16 +271,42 @@ class Scenario:
         The initial syncs never write a CRM's own records that the platform agrees with; an
         event that changes a contact (any kind but ``sent``) does, and links it to its company.
         """
+        return sum(linked for linked, _ in self.companies_by_events(slug, [range(0, len(self.events))], 1))
+
+    def companies_by_events(
+        self, slug: str, windows: Sequence[range], chunk: int, held: Collection[str] | None = None
+    ) -> list[tuple[int, int]]:
+        """(contacts linked to a company, company names created) first due in each window.
+
+        ``windows`` group the requests of ``chunk`` events (:func:`crmhost.demo.report.latency_windows`).
+        A contact of ``slug``'s own is linked in the window of its first changing event; its
+        company is created there unless the CRM holds that name by then: held before the sync
+        (``held``, as for :meth:`companies_written`), written by the initial syncs, or created
+        in an earlier window. All zeros for a CRM whose default mapping does not write the company.
+        """
         plan = self.crms[slug]
         if "company" not in plan.traits.pushed:
-            return 0
-        changed = self.changed_by_events()
+            return [(0, 0)] * len(windows)
         people = self.expected_people()
-        return sum(
-            1
-            for p in plan.new + plan.shared + plan.only
-            if p.email in changed and people.get(p.email, {}).get("company")
-        )
+        own = {p.email for p in plan.new + plan.shared + plan.only}
+        have = self._held(slug, held) | {_name_key(name) for name in self._linked_initially(slug)}
+        written: set[str] = set()
+        out = []
+        for window in windows:
+            linked, created = 0, set()
+            events = self.events[window.start * chunk : window.stop * chunk]
+            for email in sorted(self.changed_by_events(events)):
+                company = people.get(email, {}).get("company")
+                if email not in own or email in written:
+                    continue
+                written.add(email)
+                if company:
+                    linked += 1
+                    created.add(_name_key(str(company)))
+            created -= have
+            have |= created
+            out.append((linked, len(created)))
+        return out
 
     def changed_later(self, slug: str) -> int:
         """Contacts in ``slug``'s CRM whose values the CRMs connected after it change.
@@ -340,6 +378,11 @@ class Scenario:
             events = self.events[window.start * chunk : window.stop * chunk]
             out.append((len(events), len(self.changed_by_events(events))))
         return out
+
+
+def _name_key(name: str) -> str:
+    """How the CRMs compare company names: trimmed, case-insensitively."""
+    return name.strip().lower()
 
 
 def winner(strategy: str, local: Any, remote: Any, *, newer: str) -> Any:

@@ -127,7 +127,7 @@ class PushContract:
         """
         crm.require(Capability.PUSH_RECORDS)
         if "companies" not in crm.info.batch_sizes:
-            pytest.skip(f"{crm.info.slug} declares no company writes (batch_sizes['companies'])")
+            pytest.skip(f"{crm.slug} does not declare batch_sizes['companies'] (it writes no companies)")
         ctx = (await crm.connect()).ctx
         name = f"Kit Company {uuid.uuid4().hex[:8]}"
         people = [sample_person(n, company=name) for n in range(2)]

@@ -23,11 +23,12 @@ __all__ = ["API", "WINDOW_MARGIN_S", "HubSpotClient", "error_message", "headers_
 API = "https://api.hubapi.com"
 #: 429s retried here before the host is asked to defer the job
 MAX_429_RETRIES = 8
-#: added to every rate-limit window: HubSpot counts a request when it arrives, we when we send
-#: it, and requests held up on our side or on the way arrive closer together than we let them go.
-#: At 0.05 s two of four quick demos (3,000 + 3,000 contacts, 15,000 events, three CRMs on 2
-#: cores) met one 429; at 0.25 s none of three, as Pipedrive's margin (2.4% of the 10 s window)
-WINDOW_MARGIN_S = 0.25
+#: added to every rate-limit window for what our count cannot see: HubSpot's window edges and
+#: clock. Held-up requests no longer need it: the limiter counts a request from its answer
+#: (``Slot.answered``), after HubSpot counted it. Counted from the send, 0.05 s met one 429 in two
+#: of four quick demos and the margin was 0.25 s; counted from the answer, 0.05 s met none in
+#: three (docs/performance.md, stop 22).
+WINDOW_MARGIN_S = 0.05
 
 
 def error_message(response: httpx.Response) -> tuple[str, str]:

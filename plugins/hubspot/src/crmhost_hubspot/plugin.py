@@ -49,8 +49,8 @@ __all__ = [
 ]
 
 #: FACTS 2.5: public OAuth apps 110 per rolling 10 s per installing account; search has its own
-#: 5/s outside it. Windows carry WINDOW_MARGIN_S: HubSpot counts a request when it arrives, we when
-#: we send it, so without a margin a request at the window's edge can arrive a hair early.
+#: 5/s outside it. Windows carry WINDOW_MARGIN_S for HubSpot's window edges and clock, which our
+#: count cannot see.
 RATE_LIMIT = RateLimitPolicy(
     requests=110,
     per_seconds=10.0 + WINDOW_MARGIN_S,

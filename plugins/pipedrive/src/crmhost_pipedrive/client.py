@@ -25,12 +25,12 @@ __all__ = ["API", "BURST_WINDOW_S", "WINDOW_MARGIN_S", "PipedriveClient", "error
 #: the SDK default base; an account's own is the token response's ``api_domain``
 API = "https://api.pipedrive.com"
 BURST_WINDOW_S = 2.0
-#: added to the window: the time between our count (when a request may go) and Pipedrive's
-#: (when it arrives). Requests held up on our side (a busy event loop, a full connection pool)
-#: or on the way arrive closer together than we let them go: at 0.05 s a demo run of 27,000
-#: Pipedrive calls on a loaded 2-core machine met 18 429s. 0.25 s costs a tenth of the burst
-#: rate (a window of 2.25 s instead of 2.05 s).
-WINDOW_MARGIN_S = 0.25
+#: added to the window for what our count cannot see: Pipedrive's window edges and clock. Held-up
+#: requests no longer need it: the limiter counts a request from its answer (``Slot.answered``),
+#: after Pipedrive counted it. Before that, 0.05 s met 18 429s in a demo of 27,000 calls and the
+#: margin was 0.25 s (a tenth of the burst rate); with answer-time counting, 0.05 s met none in a
+#: four-CRM quick demo (docs/performance.md, stop 22).
+WINDOW_MARGIN_S = 0.05
 #: a 429 asking to wait longer than this is the daily budget, not the burst window
 DAILY_THRESHOLD_S = 60.0
 MAX_429_RETRIES = 8

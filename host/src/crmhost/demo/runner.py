@@ -124,8 +124,10 @@ async def _held_companies(stack: Stack, slug: str) -> list[str] | None:
     """
     try:
         got = await stack.sandbox_call(slug, "GET", "/_sandbox/companies")
-    except StackError:
-        return None
+    except StackError as exc:
+        if exc.status == 501:  # a sandbox without that part of the inspector
+            return None
+        raise
     return [str(name) for name in got["companies"]]
 
 

@@ -55,7 +55,14 @@ __all__ = ["Stack", "StackConfig", "StackError", "open_stack"]
 
 
 class StackError(RuntimeError):
-    """Something the stack drives answered unexpectedly; the message says what and where."""
+    """Something the stack drives answered unexpectedly; the message says what and where.
+
+    ``status``: the HTTP status of the answer, where there was one.
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass
@@ -141,7 +148,9 @@ class Stack:
             client = self._admin[slug] = httpx.AsyncClient(base_url=self.sandbox_urls[slug], timeout=60)
         r = await client.request(method, path, **kw)
         if r.status_code >= 400:
-            raise StackError(f"{slug} sandbox {method} {path} answered {r.status_code}: {r.text[:300]}")
+            raise StackError(
+                f"{slug} sandbox {method} {path} answered {r.status_code}: {r.text[:300]}", r.status_code
+            )
         return r.json()
 
     async def stats(self, slug: str) -> dict[str, Any]:

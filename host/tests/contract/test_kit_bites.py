@@ -152,26 +152,13 @@ class _Unanswered:
     def __init__(self, inner: RateLimiter) -> None:
         self.inner = inner
 
+    def __getattr__(self, name: str) -> Any:
+        # update, pause, waited_s: the wrapped limiter's own
+        return getattr(self.inner, name)
+
     async def acquire(self, bucket: str = "default") -> Slot:
         await self.inner.acquire(bucket)
         return Slot([], 0.0, time.monotonic)  # what the plugin answers is not the slot counted
-
-    def update(
-        self,
-        bucket: str = "default",
-        *,
-        limit: int | None = None,
-        window_s: float | None = None,
-        remaining: int | None = None,
-    ) -> None:
-        self.inner.update(bucket, limit=limit, window_s=window_s, remaining=remaining)
-
-    def pause(self, seconds: float, bucket: str | None = None) -> None:
-        self.inner.pause(seconds, bucket)
-
-    @property
-    def waited_s(self) -> float:
-        return self.inner.waited_s
 
 
 class LeavesItsSlotsPending(Delegating):

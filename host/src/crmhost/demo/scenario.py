@@ -239,7 +239,7 @@ class Scenario:
         plan = self.crms[slug]
         if "company" not in plan.traits.pushed:
             return 0, 0
-        linked = self._linked_initially(slug)
+        linked = self._linked_initially(slug, self.expected_people())
         return len({_name_key(name) for name in linked} - self._held(slug, held)), len(linked)
 
     def _held(self, slug: str, held: Collection[str] | None) -> set[str]:
@@ -248,13 +248,16 @@ class Scenario:
         plan = self.crms[slug]
         return {_name_key(p.company) for p in plan.seeded_first + plan.new if p.company}
 
-    def _linked_initially(self, slug: str) -> list[str]:
-        """The company of each contact the initial syncs write to ``slug``'s CRM (with one)."""
+    def _linked_initially(self, slug: str, people: dict[str, dict[str, Any]]) -> list[str]:
+        """The company of each contact the initial syncs write to ``slug``'s CRM (with one).
+
+        ``people``: :meth:`expected_people`, which the callers need too.
+        """
         plan = self.crms[slug]
         kept = {p.email for p in plan.new + plan.shared + plan.only}
         return [
             str(values["company"])
-            for email, values in self.expected_people().items()
+            for email, values in people.items()
             if email not in kept and values.get("company")
         ]
 
@@ -289,17 +292,15 @@ class Scenario:
             return [(0, 0)] * len(windows)
         people = self.expected_people()
         own = {p.email for p in plan.new + plan.shared + plan.only}
-        have = self._held(slug, held) | {_name_key(name) for name in self._linked_initially(slug)}
+        have = self._held(slug, held) | {_name_key(name) for name in self._linked_initially(slug, people)}
         written: set[str] = set()
         out = []
         for window in windows:
             linked, created = 0, set()
             events = self.events[window.start * chunk : window.stop * chunk]
-            for email in sorted(self.changed_by_events(events)):
-                company = people.get(email, {}).get("company")
-                if email not in own or email in written:
-                    continue
+            for email in sorted(self.changed_by_events(events) & own - written):
                 written.add(email)
+                company = people.get(email, {}).get("company")
                 if company:
                     linked += 1
                     created.add(_name_key(str(company)))

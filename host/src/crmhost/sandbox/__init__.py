@@ -39,9 +39,10 @@ Admin endpoints, the same on every sandbox (never counted, faulted or rate limit
   "calls", "since"}``; ``rate_limited_by`` lists each 429's endpoint and the limit it hit.
 - ``POST /_sandbox/reset``: stats, faults and rate-limit counts; ``?data=true`` also records.
 - ``PUT /_sandbox/webhooks`` (``GET`` lists deliveries and attempts): ``{"url": ... | null}``.
-- the inspector's ``/_sandbox/people``, ``/_sandbox/activities``, ``/_sandbox/enrollments`` and
-  ``/_sandbox/counts``: what a person sees and does in the CRM's UI, in canonical terms
-  (:mod:`crmhost.sandbox.inspector`; each sandbox overrides ``inspect_*`` and ``user_*``).
+- the inspector's ``/_sandbox/people``, ``/_sandbox/activities``, ``/_sandbox/enrollments``,
+  ``/_sandbox/companies`` and ``/_sandbox/counts``: what a person sees and does in the CRM's UI,
+  in canonical terms (:mod:`crmhost.sandbox.inspector`; each sandbox overrides ``inspect_*`` and
+  ``user_*``).
 """
 
 from crmhost.sandbox.app import Sandbox, SandboxInputError, WireResponse, json_response

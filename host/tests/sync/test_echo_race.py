@@ -14,9 +14,14 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
+from crmhost.db.models import Integration
+from crmhost.db.platform import ContactRow
 from crmhost.db.syncstate import WriteLedger
+from crmhost.models import Change, ObjectType
+from crmhost.sync.apply import ApplyResult, apply_changes
 from crmhost.sync.contacts import apply_values
 from crmhost.sync.echo import value_hash
+from crmhost.sync.mapping import load_mappings
 from crmhost.sync.outbox import enqueue_record, pushing_integrations
 from crmhost.sync.pull import PullOutcome, pull_integration
 from crmhost.sync.push import drain
@@ -143,3 +148,43 @@ async def test_a_page_read_before_our_push_was_confirmed_does_not_put_the_old_va
     again = await pull_integration(env.host, env.tenant_id, hubspot)
     assert "updated" not in again.counts and "stale" not in again.counts, again.counts
     assert (await env.contact(EMAIL)).last_name == "New"
+
+
+async def test_values_that_may_be_overtaken_are_only_compared(env: SyncEnv) -> None:
+    """Notices that arrive in any order: our echo or the platform's value ends it, else a pull."""
+    (remote_id,) = env.seed(
+        "hubspot", [{"properties": {"email": EMAIL, "firstname": "Ann", "lastname": "Old"}}]
+    )
+    hubspot = await env.connect("hubspot", conflict_strategy="crm_wins")
+    await _edit(env, {"last_name": "New"})
+    await drain(env.host, env.tenant_id, hubspot)
+
+    async def apply(remote: str, fields: dict[str, Any], key: str | None = None) -> ApplyResult:
+        change = Change(
+            object=ObjectType.CONTACT,
+            remote_id=remote,
+            fields=fields,
+            key=key,
+            partial=True,
+            may_be_overtaken=True,
+        )
+        async with env.host.db.transaction(env.tenant_id) as session:
+            integration = await session.get(Integration, hubspot)
+            assert integration is not None
+            mappings = await load_mappings(session, integration, ObjectType.CONTACT, host=env.host)
+            return await apply_changes(env.host, session, integration, [change], mappings=mappings)
+
+    ours = await apply(remote_id, {"lastname": "New"})
+    assert (dict(ours.counts), ours.pull_objects) == ({"echo": 1}, set())
+    await _edit(env, {"first_name": "Annie"})  # not pushed yet: the CRM could hold it only from a user
+    platforms = await apply(remote_id, {"firstname": "Annie"})
+    assert (dict(platforms.counts), platforms.pull_objects) == ({"unchanged": 1}, set())
+    # a value of neither: maybe a user's edit, maybe one a later write replaced; read, not taken
+    other = await apply(remote_id, {"lastname": "New", "firstname": "Anna"})
+    assert (dict(other.counts), other.pull_objects) == ({"needs_pull": 1}, {ObjectType.CONTACT})
+    assert ((await env.contact(EMAIL)).first_name, (await env.contact(EMAIL)).last_name) == ("Annie", "New")
+    # nor do such values create or link a contact
+    unknown = await apply("999999", {"email": "new@example.com"}, key="new@example.com")
+    assert (dict(unknown.counts), unknown.pull_objects) == ({"needs_pull": 1}, {ObjectType.CONTACT})
+    async with env.host.db.session(env.tenant_id) as session:
+        assert await session.scalar(select(ContactRow).where(ContactRow.email == "new@example.com")) is None

@@ -37,6 +37,11 @@ class Change(CanonicalStruct, frozen=True):
         event_id: the CRM's event or notification id, for de-duplication.
         partial: true when ``fields`` holds only what changed (webhooks) rather than the record.
         merged_into: for merges, the surviving record's id.
+        may_be_overtaken: true when a later change of the record may have been delivered before
+            this one (notices that arrive in any order), so its values may be older than the
+            record's. The host takes none of them: when each is our own write coming back, or
+            already the platform's value, the change is done; otherwise the record is read by a
+            pull. It saves the read that would follow every notice of the host's own writes.
     """
 
     object: ObjectType
@@ -50,6 +55,7 @@ class Change(CanonicalStruct, frozen=True):
     event_id: str | None = None
     partial: bool = False
     merged_into: str | None = None
+    may_be_overtaken: bool = False
 
 
 class ChangePage(CanonicalStruct, frozen=True):

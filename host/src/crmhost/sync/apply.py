@@ -15,7 +15,9 @@ For one batch, in the caller's transaction:
    read before the ledger's last write for the contact (``read_at``) may hold values our
    write has since replaced in the CRM: a value of such a page that differs from the ledger
    is not taken (as a plain change it would put the old value back, and fan it out); the
-   record is read again by a new pull, which sees it after our write.
+   record is read again by a new pull, which sees it after our write. A change whose values may
+   be overtaken (``Change.may_be_overtaken``: notices that arrive in any order) is only
+   compared: done when each value is our echo or already the platform's, else pulled.
 4. Writes go through :func:`crmhost.sync.contacts.apply_values`; deletes soft-delete; merges
    relink. Every contact that changed gets a ``record`` (or ``delete``) outbox row for the
    tenant's *other* pushing integrations (origin = this one, so it never comes back), and a
@@ -120,6 +122,7 @@ def _collapse(changes: Iterable[Change]) -> tuple[list[Change], dict[str, Change
             modified_at=max(times) if times else None,
             key=change.key or old.key,
             partial=old.partial and change.partial,
+            may_be_overtaken=old.may_be_overtaken or change.may_be_overtaken,
             event_id=change.event_id or old.event_id,
         )
     return merges, by_id
@@ -299,6 +302,9 @@ async def _apply_upserts(
     for change, values, email, times in mapped:
         contact_id = links.get(change.remote_id)
         row = by_id.get(contact_id) if contact_id else None
+        if change.may_be_overtaken:
+            _settle_overtaken(batch, change, row, values, ledger)
+            continue
         if row is None and email is not None:
             row = by_email.get(email)
             if row is not None:
@@ -339,6 +345,28 @@ async def _apply_upserts(
         )
         await add_members(session, integration.tenant_id, segment_id, [r.id for r in created], batch.at)
     await insert_ignore(session, RemoteLink, new_links)
+
+
+def _settle_overtaken(
+    batch: _Batch, change: Change, row: ContactRow | None, values: dict[str, Any], ledger: echo.Ledger
+) -> None:
+    """A change whose values may be overtaken: done when each is ours or the platform's, else pulled.
+
+    Nothing is taken from it, so the order such changes arrive in does not matter. Only a linked
+    contact qualifies: such values never create or link one.
+    """
+    if row is not None and row.deleted_at is not None:
+        batch.log("skipped", row.id, change.remote_id, "deleted on the platform")
+        return
+    if row is not None:
+        current = contact_values(row)
+        digests = {name: echo.value_hash(value) for name, value in values.items()}
+        ours = [name for name, digest in digests.items() if ledger.is_echo(row.id, name, digest)]
+        if all(name in ours or echo.value_hash(current.get(name)) == d for name, d in digests.items()):
+            batch.log("echo" if ours else "unchanged", row.id, change.remote_id)
+            return
+    batch.result.pull_objects.add(change.object)  # the pull reads the record as it is now
+    batch.log("needs_pull", row.id if row else None, change.remote_id, "its values may be overtaken")
 
 
 def _link_row(integration: Integration, contact_id: str, remote_id: str, at: datetime) -> dict[str, Any]:

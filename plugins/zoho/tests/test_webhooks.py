@@ -91,10 +91,13 @@ async def test_channel_delivers_checked_notices(
     org.admin.patch(f"/_sandbox/people/{person}", json={"fields": {"job_title": "CFO"}}).raise_for_status()
     await _wait_for(app, 2)
     edited = await notifications.handle_webhook(ctx, _request(app.bodies[1]))
-    # an edit's values may be overtaken by a later write's notice arriving first: a pull reads
-    # the record as it is now
+    # an edit's values may be overtaken by a later write's notice arriving first: the host only
+    # tells its own writes from them (and pulls the record otherwise)
     assert msgspec.json.decode(app.bodies[1])["affected_values"][0]["values"]["Title"] == "CFO"
-    assert edited.pull_objects == [ObjectType.CONTACT] and edited.changes == []
+    assert edited.pull_objects == []
+    [change] = edited.changes
+    assert (change.remote_id, change.fields["Title"], change.partial) == (person, "CFO", True)
+    assert change.may_be_overtaken and not created.changes[0].may_be_overtaken
 
     org.admin.post("/_sandbox/people/delete", json={"ids": [person]}).raise_for_status()
     await _wait_for(app, 3)
@@ -188,9 +191,10 @@ async def test_an_edit_of_only_the_platforms_own_fields_starts_no_pull(
     pushed_notice, renamed = [await notifications.handle_webhook(ctx, _request(b)) for b in app.bodies[1:3]]
     assert msgspec.json.decode(app.bodies[1])["affected_fields"] == [{person: sorted(scores)}]
     assert pushed_notice.pull_objects == [] and pushed_notice.changes == []
-    assert renamed.pull_objects == [ObjectType.CONTACT]
-    # a notice that does not say what changed is read, as before
+    [rename] = renamed.changes
+    assert rename.fields["Last_Name"] == "Stone" and rename.may_be_overtaken
+    # a notice that says neither what changed nor to what is read, as before
     bare = msgspec.json.decode(app.bodies[1])
-    del bare["affected_fields"]
+    del bare["affected_fields"], bare["affected_values"]
     hinted = await notifications.handle_webhook(ctx, _request(msgspec.json.encode(bare)))
     assert hinted.pull_objects == [ObjectType.CONTACT]

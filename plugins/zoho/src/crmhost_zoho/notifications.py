@@ -198,7 +198,11 @@ def _nothing_to_read(notice: _Notice) -> bool:
 
 
 async def handle_webhook(ctx: IntegrationContext, request: WebhookRequest) -> WebhookResult:
-    """Check a notice's channel and token; deletes and creates become changes, edits pull hints."""
+    """Check a notice's channel and token; its records' values become changes.
+
+    An edit's values may be overtaken, so the host only tells its own writes from them; a record
+    the notice gives no values for is pulled.
+    """
     if not ctx.webhook_secret:
         raise WebhookRejected("this integration has no webhook secret; its channel is not the host's")
     try:
@@ -226,14 +230,15 @@ async def handle_webhook(ctx: IntegrationContext, request: WebhookRequest) -> We
                 for i in notice.ids
             ]
         )
-    if notice.operation != "insert":
-        if notice.operation == "update" and _nothing_to_read(notice):
-            return WebhookResult()
-        # an edit's values may be overtaken: notices arrive in any order and a later write's
-        # may come first, so an edit is only a hint and the pull reads the record as it is now
+    if notice.operation == "update" and _nothing_to_read(notice):
+        return WebhookResult()
+    if notice.operation not in ("insert", "update"):
         return WebhookResult(pull_objects=[obj])
-    # a create's values (return_affected_field_values) are the record's first: no pull needed
     sent_at = datetime.fromtimestamp(notice.server_time / 1000, UTC) if notice.server_time else None
+    # a create's values (return_affected_field_values) are the record's first: no pull needed.
+    # An edit's may be overtaken (notices arrive in any order, a later write's may come first):
+    # the host only checks them against its own writes, and pulls the record when they differ
+    overtaken = notice.operation == "update"
     changes = [
         Change(
             object=obj,
@@ -245,6 +250,7 @@ async def handle_webhook(ctx: IntegrationContext, request: WebhookRequest) -> We
             else sent_at,
             event_id=f"{event}:{a.record_id}",
             partial=True,
+            may_be_overtaken=overtaken,
         )
         for a in notice.affected_values
     ]

@@ -44,6 +44,7 @@ __all__ = [
     "discover_fields",
     "handle_webhook",
     "map_fields",
+    "prepare_push",
     "pull_changes",
     "push_activity",
     "push_records",
@@ -58,6 +59,7 @@ OPERATION_HOOKS = (
     "revoke",
     "map_fields",
     "push_records",
+    "prepare_push",
     "push_activity",
     "pull_changes",
     "handle_webhook",
@@ -210,6 +212,30 @@ async def push_records(ctx: IntegrationContext, batch: RecordBatch) -> list[Reco
             the bad record.
 
     Called by the host's push job, once per batch drained from the outbox.
+    """
+
+
+@hookspec
+async def prepare_push(ctx: IntegrationContext, records: Sequence[Record]) -> None:
+    """Find or create, all at once, what records about to be pushed refer to (their companies).
+
+    Optional. Without it a plugin resolves such references per ``push_records`` call, in rounds
+    as large as the batches sent at once; with it, a backlog's names cost one look-up and one
+    create per CRM batch of names instead of one per round.
+
+    Args:
+        ctx: the integration with valid credentials.
+        records: upserts the host is about to push, mapped as ``push_records`` gets them (at most
+            :data:`crmhost.sync.push.LOOK_AHEAD_ROWS`). Any of them may still change, be
+            skipped or fail before its push, so ``push_records`` must still resolve whatever it
+            is given: this only warms what it would look up.
+
+    Raises:
+        AuthExpired, RateLimited, TransientError, PermanentError: as for :func:`push_records`;
+        the host logs the error and pushes anyway.
+
+    Called by the host's push job when a drain starts with more due records than one claim,
+    once per drain, before its first ``push_records`` call.
     """
 
 

@@ -39,6 +39,7 @@ from crmhost.sync.runs import RunRecorder, start_run
 __all__ = [
     "FILL_WAIT_S",
     "LEASE_S",
+    "LOOK_AHEAD_ROWS",
     "MAX_ATTEMPTS",
     "ONE_PER_CALL_IN_FLIGHT",
     "RECORD_CALLS_IN_FLIGHT",
@@ -68,6 +69,10 @@ RECORD_CALLS_IN_FLIGHT = 4
 #: more than the CRM's burst limit
 ONE_PER_CALL_IN_FLIGHT = 16
 ACTIVITY_KINDS = ("activity", "workflow")
+#: due record rows past its first claim whose records a drain hands the plugin's
+#: ``prepare_push``, so that a backlog's company names are resolved in one pass rather than in
+#: a round per claim; bounded by the host's work to read and map them (about a second)
+LOOK_AHEAD_ROWS = 20_000
 #: while rows arrive fast enough to fill a CRM batch, a partial batch waits at most this long
 #: (from its oldest row) for the rest, so a burst of events goes in full batches instead of a
 #: call per drain round; a lone change, or a trickle that would not fill a batch in time, goes
@@ -122,6 +127,8 @@ class Drain:
     deadline: float = math.inf
     #: the highest row id claimed so far, per group of kinds (see :func:`_claim_next`)
     claimed_to: dict[str, int] = field(default_factory=dict)
+    #: whether this drain has handed its backlog to the plugin's ``prepare_push`` yet
+    looked_ahead: bool = False
     #: per set of fields in manual review: the mappings without them, and the fields the
     #: write ledger records then (see :func:`crmhost.sync.push_records.mappings_without`)
     reviewed: dict[frozenset[str], tuple[list[FieldMapping], list[str]]] = field(default_factory=dict)
@@ -201,6 +208,47 @@ class Drain:
         )
 
 
+#: the columns of an outbox row a drain works from, in :class:`Claimed`'s order
+_CLAIMED = (
+    OutboxRow.id,
+    OutboxRow.kind,
+    OutboxRow.contact_id,
+    OutboxRow.dedupe_key,
+    OutboxRow.payload,
+    OutboxRow.attempts,
+    OutboxRow.created_at,
+)
+
+
+def _claimed(row: Any) -> Claimed:
+    return Claimed(row[0], row[1], row[2], row[3], dict(row[4] or {}), row[5], row[6])
+
+
+def _due(drain: Drain, kinds: Sequence[str], now: datetime, after: int) -> tuple[Any, ...]:
+    """The conditions of the integration's rows of ``kinds`` due at ``now``, above id ``after``."""
+    return (
+        OutboxRow.integration_id == drain.integration.id,
+        # inline, not bound: SQLite uses the partial index ix_outbox_pending only for a literal
+        OutboxRow.state == literal("pending", literal_execute=True),
+        OutboxRow.next_attempt_at <= now,
+        OutboxRow.kind.in_(kinds),
+        *((OutboxRow.id > after,) if after else ()),
+    )
+
+
+async def _peek(drain: Drain, kinds: Sequence[str], limit: int, *, after: int) -> list[Claimed]:
+    """The next due rows of ``kinds`` above id ``after``, in id order, read without taking them."""
+    stmt = (
+        select(*_CLAIMED)
+        .where(OutboxRow.tenant_id == drain.tenant_id, *_due(drain, kinds, utcnow(), after))
+        .order_by(OutboxRow.id)
+        .limit(limit)
+    )
+    async with drain.host.db.session(drain.tenant_id) as session:
+        found = (await session.execute(stmt)).all()
+    return [_claimed(r) for r in found]
+
+
 async def _claim(drain: Drain, kinds: Sequence[str], limit: int, *, after: int = 0) -> list[Claimed]:
     """Take the next due rows of ``kinds`` in id order, leasing them, in one atomic statement.
 
@@ -209,14 +257,7 @@ async def _claim(drain: Drain, kinds: Sequence[str], limit: int, *, after: int =
     so no row is taken twice. ``after``: only rows with a larger id (see :func:`_claim_next`).
     """
     now = utcnow()
-    due = (
-        OutboxRow.integration_id == drain.integration.id,
-        # inline, not bound: SQLite uses the partial index ix_outbox_pending only for a literal
-        OutboxRow.state == literal("pending", literal_execute=True),
-        OutboxRow.next_attempt_at <= now,
-        OutboxRow.kind.in_(kinds),
-        *((OutboxRow.id > after,) if after else ()),
-    )
+    due = _due(drain, kinds, now, after)
     pick = (
         select(OutboxRow.id)
         .where(OutboxRow.tenant_id == drain.tenant_id, *due)
@@ -233,22 +274,12 @@ async def _claim(drain: Drain, kinds: Sequence[str], limit: int, *, after: int =
         update(OutboxRow)
         .where(chosen, *due)
         .values(next_attempt_at=now + timedelta(seconds=drain.lease_s))
-        .returning(
-            OutboxRow.id,
-            OutboxRow.kind,
-            OutboxRow.contact_id,
-            OutboxRow.dedupe_key,
-            OutboxRow.payload,
-            OutboxRow.attempts,
-            OutboxRow.created_at,
-        )
+        .returning(*_CLAIMED)
         .execution_options(synchronize_session=False)
     )
     async with drain.host.db.transaction(drain.tenant_id) as session:
         taken = (await session.execute(stmt)).all()
-    return sorted(
-        (Claimed(r[0], r[1], r[2], r[3], dict(r[4] or {}), r[5], r[6]) for r in taken), key=lambda c: c.id
-    )
+    return sorted((_claimed(r) for r in taken), key=lambda c: c.id)
 
 
 async def _claim_next(drain: Drain, kinds: Sequence[str], limit: int) -> list[Claimed]:
@@ -362,6 +393,18 @@ async def _claim_filled(drain: Drain, kinds: Sequence[str], batch: int, size: in
     return await _claim_next(drain, kinds, plan[1])
 
 
+async def _look_ahead_once(drain: Drain, rows: list[Claimed]) -> None:
+    """On a drain's first claim of records, a backlog past it goes to the plugin's ``prepare_push``."""
+    from crmhost.sync import push_records
+
+    if drain.looked_ahead or not drain.host.dispatcher.implements(drain.provider, "prepare_push"):
+        return
+    drain.looked_ahead = True
+    ahead = await _peek(drain, RECORD_KINDS, LOOK_AHEAD_ROWS, after=rows[-1].id)
+    if ahead:  # without a backlog past this claim, the claim's own pushes share one round
+        await push_records.look_ahead(drain, rows + ahead)
+
+
 async def _round(drain: Drain) -> bool:
     """Claim and push one batch; false when nothing was due.
 
@@ -391,6 +434,7 @@ async def _round(drain: Drain) -> bool:
             drain.recorder = await start_run(drain.host, drain.tenant_id, drain.integration.id, "push")
         try:
             if kinds is RECORD_KINDS:
+                await _look_ahead_once(drain, rows)
                 await push_records.push_pipelined(
                     drain, rows, lambda: _claim_filled(drain, RECORD_KINDS, drain.record_batch, records)
                 )

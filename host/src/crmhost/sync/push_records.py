@@ -5,7 +5,9 @@ the push runs, mapped, sent, and on confirmation its remote id is linked, the ha
 values sent go to the write ledger (so the echo is recognised), and the row is done only if
 the contact's ``version`` did not move meanwhile; otherwise it stays pending for another round.
 Just before the CRM call the same hashes go to the ledger's in-flight map, so a pull that reads
-our write back before the confirmation knows it too (see :mod:`crmhost.sync.echo`).
+our write back before the confirmation knows it too (see :mod:`crmhost.sync.echo`). A drain
+with a backlog first hands the records of its next rows to the plugin's ``prepare_push``
+(:func:`look_ahead`), so what they refer to is resolved in one pass.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from crmhost.db.base import utcnow
 from crmhost.db.platform import ContactRow
 from crmhost.db.syncstate import ConflictRow, RemoteLink, WriteLedger
 from crmhost.errors import CrmError, PermanentError
+from crmhost.metrics import BATCH_SECONDS
 from crmhost.models import (
     Capability,
     FieldMapping,
@@ -43,12 +46,14 @@ from crmhost.sync.erasure import erasure_target, is_erasure, scrub_erasures
 from crmhost.sync.push import Drain, release, release_in
 from crmhost.sync.push_outcomes import Claimed, Outcome, Stop, error_outcome, settle_in, stop_for
 
-__all__ = ["DELETED_IN_CRM", "GONE_CODES", "push_pipelined"]
+__all__ = ["DELETED_IN_CRM", "GONE_CODES", "look_ahead", "push_pipelined"]
 
 log = logging.getLogger(__name__)
 
 _OBJECT = ObjectType.CONTACT
 _JSON = msgspec.json.Encoder()
+#: rows read and mapped at a time for ``prepare_push`` (one ``IN`` list of their contacts each)
+_LOOK_AHEAD_CHUNK = 1_000
 #: per-record error codes that mean "the record we linked was deleted in the CRM", for an
 #: update by its id: HubSpot's batch update answers OBJECT_NOT_FOUND for an archived id,
 #: Salesforce ENTITY_IS_DELETED for a record in its recycle bin. (Salesforce's
@@ -365,6 +370,31 @@ async def _prepare(drain: Drain, rows: list[Claimed]) -> _Batch:
         hashes = {name: value_hash(values.get(name)) for name in fields}
         batch.items.append(_Item(row, contact, record, values, contact.version, remote_id, fields, hashes))
     return batch
+
+
+async def look_ahead(drain: Drain, rows: Sequence[Claimed]) -> None:
+    """Hand the plugin's ``prepare_push`` the upserts ``rows`` will push (reads only here).
+
+    The plugin's error is logged, not raised: each push still resolves what it refers to.
+    """
+    records: list[Record] = []
+    for start in range(0, len(rows), _LOOK_AHEAD_CHUNK):
+        prepared = await _prepare(drain, list(rows[start : start + _LOOK_AHEAD_CHUNK]))
+        records.extend(item.record for item in prepared.items)
+    if not records:
+        return
+
+    async def call(ctx: IntegrationContext, part: list[Record]) -> list[None]:
+        await drain.host.dispatcher.acall(drain.provider, "prepare_push", ctx=ctx, records=part)
+        return []
+
+    started = time.perf_counter()
+    try:
+        await drain.with_auth(call, records)
+    except CrmError as exc:
+        log.warning("%s prepare_push failed, each push resolves its own: %s", drain.provider, exc)
+    finally:
+        BATCH_SECONDS.labels(drain.provider, "prepare_push").observe(time.perf_counter() - started)
 
 
 async def _calls(drain: Drain, records: list[Record], op: RecordOp) -> list[RecordResult | CrmError]:

@@ -136,6 +136,32 @@ class PushContract:
         companies = (await crm.admin_json("GET", "/_sandbox/companies"))["companies"]
         assert companies.count(name) == 1, f"{name!r} among the CRM's companies: {companies}"
 
+    @covers("prepare_push")
+    async def test_prepared_companies_are_the_ones_the_push_links(self, crm: CrmUnderTest) -> None:
+        """``prepare_push`` makes each company of the persons once; their push adds none.
+
+        Prepared before any person is written, then pushed: a push that did not find what was
+        prepared would create its company a second time.
+        """
+        crm.require(Capability.PUSH_RECORDS)
+        if "companies" not in crm.info.batch_sizes:
+            pytest.skip(f"{crm.slug} does not declare batch_sizes['companies'] (it writes no companies)")
+        if not crm.implements("prepare_push"):
+            pytest.skip(f"{crm.slug} does not implement prepare_push (it resolves companies per push)")
+        ctx = (await crm.connect()).ctx
+        names = [f"Kit Ahead {uuid.uuid4().hex[:8]} {n}" for n in range(3)]
+        people = [sample_person(n, company=names[n % len(names)]) for n in range(6)]
+        await crm.call("prepare_push", ctx, records=[crm.person_record(ctx, p) for p in people])
+        prepared = (await crm.admin_json("GET", "/_sandbox/companies"))["companies"]
+        assert all(prepared.count(n) == 1 for n in names), f"{names} among the companies: {prepared}"
+        emails = {str(p["email"]).lower() for p in people}
+        held = {str(p.fields.get("email")) for p in await crm.people()}
+        assert not emails & held, "prepare_push wrote persons"
+        results = await crm.push_people(ctx, people)
+        assert all(r.ok for r in results), results
+        companies = (await crm.admin_json("GET", "/_sandbox/companies"))["companies"]
+        assert all(companies.count(n) == 1 for n in names), f"{names} among the companies: {companies}"
+
     @covers("push_activity")
     async def test_a_workflow_trigger_enrolls_once(self, crm: CrmUnderTest) -> None:
         """A workflow trigger pushed twice (a retried job) enrolls the contact once."""

@@ -24,7 +24,8 @@ only after a lag (FACTS 2.4), so a company created by one batch may not be found
 one's search. It is per process; two workers creating the same new name at the same moment may
 still create it twice. Within a process, batches sent at once (a push sends several) resolve
 their names in shared rounds, one at a time per account (:class:`crmhost.rounds.SharedRounds`),
-so they neither create a name twice nor each pay a search and a create of their own.
+so they neither create a name twice nor each pay a search and a create of their own. A drain
+with a backlog resolves the names of all of it first (:func:`prepare_companies`).
 
 Names match as HubSpot's ``IN`` filter matches strings: trimmed and case-insensitively (values
 are sent lower-cased, as HubSpot asks for ``IN`` on string properties). Two companies of one
@@ -55,6 +56,7 @@ __all__ = [
     "forget_companies",
     "link_companies",
     "name_key",
+    "prepare_companies",
     "resolve_names",
     "write_and_link",
 ]
@@ -250,6 +252,18 @@ def _names_to_link(client: HubSpotClient, records: Iterable[Record]) -> dict[str
         if not _linked_lately(client, record.remote_id, name_key(name)):
             names.setdefault(name_key(name), name.strip())
     return names
+
+
+async def prepare_companies(client: HubSpotClient, records: Iterable[Record]) -> None:
+    """Find or create the companies of contacts about to be pushed (the host's ``prepare_push``).
+
+    The pushes then find them in the cache: a backlog costs a search and a create per 100 new
+    names, not a round per claim. A company is created even if its contact's push then fails;
+    a retry of that push links it.
+    """
+    names = _names_to_link(client, records)
+    if names:
+        await resolve_names(client, names)
 
 
 async def write_and_link(

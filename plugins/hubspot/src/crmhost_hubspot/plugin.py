@@ -42,6 +42,7 @@ __all__ = [
     "discover_fields",
     "handle_webhook",
     "map_fields",
+    "prepare_push",
     "pull_changes",
     "push_activity",
     "push_records",
@@ -143,6 +144,12 @@ async def discover_fields(ctx: IntegrationContext, object: ObjectType) -> list[R
 async def push_records(ctx: IntegrationContext, batch: RecordBatch) -> list[RecordResult]:
     """Batch upsert (contacts by email, companies by domain) or archive."""
     return await records.push_records(HubSpotClient(ctx), batch)
+
+
+@hookimpl
+async def prepare_push(ctx: IntegrationContext, records: Sequence[Record]) -> None:
+    """The companies of a backlog's contacts, found or created in one pass."""
+    await companies.prepare_companies(HubSpotClient(ctx), records)
 
 
 @hookimpl

@@ -23,7 +23,8 @@ Salesforce meanwhile makes the write of a contact naming it fail (``ENTITY_IS_DE
 the contacts whose Account changed are written once more in the same push (Salesforce answers
 the same codes for a contact deleted there, which keeps its failure). Batches of one org sent at
 once look names up and create Accounts in shared rounds (:class:`crmhost.rounds.SharedRounds`),
-so a new name is created once. Two processes creating the same new name at the same moment may
+so a new name is created once; a drain with a backlog resolves the names of all of it first
+(:func:`prepare_accounts`). Two processes creating the same new name at the same moment may
 still create two Accounts; the oldest wins from then on.
 
 Leads have no Account: a Lead keeps the name in its (required) ``Company`` field, so for an
@@ -41,14 +42,22 @@ import msgspec
 from cachetools import TTLCache
 
 from crmhost.context import IntegrationContext
-from crmhost.models import Record, RecordBatch, RecordOp, RecordResult
+from crmhost.models import ObjectType, Record, RecordBatch, RecordOp, RecordResult
 from crmhost.rounds import SharedRounds
 from crmhost_salesforce import records as contacts
 from crmhost_salesforce.batching import COLLECTION_SIZE, RecordLookup, chunks, collection, run_collections
 from crmhost_salesforce.client import SalesforceClient, first_error
 from crmhost_salesforce.mapping import ACCOUNT_NAME, sobject_for
 
-__all__ = ["CACHE_TTL_S", "flatten", "forget_accounts", "learn_accounts", "link_accounts", "push_records"]
+__all__ = [
+    "CACHE_TTL_S",
+    "flatten",
+    "forget_accounts",
+    "learn_accounts",
+    "link_accounts",
+    "prepare_accounts",
+    "push_records",
+]
 
 _RETRYABLE = frozenset({"UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE", "UNKNOWN_EXCEPTION"})
 #: how long a name -> Account id pair is trusted without asking Salesforce again (an Account
@@ -184,6 +193,22 @@ async def link_accounts(
         fields["AccountId"] = ids.get(name.lower()) if name else None
         out.append(msgspec.structs.replace(record, fields=fields))
     return out, failures
+
+
+async def prepare_accounts(ctx: IntegrationContext, records: Sequence[Record]) -> None:
+    """Find or create the Accounts of contacts about to be pushed (the host's ``prepare_push``).
+
+    The pushes then find them in the cache: a backlog costs a lookup and a create call per
+    1,000 new names, not a pair per claim. Leads keep the name in a field: nothing to prepare.
+    """
+    if sobject_for(ObjectType.CONTACT, ctx.settings) != "Contact":
+        return
+    client = SalesforceClient(ctx)
+    known = _known(client)
+    names = sorted({_name_of(r.fields.get(ACCOUNT_NAME)) for r in records} - {""})
+    unknown = [name for name in names if name.lower() not in known]
+    if unknown:
+        await _shared_account_ids(client, unknown)
 
 
 async def push_records(ctx: IntegrationContext, batch: RecordBatch) -> list[RecordResult]:

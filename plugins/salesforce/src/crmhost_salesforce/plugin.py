@@ -33,6 +33,7 @@ __all__ = [
     "discover_fields",
     "handle_webhook",
     "map_fields",
+    "prepare_push",
     "pull_changes",
     "push_activity",
     "push_records",
@@ -70,6 +71,12 @@ def map_fields(
 async def discover_fields(ctx: IntegrationContext, object: ObjectType) -> list[RemoteField]:
     """The org's fields of the sObject the object syncs to (``describe``, cached)."""
     return await discovery.discover_fields(ctx, object)
+
+
+@hookimpl
+async def prepare_push(ctx: IntegrationContext, records: Sequence[Record]) -> None:
+    """The Accounts a backlog's contacts name, found or created in one pass."""
+    await accounts.prepare_accounts(ctx, records)
 
 
 @hookimpl

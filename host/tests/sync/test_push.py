@@ -50,6 +50,8 @@ from ..support.syncenv import CRMS
 
 HS_UPSERT = "POST /crm/v3/objects/{object_type}/batch/upsert"
 HS_UPDATE = "POST /crm/v3/objects/{object_type}/batch/update"
+HS_SEARCH = "POST /crm/v3/objects/{object_type}/search"
+HS_CREATE = "POST /crm/v3/objects/{object_type}/batch/create"
 SF_COMPOSITE = "POST /services/data/{version}/composite"
 SCOPES = {"hubspot": ["crm.objects.contacts.write", "timeline"], "salesforce": ["api", "refresh_token"]}
 
@@ -463,6 +465,54 @@ async def test_a_claim_sends_its_crm_batches_together(lite: Env, in_flight: int)
     assert lite.stats("hubspot")["calls"][HS_UPSERT] == 5  # still batches of 100
     assert peak == in_flight  # a claim's calls out together (300 or 100 rows), claims in turn
     assert {r.state for r in await lite.rows(iid)} == {"done"}
+
+
+async def test_a_backlog_resolves_its_companies_in_one_pass(lite: Env) -> None:
+    """A drain with more rows than one claim hands their records to ``prepare_push`` first."""
+    iid = await lite.integration("hubspot")
+    ids = await lite.contacts(900)
+    async with lite.host.db.transaction(lite.tenant_id) as session:
+        # three contacts a name: each claim of 400 would meet about 133 new names
+        for n, cid in enumerate(ids):
+            await session.execute(
+                update(ContactRow).where(ContactRow.id == cid).values(company=f"Ahead {n // 3}")
+            )
+    await lite.queue(iid, ids)
+    summary = await drain(lite.host, lite.tenant_id, iid)
+    assert summary.counts == {"created": 900}
+    calls = lite.stats("hubspot")["calls"]
+    # 300 names: three searches and three creates of 100, where claims would make five of each
+    assert (calls[HS_SEARCH], calls[HS_CREATE]) == (3, 3), calls
+    companies = lite.sandboxes["hubspot"].inspect_companies()
+    assert sorted(companies) == sorted(f"Ahead {n}" for n in range(300))
+
+
+async def test_a_failed_look_ahead_leaves_each_push_to_resolve_its_own(
+    lite: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    iid = await lite.integration("hubspot")
+    ids = await lite.contacts(500)
+    async with lite.host.db.transaction(lite.tenant_id) as session:
+        await session.execute(update(ContactRow).values(company=ContactRow.first_name))
+    await lite.queue(iid, ids)
+    searches = 0
+
+    async def first_search_fails(request: httpx.Request) -> None:
+        nonlocal searches
+        if request.url.path.endswith("/companies/search"):
+            searches += 1
+            if searches == 1:  # the look-ahead's: HubSpot unreachable for a moment
+                raise httpx.ConnectError("connection refused", request=request)
+
+    lite.host.http.event_hooks["request"].append(first_search_fails)
+    try:
+        summary = await drain(lite.host, lite.tenant_id, iid)
+    finally:
+        lite.host.http.event_hooks["request"].remove(first_search_fails)
+    assert summary.counts == {"created": 500}
+    assert "prepare_push failed, each push resolves its own" in caplog.text
+    companies = lite.sandboxes["hubspot"].inspect_companies()
+    assert sorted(companies) == sorted(f"First{n}" for n in range(500))
 
 
 async def test_naive_push_makes_one_call_per_contact(lite: Env) -> None:

@@ -232,3 +232,45 @@ async def test_batches_written_at_once_share_their_association_calls(
     # had started (4 before, one per batch)
     assert (spent[_UPDATE], spent[_SEARCH], spent[_CREATE]) == (4, 1, 1) and spent[_ASSOCIATE] <= 2, spent
     assert await companies_of(api, first[57].remote_id) == {"Acme": ["Primary"]}
+
+
+async def test_a_backlog_on_an_account_with_few_companies_lists_them_instead_of_searching(
+    ctx: IntegrationContext, api: httpx.AsyncClient, admin: httpx.AsyncClient
+) -> None:
+    held = await api.post("/crm/v3/objects/companies", json={"properties": {"name": "Backlog 7"}})
+    held.raise_for_status()
+    before = await calls(admin)
+    records = [person(i, f"Backlog {i}") for i in range(350)]
+    await plugin.prepare_push(ctx, records)
+    prepared = await calls(admin)
+    spent = {k: prepared.get(k, 0) - before.get(k, 0) for k in (_SEARCH, _CREATE)}
+    # 350 names would take 4 searches; the account's one company is one page
+    assert spent == {_SEARCH: 1, _CREATE: 4}, spent
+    names = await company_names(api)
+    assert len(names) == len(set(names)) == 350, "Backlog 7 found in the listing, not made again"
+    # the pushes that follow find every name in the cache
+    for start in range(0, 350, 100):
+        await push(ctx, records[start : start + 100])
+    after = await calls(admin)
+    assert {k: after.get(k, 0) - prepared.get(k, 0) for k in (_SEARCH, _CREATE)} == {_SEARCH: 0, _CREATE: 0}
+
+
+async def test_an_account_with_many_companies_is_searched_by_name(
+    ctx: IntegrationContext, api: httpx.AsyncClient, admin: httpx.AsyncClient
+) -> None:
+    for start in range(0, 700, 100):
+        made = await api.post(
+            "/crm/v3/objects/companies/batch/create",
+            json={"inputs": [{"properties": {"name": f"Held {i}"}} for i in range(start, start + 100)]},
+        )
+        made.raise_for_status()
+    before = await calls(admin)
+    await plugin.prepare_push(ctx, [person(i, f"New {i}") for i in range(300)])
+    first = await calls(admin)
+    # a listing would take 4 pages where the names take 3 searches: its first page said so
+    assert (first[_SEARCH] - before.get(_SEARCH, 0), first[_CREATE] - before[_CREATE]) == (4, 3)
+    # the account's size is remembered (with what was created since): no listing tried again
+    await plugin.prepare_push(ctx, [person(i, f"Newer {i}") for i in range(300, 600)])
+    second = await calls(admin)
+    assert (second[_SEARCH] - first[_SEARCH], second[_CREATE] - first[_CREATE]) == (3, 3)
+    assert len(await company_names(api)) == 1300

@@ -3,7 +3,8 @@
 The platform's contact carries its company as a name. While a batch of contacts is written, the
 names it carries are resolved to company ids in bulk: names seen lately come from a cache, the
 others from one companies search with an ``IN`` filter on ``name`` (100 names, up to 200
-results a page), and names HubSpot does not have are created with
+results a page), or from a listing of every company when the account has so few that it takes
+fewer calls (200 a page), and names HubSpot does not have are created with
 ``/crm/v3/objects/companies/batch/create`` (100 a call). Each contact is then associated with its
 company in a v4 ``batch/create`` call (100 pairs, shared with the batches written at the same
 time) with the HubSpot-defined *Primary* type
@@ -35,6 +36,7 @@ name: the oldest (lowest id) wins.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -75,6 +77,9 @@ CACHE_TTL = timedelta(minutes=15)
 #: pick another primary meanwhile; the platform's company changing links it again at once)
 LINK_TTL = timedelta(days=1)
 _SEARCH_PAGE = 200
+#: names that take at least this many searches may be answered by listing every company instead
+#: (when that takes fewer calls, see :func:`_directory`); below it a listing could only tie
+_LIST_FROM_SEARCHES = 3
 #: names remembered per account before the expired ones are dropped
 _CACHE_MAX = 50_000
 _RETRYABLE = frozenset({"RATE_LIMITS", "INTERNAL_ERROR"})
@@ -83,6 +88,8 @@ _RETRYABLE = frozenset({"RATE_LIMITS", "INTERNAL_ERROR"})
 _KNOWN: dict[tuple[str, str], dict[str, tuple[str, datetime]]] = {}
 # (API base, portal) -> contact id -> (the name key of the company it was made primary with, when)
 _LINKED: dict[tuple[str, str], dict[str, tuple[str, datetime]]] = {}
+# (API base, portal) -> companies it held at its last listing, plus those created here since
+_SIZES: dict[tuple[str, str], int] = {}
 
 
 def name_key(name: str) -> str:
@@ -129,25 +136,56 @@ def _trim(cache: dict[str, tuple[str, datetime]], now: datetime, ttl: timedelta 
             del cache[stale]
 
 
-async def _search(client: HubSpotClient, keys: list[str]) -> dict[str, str]:
-    """Company ids by name key for ``keys`` (at most :data:`PER_CALL`), oldest company first."""
-    found: dict[str, str] = {}
-    body: dict[str, Any] = {
-        "filterGroups": [{"filters": [{"propertyName": "name", "operator": "IN", "values": keys}]}],
+def _query(groups: list[Any]) -> dict[str, Any]:
+    """A companies search for ``groups``, names only, oldest first, a full page at a time."""
+    return {
+        "filterGroups": groups,
         "properties": ["name"],
         "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
         "limit": _SEARCH_PAGE,
     }
+
+
+async def _collect(client: HubSpotClient, body: dict[str, Any], page: dict[str, Any]) -> dict[str, str]:
+    """Company ids by name key from a search's ``page`` and every page after it (oldest wins)."""
+    found: dict[str, str] = {}
     while True:
-        page = await client.json("POST", SEARCH_PATH, json=body, bucket="search")
         for hit in page.get("results", []):
             key = name_key(str((hit.get("properties") or {}).get("name") or ""))
-            if key in keys:
+            if key:
                 found.setdefault(key, str(hit["id"]))
         after = next_after(page)
         if after is None:
             return found
         body = {**body, "after": str(after)}
+        page = await client.json("POST", SEARCH_PATH, json=body, bucket="search")
+
+
+async def _search(client: HubSpotClient, keys: list[str]) -> dict[str, str]:
+    """Company ids by name key for ``keys`` (at most :data:`PER_CALL`), oldest company first."""
+    body = _query([{"filters": [{"propertyName": "name", "operator": "IN", "values": keys}]}])
+    found = await _collect(client, body, await client.json("POST", SEARCH_PATH, json=body, bucket="search"))
+    return {key: found[key] for key in keys if key in found}
+
+
+async def _directory(client: HubSpotClient, max_pages: int) -> dict[str, str] | None:
+    """Every company's id by name key, oldest first; ``None`` when it takes more than ``max_pages``.
+
+    Read instead of name searches when it takes fewer calls: an account with few companies (a
+    new one, on its first backlog) answers every name in a page or two. The listing is as fresh
+    as a search's answer (the same index) and used at once, as a search's is. An account known
+    to be too large costs no call; one found too large costs its first page.
+    """
+    account = _account(client)
+    known = _SIZES.get(account)
+    if known is not None and math.ceil(known / _SEARCH_PAGE) > max_pages:
+        return None
+    body = _query([])
+    first = await client.json("POST", SEARCH_PATH, json=body, bucket="search")
+    _SIZES[account] = int(first.get("total") or 0)
+    if math.ceil(_SIZES[account] / _SEARCH_PAGE) > max_pages:
+        return None
+    return await _collect(client, body, first)
 
 
 async def _create(client: HubSpotClient, names: dict[str, str]) -> tuple[dict[str, str], dict[str, _Failure]]:
@@ -188,10 +226,17 @@ async def _resolve(
             if hit is not None and now - hit[1] < CACHE_TTL:
                 ids[key] = hit[0]
     unknown = [k for k in names if k not in ids]
-    for start in range(0, len(unknown), PER_CALL):
-        ids.update(await _search(client, unknown[start : start + PER_CALL]))
+    searches = math.ceil(len(unknown) / PER_CALL)
+    listed = await _directory(client, searches - 1) if searches >= _LIST_FROM_SEARCHES else None
+    if listed is not None:
+        ids.update({k: listed[k] for k in unknown if k in listed})
+    else:
+        for start in range(0, len(unknown), PER_CALL):
+            ids.update(await _search(client, unknown[start : start + PER_CALL]))
     created, failed = await _create(client, {k: names[k] for k in unknown if k not in ids})
     ids.update(created)
+    if _account(client) in _SIZES:
+        _SIZES[_account(client)] += len(created)
     _trim(cache, now)
     for key, company_id in ids.items():
         cache[key] = (company_id, now)
@@ -366,5 +411,6 @@ def forget_companies(client: HubSpotClient, keys: Iterable[str] | None = None) -
     if keys is None:
         cache.clear()
         _cache(client, _LINKED).clear()
+        _SIZES.pop(_account(client), None)
     for key in keys or ():
         cache.pop(name_key(key), None)

@@ -375,7 +375,8 @@ async def _prepare(drain: Drain, rows: list[Claimed]) -> _Batch:
 async def look_ahead(drain: Drain, rows: Sequence[Claimed]) -> None:
     """Hand the plugin's ``prepare_push`` the upserts ``rows`` will push (reads only here).
 
-    The plugin's error is logged, not raised: each push still resolves what it refers to.
+    The plugin's error, or its bug, is logged, not raised: the hook only saves calls, and each
+    push still resolves what it refers to.
     """
     records: list[Record] = []
     for start in range(0, len(rows), _LOOK_AHEAD_CHUNK):
@@ -393,6 +394,8 @@ async def look_ahead(drain: Drain, rows: Sequence[Claimed]) -> None:
         await drain.with_auth(call, records)
     except CrmError as exc:
         log.warning("%s prepare_push failed, each push resolves its own: %s", drain.provider, exc)
+    except Exception:
+        log.exception("%s prepare_push raised; each push resolves its own", drain.provider)
     finally:
         BATCH_SECONDS.labels(drain.provider, "prepare_push").observe(time.perf_counter() - started)
 

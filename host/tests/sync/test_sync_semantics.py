@@ -195,6 +195,55 @@ async def test_held_pushes_wait_for_the_end_of_a_backfill_cut_into_slices(env: S
     assert await _pending(env, hubspot) == []
 
 
+async def test_an_initial_sync_releases_its_backlog_when_all_of_it_is_queued(
+    env: SyncEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One drain then sees the whole backlog: its companies are prepared once, its batches full."""
+    monkeypatch.setattr("crmhost.sync.initial.STREAM_CHUNK", 10)
+    await env.add_contacts(*({"email": f"p{i}@example.com"} for i in range(25)))
+    env.seed("hubspot", [{"properties": {"email": "h0@example.com"}}])
+    hubspot = await _active_before_backfill(env, "hubspot")
+    await upsert_contacts(env.host, env.tenant_id, [{"email": "h0@example.com", "first_name": "New"}])
+    first = await initial_sync(env.host, env.tenant_id, hubspot, deadline=time.monotonic())
+    # the pull finished, the queueing stopped after one chunk (h0@ may be in it, linked already):
+    # everything so far stays held
+    assert first.pull.status == "ok" and first.more and first.queued in (9, 10), first
+    pending = await _pending(env, hubspot)
+    assert len(pending) == 1 + first.queued and all(r.next_attempt_at >= HELD_UNTIL for r in pending)
+    rest = await initial_sync(env.host, env.tenant_id, hubspot, resume_after=first.resume_after)
+    assert first.queued + rest.queued == 25 and not rest.more
+    pending = await _pending(env, hubspot)
+    assert len(pending) == 26 and all(r.next_attempt_at < HELD_UNTIL for r in pending)  # released
+    await env.drain()
+    assert await _pending(env, hubspot) == []
+    assert await env.remote_id(hubspot, "p24@example.com") is not None
+
+
+async def test_a_long_initial_backlog_is_released_in_blocks_of_a_look_ahead(
+    env: SyncEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crmhost.sync import initial
+
+    monkeypatch.setattr(initial, "STREAM_CHUNK", 10)
+    monkeypatch.setattr(initial, "RELEASE_EVERY", 20)
+    await env.add_contacts(*({"email": f"b{i}@example.com"} for i in range(45)))
+    hubspot = await _active_before_backfill(env, "hubspot")
+    held_then: list[int] = []
+    real = initial.release_backfill
+
+    async def counting(host: Any, tenant_id: str, integration_id: str) -> None:
+        pending = await _pending(env, integration_id)
+        held_then.append(sum(r.next_attempt_at >= HELD_UNTIL for r in pending))
+        await real(host, tenant_id, integration_id)
+
+    monkeypatch.setattr(initial, "release_backfill", counting)
+    outcome = await initial_sync(env.host, env.tenant_id, hubspot)
+    assert outcome.queued == 45 and not outcome.more
+    assert held_then == [20, 20, 5]  # after 20 and 40 rows queued, then the last 5
+    await env.drain()
+    assert await _pending(env, hubspot) == []
+
+
 async def test_a_contact_deleted_in_hubspot_is_not_brought_back_by_a_queued_push(env: SyncEnv) -> None:
     (remote,) = env.seed("hubspot", [{"properties": {"email": "gone@example.com", "lastname": "Gone"}}])
     hubspot = await env.connect("hubspot")  # links gone@ (the backfill creates the contact)

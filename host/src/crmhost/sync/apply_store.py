@@ -175,12 +175,15 @@ async def queue_pushes(
     contact_ids: Sequence[str],
     kind: str,
     origin: str | None = None,
+    *,
+    due: datetime | None = None,
 ) -> set[str]:
     """``record`` or ``delete`` outbox rows for each contact and integration; returns who got any.
 
     The dedupe key ``<kind>:<contact>`` keeps one pending row per contact and integration (the
     push reads the contact when it runs), exactly as :func:`crmhost.sync.outbox.enqueue_record`.
-    ``origin`` is never given a row: a change is not pushed back where it came from.
+    ``origin`` is never given a row: a change is not pushed back where it came from. New rows
+    are due at ``due`` (now by default; :data:`HELD_UNTIL` holds them).
     """
     targets = [i for i in integrations if i.id != origin]
     if not targets or not contact_ids:
@@ -199,7 +202,7 @@ async def queue_pushes(
             "origin": origin,
             "state": "pending",
             "attempts": 0,
-            "next_attempt_at": now,
+            "next_attempt_at": due or now,
             "created_at": now,
         }
         for integration in targets

@@ -46,6 +46,7 @@ __all__ = [
     "due_integrations",
     "pull_integration",
     "pull_job_id",
+    "release_backfill",
     "request_pull",
 ]
 
@@ -234,11 +235,15 @@ async def pull_integration(
     *,
     object: str | None = None,
     deadline: float | None = None,
+    release: bool = True,
 ) -> PullOutcome:
     """Pull every synced object of an integration (or just ``object``) until nothing is left.
 
     With a ``deadline`` (``time.monotonic()``) it stops after the first page committed past
-    it and returns ``more=True``; the next call continues from the saved cursor.
+    it and returns ``more=True``; the next call continues from the saved cursor. A pull that
+    finishes ok releases the outbox rows held for the integration's backfill and kicks their
+    push (:func:`release_backfill`), unless ``release`` is false (the initial sync releases
+    them with the contacts it queues next).
 
     Raises:
         RateLimited: the CRM asked to wait (the job defers); pages so far are committed.
@@ -286,13 +291,14 @@ async def pull_integration(
         await run.finish("deferred", "time budget spent; continuing")
     else:
         await run.finish("ok")
-        await _release(host, tenant_id, integration_id)
+        if release:
+            await release_backfill(host, tenant_id, integration_id)
     outcome.counts = dict(run.counts)
     return outcome
 
 
-async def _release(host: Host, tenant_id: str, integration_id: str) -> None:
-    """A pull finished ok, so the backfill has linked the CRM's records: pushes held for it go."""
+async def release_backfill(host: Host, tenant_id: str, integration_id: str) -> None:
+    """The backfill has linked the CRM's records: the pushes held for it go, kicked once."""
     async with host.db.transaction(tenant_id) as session:
         released = await release_held(session, integration_id, utcnow())
     if released:

@@ -40,8 +40,40 @@ async def test_a_pull_of_twelve_thousand_across_pages(
     assert {c.key for c in changes} == {f"person{i}@example.com" for i in range(12_000)}
     assert all(c.op is ChangeOp.UPSERT and c.modified_at is not None for c in changes)
     assert changes[0].fields["LastName"] == "Last0"
-    # one query, five nextRecordsUrl pages, and getDeleted for deletes made during the backfill
-    assert org.stats()["calls"] == {DESCRIBE: 1, QUERY: 1, MORE: 5, DELETED: 1}
+    # one query and five nextRecordsUrl pages; deletes made meanwhile wait for the next pull
+    assert org.stats()["calls"] == {DESCRIBE: 1, QUERY: 1, MORE: 5}
+
+
+async def test_a_delete_during_the_first_listing_is_reported_by_the_next_pull(
+    org: Any, contexts: Any, dispatcher: Any, make_contacts: Any
+) -> None:
+    ids = org.seed("Contact", make_contacts(4100))
+    first = await dispatcher.acall(
+        "salesforce", "pull_changes", ctx=contexts(), object=ObjectType.CONTACT, cursor=None
+    )
+    assert first.has_more and ids[0] in {c.remote_id for c in first.changes}
+    org.sandbox.org.delete(ids[0])  # listed already, deleted before the listing ends
+    await asyncio.sleep(0.005)
+    pages, cursor = await _pull(dispatcher, contexts(), first.next_cursor)
+    assert not any(c.op is ChangeOp.DELETE for p in pages for c in p.changes)
+    org.reset_stats()
+    pages, _ = await _pull(dispatcher, contexts(now=_later(1)), cursor)
+    assert [c.remote_id for p in pages for c in p.changes if c.op is ChangeOp.DELETE] == [ids[0]]
+    assert org.stats()["calls"][DELETED] == 1
+
+
+async def test_deletes_are_read_after_an_empty_first_listing(
+    org: Any, contexts: Any, dispatcher: Any, make_contacts: Any
+) -> None:
+    _, cursor = await _pull(dispatcher, contexts(), None)  # connected before the org had contacts
+    ids = org.seed("Contact", make_contacts(3))
+    org.sandbox.org.delete(ids[0])
+    await asyncio.sleep(0.005)
+    # no watermark yet, so this pull lists everything again; it is not a first listing
+    pages, _ = await _pull(dispatcher, contexts(now=_later(1)), cursor)
+    upserts = {c.remote_id for p in pages for c in p.changes if c.op is ChangeOp.UPSERT}
+    assert upserts == set(ids[1:])
+    assert [c.remote_id for p in pages for c in p.changes if c.op is ChangeOp.DELETE] == [ids[0]]
 
 
 async def test_incremental_pull_sees_updates_and_deletes(

@@ -2,10 +2,12 @@
 
 A pull runs the query ``... WHERE SystemModstamp >= <watermark> ORDER BY SystemModstamp`` page
 by page (2,000 records per page and API call), then asks getDeleted for deletes since the last
-pull. Salesforce keeps its delete log 15 days at most and may purge it earlier; when
-getDeleted's ``earliestDateAvailable`` is later than the cursor, deletes may have been lost, so
-the pull ends with a full listing of the object marked as a ``snapshot`` (a reconciliation):
-the host soft-deletes what the listing does not name, rather than silently missing deletes.
+pull. The first pull (a backfill) does not: nothing was linked before it, and the next pull
+reads the delete log from where the listing began. Salesforce keeps its delete log 15 days at
+most and may purge it earlier; when getDeleted's ``earliestDateAvailable`` is later than the
+cursor, deletes may have been lost, so the pull ends with a full listing of the object marked
+as a ``snapshot`` (a reconciliation): the host soft-deletes what the listing does not name,
+rather than silently missing deletes.
 
 The cursor is JSON: the watermark, the delete-log position, the current ``nextRecordsUrl`` and
 the phase; resuming from any cursor misses nothing (records on the watermark come again).
@@ -43,6 +45,7 @@ class PullCursor(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         high: the latest ``SystemModstamp`` seen by the query being paged.
         snapshot: the id of the reconciliation being listed, if one is.
         snapshot_started: when that listing began (the next delete-log position).
+        first: the first listing (a backfill) is being paged: it ends without reading deletes.
     """
 
     since: str | None = None
@@ -51,6 +54,8 @@ class PullCursor(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     high: str | None = None
     snapshot: str | None = None
     snapshot_started: str | None = None
+    # a cursor written before this field existed has had its first listing
+    first: bool = False
 
 
 def _iso(moment: datetime) -> str:
@@ -93,7 +98,7 @@ def _change(obj: ObjectType, row: dict[str, Any], key_field: str, select: list[s
 
 def _decode(cursor: str | None, now: datetime) -> PullCursor:
     if cursor is None:
-        return PullCursor(deleted_since=_iso(now))
+        return PullCursor(deleted_since=_iso(now), first=True)
     try:
         return msgspec.json.decode(cursor, type=PullCursor)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -176,6 +181,12 @@ async def pull_changes(ctx: IntegrationContext, obj: ObjectType, cursor: str | N
         state.deleted_since = state.snapshot_started or _iso(now)
         state.snapshot = state.snapshot_started = None
         return ChangePage(changes=changes, next_cursor=_encode(state), has_more=False, snapshot=snapshot)
+    if state.first:
+        # the host links nothing before the first listing, so deletes during it can wait for
+        # the next pull, which reads the log from where this listing began (one call less)
+        state.first = False
+        state.since = state.high
+        return ChangePage(changes=changes, next_cursor=_encode(state), has_more=False)
     deletes, position = await _deletes(client, sobject, obj, state, now)
     state.since = state.high or state.since
     if position is None:

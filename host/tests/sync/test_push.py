@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -488,8 +488,29 @@ async def test_a_backlog_resolves_its_companies_in_one_pass(lite: Env) -> None:
     assert sorted(companies) == sorted(f"Ahead {n}" for n in range(300))
 
 
+def _connect_error(request: httpx.Request) -> Exception:
+    return httpx.ConnectError("connection refused", request=request)
+
+
+def _bug(request: httpx.Request) -> Exception:
+    return RuntimeError("a bug in prepare_push")
+
+
+@pytest.mark.parametrize(
+    ("failure", "logged", "traceback"),
+    [
+        # HubSpot unreachable for a moment: a CRM error, logged as a warning
+        (_connect_error, "prepare_push failed, each push resolves its own", False),
+        # not a CRM error: what a bug in the plugin's hook raises, logged with its traceback
+        (_bug, "prepare_push raised; each push resolves its own", True),
+    ],
+)
 async def test_a_failed_look_ahead_leaves_each_push_to_resolve_its_own(
-    lite: Env, caplog: pytest.LogCaptureFixture
+    lite: Env,
+    caplog: pytest.LogCaptureFixture,
+    failure: Callable[[httpx.Request], Exception],
+    logged: str,
+    traceback: bool,
 ) -> None:
     iid = await lite.integration("hubspot")
     ids = await lite.contacts(500)
@@ -502,8 +523,8 @@ async def test_a_failed_look_ahead_leaves_each_push_to_resolve_its_own(
         nonlocal searches
         if request.url.path.endswith("/companies/search"):
             searches += 1
-            if searches == 1:  # the look-ahead's: HubSpot unreachable for a moment
-                raise httpx.ConnectError("connection refused", request=request)
+            if searches == 1:  # the look-ahead's
+                raise failure(request)
 
     lite.host.http.event_hooks["request"].append(first_search_fails)
     try:
@@ -511,7 +532,8 @@ async def test_a_failed_look_ahead_leaves_each_push_to_resolve_its_own(
     finally:
         lite.host.http.event_hooks["request"].remove(first_search_fails)
     assert summary.counts == {"created": 500}
-    assert "prepare_push failed, each push resolves its own" in caplog.text
+    (record,) = [r for r in caplog.records if logged in r.getMessage()]
+    assert (record.exc_info is not None) is traceback
     companies = lite.sandboxes["hubspot"].inspect_companies()
     assert sorted(companies) == sorted(f"First{n}" for n in range(500))
 

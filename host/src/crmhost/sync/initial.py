@@ -130,15 +130,13 @@ async def initial_sync(
         integration = await session.get(Integration, integration_id)
     if integration is None:
         return outcome
-    if integration.direction not in PUSH_DIRECTIONS:
-        await release_backfill(host, tenant_id, integration_id)
-        return outcome
-    outcome.queued, outcome.resume_after = await queue_unlinked(
-        host, integration, after=resume_after or "", deadline=deadline
-    )
-    if outcome.resume_after is not None:
-        outcome.more = True
-        return outcome
+    if integration.direction in PUSH_DIRECTIONS:
+        outcome.queued, outcome.resume_after = await queue_unlinked(
+            host, integration, after=resume_after or "", deadline=deadline
+        )
+        if outcome.resume_after is not None:
+            outcome.more = True
+            return outcome
     await release_backfill(host, tenant_id, integration_id)
     return outcome
 

@@ -175,9 +175,9 @@ async def pull_changes(ctx: IntegrationContext, obj: ObjectType, cursor: str | N
         state.next_url = str(page["nextRecordsUrl"])
         return ChangePage(changes=changes, next_cursor=_encode(state), has_more=True, snapshot=snapshot)
     state.next_url = None
+    state.since = state.high or state.since
     if snapshot is not None:
         # the listing is complete; deletes are counted from when it began
-        state.since = state.high or state.since
         state.deleted_since = state.snapshot_started or _iso(now)
         state.snapshot = state.snapshot_started = None
         return ChangePage(changes=changes, next_cursor=_encode(state), has_more=False, snapshot=snapshot)
@@ -185,10 +185,8 @@ async def pull_changes(ctx: IntegrationContext, obj: ObjectType, cursor: str | N
         # the host links nothing before the first listing, so deletes during it can wait for
         # the next pull, which reads the log from where this listing began (one call less)
         state.first = False
-        state.since = state.high
         return ChangePage(changes=changes, next_cursor=_encode(state), has_more=False)
     deletes, position = await _deletes(client, sobject, obj, state, now)
-    state.since = state.high or state.since
     if position is None:
         ctx.log.warning(
             "Salesforce's delete log for %s no longer reaches back to %s; reconciling with a full listing",

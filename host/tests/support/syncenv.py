@@ -20,7 +20,7 @@ from sqlalchemy import insert, select
 from crmhost.db.migrate import upgrade
 from crmhost.db.models import Integration
 from crmhost.db.platform import ContactRow
-from crmhost.db.syncstate import ConflictRow, RemoteLink, SyncRun
+from crmhost.db.syncstate import ConflictRow, OutboxRow, RemoteLink, SyncRun
 from crmhost.plugins import Plugins
 from crmhost.runtime import Host, open_host
 from crmhost.sandbox import Sandbox
@@ -84,6 +84,17 @@ class SyncEnv:
                     select(SyncRun)
                     .where(SyncRun.integration_id == integration_id, SyncRun.kind == kind)
                     .order_by(SyncRun.started_at)
+                )
+            )
+
+    async def pending(self, integration_id: str) -> list[OutboxRow]:
+        """The integration's outbox rows still to push."""
+        async with self.host.db.session(self.tenant_id) as session:
+            return list(
+                await session.scalars(
+                    select(OutboxRow).where(
+                        OutboxRow.integration_id == integration_id, OutboxRow.state == "pending"
+                    )
                 )
             )
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from crmhost.db.syncstate import ConflictRow, OutboxRow
+from crmhost.db.syncstate import ConflictRow
 from crmhost.services.errors import Conflict, InvalidInput
 from crmhost.sync.conflicts import resolve
 from crmhost.sync.pull import pull_integration
@@ -30,16 +30,6 @@ async def _pair(
 
 def _expected(strategy: str) -> str:
     return "crm_wins" if strategy == "field_level" else strategy  # first_name under field_level
-
-
-async def _pending(env: SyncEnv, integration_id: str) -> int:
-    async with env.host.db.session(env.tenant_id) as session:
-        rows = await session.scalars(
-            select(OutboxRow.id).where(
-                OutboxRow.integration_id == integration_id, OutboxRow.state == "pending"
-            )
-        )
-        return len(list(rows))
 
 
 async def test_every_strategy(env: SyncEnv) -> None:
@@ -108,7 +98,7 @@ async def test_every_strategy(env: SyncEnv) -> None:
     # settled: another round changes nothing and queues nothing
     again = await pull_integration(env.host, env.tenant_id, hubspot)
     assert "updated" not in again.counts and "kept_local" not in again.counts, again.counts
-    assert await _pending(env, hubspot) == 0
+    assert await env.pending(hubspot) == []
     async with env.host.db.session(env.tenant_id) as session:
         assert len(list(await session.scalars(select(ConflictRow.id)))) == 1  # not queued twice
 
@@ -163,4 +153,4 @@ async def test_two_way_edit_settles_in_one_round(env: SyncEnv) -> None:
     second = await pull_integration(env.host, env.tenant_id, hubspot)
     assert "updated" not in second.counts and "kept_local" not in second.counts, second.counts
     assert (await env.contact("ann@example.com")).version == contact.version
-    assert await _pending(env, hubspot) == 0
+    assert await env.pending(hubspot) == []

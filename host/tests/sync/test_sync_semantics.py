@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select, update
 
 from crmhost.db.platform import ContactRow
-from crmhost.db.syncstate import OutboxRow, RecordLogRow
+from crmhost.db.syncstate import RecordLogRow
 from crmhost.sync.apply_store import HELD_UNTIL, contacts_by
 from crmhost.sync.conflicts import resolve
 from crmhost.sync.contact_store import contacts_by_email
@@ -42,17 +42,6 @@ async def _pulled(env: SyncEnv, integration_id: str, remote_id: str) -> list[Rec
         )
 
 
-async def _pending(env: SyncEnv, integration_id: str) -> list[OutboxRow]:
-    async with env.host.db.session(env.tenant_id) as session:
-        return list(
-            await session.scalars(
-                select(OutboxRow).where(
-                    OutboxRow.integration_id == integration_id, OutboxRow.state == "pending"
-                )
-            )
-        )
-
-
 async def test_a_blank_checkbox_stored_as_false_in_salesforce_is_not_a_change(env: SyncEnv) -> None:
     await env.add_contacts(
         {"email": "blank@example.com", "first_name": "Bo", "last_name": "Blank"}
@@ -69,7 +58,7 @@ async def test_a_blank_checkbox_stored_as_false_in_salesforce_is_not_a_change(en
     assert "updated" not in outcome.counts, outcome.counts
     contact = await env.contact("blank@example.com")
     assert contact.unsubscribed is None and contact.version == before
-    assert await _pending(env, hubspot) == []  # nothing fanned out to HubSpot
+    assert await env.pending(hubspot) == []  # nothing fanned out to HubSpot
     # and Salesforce's next pull sees nothing either
     again = await pull_integration(env.host, env.tenant_id, salesforce)
     assert "updated" not in again.counts, again.counts
@@ -102,7 +91,7 @@ async def test_resolving_one_conflict_keeps_the_crm_side_of_the_others(env: Sync
     assert (got["firstname"], got["lastname"], got["jobtitle"]) == ("Local", "Theirs", "CFO")
     contact = await env.contact("two@example.com")
     assert (contact.first_name, contact.last_name, contact.job_title) == ("Local", "Theirs", "CFO")
-    assert await _pending(env, hubspot) == []
+    assert await env.pending(hubspot) == []
 
 
 @pytest.mark.postgres
@@ -169,14 +158,14 @@ async def test_pushes_wait_until_the_crm_backfill_linked_its_records(env: SyncEn
     # a platform change while the new CRM's backfill has not linked dup@ to its record yet
     await upsert_contacts(env.host, env.tenant_id, [{"email": "dup@example.com", "first_name": "New"}])
     await env.drain()
-    (row,) = await _pending(env, salesforce)
+    (row,) = await env.pending(salesforce)
     assert row.next_attempt_at >= HELD_UNTIL  # held: not pushed (it would create a duplicate)
     assert _salesforce_ids(env, "dup@example.com") == [sf_id]
     # the backfill links the record, then the held push updates it
     outcome = await initial_sync(env.host, env.tenant_id, salesforce)
     assert outcome.pull.status == "ok"
     await env.drain()
-    assert await _pending(env, salesforce) == []
+    assert await env.pending(salesforce) == []
     assert _salesforce_ids(env, "dup@example.com") == [sf_id]
     assert (await env.crm_get("salesforce", sf_id, ["FirstName"]) or {})["FirstName"] == "New"
 
@@ -187,12 +176,12 @@ async def test_held_pushes_wait_for_the_end_of_a_backfill_cut_into_slices(env: S
     await upsert_contacts(env.host, env.tenant_id, [{"email": "h0@example.com", "first_name": "New"}])
     first = await pull_integration(env.host, env.tenant_id, hubspot, deadline=time.monotonic())
     assert first.more  # stopped after one page: the backfill is not done
-    assert all(r.next_attempt_at >= HELD_UNTIL for r in await _pending(env, hubspot))
+    assert all(r.next_attempt_at >= HELD_UNTIL for r in await env.pending(hubspot))
     rest = await pull_integration(env.host, env.tenant_id, hubspot)
     assert rest.status == "ok" and not rest.more
-    assert all(r.next_attempt_at < HELD_UNTIL for r in await _pending(env, hubspot))  # released
+    assert all(r.next_attempt_at < HELD_UNTIL for r in await env.pending(hubspot))  # released
     await env.drain()
-    assert await _pending(env, hubspot) == []
+    assert await env.pending(hubspot) == []
 
 
 async def test_an_initial_sync_releases_its_backlog_when_all_of_it_is_queued(
@@ -208,14 +197,14 @@ async def test_an_initial_sync_releases_its_backlog_when_all_of_it_is_queued(
     # the pull finished, the queueing stopped after one chunk (h0@ may be in it, linked already):
     # everything so far stays held
     assert first.pull.status == "ok" and first.more and first.queued in (9, 10), first
-    pending = await _pending(env, hubspot)
+    pending = await env.pending(hubspot)
     assert len(pending) == 1 + first.queued and all(r.next_attempt_at >= HELD_UNTIL for r in pending)
     rest = await initial_sync(env.host, env.tenant_id, hubspot, resume_after=first.resume_after)
     assert first.queued + rest.queued == 25 and not rest.more
-    pending = await _pending(env, hubspot)
+    pending = await env.pending(hubspot)
     assert len(pending) == 26 and all(r.next_attempt_at < HELD_UNTIL for r in pending)  # released
     await env.drain()
-    assert await _pending(env, hubspot) == []
+    assert await env.pending(hubspot) == []
     assert await env.remote_id(hubspot, "p24@example.com") is not None
 
 
@@ -232,7 +221,7 @@ async def test_a_long_initial_backlog_is_released_in_blocks_of_a_look_ahead(
     real = initial.release_backfill
 
     async def counting(host: Any, tenant_id: str, integration_id: str) -> None:
-        pending = await _pending(env, integration_id)
+        pending = await env.pending(integration_id)
         held_then.append(sum(r.next_attempt_at >= HELD_UNTIL for r in pending))
         await real(host, tenant_id, integration_id)
 
@@ -241,7 +230,7 @@ async def test_a_long_initial_backlog_is_released_in_blocks_of_a_look_ahead(
     assert outcome.queued == 45 and not outcome.more
     assert held_then == [20, 20, 5]  # after 20 and 40 rows queued, then the last 5
     await env.drain()
-    assert await _pending(env, hubspot) == []
+    assert await env.pending(hubspot) == []
 
 
 async def test_a_contact_deleted_in_hubspot_is_not_brought_back_by_a_queued_push(env: SyncEnv) -> None:

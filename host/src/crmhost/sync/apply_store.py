@@ -30,6 +30,7 @@ __all__ = [
     "CHUNK",
     "HELD_UNTIL",
     "add_members",
+    "backfilling_now",
     "chunks",
     "contacts_by",
     "field_strategies",
@@ -342,14 +343,7 @@ async def hold_while_backfilling(
     }
     if not candidates:
         return set()
-    done = set(
-        await session.scalars(
-            select(SyncRun.integration_id)
-            .where(SyncRun.integration_id.in_(candidates), SyncRun.kind == "pull", SyncRun.status == "ok")
-            .distinct()
-        )
-    )
-    held = candidates - done
+    held = candidates - await _pulls(session, candidates, "ok")
     if held:
         await session.execute(
             update(OutboxRow)
@@ -362,6 +356,27 @@ async def hold_while_backfilling(
             .execution_options(synchronize_session=False)
         )
     return held
+
+
+async def _pulls(session: AsyncSession, integration_ids: Collection[str], status: str) -> set[str]:
+    """Those of the integrations with a pull run in ``status`` (``ok``: their backfill is done)."""
+    return set(
+        await session.scalars(
+            select(SyncRun.integration_id)
+            .where(
+                SyncRun.integration_id.in_(list(integration_ids)),
+                SyncRun.kind == "pull",
+                SyncRun.status == status,
+            )
+            .distinct()
+        )
+    )
+
+
+async def backfilling_now(session: AsyncSession, integration_ids: Collection[str]) -> set[str]:
+    """Those of the integrations whose first pull, their initial backfill, is running now."""
+    running = await _pulls(session, integration_ids, "running") if integration_ids else set()
+    return running - await _pulls(session, running, "ok") if running else set()
 
 
 async def release_held(session: AsyncSession, integration_id: str, at: datetime) -> int:

@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import literal, select, update
 
@@ -33,10 +33,12 @@ from crmhost.metrics import BATCH_SECONDS
 from crmhost.models import CrmInfo, FieldMapping, ObjectType
 from crmhost.runtime import Host
 from crmhost.services.credentials import NoCredentials, call_with_auth
+from crmhost.sync.apply_store import backfilling_now
 from crmhost.sync.push_outcomes import MAX_ATTEMPTS, RECORD_KINDS, Claimed, Stop, backoff_s
 from crmhost.sync.runs import RunRecorder, start_run
 
 __all__ = [
+    "BACKFILL_FILL_WAIT_S",
     "FILL_WAIT_S",
     "LEASE_S",
     "LOOK_AHEAD_ROWS",
@@ -78,6 +80,11 @@ LOOK_AHEAD_ROWS = 20_000
 #: call per drain round; a lone change, or a trickle that would not fill a batch in time, goes
 #: at once (see :func:`_fill`)
 FILL_WAIT_S = 2.0
+#: rows that a CRM's first backfill fans out to the others (its records that changed platform
+#: contacts) come with its pull pages, seconds apart: while that backfill runs and nothing
+#: else is due, they wait for a full claim, at most this long from the oldest; a change of
+#: the platform's own (an event) queued meanwhile ends the wait
+BACKFILL_FILL_WAIT_S = 30.0
 #: the arrival rate that decides whether waiting fills a batch is measured over this window
 ARRIVAL_WINDOW_S = 1.0
 #: how often a waiting drain looks again
@@ -333,11 +340,15 @@ async def _pause_all(drain: Drain, until: datetime) -> None:
         )
 
 
-async def _due_times(drain: Drain, kinds: Sequence[str], limit: int) -> list[datetime]:
-    """When each of the first ``limit`` due rows of ``kinds`` was queued, in id order."""
+async def _due_rows(drain: Drain, kinds: Sequence[str], limit: int) -> tuple[list[datetime], bool]:
+    """The queue times of the first ``limit`` due rows of ``kinds``, and whether all are a backfill's.
+
+    True when every row is a change that another CRM's first backfill brings now
+    (:func:`~crmhost.sync.apply_store.backfilling_now`; see :func:`fill_plan`).
+    """
     now = utcnow()
     stmt = (
-        select(OutboxRow.created_at)
+        select(OutboxRow.created_at, OutboxRow.origin)
         .where(
             OutboxRow.tenant_id == drain.tenant_id,
             OutboxRow.integration_id == drain.integration.id,
@@ -349,10 +360,17 @@ async def _due_times(drain: Drain, kinds: Sequence[str], limit: int) -> list[dat
         .limit(limit)
     )
     async with drain.host.db.session(drain.tenant_id) as session:
-        return list((await session.scalars(stmt)).all())
+        rows = (await session.execute(stmt)).all()
+        origins = {origin for _, origin in rows}
+        backfill = bool(rows) and None not in origins
+        if backfill:
+            backfill = await backfilling_now(session, cast("set[str]", origins)) == origins
+    return [at for at, _ in rows], backfill
 
 
-def fill_plan(queued: Sequence[datetime], batch: int, size: int, now: datetime) -> tuple[float, int] | None:
+def fill_plan(
+    queued: Sequence[datetime], batch: int, size: int, now: datetime, *, backfill: bool = False
+) -> tuple[float, int] | None:
     """Whether to claim now, how many rows, or how long to wait for a fuller batch.
 
     ``queued``: when the due rows were queued (at most ``size``), ``batch`` the CRM's batch,
@@ -360,29 +378,36 @@ def fill_plan(queued: Sequence[datetime], batch: int, size: int, now: datetime) 
     ``wait_s`` 0 means claim ``limit`` rows now. While rows arrive fast enough that the batch
     fills before its oldest row has waited :data:`FILL_WAIT_S`, it waits (Nagle's idea, bounded
     by age); a claim of several batches takes whole batches only, the rest fills meanwhile.
+    ``backfill``: the rows are another CRM's first backfill fanning out, which comes page by
+    page seconds apart, so the rate of the last second says nothing: they wait for a full
+    claim up to :data:`BACKFILL_FILL_WAIT_S` (a claim of a few batches rather than one: each
+    claim may hold one batch that mixes records the CRM knows with new ones, which some CRMs
+    write in two calls).
     """
     if not queued:
         return None
     n = len(queued)
     if n >= size:
         return 0.0, size
-    if n >= batch:
+    if n >= batch and not backfill:
         return 0.0, n - n % batch
-    left = FILL_WAIT_S - (now - min(queued)).total_seconds()
+    left = (BACKFILL_FILL_WAIT_S if backfill else FILL_WAIT_S) - (now - min(queued)).total_seconds()
     if left <= 0:
         return 0.0, size
-    recent = sum(1 for at in queued if (now - at).total_seconds() <= ARRIVAL_WINDOW_S)
-    rate = recent / ARRIVAL_WINDOW_S
-    if rate <= 0 or (batch - n) / rate > left:
-        return 0.0, size  # it would not fill in time: waiting only adds latency
+    if not backfill:
+        recent = sum(1 for at in queued if (now - at).total_seconds() <= ARRIVAL_WINDOW_S)
+        rate = recent / ARRIVAL_WINDOW_S
+        if rate <= 0 or (batch - n) / rate > left:
+            return 0.0, size  # it would not fill in time: waiting only adds latency
     return min(left, FILL_POLL_S), 0
 
 
 async def _fill(drain: Drain, kinds: Sequence[str], batch: int, size: int) -> tuple[float, int] | None:
     """:func:`fill_plan` for the integration's due rows of ``kinds``."""
     if batch <= 1:
-        return (0.0, size) if await _due_times(drain, kinds, 1) else None
-    return fill_plan(await _due_times(drain, kinds, size), batch, size, utcnow())
+        return (0.0, size) if (await _due_rows(drain, kinds, 1))[0] else None
+    queued, backfill = await _due_rows(drain, kinds, size)
+    return fill_plan(queued, batch, size, utcnow(), backfill=backfill)
 
 
 async def _claim_filled(drain: Drain, kinds: Sequence[str], batch: int, size: int) -> list[Claimed]:

@@ -467,6 +467,25 @@ async def test_a_claim_sends_its_crm_batches_together(lite: Env, in_flight: int)
     assert {r.state for r in await lite.rows(iid)} == {"done"}
 
 
+async def test_a_claims_known_records_share_batches_apart_from_its_new_ones(lite: Env) -> None:
+    """HubSpot writes known contacts (batch update by id) and new ones (batch upsert) in two calls."""
+    iid = await lite.integration("hubspot")
+    known = await lite.contacts(6)
+    await lite.queue(iid, known)
+    await drain(lite.host, lite.tenant_id, iid)  # linked now
+    async with lite.host.db.transaction(lite.tenant_id) as session:
+        await session.execute(update(ContactRow).where(ContactRow.id.in_(known)).values(first_name="Changed"))
+    new = await lite.contacts(6, start=100)
+    before = dict(lite.stats("hubspot")["calls"])
+    await lite.queue(iid, [c for pair in zip(known, new, strict=True) for c in pair])  # interleaved
+    summary = await drain(lite.host, lite.tenant_id, iid, batch_size=3)
+    assert summary.counts == {"updated": 6, "created": 6}
+    calls = lite.stats("hubspot")["calls"]
+    # batches of 3 in queue order would each hold both kinds: 8 calls
+    assert calls[HS_UPDATE] - before.get(HS_UPDATE, 0) == 2
+    assert calls[HS_UPSERT] - before[HS_UPSERT] == 2
+
+
 async def test_a_backlog_resolves_its_companies_in_one_pass(lite: Env) -> None:
     """A drain with more rows than one claim hands their records to ``prepare_push`` first."""
     iid = await lite.integration("hubspot")

@@ -408,13 +408,20 @@ async def _calls(drain: Drain, records: list[Record], op: RecordOp) -> list[Reco
     Each call waits for the account's limiter inside the plugin, so pacing is unchanged.
     """
     size = drain.record_batch
-    parts = [records[i : i + size] for i in range(0, len(records), size)]
+    # records the CRM knows (by id) first, new ones after: CRMs write the two in different
+    # calls or collections (HubSpot's batch update and upsert, Salesforce's update by Id and
+    # upsert by key), so a batch holding both costs a second call; sorted, only one batch of
+    # the claim may hold both
+    order = sorted(range(len(records)), key=lambda i: records[i].remote_id is None)
+    ordered = [records[i] for i in order]
+    parts = [ordered[i : i + size] for i in range(0, len(ordered), size)]
     caller = _caller(drain, op)
     answers = await asyncio.gather(*(drain.call_split("push_records", part, caller) for part in parts))
-    out: list[RecordResult | CrmError] = []
+    matched: list[RecordResult | CrmError] = []
     for part, raw in zip(parts, answers, strict=True):
-        out.extend(_match(part, raw))
-    return out
+        matched.extend(_match(part, raw))
+    at = dict(zip(order, matched, strict=True))
+    return [at[i] for i in range(len(records))]
 
 
 async def _send(drain: Drain, batch: _Batch) -> _Sent:

@@ -71,7 +71,7 @@ async def test_an_org_without_the_external_id_field_is_matched_by_email(
     assert [r.created for r in results] == [False] * 300 + [True] * 700
     assert [r.remote_id for r in results[:300]] == ids
     calls = org.stats()["calls"]
-    # one call for 5 lookups of 200 emails, two for 2 update + 4 create collections
+    # one call for the lookup of 1,000 emails (one query), two for 2 update + 4 create collections
     assert calls == {COMPOSITE: 3, DESCRIBE: 1}
     assert len(org.sandbox.org.records["Contact"]) == 1000
 

@@ -9,17 +9,27 @@ from urllib.parse import quote
 from crmhost.errors import PermanentError
 from crmhost_salesforce.client import SalesforceClient, first_error, soql_quote
 
-__all__ = ["COLLECTION_SIZE", "PER_COMPOSITE", "RecordLookup", "chunks", "collection", "run_collections"]
+__all__ = [
+    "COLLECTION_SIZE",
+    "PER_COMPOSITE",
+    "QUERY_VALUES",
+    "RecordLookup",
+    "chunks",
+    "collection",
+    "run_collections",
+]
 
 #: records per sObject Collections subrequest (Salesforce's maximum)
 COLLECTION_SIZE = 200
 #: collections or queries per composite call (Salesforce's maximum)
 PER_COMPOSITE = 5
-#: quoted values per lookup query at most, in characters: the query travels in a GET URL, so
-#: long values (company names of up to 255 characters) split a list before 200 of them; 200
-#: emails still fit. (Salesforce's URL limit for composite subrequests is not in FACTS: this
-#: keeps a 200-value query's URL around the size the email lookups always had.)
-_QUERY_VALUES_CHARS = 8_000
+#: values per lookup query: what one page of its answer holds (2,000 rows), so that a query
+#: is answered in its own call
+QUERY_VALUES = 2_000
+#: quoted values per lookup query at most, in characters: a SOQL statement may hold 100,000
+#: (Salesforce's SOQL limits); the query travels in the composite call's body, not in a
+#: request line, so the 16,384 bytes of a URI do not bound it (Salesforce help 000386264)
+_QUERY_VALUES_CHARS = 90_000
 
 T = TypeVar("T")
 
@@ -67,11 +77,14 @@ async def run_collections(
 
 
 def _in_lists(quoted: Sequence[str]) -> Iterator[str]:
-    """``quoted`` literals joined for ``IN (...)``: at most 200 and :data:`_QUERY_VALUES_CHARS` a list."""
+    """``quoted`` literals joined for ``IN (...)``, each list within both caps.
+
+    The caps: :data:`QUERY_VALUES` values and :data:`_QUERY_VALUES_CHARS` characters.
+    """
     part: list[str] = []
     size = 0
     for literal in quoted:
-        if part and (len(part) == COLLECTION_SIZE or size + len(literal) > _QUERY_VALUES_CHARS):
+        if part and (len(part) == QUERY_VALUES or size + len(literal) > _QUERY_VALUES_CHARS):
             yield ", ".join(part)
             part, size = [], 0
         part.append(literal)
@@ -81,7 +94,7 @@ def _in_lists(quoted: Sequence[str]) -> Iterator[str]:
 
 
 class RecordLookup:
-    """Finds existing records by a field (Email, Name): 200 values per query, 5 queries per call."""
+    """Finds existing records by a field (Email, Name): 2,000 values per query, 5 queries per call."""
 
     def __init__(self, client: SalesforceClient, sobject: str, match_field: str) -> None:
         self.client = client

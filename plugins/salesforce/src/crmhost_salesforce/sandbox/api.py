@@ -22,6 +22,8 @@ __all__ = ["ROUTES", "ApiRequest", "Route", "SalesforceApi", "error_response", "
 
 #: records per sObject Collections request
 COLLECTION_LIMIT = 200
+#: the longest SOQL statement Salesforce runs (its SOQL limits: 100,000 characters by default)
+MAX_SOQL_CHARS = 100_000
 _ROLLED_BACK = {
     "statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
     "message": "Record rolled back because not all records were valid and the request was using "
@@ -338,6 +340,12 @@ class SalesforceApi(DiscoveryApi):
         soql = request.query.get("q")
         if not soql:
             raise ApiError(400, "MALFORMED_QUERY", "the q parameter (the SOQL query) is required")
+        if len(soql) > MAX_SOQL_CHARS:
+            raise ApiError(
+                400,
+                "MALFORMED_QUERY",
+                f"SOQL statements cannot be longer than {MAX_SOQL_CHARS:,} characters, got {len(soql):,}",
+            )
         rows, total, cursor = self.org.query(soql, include_deleted=include_deleted, version=request.version)
         body: dict[str, Any] = {"totalSize": total, "done": cursor is None, "records": rows}
         if cursor is not None:

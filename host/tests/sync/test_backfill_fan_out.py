@@ -1,7 +1,7 @@
-"""A new CRM's first backfill fans its records out to the CRMs already connected: in full batches.
+"""A new CRM's first backfill fans its records out to the CRMs already connected: in full claims.
 
 Its pull pages come seconds apart, so the rows for the other CRMs would go in a partial batch
-per page; while that backfill runs they wait for a full batch instead (``fill_plan``), and a
+per page; while that backfill runs they wait for a full claim instead (``fill_plan``), and a
 change of the platform's own queued meanwhile ends the wait.
 """
 
@@ -33,7 +33,7 @@ def _composite_calls(env: SyncEnv) -> int:
     return sum(n for endpoint, n in calls.items() if endpoint.endswith("/composite"))
 
 
-async def test_a_backfills_fan_out_waits_for_a_full_batch_until_the_backfill_ends(env: SyncEnv) -> None:
+async def test_a_backfills_fan_out_waits_until_the_backfill_ends(env: SyncEnv) -> None:
     salesforce = await env.connect("salesforce")
     hubspot = await stale_token_integration(
         env.host, env.tenant_id, "hubspot", env.urls["hubspot"], _HUBSPOT_SCOPES

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from crmhost.db.syncstate import ConflictRow
@@ -103,19 +104,14 @@ async def test_every_strategy(env: SyncEnv) -> None:
         assert len(list(await session.scalars(select(ConflictRow.id)))) == 1  # not queued twice
 
     # resolving: the CRM's value lands; twice is refused; a bad value says where
-    try:
+    with pytest.raises(InvalidInput) as refused:  # a dict is not a first name
         await resolve(env.host, env.tenant_id, conflicts[0].id, "value", {"not": "a name"})
-        raise AssertionError("a dict is not a first name")
-    except InvalidInput as exc:
-        assert exc.where == "body.value"
+    assert refused.value.where == "body.value"
     done = await resolve(env.host, env.tenant_id, conflicts[0].id, "remote")
     assert (done.status, done.resolution) == ("resolved", "remote")
     assert (await env.contact("manual@example.com")).first_name == "Remote"
-    try:
+    with pytest.raises(Conflict):  # resolved twice
         await resolve(env.host, env.tenant_id, conflicts[0].id, "local")
-        raise AssertionError("resolved twice")
-    except Conflict:
-        pass
 
 
 async def test_two_way_edit_settles_in_one_round(env: SyncEnv) -> None:

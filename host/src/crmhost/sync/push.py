@@ -340,12 +340,8 @@ async def _pause_all(drain: Drain, until: datetime) -> None:
         )
 
 
-async def _due_rows(drain: Drain, kinds: Sequence[str], limit: int) -> tuple[list[datetime], bool]:
-    """The queue times of the first ``limit`` due rows of ``kinds``, and whether all are a backfill's.
-
-    True when every row is a change that another CRM's first backfill brings now
-    (:func:`~crmhost.sync.apply_store.backfilling_now`; see :func:`fill_plan`).
-    """
+async def _due_rows(drain: Drain, kinds: Sequence[str], limit: int) -> list[tuple[datetime, str | None]]:
+    """When each of the first ``limit`` due rows of ``kinds`` was queued, and its origin, in id order."""
     now = utcnow()
     stmt = (
         select(OutboxRow.created_at, OutboxRow.origin)
@@ -360,12 +356,20 @@ async def _due_rows(drain: Drain, kinds: Sequence[str], limit: int) -> tuple[lis
         .limit(limit)
     )
     async with drain.host.db.session(drain.tenant_id) as session:
-        rows = (await session.execute(stmt)).all()
-        origins = {origin for _, origin in rows}
-        backfill = bool(rows) and None not in origins
-        if backfill:
-            backfill = await backfilling_now(session, cast("set[str]", origins)) == origins
-    return [at for at, _ in rows], backfill
+        return [(at, origin) for at, origin in (await session.execute(stmt)).all()]
+
+
+async def _from_backfill(drain: Drain, rows: Sequence[tuple[datetime, str | None]], size: int) -> bool:
+    """Whether a partial claim's rows are all changes that another CRM's first backfill brings now.
+
+    (:func:`~crmhost.sync.apply_store.backfilling_now`; see :func:`fill_plan`.) A full claim,
+    or one holding a change of the platform's own, goes as it would anyway: no query.
+    """
+    origins = {origin for _, origin in rows}
+    if not rows or len(rows) >= size or None in origins:
+        return False
+    async with drain.host.db.session(drain.tenant_id) as session:
+        return await backfilling_now(session, cast("set[str]", origins)) == origins
 
 
 def fill_plan(
@@ -405,9 +409,10 @@ def fill_plan(
 async def _fill(drain: Drain, kinds: Sequence[str], batch: int, size: int) -> tuple[float, int] | None:
     """:func:`fill_plan` for the integration's due rows of ``kinds``."""
     if batch <= 1:
-        return (0.0, size) if (await _due_rows(drain, kinds, 1))[0] else None
-    queued, backfill = await _due_rows(drain, kinds, size)
-    return fill_plan(queued, batch, size, utcnow(), backfill=backfill)
+        return (0.0, size) if await _due_rows(drain, kinds, 1) else None
+    rows = await _due_rows(drain, kinds, size)
+    backfill = await _from_backfill(drain, rows, size)
+    return fill_plan([at for at, _ in rows], batch, size, utcnow(), backfill=backfill)
 
 
 async def _claim_filled(drain: Drain, kinds: Sequence[str], batch: int, size: int) -> list[Claimed]:

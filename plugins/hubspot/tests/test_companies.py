@@ -71,6 +71,20 @@ async def companies_of(api: httpx.AsyncClient, contact_id: str | None) -> dict[s
     return out
 
 
+async def _hold_companies(api: httpx.AsyncClient, count: int) -> None:
+    """Companies ``Held 0`` .. ``Held count-1`` in the account, made by hand (100 a call)."""
+    for start in range(0, count, 100):
+        made = await api.post(
+            "/crm/v3/objects/companies/batch/create",
+            json={
+                "inputs": [
+                    {"properties": {"name": f"Held {i}"}} for i in range(start, min(count, start + 100))
+                ]
+            },
+        )
+        made.raise_for_status()
+
+
 async def company_names(api: httpx.AsyncClient) -> list[str]:
     """Every company's name, duplicates kept (the listing's pages followed)."""
     names: list[str] = []
@@ -240,16 +254,16 @@ async def test_a_backlog_on_an_account_with_few_companies_lists_them_instead_of_
     held = await api.post("/crm/v3/objects/companies", json={"properties": {"name": "Backlog 7"}})
     held.raise_for_status()
     before = await calls(admin)
-    records = [person(i, f"Backlog {i}") for i in range(350)]
+    records = [person(i, f"Backlog {i}") for i in range(1100)]
     await plugin.prepare_push(ctx, records)
     prepared = await calls(admin)
     spent = {k: prepared.get(k, 0) - before.get(k, 0) for k in (_SEARCH, _CREATE)}
-    # 350 names would take 4 searches; the account's one company is one page
-    assert spent == {_SEARCH: 1, _CREATE: 4}, spent
+    # 1,100 names would take 3 searches (500 a search); the account's one company is one page
+    assert spent == {_SEARCH: 1, _CREATE: 11}, spent
     names = await company_names(api)
-    assert len(names) == len(set(names)) == 350, "Backlog 7 found in the listing, not made again"
+    assert len(names) == len(set(names)) == 1100, "Backlog 7 found in the listing, not made again"
     # the pushes that follow find every name in the cache
-    for start in range(0, 350, 100):
+    for start in range(0, 1100, 100):
         await push(ctx, records[start : start + 100])
     after = await calls(admin)
     assert {k: after.get(k, 0) - prepared.get(k, 0) for k in (_SEARCH, _CREATE)} == {_SEARCH: 0, _CREATE: 0}
@@ -258,19 +272,29 @@ async def test_a_backlog_on_an_account_with_few_companies_lists_them_instead_of_
 async def test_an_account_with_many_companies_is_searched_by_name(
     ctx: IntegrationContext, api: httpx.AsyncClient, admin: httpx.AsyncClient
 ) -> None:
-    for start in range(0, 700, 100):
-        made = await api.post(
-            "/crm/v3/objects/companies/batch/create",
-            json={"inputs": [{"properties": {"name": f"Held {i}"}} for i in range(start, start + 100)]},
-        )
-        made.raise_for_status()
+    await _hold_companies(api, 700)
     before = await calls(admin)
-    await plugin.prepare_push(ctx, [person(i, f"New {i}") for i in range(300)])
+    await plugin.prepare_push(ctx, [person(i, f"New {i}") for i in range(1100)])
     first = await calls(admin)
-    # a listing would take 4 pages where the names take 3 searches: its first page said so
-    assert (first[_SEARCH] - before.get(_SEARCH, 0), first[_CREATE] - before[_CREATE]) == (4, 3)
+    # a listing would take 4 pages where the names take 3 searches of 500: its first page said so
+    assert (first[_SEARCH] - before.get(_SEARCH, 0), first[_CREATE] - before[_CREATE]) == (4, 11)
     # the account's size is remembered (with what was created since): no listing tried again
-    await plugin.prepare_push(ctx, [person(i, f"Newer {i}") for i in range(300, 600)])
+    await plugin.prepare_push(ctx, [person(i, f"Newer {i}") for i in range(1100, 2200)])
     second = await calls(admin)
-    assert (second[_SEARCH] - first[_SEARCH], second[_CREATE] - first[_CREATE]) == (3, 3)
-    assert len(await company_names(api)) == 1300
+    assert (second[_SEARCH] - first[_SEARCH], second[_CREATE] - first[_CREATE]) == (3, 11)
+    assert len(await company_names(api)) == 2900
+
+
+async def test_a_search_asks_for_five_hundred_names_in_five_groups(
+    ctx: IntegrationContext, api: httpx.AsyncClient, admin: httpx.AsyncClient
+) -> None:
+    await _hold_companies(api, 700)
+    before = await calls(admin)
+    # 450 names HubSpot has, and 50 it has not: one search of five groups, its 450 hits in 3 pages
+    await plugin.prepare_push(
+        ctx, [person(i, f"Held {i}") for i in range(250, 700)] + [person(i, f"Fresh {i}") for i in range(50)]
+    )
+    after = await calls(admin)
+    assert (after[_SEARCH] - before.get(_SEARCH, 0), after[_CREATE] - before[_CREATE]) == (3, 1)
+    names = await company_names(api)
+    assert len(names) == len(set(names)) == 750, "no name HubSpot has was created again"

@@ -2,12 +2,12 @@
 
 The platform's contact carries its company as a name. While a batch of contacts is written, the
 names it carries are resolved to company ids in bulk: names seen lately come from a cache, the
-others from one companies search with an ``IN`` filter on ``name`` (100 names, up to 200
-results a page), or from a listing of every company when the account has so few that it takes
-fewer calls (200 a page), and names HubSpot does not have are created with
-``/crm/v3/objects/companies/batch/create`` (100 a call). Each contact is then associated with its
-company in a v4 ``batch/create`` call (100 pairs, shared with the batches written at the same
-time) with the HubSpot-defined *Primary* type
+others from one companies search with an ``IN`` filter on ``name`` of 100 names in each of its
+5 filter groups (500 names, up to 200 results a page), or from a listing of every company when
+the account has so few that it takes fewer calls (200 a page), and names HubSpot does not have
+are created with ``/crm/v3/objects/companies/batch/create`` (100 a call). Each contact is then
+associated with its company in a v4 ``batch/create`` call (100 pairs, shared with the batches
+written at the same time) with the HubSpot-defined *Primary* type
 (``associationTypeId`` 1, contact to company): that adds the company (and the unlabeled type
 HubSpot adds to every association) and makes it the contact's primary company, which demotes a
 previous primary to a plain association. Associations are never removed: a contact may have
@@ -70,6 +70,9 @@ ASSOCIATE_PATH = "/crm/v4/associations/contacts/companies/batch/create"
 PRIMARY = {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 1}
 #: names per search filter, companies per create call, pairs per association call
 PER_CALL = 100
+#: filter groups per search (HubSpot's maximum): they OR, so one search asks for 500 names
+_GROUPS = 5
+_PER_SEARCH = PER_CALL * _GROUPS
 #: how long a name -> id pair is trusted without asking HubSpot again (a company may be renamed,
 #: merged or deleted there meanwhile; an association to a deleted one is retried after a search)
 CACHE_TTL = timedelta(minutes=15)
@@ -162,8 +165,17 @@ async def _collect(client: HubSpotClient, body: dict[str, Any], page: dict[str, 
 
 
 async def _search(client: HubSpotClient, keys: list[str]) -> dict[str, str]:
-    """Company ids by name key for ``keys`` (at most :data:`PER_CALL`), oldest company first."""
-    body = _query([{"filters": [{"propertyName": "name", "operator": "IN", "values": keys}]}])
+    """Company ids by name key for ``keys`` (at most 500), oldest company first."""
+    body = _query(
+        [
+            {
+                "filters": [
+                    {"propertyName": "name", "operator": "IN", "values": keys[start : start + PER_CALL]}
+                ]
+            }
+            for start in range(0, len(keys), PER_CALL)
+        ]
+    )
     found = await _collect(client, body, await client.json("POST", SEARCH_PATH, json=body, bucket="search"))
     return {key: found[key] for key in keys if key in found}
 
@@ -226,13 +238,13 @@ async def _resolve(
             if hit is not None and now - hit[1] < CACHE_TTL:
                 ids[key] = hit[0]
     unknown = [k for k in names if k not in ids]
-    searches = math.ceil(len(unknown) / PER_CALL)
+    searches = math.ceil(len(unknown) / _PER_SEARCH)
     listed = await _directory(client, searches - 1) if searches >= _LIST_FROM_SEARCHES else None
     if listed is not None:
         ids.update({k: listed[k] for k in unknown if k in listed})
     else:
-        for start in range(0, len(unknown), PER_CALL):
-            ids.update(await _search(client, unknown[start : start + PER_CALL]))
+        for start in range(0, len(unknown), _PER_SEARCH):
+            ids.update(await _search(client, unknown[start : start + _PER_SEARCH]))
     created, failed = await _create(client, {k: names[k] for k in unknown if k not in ids})
     ids.update(created)
     if _account(client) in _SIZES:

@@ -13,6 +13,7 @@ QUERY = "GET /services/data/{version}/query"
 MORE = "GET /services/data/{version}/query/{locator}"
 DELETED = "GET /services/data/{version}/sobjects/{sobject}/deleted"
 DESCRIBE = "GET /services/data/{version}/sobjects/{sobject}/describe"
+COMPOSITE = "POST /services/data/{version}/composite"
 
 
 async def _pull(dispatcher: Any, ctx: Any, cursor: str | None) -> tuple[list[ChangePage], str | None]:
@@ -40,8 +41,36 @@ async def test_a_pull_of_twelve_thousand_across_pages(
     assert {c.key for c in changes} == {f"person{i}@example.com" for i in range(12_000)}
     assert all(c.op is ChangeOp.UPSERT and c.modified_at is not None for c in changes)
     assert changes[0].fields["LastName"] == "Last0"
-    # one query and five nextRecordsUrl pages; deletes made meanwhile wait for the next pull
-    assert org.stats()["calls"] == {DESCRIBE: 1, QUERY: 1, MORE: 5}
+    # the describe and the query's first page in one composite call, then five nextRecordsUrl
+    # pages; deletes made meanwhile wait for the next pull
+    assert org.stats()["calls"] == {COMPOSITE: 1, MORE: 5}
+
+
+async def test_an_org_without_a_mapped_field_is_pulled_with_the_fields_it_has(
+    other_org: Any, contexts_for: Any, dispatcher: Any, make_contacts: Any
+) -> None:
+    org = other_org(omit_fields={"Contact": ["PenguinMails_Lead_Score__c"]})
+    org.seed("Contact", [{k: v for k, v in c.items() if "Lead_Score" not in k} for c in make_contacts(3)])
+    org.reset_stats()
+    pages, _ = await _pull(dispatcher, contexts_for(org)(), None)
+    changes = [c for p in pages for c in p.changes]
+    assert len(changes) == 3 and all("PenguinMails_Lead_Score__c" not in c.fields for c in changes)
+    assert changes[0].fields["LastName"] == "Last0"
+    # the guess of every mapped field failed inside the describe's call: the query came again
+    assert org.stats()["calls"] == {COMPOSITE: 1, QUERY: 1}
+
+
+async def test_a_describe_still_trusted_spares_the_guess(
+    org: Any, contexts: Any, dispatcher: Any, make_contacts: Any
+) -> None:
+    ids = org.seed("Contact", make_contacts(3))
+    _, cursor = await _pull(dispatcher, contexts(), None)
+    org.sandbox.clock_offset += 1
+    org.sandbox.org.update("Contact", ids[0], {"FirstName": "Changed"})
+    org.reset_stats()
+    pages, _ = await _pull(dispatcher, contexts(now=_later(1)), cursor)
+    assert "Changed" in [c.fields["FirstName"] for p in pages for c in p.changes]
+    assert org.stats()["calls"] == {QUERY: 1, DELETED: 1}
 
 
 async def test_a_delete_during_the_first_listing_is_reported_by_the_next_pull(

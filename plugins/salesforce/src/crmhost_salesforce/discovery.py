@@ -16,7 +16,16 @@ from crmhost.models import ObjectType, RemoteField
 from crmhost_salesforce.client import SalesforceClient
 from crmhost_salesforce.mapping import ACCOUNT_NAME, sobject_for
 
-__all__ = ["DESCRIBE_TTL", "FieldInfo", "ObjectSchema", "describe", "discover_fields", "forget"]
+__all__ = [
+    "DESCRIBE_TTL",
+    "FieldInfo",
+    "ObjectSchema",
+    "cached",
+    "describe",
+    "describe_with",
+    "discover_fields",
+    "forget",
+]
 
 #: how long a describe answer is trusted
 DESCRIBE_TTL = timedelta(minutes=15)
@@ -94,17 +103,48 @@ def _parse(sobject: str, body: Any, now: datetime) -> ObjectSchema:
     return ObjectSchema(sobject, fields, now)
 
 
+def cached(client: SalesforceClient, sobject: str) -> ObjectSchema | None:
+    """The describe of ``sobject`` while it is trusted (:data:`DESCRIBE_TTL`), without a call."""
+    schema = _CACHE.get((client.instance_url, client.org_id, sobject))
+    if schema is None or schema.fetched_at is None or client.ctx.now() - schema.fetched_at >= DESCRIBE_TTL:
+        return None
+    return schema
+
+
+def _keep(client: SalesforceClient, sobject: str, body: Any) -> ObjectSchema:
+    schema = _parse(sobject, body, client.ctx.now())
+    _CACHE[(client.instance_url, client.org_id, sobject)] = schema
+    return schema
+
+
 async def describe(client: SalesforceClient, sobject: str) -> ObjectSchema:
     """The org's fields of ``sobject`` (cached for :data:`DESCRIBE_TTL`)."""
-    key = (client.instance_url, client.org_id, sobject)
-    now = client.ctx.now()
-    cached = _CACHE.get(key)
-    if cached is not None and cached.fetched_at is not None and now - cached.fetched_at < DESCRIBE_TTL:
-        return cached
-    body = await client.request("GET", f"/sobjects/{sobject}/describe")
-    schema = _parse(sobject, body, now)
-    _CACHE[key] = schema
-    return schema
+    schema = cached(client, sobject)
+    if schema is not None:
+        return schema
+    return _keep(client, sobject, await client.request("GET", f"/sobjects/{sobject}/describe"))
+
+
+async def describe_with(client: SalesforceClient, sobject: str, url: str) -> tuple[ObjectSchema, Any]:
+    """The describe of ``sobject`` and a GET of ``url`` (a data path) in one composite call.
+
+    For a read that needs the describe first and can guess what it will say (a sync's first
+    query, of the fields the mapping names): one call instead of two. Returns the schema and
+    the GET's body, ``None`` when that GET failed (the caller asks again, knowing the fields).
+    A describe that failed in the composite call is asked on its own, to raise its error.
+    """
+    described, read = await client.composite(
+        [
+            {"method": "GET", "url": f"{client.data_path}/sobjects/{sobject}/describe", "referenceId": "d"},
+            {"method": "GET", "url": client.data_path + url, "referenceId": "r"},
+        ]
+    )
+    if int(described.get("httpStatusCode", 500)) >= 300:
+        schema = await describe(client, sobject)
+    else:
+        schema = _keep(client, sobject, described.get("body"))
+    ok = int(read.get("httpStatusCode", 500)) < 300 and isinstance(read.get("body"), dict)
+    return schema, read["body"] if ok else None
 
 
 def forget(instance_url: str) -> None:

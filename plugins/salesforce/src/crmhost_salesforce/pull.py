@@ -18,6 +18,7 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import msgspec
 
@@ -26,7 +27,7 @@ from crmhost.errors import PermanentError
 from crmhost.models import Change, ChangeOp, ChangePage, ObjectType
 from crmhost_salesforce.accounts import flatten, learn_accounts
 from crmhost_salesforce.client import SalesforceClient
-from crmhost_salesforce.discovery import ObjectSchema, describe
+from crmhost_salesforce.discovery import ObjectSchema, cached, describe, describe_with
 from crmhost_salesforce.mapping import ACCOUNT_NAME, DEFAULT_MAPPING, sobject_for
 
 __all__ = ["PullCursor", "pull_changes"]
@@ -71,14 +72,58 @@ def _soql_datetime(stamp: str) -> str:
     return _parse(stamp).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _fields(ctx: IntegrationContext, obj: ObjectType, schema: ObjectSchema) -> list[str]:
-    wanted = ["Id", "SystemModstamp", "Email" if schema.sobject != "Account" else "Name"]
+def _fields(ctx: IntegrationContext, obj: ObjectType, sobject: str, schema: ObjectSchema | None) -> list[str]:
+    """The fields a pull selects: those the mapping and ``pull_fields`` name that the org has.
+
+    Without ``schema``, every one named (the guess :func:`_query` makes before the describe).
+    """
+    wanted = ["Id", "SystemModstamp", "Email" if sobject != "Account" else "Name"]
     wanted += [m.remote for m in DEFAULT_MAPPING if m.object == obj]
-    if schema.sobject == "Lead" and ACCOUNT_NAME in wanted:
+    if sobject == "Lead" and ACCOUNT_NAME in wanted:
         wanted.append("Company")  # contacts kept as Leads hold their company there
     extra = ctx.settings.get("pull_fields") or ""
     wanted += [f.strip() for f in str(extra).split(",") if f.strip()]
-    return [f for f in dict.fromkeys(wanted) if schema.has(f)]
+    return [f for f in dict.fromkeys(wanted) if schema is None or schema.has(f)]
+
+
+def _learns(sobject: str, select: list[str], schema: ObjectSchema | None) -> bool:
+    """Whether the query adds ``AccountId``; without ``schema``, the guess (a Contact has one).
+
+    A pulled Contact's Account id spares its first push a lookup (accounts.learn_accounts).
+    """
+    has_link = schema.has("AccountId") if schema is not None else sobject == "Contact"
+    return ACCOUNT_NAME in select and "AccountId" not in select and has_link
+
+
+def _soql(sobject: str, select: list[str], learn: bool, state: PullCursor) -> str:
+    # field names are the org's own (from describe), the object one of three fixed names
+    head = f"SELECT {', '.join([*select, 'AccountId'] if learn else select)} FROM {sobject}"  # noqa: S608
+    if state.snapshot:
+        return f"{head} ORDER BY Id ASC"
+    if state.since:
+        return f"{head} WHERE SystemModstamp >= {_soql_datetime(state.since)} ORDER BY SystemModstamp ASC"
+    return f"{head} ORDER BY SystemModstamp ASC"
+
+
+async def _schema_and_page(
+    ctx: IntegrationContext, client: SalesforceClient, obj: ObjectType, sobject: str, state: PullCursor
+) -> tuple[ObjectSchema, dict[str, Any] | None]:
+    """The describe, and the query's first page when it came in the describe's call.
+
+    A new query whose describe is not cached asks both in one composite call, guessing that
+    the org has every field the mapping names; when it lacks one, that guess fails and the
+    query is asked again with the fields it has (two calls, as without the guess).
+    """
+    schema = cached(client, sobject)
+    if schema is not None or state.next_url:
+        return schema or await describe(client, sobject), None
+    guess = _fields(ctx, obj, sobject, None)
+    soql = _soql(sobject, guess, _learns(sobject, guess, None), state)
+    schema, page = await describe_with(client, sobject, "/query?q=" + quote(soql, safe=""))
+    select = _fields(ctx, obj, sobject, schema)
+    if _soql(sobject, select, _learns(sobject, select, schema), state) != soql:
+        return schema, None
+    return schema, page
 
 
 def _change(obj: ObjectType, row: dict[str, Any], key_field: str, select: list[str]) -> Change:
@@ -139,23 +184,16 @@ async def pull_changes(ctx: IntegrationContext, obj: ObjectType, cursor: str | N
     now = ctx.now()
     state = _decode(cursor, now)
     sobject = sobject_for(obj, ctx.settings)
-    schema = await describe(client, sobject)
+    schema, first = await _schema_and_page(ctx, client, obj, sobject, state)
     key_field = "Name" if sobject == "Account" else "Email"
-    select = _fields(ctx, obj, schema)
-    # a pulled Contact's Account id spares its first push a lookup (accounts.learn_accounts)
-    learn = ACCOUNT_NAME in select and "AccountId" not in select and schema.has("AccountId")
-    if state.next_url:
+    select = _fields(ctx, obj, sobject, schema)
+    learn = _learns(sobject, select, schema)
+    if first is not None:
+        page = first
+    elif state.next_url:
         page = await client.request("GET", state.next_url)
     else:
-        # field names are the org's own (from describe), the object one of three fixed names
-        head = f"SELECT {', '.join([*select, 'AccountId'] if learn else select)} FROM {sobject}"  # noqa: S608
-        if state.snapshot:
-            soql = f"{head} ORDER BY Id ASC"
-        elif state.since:
-            soql = f"{head} WHERE SystemModstamp >= {_soql_datetime(state.since)} ORDER BY SystemModstamp ASC"
-        else:
-            soql = f"{head} ORDER BY SystemModstamp ASC"
-        page = await client.request("GET", "/query", params={"q": soql})
+        page = await client.request("GET", "/query", params={"q": _soql(sobject, select, learn, state)})
     rows = page.get("records", [])
     if learn:
         # (the id is ours, not the mapping's: it leaves the row before the row becomes a change)

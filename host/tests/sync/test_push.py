@@ -486,6 +486,44 @@ async def test_a_claims_known_records_share_batches_apart_from_its_new_ones(lite
     assert calls[HS_UPSERT] - before[HS_UPSERT] == 2
 
 
+async def test_a_backlog_holds_each_claims_mixed_batch_back_for_the_next(lite: Env) -> None:
+    """Claims of 12 that each hold 2 known contacts: their known ones fill batches of their own."""
+    iid = await lite.integration("hubspot")
+    known = await lite.contacts(6)
+    await lite.queue(iid, known)
+    await drain(lite.host, lite.tenant_id, iid)  # linked now
+    async with lite.host.db.transaction(lite.tenant_id) as session:
+        await session.execute(update(ContactRow).where(ContactRow.id.in_(known)).values(first_name="Changed"))
+    new = await lite.contacts(30, start=100)
+    before = dict(lite.stats("hubspot")["calls"])
+    # three claims of 12 (batches of 3, four calls at once), each 2 known and 10 new
+    queued = [c for n in range(3) for c in [*known[2 * n : 2 * n + 2], *new[10 * n : 10 * n + 10]]]
+    await lite.queue(iid, queued)
+    summary = await drain(lite.host, lite.tenant_id, iid, batch_size=3)
+    assert summary.counts == {"updated": 6, "created": 30}
+    calls = lite.stats("hubspot")["calls"]
+    # claim by claim, each one's batch of 2 known and 1 new costs an update and an upsert:
+    # 3 updates and 12 upserts; held back, the known ones make two updates of their own
+    assert calls[HS_UPDATE] - before.get(HS_UPDATE, 0) == 2
+    assert calls[HS_UPSERT] - before[HS_UPSERT] == 10
+    assert {r.state for r in await lite.rows(iid)} == {"done"}
+
+
+async def test_rows_held_back_are_pushed_when_the_backlog_ends(lite: Env) -> None:
+    """A full claim's mixed rows go with a smaller claim after it, or alone when none follows."""
+    iid = await lite.integration("hubspot")
+    known = await lite.contacts(1)
+    await lite.queue(iid, known)
+    await drain(lite.host, lite.tenant_id, iid)
+    async with lite.host.db.transaction(lite.tenant_id) as session:
+        await session.execute(update(ContactRow).where(ContactRow.id.in_(known)).values(first_name="Changed"))
+    new = await lite.contacts(11, start=100)
+    await lite.queue(iid, [*known, *new])  # one full claim of 12, nothing after it
+    summary = await drain(lite.host, lite.tenant_id, iid, batch_size=3)
+    assert summary.counts == {"updated": 1, "created": 11}
+    assert {r.state for r in await lite.rows(iid)} == {"done"}
+
+
 async def test_a_backlog_resolves_its_companies_in_one_pass(lite: Env) -> None:
     """A drain with more rows than one claim hands their records to ``prepare_push`` first."""
     iid = await lite.integration("hubspot")
@@ -500,8 +538,8 @@ async def test_a_backlog_resolves_its_companies_in_one_pass(lite: Env) -> None:
     summary = await drain(lite.host, lite.tenant_id, iid)
     assert summary.counts == {"created": 900}
     calls = lite.stats("hubspot")["calls"]
-    # 300 names: three creates of 100 (claim by claim: five), and one search, the listing of the
-    # new account's companies (claim by claim: five name searches, each round needing two)
+    # 300 names: three creates of 100 and one search of 300 names (claim by claim, about 133
+    # new names each: five creates and three searches)
     assert (calls[HS_SEARCH], calls[HS_CREATE]) == (1, 3), calls
     companies = lite.sandboxes["hubspot"].inspect_companies()
     assert sorted(companies) == sorted(f"Ahead {n}" for n in range(300))

@@ -466,7 +466,10 @@ async def _round(drain: Drain) -> bool:
             if kinds is RECORD_KINDS:
                 await _look_ahead_once(drain, rows)
                 await push_records.push_pipelined(
-                    drain, rows, lambda: _claim_filled(drain, RECORD_KINDS, drain.record_batch, records)
+                    drain,
+                    rows,
+                    lambda: _claim_filled(drain, RECORD_KINDS, drain.record_batch, records),
+                    full=records,
                 )
             else:
                 await push_activity.push(drain, rows)

@@ -400,6 +400,43 @@ async def look_ahead(drain: Drain, rows: Sequence[Claimed]) -> None:
         BATCH_SECONDS.labels(drain.provider, "prepare_push").observe(time.perf_counter() - started)
 
 
+def _is_new(record: Record) -> bool:
+    """Whether the CRM does not know ``record`` yet (no remote id): :func:`_calls` sends those last."""
+    return record.remote_id is None
+
+
+def _mixed(batch: _Batch, size: int) -> list[Claimed]:
+    """The rows of ``batch`` that would share a CRM batch of known and new records.
+
+    :func:`_calls` sends the records the CRM knows first, so the batch holding the last of them
+    takes new ones beside them, and costs a second call (or collection). A backlog's claim holds
+    such rows back for the next claim (:func:`push_pipelined`): the known ones that do not fill
+    a batch, and as many new ones as would fill it, the claim's last (held-back rows come first
+    in the next claim, so new ones go then; known ones may wait until they fill a batch or the
+    backlog ends). Over the backlog the known records fill batches of their own and at most one
+    batch is mixed, not one per claim.
+    None when the batch deletes: a contact's delete must go after its upsert.
+    """
+    if batch.deletes:
+        return []
+    known = [i.row for i in batch.items if not _is_new(i.record)]
+    fresh = [i.row for i in batch.items if _is_new(i.record)]
+    share = len(known) % size
+    if not share or not fresh:
+        return []
+    return known[-share:] + fresh[max(0, len(fresh) - (size - share)) :]
+
+
+def _without(batch: _Batch, held: Sequence[Claimed]) -> _Batch:
+    ids = {r.id for r in held}
+    return _Batch(
+        [r for r in batch.rows if r.id not in ids],
+        batch.early,
+        [i for i in batch.items if i.row.id not in ids],
+        batch.deletes,
+    )
+
+
 async def _calls(drain: Drain, records: list[Record], op: RecordOp) -> list[RecordResult | CrmError]:
     """``records`` in CRM batches of ``record_batch``, all sent at once; results in input order.
 
@@ -411,8 +448,8 @@ async def _calls(drain: Drain, records: list[Record], op: RecordOp) -> list[Reco
     # records the CRM knows (by id) first, new ones after: CRMs write the two in different
     # calls or collections (HubSpot's batch update and upsert, Salesforce's update by Id and
     # upsert by key), so a batch holding both costs a second call; sorted, only one batch of
-    # the claim may hold both
-    order = sorted(range(len(records)), key=lambda i: records[i].remote_id is None)
+    # the claim may hold both (and a backlog holds that one back, see :func:`_mixed`)
+    order = sorted(range(len(records)), key=lambda i: _is_new(records[i]))
     ordered = [records[i] for i in order]
     parts = [ordered[i : i + size] for i in range(0, len(ordered), size)]
     caller = _caller(drain, op)
@@ -604,7 +641,11 @@ def _delete_outcome(row: Claimed, record: Record, res: RecordResult | CrmError, 
 
 
 async def push_pipelined(
-    drain: Drain, rows: Sequence[Claimed], claim: Callable[[], Awaitable[list[Claimed]]]
+    drain: Drain,
+    rows: Sequence[Claimed],
+    claim: Callable[[], Awaitable[list[Claimed]]],
+    *,
+    full: int = 0,
 ) -> None:
     """Push ``rows``, then every further batch ``claim`` takes, overlapping DB work with CRM calls.
 
@@ -618,21 +659,33 @@ async def push_pipelined(
     batch before its CRM call returned but the ledger's in-flight entries (just before the
     call, see :func:`_mark_sending`); on a failure every claimed, unconfirmed row is given
     back (due again after a short pause, as :func:`crmhost.sync.push._round` does).
+
+    ``full``: the rows of a full claim. A batch from a full claim (a backlog: more is due)
+    holds back its CRM batch of known and new records together (:func:`_mixed`); those rows
+    stay claimed, their lease renewed, and go with the next claim.
     """
     batch = await _prepare(drain, list(rows))
+    backlog = 0 < full <= len(rows)
     pending: tuple[_Batch, _Sent] | None = None
     upcoming: _Batch | None = None
+    carried: list[Claimed] = []
     try:
         while True:
+            if backlog:
+                carried = _mixed(batch, drain.record_batch)
+            if carried:
+                batch = _without(batch, carried)
+                await release(drain, carried, utcnow() + timedelta(seconds=drain.lease_s))
             call = asyncio.ensure_future(_send(drain, batch))
             try:
                 if pending is not None:
                     await _confirm(drain, *pending)
                     pending = None
-                if time.monotonic() < drain.deadline:
-                    claimed = await claim()
-                    if claimed:
-                        upcoming = await _prepare(drain, claimed)
+                claimed = await claim() if time.monotonic() < drain.deadline else []
+                backlog = 0 < full <= len(claimed)
+                if claimed or carried:
+                    upcoming = await _prepare(drain, carried + claimed)
+                    carried = []
                 sent = await call
             except BaseException:
                 call.cancel()
@@ -658,7 +711,10 @@ async def push_pipelined(
         raise
     except BaseException:
         held_rows = (
-            list(batch.rows) + (upcoming.rows if upcoming else []) + (pending[0].rows if pending else [])
+            list(batch.rows)
+            + carried
+            + (upcoming.rows if upcoming else [])
+            + (pending[0].rows if pending else [])
         )
         await asyncio.shield(release(drain, held_rows, utcnow() + timedelta(seconds=30)))
         raise

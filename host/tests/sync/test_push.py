@@ -467,14 +467,20 @@ async def test_a_claim_sends_its_crm_batches_together(lite: Env, in_flight: int)
     assert {r.state for r in await lite.rows(iid)} == {"done"}
 
 
+async def _known_and_changed(lite: Env, iid: str, count: int) -> list[str]:
+    """``count`` contacts pushed (linked) to the CRM, then changed: due again, by their remote id."""
+    known = await lite.contacts(count)
+    await lite.queue(iid, known)
+    await drain(lite.host, lite.tenant_id, iid)
+    async with lite.host.db.transaction(lite.tenant_id) as session:
+        await session.execute(update(ContactRow).where(ContactRow.id.in_(known)).values(first_name="Changed"))
+    return known
+
+
 async def test_a_claims_known_records_share_batches_apart_from_its_new_ones(lite: Env) -> None:
     """HubSpot writes known contacts (batch update by id) and new ones (batch upsert) in two calls."""
     iid = await lite.integration("hubspot")
-    known = await lite.contacts(6)
-    await lite.queue(iid, known)
-    await drain(lite.host, lite.tenant_id, iid)  # linked now
-    async with lite.host.db.transaction(lite.tenant_id) as session:
-        await session.execute(update(ContactRow).where(ContactRow.id.in_(known)).values(first_name="Changed"))
+    known = await _known_and_changed(lite, iid, 6)
     new = await lite.contacts(6, start=100)
     before = dict(lite.stats("hubspot")["calls"])
     await lite.queue(iid, [c for pair in zip(known, new, strict=True) for c in pair])  # interleaved
@@ -489,11 +495,7 @@ async def test_a_claims_known_records_share_batches_apart_from_its_new_ones(lite
 async def test_a_backlog_holds_each_claims_mixed_batch_back_for_the_next(lite: Env) -> None:
     """Claims of 12 that each hold 2 known contacts: their known ones fill batches of their own."""
     iid = await lite.integration("hubspot")
-    known = await lite.contacts(6)
-    await lite.queue(iid, known)
-    await drain(lite.host, lite.tenant_id, iid)  # linked now
-    async with lite.host.db.transaction(lite.tenant_id) as session:
-        await session.execute(update(ContactRow).where(ContactRow.id.in_(known)).values(first_name="Changed"))
+    known = await _known_and_changed(lite, iid, 6)
     new = await lite.contacts(30, start=100)
     before = dict(lite.stats("hubspot")["calls"])
     # three claims of 12 (batches of 3, four calls at once), each 2 known and 10 new
@@ -512,11 +514,7 @@ async def test_a_backlog_holds_each_claims_mixed_batch_back_for_the_next(lite: E
 async def test_rows_held_back_are_pushed_when_the_backlog_ends(lite: Env) -> None:
     """A full claim's mixed rows go with a smaller claim after it, or alone when none follows."""
     iid = await lite.integration("hubspot")
-    known = await lite.contacts(1)
-    await lite.queue(iid, known)
-    await drain(lite.host, lite.tenant_id, iid)
-    async with lite.host.db.transaction(lite.tenant_id) as session:
-        await session.execute(update(ContactRow).where(ContactRow.id.in_(known)).values(first_name="Changed"))
+    known = await _known_and_changed(lite, iid, 1)
     new = await lite.contacts(11, start=100)
     await lite.queue(iid, [*known, *new])  # one full claim of 12, nothing after it
     summary = await drain(lite.host, lite.tenant_id, iid, batch_size=3)

@@ -28,24 +28,31 @@ def _print_json(value: Any) -> None:
 
 
 def _serve(args: argparse.Namespace) -> None:
+    import socket
+
     import uvicorn
 
     from crmhost.api.app import create_app
     from crmhost.settings import load_settings
 
     settings = load_settings()
-    uvicorn.run(
-        create_app(settings),
-        host=args.host,
-        port=args.port,
-        log_level=settings.log_level.lower(),
-        access_log=False,
-        lifespan="on",
-        # idle connections stay open longer than clients keep them (httpx 5 s) and than load
-        # balancers in front keep theirs (60 s): at uvicorn's 5 s a client reusing a connection
-        # the server closes that moment gets "Server disconnected without sending a response"
-        timeout_keep_alive=75,
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings),
+            host=args.host,
+            port=args.port,
+            log_level=settings.log_level.lower(),
+            access_log=False,
+            lifespan="on",
+            # idle connections stay open longer than clients keep them (httpx 5 s) and than load
+            # balancers in front keep theirs (60 s): at uvicorn's 5 s a client reusing a connection
+            # the server closes that moment gets "Server disconnected without sending a response"
+            timeout_keep_alive=75,
+        )
     )
+    # an inherited socket is wrapped here, not with uvicorn's own ``fd`` option: that one takes
+    # every descriptor for a Unix socket, and a TCP client's address then comes out garbled
+    server.run(sockets=None if args.fd is None else [socket.socket(fileno=args.fd)])
 
 
 def _worker(_: argparse.Namespace) -> None:
@@ -142,6 +149,12 @@ def _parser() -> argparse.ArgumentParser:
     serve = add("serve", _serve, "run the platform API (and, without Redis, the jobs)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--fd",
+        type=int,
+        default=None,
+        help="serve on this inherited, bound socket instead (socket activation, a test harness)",
+    )
     add("worker", _worker, "run an arq worker (needs CRMHOST_REDIS_URL)")
     add("migrate", _migrate, "apply database migrations")
     tenant = add("create-tenant", _create_tenant, "create a tenant; prints its id and API key once")

@@ -120,15 +120,24 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_serve_becomes_ready_and_answers(env: dict[str, str]) -> None:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "crmhost", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+@pytest.mark.parametrize("listen", ["port", "inherited socket"])
+def test_serve_becomes_ready_and_answers(env: dict[str, str], listen: str) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+        if listen == "port":
+            sock.close()  # serve binds the port itself
+            args, fds = ["--port", str(port)], ()
+        else:  # kept bound and handed over: no other process can take the port meanwhile
+            args, fds = ["--fd", str(sock.fileno())], (sock.fileno(),)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "crmhost", "serve", *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            pass_fds=fds,
+        )
     try:
         deadline = time.monotonic() + 60
         ready = None

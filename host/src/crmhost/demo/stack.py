@@ -277,7 +277,7 @@ class Stack:
 
     # ------------------------------------------------------------------ worker processes
 
-    def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+    def _spawn(self, name: str, *args: str, pass_fds: Sequence[int] = ()) -> subprocess.Popen[bytes]:
         log = (self.config.data_dir / f"{name}.log").open("ab")
         try:
             return subprocess.Popen(  # noqa: S603 (this interpreter, our own module and arguments)
@@ -286,6 +286,7 @@ class Stack:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.config.data_dir,
+                pass_fds=pass_fds,
             )
         finally:
             log.close()
@@ -351,8 +352,11 @@ def _serve_api(make_app: Any, sock: socket.socket) -> Iterator[None]:
 
 
 @asynccontextmanager
-async def _api_process(stack: Stack, port: int) -> AsyncIterator[None]:
-    proc = stack._spawn("api", "serve", "--host", "127.0.0.1", "--port", str(port))
+async def _api_process(stack: Stack, sock: socket.socket) -> AsyncIterator[None]:
+    # the bound socket itself goes to the subprocess: a port closed here and bound again there
+    # may be taken meanwhile (another test's server), whose /readyz would then answer for it
+    with sock:
+        proc = stack._spawn("api", "serve", "--fd", str(sock.fileno()), pass_fds=(sock.fileno(),))
     stack.api_proc = proc
     try:
         async with httpx.AsyncClient(timeout=2) as c:
@@ -435,7 +439,7 @@ async def open_stack(config: StackConfig) -> AsyncIterator[Stack]:
         if not config.api_process:
             stack.enter_context(_serve_api(create_app(settings, _plugins(config.crms)), sock))
         else:
-            sock.close()  # the subprocess binds it; nothing else on loopback takes it meanwhile
+            stack.callback(sock.close)  # handed to the subprocess (closed here once it has it)
         # this Host's queue runs jobs the harness enqueues (a pull after CRM-side edits): in this
         # process without Redis, on the worker processes with it
         async with AsyncExitStack() as async_stack:
@@ -452,7 +456,7 @@ async def open_stack(config: StackConfig) -> AsyncIterator[Stack]:
             )
             env._worker_env = _env(settings, config.crms, config.log_level)
             if config.api_process:
-                await async_stack.enter_async_context(_api_process(env, int(url.rsplit(":", 1)[1])))
+                await async_stack.enter_async_context(_api_process(env, sock))
             env.tenant_id, env.api_key = await create_tenant(host, "Demo Co")
             for slug in config.crms:
                 await env.set_limits(slug, env.tier(slug))

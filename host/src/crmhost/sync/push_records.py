@@ -414,8 +414,8 @@ def _mixed(batch: _Batch, size: int) -> list[Claimed]:
     a batch, and as many new ones as would fill it, the claim's last (held-back rows come first
     in the next claim, so new ones go then; known ones may wait until they fill a batch or the
     backlog ends). Over the backlog the known records fill batches of their own and at most one
-    batch is mixed, not one per claim.
-    None when the batch deletes: a contact's delete must go after its upsert.
+    batch is mixed, not one per claim. None when the batch deletes: a contact's delete must go
+    after its upsert.
     """
     if batch.deletes:
         return []
@@ -671,8 +671,7 @@ async def push_pipelined(
     carried: list[Claimed] = []
     try:
         while True:
-            if backlog:
-                carried = _mixed(batch, drain.record_batch)
+            carried = _mixed(batch, drain.record_batch) if backlog else []
             if carried:
                 batch = _without(batch, carried)
                 await release(drain, carried, utcnow() + timedelta(seconds=drain.lease_s))

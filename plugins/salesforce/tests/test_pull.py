@@ -60,6 +60,19 @@ async def test_an_org_without_a_mapped_field_is_pulled_with_the_fields_it_has(
     assert org.stats()["calls"] == {COMPOSITE: 1, QUERY: 1}
 
 
+async def test_pull_fields_a_user_typed_reach_a_query_only_as_field_names(
+    org: Any, contexts: Any, dispatcher: Any, make_contacts: Any
+) -> None:
+    org.seed("Contact", [{**c, "Title": "CEO"} for c in make_contacts(3)])
+    org.reset_stats()
+    typed = "Title, Id FROM User WHERE Name != ''"
+    pages, _ = await _pull(dispatcher, contexts(settings={"pull_fields": typed}), None)
+    assert [c.fields["Title"] for p in pages for c in p.changes] == ["CEO"] * 3
+    # the guess left out what is no field name: it was the query (had the text gone into it,
+    # the org would have refused it and the query come again)
+    assert org.stats()["calls"] == {COMPOSITE: 1}
+
+
 async def test_a_describe_still_trusted_spares_the_guess(
     org: Any, contexts: Any, dispatcher: Any, make_contacts: Any
 ) -> None:

@@ -15,6 +15,7 @@ the phase; resuming from any cursor misses nothing (records on the watermark com
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,6 +35,8 @@ __all__ = ["PullCursor", "pull_changes"]
 
 #: how far back getDeleted may look
 DELETE_LOG_DAYS = 15
+#: a field's API name, or a relationship path to one (``Account.Name``)
+_FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)?")
 
 
 class PullCursor(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -75,7 +78,9 @@ def _soql_datetime(stamp: str) -> str:
 def _fields(ctx: IntegrationContext, obj: ObjectType, sobject: str, schema: ObjectSchema | None) -> list[str]:
     """The fields a pull selects: those the mapping and ``pull_fields`` name that the org has.
 
-    Without ``schema``, every one named (the guess :func:`_query` makes before the describe).
+    Without ``schema``, every one named that is a plain field name or ``Relationship.Field``
+    path (the guess :func:`_schema_and_page` makes before the describe): ``pull_fields`` is
+    typed by a user, and only the describe's names or such names are ever put in a query.
     """
     wanted = ["Id", "SystemModstamp", "Email" if sobject != "Account" else "Name"]
     wanted += [m.remote for m in DEFAULT_MAPPING if m.object == obj]
@@ -83,7 +88,9 @@ def _fields(ctx: IntegrationContext, obj: ObjectType, sobject: str, schema: Obje
         wanted.append("Company")  # contacts kept as Leads hold their company there
     extra = ctx.settings.get("pull_fields") or ""
     wanted += [f.strip() for f in str(extra).split(",") if f.strip()]
-    return [f for f in dict.fromkeys(wanted) if schema is None or schema.has(f)]
+    if schema is None:
+        return [f for f in dict.fromkeys(wanted) if _FIELD_NAME.fullmatch(f)]
+    return [f for f in dict.fromkeys(wanted) if schema.has(f)]
 
 
 def _learns(sobject: str, select: list[str], schema: ObjectSchema | None) -> bool:
@@ -96,7 +103,8 @@ def _learns(sobject: str, select: list[str], schema: ObjectSchema | None) -> boo
 
 
 def _soql(sobject: str, select: list[str], learn: bool, state: PullCursor) -> str:
-    # field names are the org's own (from describe), the object one of three fixed names
+    # field names are the org's own (from describe) or plain names (the guess), the object one
+    # of three fixed names
     head = f"SELECT {', '.join([*select, 'AccountId'] if learn else select)} FROM {sobject}"  # noqa: S608
     if state.snapshot:
         return f"{head} ORDER BY Id ASC"

@@ -12,6 +12,7 @@ import pytest
 from litestar import Litestar, Request, post
 
 from crmhost.sandbox import running
+from crmhost.testing.counts import settled_counts
 from crmhost_hubspot.sandbox import create_sandbox
 
 
@@ -51,17 +52,6 @@ def _people(client: httpx.Client) -> dict[str, dict[str, Any]]:
     return {p["id"]: p for p in client.get("/_sandbox/people").json()["people"]}
 
 
-def _settled_counts(client: httpx.Client) -> dict[str, int]:
-    """``/_sandbox/counts`` once no webhook is pending: a delivery settles when the sandbox has
-    read the receiver's answer, a moment after the receiver saw the event."""
-    deadline = time.monotonic() + 5
-    while True:
-        counts: dict[str, int] = client.get("/_sandbox/counts").json()
-        if counts["webhooks_pending"] == 0 or time.monotonic() > deadline:
-            return counts
-        time.sleep(0.02)
-
-
 def _api(client: httpx.Client) -> httpx.Client:
     token = client.post("/_sandbox/token", json={"scopes": ["crm.objects.contacts.write", "timeline"]})
     return httpx.Client(
@@ -99,7 +89,7 @@ def test_a_user_creates_edits_and_deletes_a_contact_as_hubspot_would(hub: tuple[
     ) == ["contact.creation", "contact.propertyChange", "contact.propertyChange", "contact.deletion"]
     assert {e["objectId"] for e in hooks.events} == {int(pid)}
     assert {e["changeSource"] for e in hooks.events} == {"CRM_UI"}
-    assert _settled_counts(client) == {"people": 1, "activities": 0, "webhooks_pending": 0}
+    assert settled_counts(client) == {"people": 1, "activities": 0, "webhooks_pending": 0}
 
 
 def test_bad_input_is_a_clear_error_and_writes_nothing(hub: tuple[httpx.Client, Hooks]) -> None:
@@ -152,7 +142,7 @@ def test_activities_enrollments_and_counts(hub: tuple[httpx.Client, Hooks]) -> N
         key=lambda a: str(a["id"]),
     )
     assert client.get("/_sandbox/enrollments").json() == {"enrollments": {"sql": 1}}
-    assert _settled_counts(client) == {"people": 1, "activities": 2, "webhooks_pending": 0}
+    assert settled_counts(client) == {"people": 1, "activities": 2, "webhooks_pending": 0}
 
 
 def test_a_data_reset_keeps_the_portals_property_definitions(hub: tuple[httpx.Client, Hooks]) -> None:

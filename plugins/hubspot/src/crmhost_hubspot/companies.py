@@ -166,16 +166,8 @@ async def _collect(client: HubSpotClient, body: dict[str, Any], page: dict[str, 
 
 async def _search(client: HubSpotClient, keys: list[str]) -> dict[str, str]:
     """Company ids by name key for ``keys`` (at most 500), oldest company first."""
-    body = _query(
-        [
-            {
-                "filters": [
-                    {"propertyName": "name", "operator": "IN", "values": keys[start : start + PER_CALL]}
-                ]
-            }
-            for start in range(0, len(keys), PER_CALL)
-        ]
-    )
+    parts = [keys[start : start + PER_CALL] for start in range(0, len(keys), PER_CALL)]
+    body = _query([{"filters": [{"propertyName": "name", "operator": "IN", "values": p}]} for p in parts])
     found = await _collect(client, body, await client.json("POST", SEARCH_PATH, json=body, bucket="search"))
     return {key: found[key] for key in keys if key in found}
 

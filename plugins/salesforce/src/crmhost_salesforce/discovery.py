@@ -111,6 +111,10 @@ def cached(client: SalesforceClient, sobject: str) -> ObjectSchema | None:
     return schema
 
 
+def _describe_path(sobject: str) -> str:
+    return f"/sobjects/{sobject}/describe"
+
+
 def _keep(client: SalesforceClient, sobject: str, body: Any) -> ObjectSchema:
     schema = _parse(sobject, body, client.ctx.now())
     _CACHE[(client.instance_url, client.org_id, sobject)] = schema
@@ -122,7 +126,7 @@ async def describe(client: SalesforceClient, sobject: str) -> ObjectSchema:
     schema = cached(client, sobject)
     if schema is not None:
         return schema
-    return _keep(client, sobject, await client.request("GET", f"/sobjects/{sobject}/describe"))
+    return _keep(client, sobject, await client.request("GET", _describe_path(sobject)))
 
 
 async def describe_with(client: SalesforceClient, sobject: str, url: str) -> tuple[ObjectSchema, Any]:
@@ -135,7 +139,7 @@ async def describe_with(client: SalesforceClient, sobject: str, url: str) -> tup
     """
     described, read = await client.composite(
         [
-            {"method": "GET", "url": f"{client.data_path}/sobjects/{sobject}/describe", "referenceId": "d"},
+            {"method": "GET", "url": client.data_path + _describe_path(sobject), "referenceId": "d"},
             {"method": "GET", "url": client.data_path + url, "referenceId": "r"},
         ]
     )

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import secrets
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import msgspec
@@ -75,12 +75,21 @@ def _soql_datetime(stamp: str) -> str:
     return _parse(stamp).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _fields(ctx: IntegrationContext, obj: ObjectType, sobject: str, schema: ObjectSchema | None) -> list[str]:
-    """The fields a pull selects: those the mapping and ``pull_fields`` name that the org has.
+class _Select(NamedTuple):
+    """What a pull's query selects: its fields, and whether ``AccountId`` is added to them."""
 
-    Without ``schema``, every one named that is a plain field name or ``Relationship.Field``
-    path (the guess :func:`_schema_and_page` makes before the describe): ``pull_fields`` is
-    typed by a user, and only the describe's names or such names are ever put in a query.
+    fields: list[str]
+    #: a pulled Contact's Account id spares its first push a lookup (accounts.learn_accounts)
+    learn: bool
+
+
+def _select(ctx: IntegrationContext, obj: ObjectType, sobject: str, schema: ObjectSchema | None) -> _Select:
+    """The fields the mapping and ``pull_fields`` name that the org has.
+
+    Without ``schema``, the guess :func:`_first_page` makes before the describe: every one
+    named that is a plain field name or ``Relationship.Field`` path (``pull_fields`` is typed
+    by a user, and only the describe's names or such names are ever put in a query), and an
+    ``AccountId`` on a Contact.
     """
     wanted = ["Id", "SystemModstamp", "Email" if sobject != "Account" else "Name"]
     wanted += [m.remote for m in DEFAULT_MAPPING if m.object == obj]
@@ -88,24 +97,19 @@ def _fields(ctx: IntegrationContext, obj: ObjectType, sobject: str, schema: Obje
         wanted.append("Company")  # contacts kept as Leads hold their company there
     extra = ctx.settings.get("pull_fields") or ""
     wanted += [f.strip() for f in str(extra).split(",") if f.strip()]
+    names = list(dict.fromkeys(wanted))
     if schema is None:
-        return [f for f in dict.fromkeys(wanted) if _FIELD_NAME.fullmatch(f)]
-    return [f for f in dict.fromkeys(wanted) if schema.has(f)]
+        fields, has_link = [f for f in names if _FIELD_NAME.fullmatch(f)], sobject == "Contact"
+    else:
+        fields, has_link = [f for f in names if schema.has(f)], schema.has("AccountId")
+    return _Select(fields, ACCOUNT_NAME in fields and "AccountId" not in fields and has_link)
 
 
-def _learns(sobject: str, select: list[str], schema: ObjectSchema | None) -> bool:
-    """Whether the query adds ``AccountId``; without ``schema``, the guess (a Contact has one).
-
-    A pulled Contact's Account id spares its first push a lookup (accounts.learn_accounts).
-    """
-    has_link = schema.has("AccountId") if schema is not None else sobject == "Contact"
-    return ACCOUNT_NAME in select and "AccountId" not in select and has_link
-
-
-def _soql(sobject: str, select: list[str], learn: bool, state: PullCursor) -> str:
+def _soql(sobject: str, select: _Select, state: PullCursor) -> str:
     # field names are the org's own (from describe) or plain names (the guess), the object one
     # of three fixed names
-    head = f"SELECT {', '.join([*select, 'AccountId'] if learn else select)} FROM {sobject}"  # noqa: S608
+    names = [*select.fields, "AccountId"] if select.learn else select.fields
+    head = f"SELECT {', '.join(names)} FROM {sobject}"  # noqa: S608
     if state.snapshot:
         return f"{head} ORDER BY Id ASC"
     if state.since:
@@ -113,10 +117,10 @@ def _soql(sobject: str, select: list[str], learn: bool, state: PullCursor) -> st
     return f"{head} ORDER BY SystemModstamp ASC"
 
 
-async def _schema_and_page(
+async def _first_page(
     ctx: IntegrationContext, client: SalesforceClient, obj: ObjectType, sobject: str, state: PullCursor
-) -> tuple[ObjectSchema, dict[str, Any] | None]:
-    """The describe, and the query's first page when it came in the describe's call.
+) -> tuple[_Select, dict[str, Any] | None]:
+    """What the query selects, and its first page when that came in the describe's call.
 
     A new query whose describe is not cached asks both in one composite call, guessing that
     the org has every field the mapping names; when it lacks one, that guess fails and the
@@ -124,14 +128,11 @@ async def _schema_and_page(
     """
     schema = cached(client, sobject)
     if schema is not None or state.next_url:
-        return schema or await describe(client, sobject), None
-    guess = _fields(ctx, obj, sobject, None)
-    soql = _soql(sobject, guess, _learns(sobject, guess, None), state)
+        return _select(ctx, obj, sobject, schema or await describe(client, sobject)), None
+    soql = _soql(sobject, _select(ctx, obj, sobject, None), state)
     schema, page = await describe_with(client, sobject, "/query?q=" + quote(soql, safe=""))
-    select = _fields(ctx, obj, sobject, schema)
-    if _soql(sobject, select, _learns(sobject, select, schema), state) != soql:
-        return schema, None
-    return schema, page
+    select = _select(ctx, obj, sobject, schema)
+    return select, page if _soql(sobject, select, state) == soql else None
 
 
 def _change(obj: ObjectType, row: dict[str, Any], key_field: str, select: list[str]) -> Change:
@@ -192,16 +193,15 @@ async def pull_changes(ctx: IntegrationContext, obj: ObjectType, cursor: str | N
     now = ctx.now()
     state = _decode(cursor, now)
     sobject = sobject_for(obj, ctx.settings)
-    schema, first = await _schema_and_page(ctx, client, obj, sobject, state)
+    chosen, first = await _first_page(ctx, client, obj, sobject, state)
     key_field = "Name" if sobject == "Account" else "Email"
-    select = _fields(ctx, obj, sobject, schema)
-    learn = _learns(sobject, select, schema)
+    select, learn = chosen
     if first is not None:
         page = first
     elif state.next_url:
         page = await client.request("GET", state.next_url)
     else:
-        page = await client.request("GET", "/query", params={"q": _soql(sobject, select, learn, state)})
+        page = await client.request("GET", "/query", params={"q": _soql(sobject, chosen, state)})
     rows = page.get("records", [])
     if learn:
         # (the id is ours, not the mapping's: it leaves the row before the row becomes a change)

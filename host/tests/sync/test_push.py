@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import event, func, insert, select, text, update
 
 from crmhost import hookimpl
 from crmhost.api.app import create_app
@@ -31,7 +31,8 @@ from crmhost.sandbox import Sandbox, running
 from crmhost.services.tenants import create_tenant
 from crmhost.settings import Settings
 from crmhost.sync.echo import value_hash
-from crmhost.sync.push import MAX_ATTEMPTS, drain, drain_naive
+from crmhost.sync.push import MAX_ATTEMPTS, Drain, PushSummary, _claim, drain, drain_naive
+from crmhost.sync.push_outcomes import RECORD_KINDS
 from crmhost.testing.crmstack import (
     Sandboxes,
     crm_plugins,
@@ -428,6 +429,62 @@ async def test_concurrent_drains_never_push_a_row_twice(env: Env) -> None:
     assert env.stats("hubspot")["calls"][HS_UPSERT] <= 5
     assert len(env.sandboxes["hubspot"].store.of("contacts").records) == 400  # type: ignore[attr-defined]
     assert {r.state for r in await env.rows(iid)} == {"done"}
+
+
+def _rows_examined(plan: dict[str, Any]) -> int:
+    """Rows a plan node and those below it produced or filtered out, over all its loops."""
+    own = plan.get("Actual Rows", 0) + plan.get("Rows Removed by Filter", 0)
+    own += plan.get("Rows Removed by Join Filter", 0)
+    return own * plan.get("Actual Loops", 1) + sum(_rows_examined(p) for p in plan.get("Plans", []))
+
+
+@pytest.mark.postgres
+async def test_a_claim_reads_the_rows_it_takes_whatever_the_statistics_say(env: Env) -> None:
+    if not env.host.db.is_postgres:
+        pytest.skip("PostgreSQL's planner, on statistics older than the backlog")
+    other = await env.integration("salesforce")
+    await env.queue(other, await env.contacts(200))
+    async with env.host.db.transaction(env.tenant_id) as session:
+        await session.execute(text("ANALYZE outbox"))  # what autoanalyze saw before the backlog
+    iid = await env.integration("hubspot")
+    await env.queue(iid, await env.contacts(3000, start=200))
+    async with env.host.db.session(env.tenant_id) as session:
+        integration = await session.get(Integration, iid)
+    assert integration is not None
+    state = Drain(
+        host=env.host,
+        tenant_id=env.tenant_id,
+        integration=integration,
+        info=env.host.plugins.info("hubspot"),
+        mappings=[],
+        summary=PushSummary(),
+        record_batch=100,
+        activity_batch=100,
+        lease_s=60,
+    )
+    sent: list[tuple[str, Any]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        if "outbox" in statement:
+            sent.append((statement, parameters))
+
+    engine = env.host.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        taken = await _claim(state, RECORD_KINDS, 1000)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert len(taken) == 1000
+    await env.age(iid)  # as it was, to run the claim's statements again under EXPLAIN ANALYZE
+    examined = 0
+    async with env.host.db.engine.connect() as conn:
+        for statement, parameters in sent:
+            explained = await conn.exec_driver_sql("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters)
+            plan = explained.scalar_one()  # asyncpg decodes EXPLAIN's json itself
+            examined += _rows_examined(plan[0]["Plan"])
+        await conn.rollback()
+    # a few passes over the 1,000 rows taken, not 1,000 passes over the 3,000 due
+    assert examined <= 10 * len(taken), examined
 
 
 @pytest.mark.parametrize("in_flight", [1, 3])

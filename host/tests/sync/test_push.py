@@ -47,6 +47,7 @@ from crmhost_hubspot.client import HubSpotClient
 from crmhost_hubspot.mapping import CUSTOM_PROPERTIES
 from crmhost_hubspot.properties import ensure_properties
 
+from ..support.plans import rows_examined_by
 from ..support.syncenv import CRMS
 
 HS_UPSERT = "POST /crm/v3/objects/{object_type}/batch/upsert"
@@ -431,13 +432,6 @@ async def test_concurrent_drains_never_push_a_row_twice(env: Env) -> None:
     assert {r.state for r in await env.rows(iid)} == {"done"}
 
 
-def _rows_examined(plan: dict[str, Any]) -> int:
-    """Rows a plan node and those below it produced or filtered out, over all its loops."""
-    own = plan.get("Actual Rows", 0) + plan.get("Rows Removed by Filter", 0)
-    own += plan.get("Rows Removed by Join Filter", 0)
-    return own * plan.get("Actual Loops", 1) + sum(_rows_examined(p) for p in plan.get("Plans", []))
-
-
 @pytest.mark.postgres
 async def test_a_claim_reads_the_rows_it_takes_whatever_the_statistics_say(env: Env) -> None:
     if not env.host.db.is_postgres:
@@ -479,9 +473,7 @@ async def test_a_claim_reads_the_rows_it_takes_whatever_the_statistics_say(env: 
     examined = 0
     async with env.host.db.engine.connect() as conn:
         for statement, parameters in sent:
-            explained = await conn.exec_driver_sql("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters)
-            plan = explained.scalar_one()  # asyncpg decodes EXPLAIN's json itself
-            examined += _rows_examined(plan[0]["Plan"])
+            examined += await rows_examined_by(conn, statement, parameters)
         await conn.rollback()
     # a few passes over the 1,000 rows taken, not 1,000 passes over the 3,000 due
     assert examined <= 10 * len(taken), examined

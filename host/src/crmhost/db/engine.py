@@ -13,6 +13,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from crmhost.db.statistics import Statistics
 from crmhost.db.tenancy import ALL_TENANTS, install_tenant_scoping, tenant_info
 
 __all__ = ["Database", "create_engine"]
@@ -64,6 +65,8 @@ class Database:
         self.url = url
         self.engine = create_engine(url)
         self._factory = async_sessionmaker(self.engine, expire_on_commit=False)
+        #: tell it what bulk writes committed (see :mod:`crmhost.db.statistics`)
+        self.statistics = Statistics(self.engine)
 
     @property
     def is_postgres(self) -> bool:

@@ -95,6 +95,8 @@ class ApplyResult:
     push_to: set[str] = field(default_factory=set)
     pull_objects: set[ObjectType] = field(default_factory=set)
     notified: bool = False
+    #: links to CRM records written (for :mod:`crmhost.db.statistics`)
+    linked: int = 0
 
     @property
     def landed(self) -> int:
@@ -345,6 +347,7 @@ async def _apply_upserts(
         )
         await add_members(session, integration.tenant_id, segment_id, [r.id for r in created], batch.at)
     await insert_ignore(session, RemoteLink, new_links)
+    batch.result.linked += len(new_links)
 
 
 def _settle_overtaken(
@@ -627,6 +630,8 @@ async def finish(host: Host, tenant_id: str, result: ApplyResult) -> None:
     """After the commit: kick the pushes and the notification delivery the batch queued."""
     from crmhost.sync.outbox import kick
 
+    await host.db.statistics.wrote(ContactRow.__tablename__, len(result.created))
+    await host.db.statistics.wrote(RemoteLink.__tablename__, result.linked)
     if result.push_to:
         await kick(host, tenant_id, result.push_to)
     if result.notified:

@@ -195,6 +195,7 @@ async def upsert_contacts(host: Host, tenant_id: str, rows: Sequence[Any]) -> Co
     result.created = totals.get("created", 0)
     result.updated = totals.get("updated", 0)
     result.unchanged = totals.get("unchanged", 0)
+    await host.db.statistics.wrote(ContactRow.__tablename__, result.created)
     if touched:
         await kick_quietly(host, tenant_id, touched)
     return result

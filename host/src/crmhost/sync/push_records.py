@@ -571,6 +571,7 @@ async def _confirm(drain: Drain, batch: _Batch, sent: _Sent) -> None:
         )
         if sent.unsent:  # not sent: give them back now rather than after the lease
             await release_in(session, sent.unsent, sent.stop.until if sent.stop and sent.stop.until else now)
+    await drain.host.db.statistics.wrote(RemoteLink.__tablename__, len(relink))
     if any(o.log_outcome == DELETED_IN_CRM for o in outcomes):
         # the CRM deleted a contact we still link: its pull applies the delete through the
         # normal path (soft-delete, deletes to the other CRMs, the link dropped); a pull

@@ -570,6 +570,8 @@ async def ingest_events(
     result.errors.sort(key=lambda e: e.row)
     result.duplicate_rows.sort()
     result.rejected = len(result.errors)
+    await host.db.statistics.wrote(EmailEventRow.__tablename__, result.accepted)
+    await host.db.statistics.wrote(ContactRow.__tablename__, result.contacts_created)
     if touched:
         await kick_quietly(host, tenant_id, touched)
     return result

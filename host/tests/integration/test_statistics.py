@@ -34,3 +34,12 @@ async def test_an_upload_leaves_email_look_ups_on_the_unique_index(
             )
     # the 50 by the unique index, not the tenant's 6,000 filtered one by one
     assert examined <= 3 * 50, examined
+
+
+async def test_a_failed_analyze_is_logged_not_raised(
+    postgres_db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with plain_host(postgres_db_url, tmp_path) as host:
+        # the writes it follows are committed: the caller must not see it fail
+        await host.db.statistics.wrote("no_such_table", 5000)
+    assert "statistics of no_such_table not taken" in caplog.text

@@ -49,17 +49,24 @@ class Statistics:
         if self._written[table] < MIN_ROWS:
             return
         async with self._lock:  # one ANALYZE at a time per process; a second caller rechecks after
-            if table not in self._counted:
-                self._counted[table] = await self._rows_counted(table)
-            if self._written[table] < max(MIN_ROWS, GROWTH * self._counted[table]):
-                return
-            async with self._engine.connect() as conn:
-                # table names come from our models, never from input
-                await conn.execute(text(f'ANALYZE "{table}"'))
-                await conn.commit()
-            self._written[table] = 0
+            try:
+                await self._refresh(table)
+            except Exception:  # the caller's writes are committed: a failure here only slows plans
+                log.warning("statistics of %s not taken; autovacuum will take them", table, exc_info=True)
+
+    async def _refresh(self, table: str) -> None:
+        """``ANALYZE`` ``table`` if the rows written since outgrew the rows its statistics counted."""
+        if table not in self._counted:
             self._counted[table] = await self._rows_counted(table)
-            log.info("statistics of %s taken again: %.0f rows", table, self._counted[table])
+        if self._written[table] < max(MIN_ROWS, GROWTH * self._counted[table]):
+            return
+        self._written[table] = 0
+        async with self._engine.connect() as conn:
+            # table names come from our models, never from input
+            await conn.execute(text(f'ANALYZE "{table}"'))
+            await conn.commit()
+        self._counted[table] = await self._rows_counted(table)
+        log.info("statistics of %s taken again: %.0f rows", table, self._counted[table])
 
     async def _rows_counted(self, table: str) -> float:
         """How many rows ``table``'s statistics say it holds (0 before its first ``ANALYZE``)."""

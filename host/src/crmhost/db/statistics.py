@@ -33,6 +33,7 @@ class Statistics:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._postgres = engine.dialect.name == "postgresql"
         self._written: Counter[str] = Counter()
         self._counted: dict[str, float] = {}
         self._lock = asyncio.Lock()
@@ -43,7 +44,7 @@ class Statistics:
         Call after the commit: ``ANALYZE`` sees committed rows only. A no-op on SQLite, whose
         statistics (``sqlite_stat1``, migration 0005) describe the shape of the data, not its size.
         """
-        if self._engine.dialect.name != "postgresql" or rows <= 0:
+        if not self._postgres or rows <= 0:
             return
         self._written[table] += rows
         if self._written[table] < MIN_ROWS:

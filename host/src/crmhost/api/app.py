@@ -28,6 +28,7 @@ from crmhost.api.monitoring import MetricsController, MonitoringController
 from crmhost.api.oauth import OAuthController
 from crmhost.api.outbox import OutboxController
 from crmhost.api.privacy import PrivacyController
+from crmhost.api.release import release_requests
 from crmhost.api.rules import RuleController
 from crmhost.api.settings import SettingsController
 from crmhost.api.system import HealthController, PluginController
@@ -114,6 +115,8 @@ def create_app(settings: Settings | None = None, plugins: Plugins | None = None)
         ),
     )
     _complete_options(app)
+    # an idle keep-alive connection holds no upload it sent
+    release_requests(app)
     # the shared input bounds, stated on the built description (it is built once and cached)
     bound_inputs(app.openapi_schema)
     return app

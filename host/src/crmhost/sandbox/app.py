@@ -21,6 +21,7 @@ from litestar.enums import ScopeType
 from litestar.handlers import BaseRouteHandler
 from litestar.types import ASGIApp, ExceptionHandler, Message, Receive, Scope, Send
 
+from crmhost.api.release import release_requests
 from crmhost.sandbox.faults import Fault, FaultInjector, FaultSwitches
 from crmhost.sandbox.inspector import ActivityView, PersonView, inspector_routes
 from crmhost.sandbox.limits import RateDecision, RateTier, ServerRateLimiter, Window
@@ -132,6 +133,8 @@ class Sandbox:
             openapi_config=None,
             exception_handlers=self._exception_handlers(),
         )
+        # an idle client connection holds no body it sent
+        release_requests(self.app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI entry point."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+import weakref
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -28,7 +30,7 @@ from crmhost.services.vault import decrypt_credentials, store_credentials
 from crmhost.settings import Settings
 from crmhost.worker import lifecycle
 from crmhost.worker.codec import deserialize, serialize
-from crmhost.worker.queue import ArqQueue, InProcessQueue, UnknownJob, create_queue
+from crmhost.worker.queue import FAILURES_KEPT, ArqQueue, InProcessQueue, UnknownJob, create_queue
 from crmhost.worker.registry import CRON_JOBS, FUNCTIONS
 from crmhost.worker.settings import WorkerSettings, redis_settings_for
 
@@ -407,6 +409,27 @@ async def test_in_process_queue_runs_as_many_jobs_at_once_as_an_arq_worker(local
     assert peak == WorkerSettings.max_jobs and not queue.failures
 
 
+async def test_in_process_queue_keeps_the_latest_failures_without_their_locals(local_host: Host) -> None:
+    class Batch:
+        """Stands for what a failed job had in hand (a push's records)."""
+
+    batches: list[weakref.ref[Batch]] = []
+
+    async def fails(_ctx: dict[str, Any], n: int) -> None:
+        batch = Batch()
+        batches.append(weakref.ref(batch))
+        raise ValueError(f"failure {n} with {batch!r} in hand")
+
+    queue = InProcessQueue(local_host, functions=[func(fails, name="fails", max_tries=1)])
+    for n in range(FAILURES_KEPT + 5):
+        await queue.enqueue("fails", job_id=f"fails:{n}", n=n)
+    await queue.drain()
+    assert [job_id for _, job_id, _ in queue.failures] == [f"fails:{n}" for n in range(5, FAILURES_KEPT + 5)]
+    assert all(isinstance(exc, ValueError) for _, _, exc in queue.failures)
+    gc.collect()
+    assert [ref for ref in batches if ref() is not None] == []
+
+
 async def test_the_refresh_cron_refreshes_through_the_plugin(tmp_path: Path) -> None:
     """Cron, fan-out and refresh jobs in-process against a real OAuth server over HTTP."""
     oauth = OAuthServerState()
@@ -458,7 +481,7 @@ async def test_the_refresh_cron_refreshes_through_the_plugin(tmp_path: Path) -> 
             assert await queue.enqueue("refresh_due_tokens")
             await queue.drain()
 
-            assert queue.failures == []
+            assert list(queue.failures) == []
             assert oauth.token_calls["refresh_token"] == 2  # valid and revoked; fresh was left alone
             async with host.db.session(tenant) as session:
                 rows = {r.integration_id: r for r in (await session.execute(select(CredentialRow))).scalars()}

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import logging.config
+import traceback
+from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -32,9 +34,12 @@ from crmhost.worker.settings import WorkerSettings, redis_settings_for
 if TYPE_CHECKING:
     from crmhost.runtime import Host, JobQueue
 
-__all__ = ["ArqQueue", "InProcessQueue", "UnknownJob", "create_queue", "run_worker"]
+__all__ = ["FAILURES_KEPT", "ArqQueue", "InProcessQueue", "UnknownJob", "create_queue", "run_worker"]
 
 log = logging.getLogger(__name__)
+
+#: failed jobs an :class:`InProcessQueue` keeps for a look (tests, a debugger); each is logged
+FAILURES_KEPT = 100
 
 
 class UnknownJob(KeyError):
@@ -105,7 +110,9 @@ class InProcessQueue:
         self._functions = by_name(functions)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._counter = 0
-        self.failures: list[tuple[str, str, BaseException]] = []
+        # the latest failures only, and without their frames' locals (a failed push's batch): an
+        # embedded server up for months with a CRM refusing it kept every one, tracebacks and all
+        self.failures: deque[tuple[str, str, BaseException]] = deque(maxlen=FAILURES_KEPT)
         self._cron_task: asyncio.Task[None] | None = None
         self._closing = False
         # as many jobs at once as an arq worker runs (max_jobs): unbounded, 200 tenants' initial
@@ -161,8 +168,9 @@ class InProcessQueue:
             self._tasks.pop(job.job_id, None)
 
     def _failed(self, job: _Job, exc: BaseException) -> None:
-        self.failures.append((job.function.name, job.job_id, exc))
         log.error("job %s %s failed: %s: %s", job.function.name, job.job_id, type(exc).__name__, exc)
+        _clear_locals(exc)
+        self.failures.append((job.function.name, job.job_id, exc))
 
     def start_cron(self, cron_jobs: list[CronJob]) -> None:
         """Run ``cron_jobs`` on their schedules inside this process (what arq's worker does).
@@ -211,6 +219,19 @@ class InProcessQueue:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _clear_locals(exc: BaseException) -> None:
+    """Let go of the locals of the finished frames ``exc`` and the exceptions it chains pass through."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        traceback.clear_frames(current.__traceback__)
+        pending += [current.__cause__, current.__context__]
 
 
 async def create_queue(

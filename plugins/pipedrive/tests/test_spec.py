@@ -110,6 +110,15 @@ async def test_every_served_operation_answers_as_the_spec_says(
         await call("GET", "/v1/organizationFields")
         await call("GET", "/v1/users/me")
         await call("GET", "/v1/activityTypes")
+        await call("GET", "/v1/users")
+        await call("GET", "/v1/currencies", params={"term": "eu"})
+        for kind in ("deal", "activity", "product"):
+            await call("GET", f"/v1/{kind}Fields")
+        await call("GET", "/api/v2/pipelines")
+        await call("GET", "/api/v2/pipelines/{row_id}", "/api/v2/pipelines/1")
+        await call("GET", "/api/v2/stages", params={"pipeline_id": 1, "limit": 2, "sort_by": "order_nr"})
+        await call("GET", "/api/v2/stages/{row_id}", "/api/v2/stages/1")
+        await call("GET", "/api/v2/products")
         await call("GET", "/v1/recents", params={"since_timestamp": "2020-01-01 00:00:00", "items": "person"})
         org = (await call("POST", "/api/v2/organizations", json={"name": "Acme"})).json()["data"]["id"]
         body = {
@@ -134,6 +143,13 @@ async def test_every_served_operation_answers_as_the_spec_says(
             await call(
                 "PATCH", f"/api/v2/{plural}/{{row_id}}", f"/api/v2/{plural}/{row}", json={"name": "Renamed X"}
             )
+        seeded = await admin.post(
+            "/_sandbox/seed/deals",
+            json=[{"title": "Big deal", "value": 5000, "person_id": person, "org_id": org, "status": "won"}],
+        )
+        deal = seeded.json()["ids"][0]
+        await call("GET", "/api/v2/deals", params={"status": "won,open", "person_id": person})
+        await call("GET", "/api/v2/deals/{row_id}", f"/api/v2/deals/{deal}")
         activity = {
             "subject": "Email sent",
             "type": "email",

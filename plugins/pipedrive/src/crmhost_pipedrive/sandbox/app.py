@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import secrets
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,7 +31,13 @@ from crmhost.sandbox import (
 )
 from crmhost_pipedrive.activity import parse_marker
 from crmhost_pipedrive.mapping import CUSTOM_FIELDS, DEFAULT_MAPPING, map_record
-from crmhost_pipedrive.sandbox.records import delete, write_activity, write_organization, write_person
+from crmhost_pipedrive.sandbox.records import (
+    delete,
+    write_activity,
+    write_deal,
+    write_organization,
+    write_person,
+)
 from crmhost_pipedrive.sandbox.store import PipedriveError, Store, now_iso
 from crmhost_pipedrive.wire import FieldDefs, logical_person, person_body
 
@@ -68,6 +74,18 @@ TOKEN_COSTS: dict[str, int] = {
     "getWebhooks": 10,
     "addWebhook": 10,
     "deleteWebhook": 6,
+    "getUsers": 20,
+    "getCurrencies": 20,
+    "getDealFields": 20,
+    "getActivityFields": 20,
+    "getProductFields": 20,
+    "getPipelines": 5,
+    "getPipeline": 1,
+    "getStages": 5,
+    "getStage": 1,
+    "getDeals": 10,
+    "getDeal": 1,
+    "getProducts": 10,
 }
 
 
@@ -321,8 +339,13 @@ class PipedriveSandbox(Sandbox):
     # ---------------------------------------------------------------- admin hooks
 
     def seed(self, object_name: str, records: list[Any]) -> list[str]:
-        """Seed ``persons``, ``organizations`` or ``activities`` from v2 create bodies."""
-        writers = {"persons": write_person, "organizations": write_organization, "activities": write_activity}
+        """Seed ``persons``, ``organizations``, ``activities`` or ``deals`` from v2 create bodies."""
+        writers: dict[str, Callable[[Store, Any, str], dict[str, Any]]] = {
+            "persons": write_person,
+            "organizations": write_organization,
+            "activities": write_activity,
+            "deals": write_deal,
+        }
         writer = writers.get(object_name)
         if writer is None:
             return super().seed(object_name, records)
@@ -335,7 +358,7 @@ class PipedriveSandbox(Sandbox):
         return ids
 
     def wipe_data(self) -> None:
-        """Forget every record, custom field and webhook."""
+        """Forget every record, custom field and webhook (the default pipeline comes back)."""
         self.store = Store()
 
     def sign_webhook(self, method: str, url: str, body: bytes, timestamp_ms: int) -> Mapping[str, str]:

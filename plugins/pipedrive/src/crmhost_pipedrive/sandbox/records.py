@@ -1,4 +1,4 @@
-"""Writing persons, organizations and activities as API v2 validates them (FACTS 3.2, 3.6).
+"""Writing persons, organizations, activities and deals as API v2 validates them (FACTS 3.2, 3.6).
 
 v2 is strict: unknown parameters, numeric strings for numbers, and ``1``/``0`` for booleans are
 400s; ``name`` is required to create a person or an organization, and v2 writes only ``name``
@@ -12,7 +12,7 @@ from typing import Any
 from crmhost_pipedrive.sandbox.store import PipedriveError, Store, Table
 from crmhost_pipedrive.wire import ADDRESS, split_name
 
-__all__ = ["write_activity", "write_organization", "write_person"]
+__all__ = ["write_activity", "write_deal", "write_organization", "write_person"]
 
 _LABELED = ("emails", "phones")
 #: Pipedrive's single-line text fields hold at most 255 characters
@@ -26,6 +26,13 @@ _ACTIVITY_KEYS = frozenset(
     {"subject", "type", "owner_id", "deal_id", "lead_id", "person_id", "org_id", "project_id"}
     | {"due_date", "due_time", "duration", "busy", "done", "location", "participants", "attendees"}
     | {"public_description", "priority", "note"}
+)
+
+#: ``POST /api/v2/deals``'s body (``AddDealRequest``)
+_DEAL_KEYS = frozenset(
+    {"title", "owner_id", "person_id", "org_id", "pipeline_id", "stage_id", "value", "currency"}
+    | {"is_deleted", "is_archived", "archive_time", "status", "probability", "lost_reason", "visible_to"}
+    | {"close_time", "won_time", "lost_time", "expected_close_date", "label_ids", "custom_fields"}
 )
 
 
@@ -242,6 +249,92 @@ def write_activity(store: Store, body: Any, at: str, row: dict[str, Any] | None 
         record["participants"] = [{"person_id": person_id, "primary": True}]
     record["update_time"] = at
     return record if row is not None else store.activities.insert(record)
+
+
+def write_deal(store: Store, body: Any, at: str) -> dict[str, Any]:
+    """Create a deal from a v2 ``addDeal`` body (the sandbox seeds deals; it serves no deal writes)."""
+    what = "deal"
+    if not isinstance(body, dict):
+        raise PipedriveError(400, f"{what}: the body must be a JSON object")
+    _check_keys(body, _DEAL_KEYS, what)
+    for key in ("owner_id", "person_id", "org_id", "pipeline_id", "stage_id", "visible_to"):
+        _int(body, key, what)
+    for key in ("title", "currency", "status", "lost_reason", "expected_close_date"):
+        _str(body, key, what)
+    if not (body.get("title") or "").strip():
+        raise PipedriveError(400, f"{what}: title is required")
+    _short(body, "title", what)
+    value = body.get("value", 0)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PipedriveError(400, f"{what}: value must be a number, got {value!r}")
+    status = body.get("status", "open")
+    if status not in ("open", "won", "lost"):
+        raise PipedriveError(400, f"{what}: status must be open, won or lost, got {status!r}")
+    _org_exists(store, body, what)
+    person_id = body.get("person_id")
+    if person_id is not None and store.persons.live(person_id) is None:
+        raise PipedriveError(400, f"{what}: person {person_id} does not exist")
+    # without a stage the deal lands in the first stage of its pipeline (the default one unless named)
+    stage_id = body.get("stage_id")
+    stage = store.stages.live(stage_id) if stage_id is not None else None
+    if stage_id is not None and stage is None:
+        raise PipedriveError(400, f"{what}: stage {stage_id} does not exist")
+    pipeline_id = body.get("pipeline_id", stage["pipeline_id"] if stage else min(store.pipelines.rows))
+    if store.pipelines.live(pipeline_id) is None:
+        raise PipedriveError(400, f"{what}: pipeline {pipeline_id} does not exist")
+    if stage is None:
+        ordered = sorted(
+            (
+                s
+                for s in store.stages.rows.values()
+                if s["pipeline_id"] == pipeline_id and not s["is_deleted"]
+            ),
+            key=lambda s: s["order_nr"],
+        )
+        if not ordered:
+            raise PipedriveError(400, f"{what}: pipeline {pipeline_id} has no stages")
+        stage = ordered[0]
+    elif stage["pipeline_id"] != pipeline_id:
+        raise PipedriveError(400, f"{what}: stage {stage['id']} is not in pipeline {pipeline_id}")
+    closed = at if status != "open" else None
+    record = {
+        "title": body["title"].strip(),
+        "creator_user_id": 10001,
+        "owner_id": body.get("owner_id", 10001),
+        "value": value,
+        "person_id": person_id,
+        "org_id": body.get("org_id"),
+        "stage_id": stage["id"],
+        "pipeline_id": pipeline_id,
+        "currency": body.get("currency", "EUR"),  # the company's default currency (/v1/users/me)
+        "archive_time": None,
+        "add_time": at,
+        "update_time": at,
+        "stage_change_time": None,
+        "status": status,
+        "is_archived": False,
+        "is_deleted": False,
+        "probability": body.get("probability"),
+        "lost_reason": body.get("lost_reason"),
+        "visible_to": body.get("visible_to", 3),
+        "close_time": closed,
+        "won_time": closed if status == "won" else None,
+        "lost_time": closed if status == "lost" else None,
+        "local_won_date": closed[:10] if closed and status == "won" else None,
+        "local_lost_date": closed[:10] if closed and status == "lost" else None,
+        "local_close_date": closed[:10] if closed else None,
+        "expected_close_date": body.get("expected_close_date"),
+        "label_ids": body.get("label_ids", []),
+        "origin": "API",
+        "origin_id": None,
+        "channel": None,
+        "channel_id": None,
+        "acv": None,
+        "arr": None,
+        "mrr": None,
+        "custom_fields": _custom(body, store.custom_types(store.deal_fields), {}, what),
+    }
+    return store.deals.insert(record)
 
 
 def delete(table: Table, row_id: int, what: str, at: str) -> dict[str, Any]:

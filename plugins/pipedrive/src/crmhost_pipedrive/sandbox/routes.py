@@ -1,7 +1,8 @@
 """The Pipedrive paths the sandbox serves (FACTS 3.1-3.4).
 
 API v2 persons, organizations and activities; v1 users, fields, activity types and webhooks;
-OAuth token and revoke.
+OAuth token and revoke. For outside clients' start and discovery also v1 users, currencies and
+deal, activity and product fields, and v2 pipelines, stages, deals and products (read only).
 
 Every API route names its operation (the spec's ``operationId``) in ``opt``; a ``before_request``
 hook authenticates the caller (Bearer or ``x-api-token``) and charges the operation's tokens.
@@ -42,6 +43,27 @@ _ACTIVITY_TYPES = [
     ("lunch", "Lunch", "lunch"),
 ]
 
+#: the apps of ``BaseUser.access``; ids are the permission sets of a company admin
+_APPS = ("sales", "global", "account_settings")
+_PERMISSION_SETS = {
+    "sales": "62cc4d7f-4038-4352-abf3-a8c1c822b631",
+    "global": "233b7976-39bd-43a9-b305-ef3a2b0998e5",
+    "account_settings": "982c5ce5-b8ba-4b47-b102-9da024f4b990",
+}
+#: a subset of the ISO currencies Pipedrive lists (code, name, decimal points, symbol)
+_CURRENCIES = (
+    ("AUD", "Australian Dollar", 2, "A$"),
+    ("BRL", "Brazilian Real", 2, "R$"),
+    ("CAD", "Canadian Dollar", 2, "CA$"),
+    ("CHF", "Swiss Franc", 2, "CHF"),
+    ("EUR", "Euro", 2, "€"),
+    ("GBP", "British Pound", 2, "£"),
+    ("INR", "Indian Rupee", 2, "₹"),
+    ("JPY", "Japanese Yen", 0, "¥"),
+    ("SEK", "Swedish Krona", 2, "kr"),
+    ("USD", "US Dollar", 2, "$"),
+)
+
 
 def v1_time(rfc3339: str) -> str:
     """A v2 time as v1 writes it: ``YYYY-MM-DD HH:MM:SS`` (UTC)."""
@@ -79,13 +101,16 @@ def _id(raw: str, what: str) -> int:
 
 
 def _listing(
-    request: Request[Any, Any, Any], table: Table, extra: Callable[[dict[str, Any]], bool] | None = None
+    request: Request[Any, Any, Any],
+    table: Table,
+    extra: Callable[[dict[str, Any]], bool] | None = None,
+    sorts: tuple[str, ...] = ("id", "update_time", "add_time"),
 ) -> Response[bytes]:
-    """A v2 cursor listing with the filters persons, organizations and activities share."""
+    """A v2 cursor listing with the filters the v2 record listings share."""
     params = request.query_params
     sort_by = params.get("sort_by", "id")
-    if sort_by not in ("id", "update_time", "add_time"):
-        raise PipedriveError(400, f"sort_by must be id, update_time or add_time, got {sort_by!r}")
+    if sort_by not in sorts:
+        raise PipedriveError(400, f"sort_by must be one of {', '.join(sorts)}, got {sort_by!r}")
     direction = params.get("sort_direction", "asc")
     if direction not in ("asc", "desc"):
         raise PipedriveError(400, f"sort_direction must be asc or desc, got {direction!r}")
@@ -192,10 +217,6 @@ def api_routes(sandbox: PipedriveSandbox) -> list[BaseRouteHandler]:
         def rows() -> list[dict[str, Any]]:
             return sandbox.store.person_fields if kind == "Person" else sandbox.store.org_fields
 
-        @get(path, opt=op(f"get{kind}Fields"), before_request=gate)
-        async def listing(request: Request[Any, Any, Any]) -> Response[bytes]:
-            return _classic_page(request, rows())
-
         @post(path, opt=op(f"add{kind}Field"), before_request=gate, status_code=200)
         async def create(request: Request[Any, Any, Any]) -> Response[bytes]:
             body = await _json(request)
@@ -210,11 +231,18 @@ def api_routes(sandbox: PipedriveSandbox) -> list[BaseRouteHandler]:
             row = sandbox.store.add_field(rows(), body["name"].strip(), body["field_type"])
             return json_response(200, {"success": True, "data": row})
 
-        return [listing, create]
+        return [read_fields(path, kind, rows), create]
 
-    @get("/v1/users/me", opt=op("getCurrentUser"), before_request=gate)
-    async def me() -> Response[bytes]:
-        user = {
+    def read_fields(path: str, kind: str, rows: Callable[[], list[dict[str, Any]]]) -> BaseRouteHandler:
+        @get(path, opt=op(f"get{kind}Fields"), before_request=gate)
+        async def listing(request: Request[Any, Any, Any]) -> Response[bytes]:
+            return _classic_page(request, rows())
+
+        return listing
+
+    def the_user() -> dict[str, Any]:
+        """The company's one user, as ``BaseUser`` has it (the sandbox's company has no other)."""
+        return {
             "id": sandbox.user_id,
             "name": "Sandbox Admin",
             "email": "admin@penguin-sandbox.example",
@@ -239,8 +267,80 @@ def api_routes(sandbox: PipedriveSandbox) -> list[BaseRouteHandler]:
             "company_country": "PT",
             "company_industry": "software",
             "language": {"language_code": "en", "country_code": "US"},
+            "phone": None,
+            "access": [
+                {"app": app, "admin": True, "permission_set_id": _PERMISSION_SETS[app]} for app in _APPS
+            ],
         }
-        return json_response(200, {"success": True, "data": user})
+
+    @get("/v1/users/me", opt=op("getCurrentUser"), before_request=gate)
+    async def me() -> Response[bytes]:
+        return json_response(200, {"success": True, "data": the_user()})
+
+    @get("/v1/users", opt=op("getUsers"), before_request=gate)
+    async def users() -> Response[bytes]:
+        # BaseUser carries no company; getUsers' example lists users without the company_* keys
+        user = {k: v for k, v in the_user().items() if not k.startswith("company_") and k != "language"}
+        return json_response(200, {"success": True, "data": [user]})
+
+    @get("/v1/currencies", opt=op("getCurrencies"), before_request=gate)
+    async def currencies(request: Request[Any, Any, Any]) -> Response[bytes]:
+        term = (request.query_params.get("term") or "").lower()
+        rows = [
+            {
+                "id": i,
+                "code": code,
+                "name": name,
+                "decimal_points": points,
+                "symbol": symbol,
+                "active_flag": True,
+                "is_custom_flag": False,
+            }
+            for i, (code, name, points, symbol) in enumerate(_CURRENCIES, start=1)
+            if term in code.lower() or term in name.lower()
+        ]
+        return json_response(200, {"success": True, "data": rows})
+
+    def read_routes(
+        plural: str,
+        table: Callable[[], Table],
+        singular: str,
+        operations: tuple[str, str | None],
+        filters: tuple[str, ...] = (),
+        sorts: tuple[str, ...] = ("id", "update_time", "add_time"),
+    ) -> list[BaseRouteHandler]:
+        """A read-only v2 listing (integer equality ``filters``) and, when named, its read by id."""
+        base = f"/api/v2/{plural}"
+        listing_op, read_op = operations
+
+        @get(base, opt=op(listing_op), before_request=gate)
+        async def listing(request: Request[Any, Any, Any]) -> Response[bytes]:
+            wanted = {name: _int_param(request, name) for name in filters}
+            wanted = {name: value for name, value in wanted.items() if value is not None}
+            # deals alone filter by status (deleted deals are never listed: the sandbox deletes none)
+            raw = request.query_params.get("status") if plural == "deals" else None
+            statuses = set((raw or "").split(",")) - {""}
+            if statuses - {"open", "won", "lost", "deleted"}:
+                raise PipedriveError(400, "status must be open, won, lost or deleted")
+
+            def keep(row: dict[str, Any]) -> bool:
+                if statuses and row.get("status") not in statuses:
+                    return False
+                return all(row.get(name) == value for name, value in wanted.items())
+
+            return _listing(request, table(), keep, sorts)
+
+        if read_op is None:
+            return [listing]
+
+        @get(f"{base}/{{row_id:str}}", opt=op(read_op), before_request=gate)
+        async def read(request: Request[Any, Any, Any]) -> Response[bytes]:
+            row = table().live(_id(request.path_params["row_id"], singular))
+            if row is None:
+                raise PipedriveError(404, f"{singular.capitalize()} not found")
+            return json_response(200, {"success": True, "data": row})
+
+        return [listing, read]
 
     @get("/v1/recents", opt=op("getRecents"), before_request=gate)
     async def recents(request: Request[Any, Any, Any]) -> Response[bytes]:
@@ -387,6 +487,32 @@ def api_routes(sandbox: PipedriveSandbox) -> list[BaseRouteHandler]:
         delete_webhook,
         *field_routes("/v1/personFields", "Person"),
         *field_routes("/v1/organizationFields", "Organization"),
+        users,
+        currencies,
+        read_fields("/v1/dealFields", "Deal", lambda: sandbox.store.deal_fields),
+        read_fields("/v1/activityFields", "Activity", lambda: sandbox.store.activity_fields),
+        read_fields("/v1/productFields", "Product", lambda: sandbox.store.product_fields),
+        *read_routes(
+            "pipelines", lambda: sandbox.store.pipelines, "pipeline", ("getPipelines", "getPipeline")
+        ),
+        *read_routes(
+            "stages",
+            lambda: sandbox.store.stages,
+            "stage",
+            ("getStages", "getStage"),
+            ("pipeline_id",),
+            ("id", "update_time", "add_time", "order_nr"),
+        ),
+        *read_routes(
+            "deals",
+            lambda: sandbox.store.deals,
+            "deal",
+            ("getDeals", "getDeal"),
+            ("owner_id", "person_id", "org_id", "pipeline_id", "stage_id"),
+        ),
+        *read_routes(
+            "products", lambda: sandbox.store.products, "product", ("getProducts", None), ("owner_id",)
+        ),
         *record_routes("persons", lambda: sandbox.store.persons, write_person, "person", "Person"),
         *record_routes(
             "organizations",

@@ -1,4 +1,4 @@
-"""The Pipedrive sandbox's records: persons, organizations, activities, fields and webhooks.
+"""The Pipedrive sandbox's records: persons, organizations, activities, deals, pipelines, fields, webhooks.
 
 Records are kept in their API v2 wire shape (a dict per record), with soft deletes as Pipedrive
 has them (``is_deleted``; deleted persons and organizations leave every listing, FACTS 3.3).
@@ -140,6 +140,47 @@ STANDARD_ORG_FIELDS = (
     ("address", "Address", "address"),
     ("visible_to", "Visible to", "visible_to"),
 )
+# Pipedrive types stage_id, status and pipeline_id as ``stage``/``status``/``pipeline``, which the
+# v1 spec's field schema does not admit (its two ``field_type`` enums are both applied): left out
+STANDARD_DEAL_FIELDS = (
+    ("title", "Title", "varchar"),
+    ("creator_user_id", "Creator", "user"),
+    ("user_id", "Owner", "user"),
+    ("value", "Value", "monetary"),
+    ("org_id", "Organization", "org"),
+    ("person_id", "Contact person", "people"),
+    ("probability", "Probability", "double"),
+    ("expected_close_date", "Expected close date", "date"),
+    ("lost_reason", "Lost reason", "varchar"),
+    ("visible_to", "Visible to", "visible_to"),
+    ("add_time", "Deal created", "date"),
+    ("update_time", "Update time", "date"),
+)
+STANDARD_ACTIVITY_FIELDS = (
+    ("subject", "Subject", "varchar"),
+    ("due_date", "Due date", "date"),
+    ("due_time", "Due time", "time"),
+    ("duration", "Duration", "time"),
+    ("user_id", "Assigned to user", "user"),
+    ("person_id", "Contact person", "people"),
+    ("org_id", "Organization", "org"),
+    ("location", "Location", "address"),
+    ("public_description", "Description", "text"),
+    ("note", "Note", "text"),
+    ("add_time", "Add time", "date"),
+    ("update_time", "Update time", "date"),
+)
+STANDARD_PRODUCT_FIELDS = (
+    ("name", "Name", "varchar"),
+    ("code", "Product code", "varchar"),
+    ("unit", "Unit", "varchar"),
+    ("tax", "Tax", "double"),
+    ("owner_id", "Owner", "user"),
+    ("description", "Description", "text"),
+)
+#: a new company's one pipeline and its stages, as Pipedrive creates them
+DEFAULT_PIPELINE = "Pipeline"
+DEFAULT_STAGES = ("Qualified", "Contact Made", "Demo Scheduled", "Proposal Made", "Negotiations Started")
 
 
 def _field_row(
@@ -178,15 +219,45 @@ class Store:
         self.organizations = Table("organizations")
         self.activities = Table("activities")
         self.webhooks = Table("webhooks")
+        self.deals = Table("deals")
+        self.products = Table("products")
+        self.pipelines = Table("pipelines")
+        self.stages = Table("stages")
         self._field_ids = itertools.count(9000)
         at = now_iso()
-        self.person_fields: list[dict[str, Any]] = [
-            _field_row(next(self._field_ids), k, n, t, custom=False, at=at)
-            for k, n, t in STANDARD_PERSON_FIELDS
-        ]
-        self.org_fields: list[dict[str, Any]] = [
-            _field_row(next(self._field_ids), k, n, t, custom=False, at=at) for k, n, t in STANDARD_ORG_FIELDS
-        ]
+
+        def standard(rows: tuple[tuple[str, str, str], ...]) -> list[dict[str, Any]]:
+            return [_field_row(next(self._field_ids), k, n, t, custom=False, at=at) for k, n, t in rows]
+
+        self.person_fields = standard(STANDARD_PERSON_FIELDS)
+        self.org_fields = standard(STANDARD_ORG_FIELDS)
+        self.deal_fields = standard(STANDARD_DEAL_FIELDS)
+        self.activity_fields = standard(STANDARD_ACTIVITY_FIELDS)
+        self.product_fields = standard(STANDARD_PRODUCT_FIELDS)
+        pipeline = self.pipelines.insert(
+            {
+                "name": DEFAULT_PIPELINE,
+                "order_nr": 0,
+                "is_deleted": False,
+                "is_deal_probability_enabled": True,
+                "add_time": at,
+                "update_time": at,
+            }
+        )
+        for order, name in enumerate(DEFAULT_STAGES, start=1):
+            self.stages.insert(
+                {
+                    "order_nr": order,
+                    "name": name,
+                    "is_deleted": False,
+                    "deal_probability": 100,
+                    "pipeline_id": pipeline["id"],
+                    "is_deal_rot_enabled": False,
+                    "days_to_rotten": None,
+                    "add_time": at,
+                    "update_time": at,
+                }
+            )
 
     def add_field(self, fields: list[dict[str, Any]], name: str, field_type: str) -> dict[str, Any]:
         """A new custom field with a fresh hash key."""

@@ -6,11 +6,18 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 import msgspec
 import pytest
+from zohocrmsdk.src.com.zoho.api.authenticator.oauth_token import OAuthToken
+from zohocrmsdk.src.com.zoho.api.authenticator.store import FileStore
+from zohocrmsdk.src.com.zoho.api.logger import Logger
+from zohocrmsdk.src.com.zoho.crm.api.dc.data_center import DataCenter
+from zohocrmsdk.src.com.zoho.crm.api.initializer import Initializer
+from zohocrmsdk.src.com.zoho.crm.api.sdk_config import SDKConfig
 
 from crmhost.context import IntegrationContext, utcnow
 from crmhost.models import Credentials
@@ -19,6 +26,8 @@ from crmhost.testing.contract import CrmUnderTest, harness_for, load_plugin
 from crmhost_zoho.auth import credentials_from_token
 from crmhost_zoho.info import INFO
 from crmhost_zoho.sandbox import ZohoSandbox, create_sandbox
+
+from .oas import Checker, write_loosened
 
 
 @dataclass
@@ -153,3 +162,37 @@ def _contacts(n: int, start: int = 0, domain: str = "example.com") -> list[dict[
 def fx_make_contacts() -> Callable[..., list[dict[str, Any]]]:
     """``make_contacts(n, start=0, domain=...)``: ``n`` contacts in Zoho's shape."""
     return _contacts
+
+
+@pytest.fixture(name="sdk")
+def fx_sdk(org: Any, tmp_path: Path) -> Iterator[Any]:
+    """The SDK initialised against ``org`` with a refresh token minted by the sandbox."""
+    assert INFO.oauth is not None
+    tokens = org.token()
+    env = DataCenter.Environment(org.base_url, f"{org.base_url}/oauth/v2/token", org.base_url)
+    token = OAuthToken(
+        client_id=org.sandbox.client_id,
+        client_secret=org.sandbox.client_secret,
+        refresh_token=tokens["refresh_token"],
+    )
+    Initializer.initialize(
+        environment=env,
+        token=token,
+        store=FileStore(str(tmp_path / "tokens.csv")),
+        sdk_config=SDKConfig(auto_refresh_fields=False, pick_list_validation=False),
+        resource_path=str(tmp_path),
+        logger=Logger.get_instance(Logger.Levels.INFO, str(tmp_path / "sdk.log")),
+    )
+    yield org
+
+
+@pytest.fixture(name="specs", scope="module")
+def fx_specs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_loosened(tmp_path_factory.mktemp("zoho-specs"))
+
+
+@pytest.fixture(name="check")
+def fx_check(org: Any, specs: Path) -> Iterator[Checker]:
+    checker = Checker(specs, org.base_url, org.token()["access_token"])
+    yield checker
+    checker.session.close()

@@ -10,47 +10,14 @@ metadata and notification channels.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-from zohocrmsdk.src.com.zoho.api.authenticator.oauth_token import OAuthToken
-from zohocrmsdk.src.com.zoho.api.authenticator.store import FileStore
-from zohocrmsdk.src.com.zoho.api.logger import Logger
 from zohocrmsdk.src.com.zoho.crm.api import HeaderMap, ParameterMap
 from zohocrmsdk.src.com.zoho.crm.api import notifications as zn
 from zohocrmsdk.src.com.zoho.crm.api import record as zr
-from zohocrmsdk.src.com.zoho.crm.api.dc.data_center import DataCenter
 from zohocrmsdk.src.com.zoho.crm.api.fields import FieldsOperations, GetFieldsParam
-from zohocrmsdk.src.com.zoho.crm.api.initializer import Initializer
-from zohocrmsdk.src.com.zoho.crm.api.sdk_config import SDKConfig
-
-from crmhost_zoho.info import INFO
-
-
-@pytest.fixture(name="sdk")
-def fx_sdk(org: Any, tmp_path: Path) -> Iterator[Any]:
-    """The SDK initialised against ``org`` with a refresh token minted by the sandbox."""
-    assert INFO.oauth is not None
-    tokens = org.token()
-    env = DataCenter.Environment(org.base_url, f"{org.base_url}/oauth/v2/token", org.base_url)
-    token = OAuthToken(
-        client_id=org.sandbox.client_id,
-        client_secret=org.sandbox.client_secret,
-        refresh_token=tokens["refresh_token"],
-    )
-    Initializer.initialize(
-        environment=env,
-        token=token,
-        store=FileStore(str(tmp_path / "tokens.csv")),
-        sdk_config=SDKConfig(auto_refresh_fields=False, pick_list_validation=False),
-        resource_path=str(tmp_path),
-        logger=Logger.get_instance(Logger.Levels.INFO, str(tmp_path / "sdk.log")),
-    )
-    yield org
 
 
 def _ok(response: Any, status: int = 200) -> Any:

@@ -5,8 +5,11 @@ Serves what the plugin and the official ``zohocrmsdk8-0`` SDK use under ``/crm/v
 ``If-Modified-Since`` with 304, insert, update, delete of 100, get by id), upsert of 100 with
 ``duplicate_check_fields`` and one entry per record, the deleted-records API, search
 (``criteria`` with ``equals`` and ``starts_with``, ``email``, ``phone``, ``word``), a COQL
-subset, ``/settings/modules``, ``/settings/fields`` (custom fields created through it),
-``/org``, ``/users?type=CurrentUser``, and notification channels (``/actions/watch``) whose
+subset, the discovery reads a generic client makes (``/org``, ``/users?type=`` for every
+documented type, ``/settings/modules`` listing a fresh org's standard modules, Leads to Notes,
+and its tabs without a records API as ``api_supported: false``, ``/settings/modules/{api_name}``,
+``/settings/fields?module=`` for every module, custom fields created through it), and
+notification channels (``/actions/watch``) whose
 notices are posted to the channel's ``notify_url`` with its ``channel_id`` and ``token``. OAuth
 scopes are checked (``OAUTH_SCOPE_MISMATCH``). Zoho Accounts of the org's data centre: the
 consent page (``/oauth/v2/auth``, the callback carries ``location`` and ``accounts-server``),

@@ -26,6 +26,20 @@ MAX_PER_PAGE = 200
 DEFAULT_CHANNEL = timedelta(hours=1)
 MAX_CHANNEL = timedelta(days=7)
 _OPS = {"create": "insert", "edit": "update", "delete": "delete"}
+#: the ``type``s of ``GET /users`` Zoho documents, and whether the org's one user (an active,
+#: confirmed administrator) is of it
+_USER_TYPES = {
+    "AllUsers": True,
+    "ActiveUsers": True,
+    "ActiveConfirmedUsers": True,
+    "ConfirmedUsers": True,
+    "AdminUsers": True,
+    "ActiveConfirmedAdmins": True,
+    "CurrentUser": True,
+    "DeactiveUsers": False,
+    "NotConfirmedUsers": False,
+    "DeletedUsers": False,
+}
 
 
 @dataclass
@@ -73,7 +87,16 @@ class ZohoApi:
         return 200, {"org": [self.org_meta()]}
 
     def get_users(self, query: Mapping[str, str]) -> tuple[int, Any]:
-        """``GET /users``: the connected user (``type=CurrentUser`` and every other type alike)."""
+        """``GET /users?type=``: the connected user for every type that takes it.
+
+        The user is an active, confirmed admin; the types that take none (deactivated,
+        unconfirmed, deleted users) answer 204.
+        """
+        kind = query.get("type", "AllUsers")
+        if kind not in _USER_TYPES:
+            raise ZohoError(400, "INVALID_DATA", "invalid data", {"api_name": "type"})
+        if not _USER_TYPES[kind]:
+            return 204, None
         user = {
             "id": "5725767000000412001",
             "first_name": "Sandbox",
@@ -88,12 +111,32 @@ class ZohoApi:
         return 200, {"users": [user], "info": {"per_page": 200, "count": 1, "page": 1, "more_records": False}}
 
     def get_modules(self) -> tuple[int, Any]:
-        """``GET /settings/modules``."""
-        return 200, {"modules": [m.meta() for m in self.org.modules.values()]}
+        """``GET /settings/modules``: the modules, then the tabs without a records API."""
+        listed = [*self.org.modules.values(), *self.org.tabs.values()]
+        return 200, {"modules": [m.meta() for m in listed]}
+
+    def get_module(self, api_name: str) -> tuple[int, Any]:
+        """``GET /settings/modules/{api_name}``: one listed module (tabs too), in a one-entry list."""
+        module = self.org.modules.get(api_name) or self.org.tabs.get(api_name)
+        if module is None:
+            raise ZohoError(400, "INVALID_MODULE", "the module name given seems to be invalid", {})
+        return 200, {"modules": [module.detail()]}
 
     def get_fields(self, query: Mapping[str, str]) -> tuple[int, Any]:
-        """``GET /settings/fields?module=``."""
-        module = self.org.module(_required(query, "module"))
+        """``GET /settings/fields?module=``; errors name the parameter as fields.json types them."""
+        name = query.get("module")
+        if not name:
+            raise ZohoError(
+                400,
+                "REQUIRED_PARAM_MISSING",
+                "One of the expected parameter is missing",
+                {"param_name": "module"},
+            )
+        module = self.org.modules.get(name)
+        if module is None:
+            raise ZohoError(
+                400, "INVALID_MODULE", "the module name given seems to be invalid", {"api_name": "module"}
+            )
         return 200, {"fields": list(module.fields.values())}
 
     def create_fields(self, query: Mapping[str, str], body: Any) -> tuple[int, Any]:

@@ -522,6 +522,12 @@ class ZohoSandbox(Sandbox):
             self._wrap(f"{base}/org", ["GET"], lambda r, b: self.api.get_org(), "org"),
             self._wrap(f"{base}/users", ["GET"], lambda r, b: self.api.get_users(q(r)), "users"),
             self._wrap(f"{base}/settings/modules", ["GET"], lambda r, b: self.api.get_modules(), "modules"),
+            self._wrap(
+                f"{base}/settings/modules/{{api_name:str}}",
+                ["GET"],
+                lambda r, b: self.api.get_module(str(r.path_params["api_name"])),
+                "module",
+            ),
             self._wrap(f"{base}/settings/fields", ["GET"], lambda r, b: self.api.get_fields(q(r)), "fields"),
             self._wrap(
                 f"{base}/settings/fields",

@@ -18,6 +18,7 @@ _FAMILIES = {
     "/crm/v8/coql": ("coql", None),
     "/crm/v8/actions/watch": ("notifications", None),
     "/crm/v8/settings/modules": ("settings", "modules"),
+    "/crm/v8/settings/modules/{api_name}": ("settings", "modules"),
     "/crm/v8/settings/fields": ("settings", "fields"),
 }
 

@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
-from crmhost_zoho.sandbox.schema import DEDUPE_FIELDS, MANDATORY, Module, default_modules
+from crmhost_zoho.sandbox.schema import (
+    DEDUPE_FIELDS,
+    MANDATORY,
+    NAME_FIELDS,
+    Module,
+    default_modules,
+    non_api_modules,
+)
 
 __all__ = ["Org", "ZohoError", "error_entry", "project", "success_entry"]
 
@@ -84,6 +91,8 @@ class Org:
         self.clock = clock
         self.notify = notify
         self.modules: dict[str, Module] = default_modules()
+        #: listed by ``/settings/modules`` beside the modules, with ``api_supported: false``
+        self.tabs: dict[str, Module] = {m.api_name: m for m in non_api_modules()}
         self.records: dict[str, dict[str, dict[str, Any]]] = {m: {} for m in self.modules}
         #: module -> the deleted-records API's entries, oldest first
         self.deleted: dict[str, list[dict[str, Any]]] = {m: [] for m in self.modules}
@@ -250,9 +259,9 @@ class Org:
         """What Zoho shows for a record (a person's full name, an account's name, a task's subject)."""
         if module in ("Contacts", "Leads"):
             return " ".join(str(record[f]) for f in ("First_Name", "Last_Name") if record.get(f))
-        for name in ("Account_Name", "Subject", "Note_Title"):
-            if record.get(name):
-                return str(record[name])
+        name = NAME_FIELDS.get(module)
+        if name and record.get(name):
+            return str(record[name])
         return str(record.get("id", ""))
 
     # ---------------------------------------------------------------- writes

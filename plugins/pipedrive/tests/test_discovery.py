@@ -4,7 +4,7 @@ An outside client (a dashboard, a BI connector, an SDK user) knows only Pipedriv
 paths: it reads who it is and the company's users, every ``*Fields`` listing, the currencies, the
 pipelines and the stages of each, then pages deals, persons and organizations by ``next_cursor``
 and reads records by the ids it learnt. Every answer is checked against the published specs
-(``test_spec``'s machinery); no call may meet a 404.
+(``spec.py``); no call may meet a 404.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pytest
 from crmhost_pipedrive.sandbox import PipedriveSandbox
 from crmhost_pipedrive.sandbox.store import DEFAULT_STAGES
 
-from .test_spec import V1, V2, _check, _resolve, _spec
+from .spec import V1, V2, check, resolve, spec_file
 
 FIELDS = ("personFields", "organizationFields", "dealFields", "activityFields", "productFields")
 
@@ -34,9 +34,9 @@ def _check_error(response: httpx.Response, status: int) -> None:
     name, path, method = (
         (V1, "/users/me", "get") if status == 401 else (V2, "/deals/{id}/convert/lead", "post")
     )
-    content = _spec(name)["paths"][path][method]["responses"][str(status)]["content"]
+    content = spec_file(name)["paths"][path][method]["responses"][str(status)]["content"]
     assert response.status_code == status, (response.url, response.text)
-    jsonschema.validate(response.json(), _resolve(_spec(name), next(iter(content.values()))["schema"]))
+    jsonschema.validate(response.json(), resolve(spec_file(name), next(iter(content.values()))["schema"]))
     body = response.json()
     assert body["success"] is False and body["error"] and body["error_info"]
 
@@ -66,7 +66,7 @@ async def test_a_raw_client_walks_discovery_and_meets_no_404(
     async def read(template: str, path: str | None = None, **params: Any) -> dict[str, Any]:
         response = await api.get(path or template, params=params)
         statuses[str(response.url)] = response.status_code
-        _check("GET", template, response)
+        check("GET", template, response)
         assert response.status_code == 200, (response.url, response.text)
         body: dict[str, Any] = response.json()
         assert body["success"] is True

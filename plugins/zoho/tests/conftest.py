@@ -186,8 +186,9 @@ def fx_sdk(org: Any, tmp_path: Path) -> Iterator[Any]:
     yield org
 
 
-@pytest.fixture(name="specs", scope="module")
+@pytest.fixture(name="specs", scope="session")
 def fx_specs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The loosened spec files, written once for every test that validates against them."""
     return write_loosened(tmp_path_factory.mktemp("zoho-specs"))
 
 

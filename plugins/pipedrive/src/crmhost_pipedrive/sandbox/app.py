@@ -38,7 +38,7 @@ from crmhost_pipedrive.sandbox.records import (
     write_organization,
     write_person,
 )
-from crmhost_pipedrive.sandbox.store import PipedriveError, Store, now_iso
+from crmhost_pipedrive.sandbox.store import USER_ID, PipedriveError, Store, now_iso
 from crmhost_pipedrive.wire import FieldDefs, logical_person, person_body
 
 __all__ = ["BURST_WINDOW_S", "TIERS", "TOKEN_COSTS", "PipedriveSandbox", "Plan", "error_body"]
@@ -177,7 +177,7 @@ class PipedriveSandbox(Sandbox):
         self.company_id = company_id
         self.company_domain = company_domain
         self.rotate = rotate_refresh_tokens
-        self.user_id = 10001
+        self.user_id = USER_ID
         self.api_tokens: set[str] = set()
         self.tokens_spent = 0
         self.budget_day = datetime.now(UTC).date()

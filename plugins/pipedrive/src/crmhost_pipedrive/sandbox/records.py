@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from crmhost_pipedrive.sandbox.store import PipedriveError, Store, Table
+from crmhost_pipedrive.sandbox.store import USER_ID, PipedriveError, Store, Table
 from crmhost_pipedrive.wire import ADDRESS, split_name
 
 __all__ = ["write_activity", "write_deal", "write_organization", "write_person"]
@@ -135,7 +135,7 @@ def write_person(store: Store, body: Any, at: str, row: dict[str, Any] | None = 
         "name": "",
         "first_name": "",
         "last_name": "",
-        "owner_id": 10001,
+        "owner_id": USER_ID,
         "org_id": None,
         "add_time": body.get("add_time") or at,
         "emails": [],
@@ -181,7 +181,7 @@ def write_organization(store: Store, body: Any, at: str, row: dict[str, Any] | N
     _short(body, "name", what)
     record = row or {
         "name": "",
-        "owner_id": 10001,
+        "owner_id": USER_ID,
         "add_time": at,
         "is_deleted": False,
         "visible_to": 3,
@@ -219,7 +219,7 @@ def write_activity(store: Store, body: Any, at: str, row: dict[str, Any] | None 
     record = row or {
         "subject": "",
         "type": "task",
-        "owner_id": 10001,
+        "owner_id": USER_ID,
         "is_deleted": False,
         "add_time": at,
         "deal_id": None,
@@ -299,8 +299,8 @@ def write_deal(store: Store, body: Any, at: str) -> dict[str, Any]:
     closed = at if status != "open" else None
     record = {
         "title": body["title"].strip(),
-        "creator_user_id": 10001,
-        "owner_id": body.get("owner_id", 10001),
+        "creator_user_id": USER_ID,
+        "owner_id": body.get("owner_id", USER_ID),
         "value": value,
         "person_id": person_id,
         "org_id": body.get("org_id"),

@@ -308,8 +308,14 @@ def api_routes(sandbox: PipedriveSandbox) -> list[BaseRouteHandler]:
         operations: tuple[str, str | None],
         filters: tuple[str, ...] = (),
         sorts: tuple[str, ...] = ("id", "update_time", "add_time"),
+        *,
+        by_status: bool = False,
     ) -> list[BaseRouteHandler]:
-        """A read-only v2 listing (integer equality ``filters``) and, when named, its read by id."""
+        """A read-only v2 listing and, when named, its read by id.
+
+        The listing filters by integer equality on ``filters``, and by a deal's ``status`` when
+        ``by_status``.
+        """
         base = f"/api/v2/{plural}"
         listing_op, read_op = operations
 
@@ -317,8 +323,8 @@ def api_routes(sandbox: PipedriveSandbox) -> list[BaseRouteHandler]:
         async def listing(request: Request[Any, Any, Any]) -> Response[bytes]:
             wanted = {name: _int_param(request, name) for name in filters}
             wanted = {name: value for name, value in wanted.items() if value is not None}
-            # deals alone filter by status (deleted deals are never listed: the sandbox deletes none)
-            raw = request.query_params.get("status") if plural == "deals" else None
+            # deleted deals are never listed: the sandbox deletes none
+            raw = request.query_params.get("status") if by_status else None
             statuses = set((raw or "").split(",")) - {""}
             if statuses - {"open", "won", "lost", "deleted"}:
                 raise PipedriveError(400, "status must be open, won, lost or deleted")
@@ -509,6 +515,7 @@ def api_routes(sandbox: PipedriveSandbox) -> list[BaseRouteHandler]:
             "deal",
             ("getDeals", "getDeal"),
             ("owner_id", "person_id", "org_id", "pipeline_id", "stage_id"),
+            by_status=True,
         ),
         *read_routes(
             "products", lambda: sandbox.store.products, "product", ("getProducts", None), ("owner_id",)

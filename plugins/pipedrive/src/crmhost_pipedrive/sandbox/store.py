@@ -21,6 +21,7 @@ import msgspec
 
 __all__ = [
     "STANDARD_PERSON_FIELDS",
+    "USER_ID",
     "PipedriveError",
     "Store",
     "Table",
@@ -178,6 +179,8 @@ STANDARD_PRODUCT_FIELDS = (
     ("owner_id", "Owner", "user"),
     ("description", "Description", "text"),
 )
+#: the sandbox company's one user: the owner of what is written without one
+USER_ID = 10001
 #: a new company's one pipeline and its stages, as Pipedrive creates them
 DEFAULT_PIPELINE = "Pipeline"
 DEFAULT_STAGES = ("Qualified", "Contact Made", "Demo Scheduled", "Proposal Made", "Negotiations Started")

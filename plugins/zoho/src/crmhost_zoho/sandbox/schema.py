@@ -82,6 +82,8 @@ NON_API_MODULES = {
     "Documents": "Document",
     "Feeds": "Feed",
 }
+#: plural labels that are not the api_name with spaces
+_PLURALS = {"Events": "Meetings"}
 _IDS = itertools.count(5725767000000000001, 17)
 
 
@@ -412,10 +414,6 @@ def non_api_modules() -> list[Module]:
         Module(name, singular, sequence_number=index, api_supported=False)
         for index, (name, singular) in enumerate(NON_API_MODULES.items(), start=100)
     ]
-
-
-#: plural labels that are not the api_name with spaces
-_PLURALS = {"Events": "Meetings"}
 
 
 def _inventory() -> list[dict[str, Any]]:
